@@ -1,0 +1,27 @@
+# Two commands set everything up on a fresh machine:  make demo  and  make test.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# The CPU build of torch; on machines that keep a local wheel (find-links) pip takes it
+# from disk. Override with TORCH_SPEC= to keep whatever torch is already installed.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.annealq-installed
+
+.PHONY: demo test install clean
+
+demo: $(STAMP)
+	$(VENV)/bin/annealq demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_SPEC),$(PY) -m pip install -q "$(TORCH_SPEC)")
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

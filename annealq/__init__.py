@@ -1,0 +1,43 @@
+"""annealq: post-training quantization of dense layers as exact QUBOs.
+
+The public names are loaded on first use, so ``import annealq`` stays light: it pulls in
+neither torch nor the D-Wave cloud client until something needs them.
+
+Example:
+    >>> import numpy as np, annealq
+    >>> lq = annealq.formulate_layer(np.eye(2), np.zeros(2), np.ones((4, 2)), bits=2)
+    >>> lq.n_neurons
+    2
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "formulate_layer": "annealq.formulation",
+    "LayerQUBO": "annealq.formulation",
+    "Grid": "annealq.grid",
+    "weight_grid": "annealq.grid",
+    "bias_grid": "annealq.grid",
+    "AnnealqError": "annealq.errors",
+    "SolverUnavailableError": "annealq.errors",
+    "ProblemTooLargeError": "annealq.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'annealq' has no attribute {name!r}") from None
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,88 @@
+"""Send a layer's BQMs to a dimod sampler and keep each one's lowest-energy sample.
+
+Samples are read **by variable label** (``SampleSet.first.sample`` is a mapping), never by
+position in ``record.sample``, whose column order is the sampler's business.
+
+Example:
+    >>> import dimod
+    >>> bqm = dimod.BQM({"a": 1.0, "b": -1.0}, {("a", "b"): 0.5}, 0.0, "BINARY")
+    >>> [result] = solve_bqms([bqm], dimod.ExactSolver())
+    >>> result.sample, result.energy
+    ({'a': 0, 'b': 1}, -1.0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dimod
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """One BQM's best sample.
+
+    Attributes:
+        sample: ``{label: 0/1}``.
+        energy: the BQM's energy of ``sample`` (recomputed from the BQM, so it is exact).
+        info: the sampler's ``SampleSet.info`` plus per-sample fields such as
+            ``chain_break_fraction`` where the sampler reports them.
+        wall_seconds: time spent in the sampler for this BQM.
+    """
+
+    sample: dict
+    energy: float
+    info: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+
+def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sampler, *,
+               initial_states: Iterable[Mapping] | None = None,
+               **parameters) -> list[SolveResult]:
+    """Solve each BQM with ``sampler`` and return its lowest-energy sample.
+
+    Args:
+        bqms: the problems, typically ``LayerQUBO.bqms()``.
+        sampler: any ``dimod.Sampler``.
+        initial_states: optional warm start per BQM (``{label: 0/1}``), passed as the
+            sampler's ``initial_states`` when it accepts them.
+        **parameters: passed to ``sampler.sample``.
+    """
+    starts = iter(initial_states) if initial_states is not None else None
+    results = []
+    for bqm in bqms:
+        kwargs = dict(parameters)
+        start = next(starts) if starts is not None else None
+        if start is not None and "initial_states" in sampler.parameters:
+            kwargs["initial_states"] = _initial_state(bqm, start)
+        results.append(_solve_one(bqm, sampler, kwargs))
+    return results
+
+
+def _solve_one(bqm, sampler, kwargs) -> SolveResult:
+    if bqm.num_variables == 0:  # everything clipped: nothing to decide, nothing to send
+        return SolveResult({}, float(bqm.offset), {"skipped": "no variables"}, 0.0)
+    start = time.perf_counter()
+    sampleset = sampler.sample(bqm, **kwargs)
+    sampleset.resolve()  # async samplers (QPU, hybrid) finish here, inside the timing
+    wall = time.perf_counter() - start
+    best = sampleset.first
+    sample = {v: int(best.sample[v]) for v in bqm.variables}
+    info = dict(sampleset.info)
+    for name in ("chain_break_fraction", "num_occurrences"):
+        if name in sampleset.record.dtype.names:
+            info[name] = _plain(getattr(best, name, None))
+    return SolveResult(sample, float(bqm.energy(sample)), info, wall)
+
+
+def _initial_state(bqm, start: Mapping) -> dimod.SampleSet:
+    order = list(bqm.variables)
+    states = np.array([[int(start[v]) for v in order]], dtype=np.int8)
+    return dimod.SampleSet.from_samples((states, order), bqm.vartype, bqm.energies((states, order)))
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,13 @@
+"""Exceptions raised by annealq, kept in one module so callers can catch them."""
+
+
+class AnnealqError(Exception):
+    """Base class of annealq's own errors."""
+
+
+class SolverUnavailableError(AnnealqError, RuntimeError):
+    """A solver was asked for but cannot run here (no token, package missing, ...)."""
+
+
+class ProblemTooLargeError(AnnealqError, ValueError):
+    """A problem exceeds what the chosen solver can handle (size named in the message)."""

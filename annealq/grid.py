@@ -1,0 +1,129 @@
+"""Quantization grids: integer ranges, steps, and round-to-nearest on them.
+
+A grid maps an integer ``q`` in ``[q_min, q_max]`` to the float ``step * q``. Weights of a
+layer share one step (per tensor) or have one per output row (per channel); the bias has
+a grid of its own over the int32 range.
+
+Schemes (DESIGN.md §1):
+
+* ``"reference"`` — the seed paper's scheme: ``s = max|W| / 2^(B-1)`` and
+  ``q ∈ [-2^(B-1), 2^(B-1) - 1]`` (so int1 is ``{-1, 0}``). The default, so that results
+  reproduce the paper.
+* ``"symmetric"`` — ``s = max|W| / q_max`` over the same integer range, so the largest
+  weight is representable; needs ``B >= 2`` (``q_max`` is 0 at one bit).
+
+Example:
+    >>> import numpy as np
+    >>> grid = weight_grid(np.array([[0.5, -1.0], [0.25, 0.0]]), bits=2)
+    >>> grid.q_min, grid.q_max, grid.step.tolist()
+    (-2, 1, [0.5, 0.5])
+    >>> grid.rtn(np.array([[0.5, -1.0], [0.25, 0.0]])).tolist()
+    [[1, -2], [0, 0]]
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEMES = ("reference", "symmetric")
+MIN_BITS, MAX_BITS = 1, 8
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def validate_bits(bits) -> int:
+    """Return ``bits`` as an int, or raise ``ValueError`` unless it is an integer in 1..8."""
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise ValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be from {MIN_BITS} to {MAX_BITS}, got {bits}")
+    return int(bits)
+
+
+def integer_range(bits: int) -> tuple[int, int]:
+    """The signed range ``[-2^(B-1), 2^(B-1) - 1]`` of a ``bits``-bit integer."""
+    bits = validate_bits(bits)
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Integers ``[q_min, q_max]`` times a step per row (``step`` has one entry per row).
+
+    Attributes:
+        step: float64 array ``(n,)``; per-tensor grids repeat one value.
+        q_min, q_max: the admissible integers.
+    """
+
+    step: np.ndarray
+    q_min: int
+    q_max: int
+
+    def rtn(self, values: np.ndarray) -> np.ndarray:
+        """Round-to-nearest integers of ``values`` (rows match ``step``), clipped to the range."""
+        scaled = np.asarray(values, dtype=np.float64) / self._column_step(values)
+        return np.clip(np.rint(scaled), self.q_min, self.q_max).astype(np.int64)
+
+    def floor(self, values: np.ndarray) -> np.ndarray:
+        """The grid point at or below each value (unclipped): the "round down" candidate."""
+        scaled = np.asarray(values, dtype=np.float64) / self._column_step(values)
+        return np.floor(scaled).astype(np.int64)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        """The float values ``step * q``."""
+        return np.asarray(q, dtype=np.float64) * self._column_step(q)
+
+    def _column_step(self, values) -> np.ndarray:
+        # 2-D values are (rows, columns): broadcast one step per row; 1-D values are one per row.
+        return self.step[:, None] if np.ndim(values) == 2 else self.step
+
+
+def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
+                per_channel: bool = False) -> Grid:
+    """The grid of a weight matrix ``(n, f)`` for ``bits`` bits.
+
+    Args:
+        weight: the float weights, one row per output neuron.
+        bits: 1..8.
+        scheme: ``"reference"`` (default, the paper's) or ``"symmetric"``.
+        per_channel: one step per output row instead of one for the tensor.
+
+    Raises:
+        ValueError: bits out of range, an unknown scheme, or ``"symmetric"`` at one bit.
+    """
+    bits = validate_bits(bits)
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    q_min, q_max = integer_range(bits)
+    if scheme == "symmetric" and q_max == 0:
+        raise ValueError("the symmetric scheme needs bits >= 2 (q_max is 0 at one bit)")
+    weight = np.asarray(weight, dtype=np.float64)
+    if per_channel:
+        peak = np.abs(weight).max(axis=1) if weight.shape[1] else np.zeros(len(weight))
+    else:
+        peak = np.full(len(weight), np.abs(weight).max() if weight.size else 0.0)
+    divisor = -q_min if scheme == "reference" else q_max
+    # An all-zero tensor (or row) is exact on any grid; a unit step avoids dividing by 0.
+    step = np.where(peak > 0, peak / divisor, 1.0)
+    return Grid(step=step, q_min=q_min, q_max=q_max)
+
+
+def bias_grid(weight_step: np.ndarray, *, bias_step=None, input_step=None) -> Grid:
+    """The int32 grid of the bias, one step per output row.
+
+    The step is ``bias_step`` when given (a scalar or one per row); otherwise
+    ``input_step * weight_step`` when the layer's inputs are quantized with step
+    ``input_step`` (the integer-arithmetic convention), else the weight step.
+    """
+    weight_step = np.asarray(weight_step, dtype=np.float64)
+    if bias_step is not None:
+        step = np.broadcast_to(np.asarray(bias_step, dtype=np.float64), weight_step.shape).copy()
+    elif input_step is not None:
+        step = float(input_step) * weight_step
+    else:
+        step = weight_step.copy()
+    if not np.all(np.isfinite(step)) or np.any(step <= 0):
+        raise ValueError(f"bias step must be positive and finite, got {step}")
+    return Grid(step=step, q_min=INT32_MIN, q_max=INT32_MAX)
