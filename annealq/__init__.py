@@ -24,6 +24,13 @@ _EXPORTS = {
     "AnnealqError": "annealq.errors",
     "SolverUnavailableError": "annealq.errors",
     "ProblemTooLargeError": "annealq.errors",
+    "get_sampler": "annealq.registry",
+    "register_sampler": "annealq.registry",
+    "available_samplers": "annealq.registry",
+    "resolve_sampler": "annealq.registry",
+    "SolverSpec": "annealq.registry",
+    "solve_bqms": "annealq.dispatch",
+    "SolveResult": "annealq.dispatch",
 }
 
 __all__ = sorted(_EXPORTS)

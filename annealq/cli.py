@@ -7,18 +7,31 @@ import logging
 import sys
 import time
 
+from annealq.credentials import load_env_file, redact
 from annealq.errors import AnnealqError
 
 
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="annealq: %(message)s")
+    _configure_logging()
     try:
+        load_env_file()
         return args.run(args)
     except (AnnealqError, ValueError, OSError) as exc:
-        print(f"annealq: error: {exc}", file=sys.stderr)
+        print(f"annealq: error: {redact(str(exc))}", file=sys.stderr)
         return 2
+
+
+def _configure_logging() -> None:
+    # annealq's own warnings only: third-party loggers (urllib3's retries, the cloud
+    # client) stay quiet; their failures reach the user as annealq's error message.
+    logger = logging.getLogger("annealq")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("annealq: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,35 +43,60 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--calibration", type=int, default=500,
                       help="calibration images drawn from the training split")
     demo.add_argument("--seed", type=int, default=0)
+    _solver_options(demo, default="neal")
     demo.set_defaults(run=_run_demo)
+
+    solvers = commands.add_parser("solvers", help="list solvers and whether they can run here")
+    solvers.set_defaults(run=_run_solvers)
     return parser
 
 
-def _run_demo(args) -> int:
-    from dwave.samplers import SimulatedAnnealingSampler
+def _solver_options(parser, *, default: str) -> None:
+    parser.add_argument("--solver", default=default,
+                        help=f"solver name (see 'annealq solvers'; default {default}; "
+                             "'auto' = hybrid with a token, else neal)")
+    parser.add_argument("--fallback", default=None, metavar="SOLVER",
+                        help="solver to use when --solver cannot run here (e.g. neal)")
 
+
+def _run_solvers(args) -> int:
+    from annealq.credentials import token_configured
+    from annealq.registry import available_samplers
+
+    statuses = available_samplers()
+    width = max(len(s.name) for s in statuses) + 2
+    for status in statuses:
+        state = "yes" if status.available else "no "
+        why = f"  ({status.reason})" if status.reason else ""
+        print(f"{status.name:<{width}}{state}  {status.description}{why}")
+    print(f"\nD-Wave API token: {'configured' if token_configured() else 'not configured'}")
+    return 0
+
+
+def _run_demo(args) -> int:
     from annealq.datasets import load_digits
     from annealq.grid import validate_bits
     from annealq.models import accuracy, train_mlp
     from annealq.pipeline import quantize, rtn_model
+    from annealq.registry import resolve_sampler
 
     for bits in args.bits:
         validate_bits(bits)
+    solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
     data = load_digits(seed=args.seed)
     model = train_mlp(data.x_train, data.y_train, hidden=(64,), seed=args.seed)
     calibration = data.calibration(args.calibration, seed=args.seed)
     print(f"digits MLP {data.n_features}-64-{data.n_classes}, float accuracy "
           f"{accuracy(model, data.x_test, data.y_test):.1%} on {len(data.y_test)} test images; "
-          f"{len(calibration)} calibration images; solver neal (1 read, 1,000 sweeps)")
+          f"{len(calibration)} calibration images")
     for bits in args.bits:
         start = time.perf_counter()
-        result = quantize(model, calibration, bits=bits, sampler=SimulatedAnnealingSampler(),
-                          sample_parameters={"seed": args.seed})
+        result = quantize(model, calibration, bits=bits, solver=sampler, seed=args.seed)
         seconds = time.perf_counter() - start
         rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
         qubo_acc = accuracy(result.model, data.x_test, data.y_test)
         print(f"\nint{bits}  accuracy: RTN {rtn_acc:.1%}  QUBO {qubo_acc:.1%}  "
-              f"({seconds:.1f} s)")
+              f"(solver {solver}, {seconds:.1f} s)")
         print(f"  {'layer':<6}{'shape':>10}{'RTN error':>14}{'QUBO error':>14}{'reduction':>11}")
         for layer in result.layers:
             shape = f"{layer.in_features}x{layer.out_features}"

@@ -28,8 +28,8 @@ class SolveResult:
     Attributes:
         sample: ``{label: 0/1}``.
         energy: the BQM's energy of ``sample`` (recomputed from the BQM, so it is exact).
-        info: the sampler's ``SampleSet.info`` plus per-sample fields such as
-            ``chain_break_fraction`` where the sampler reports them.
+        info: the sampler's ``SampleSet.info``, plus ``info["best"]``: the chosen sample's
+            own fields (``num_occurrences``, ``chain_break_fraction``, …).
         wall_seconds: time spent in the sampler for this BQM.
     """
 
@@ -72,9 +72,9 @@ def _solve_one(bqm, sampler, kwargs) -> SolveResult:
     best = sampleset.first
     sample = {v: int(best.sample[v]) for v in bqm.variables}
     info = dict(sampleset.info)
-    for name in ("chain_break_fraction", "num_occurrences"):
-        if name in sampleset.record.dtype.names:
-            info[name] = _plain(getattr(best, name, None))
+    # per-sample fields of the chosen sample (the set-wide ones stay in info as reported)
+    info["best"] = {name: _plain(getattr(best, name)) for name in sampleset.record.dtype.names
+                    if name not in ("sample", "energy")}
     return SolveResult(sample, float(bqm.energy(sample)), info, wall)
 
 

@@ -23,6 +23,19 @@ def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), 
     """Train an MLP classifier with Adam on ``(x, y)``; same seed, same model."""
     import torch
 
+    threads = torch.get_num_threads()
+    # One thread: reductions then run in one fixed order, so the same seed gives the same
+    # weights bit for bit whatever the machine's load (multi-threaded kernels may not).
+    torch.set_num_threads(1)
+    try:
+        return _train(x, y, hidden, epochs, batch_size, lr, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(x, y, hidden, epochs, batch_size, lr, seed):
+    import torch
+
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_mlp(x.shape[1], hidden, int(y.max()) + 1)

@@ -15,6 +15,8 @@ import numpy as np
 
 from annealq.dispatch import solve_bqms
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.grid import validate_bits
+from annealq.registry import resolve_sampler
 
 
 @dataclass
@@ -43,6 +45,7 @@ class QuantizationResult:
     """What :func:`quantize` returns: the quantized model and per-layer results."""
 
     model: object
+    solver: str
     layers: list[LayerResult] = field(default_factory=list)
 
 
@@ -64,7 +67,8 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
     return [(names[module], module) for module in order]
 
 
-def quantize(model, calibration, *, bits: int, sampler, sample_parameters=None,
+def quantize(model, calibration, *, bits: int, solver="auto", solver_params=None,
+             fallback: str | None = None, seed: int | None = None,
              **scheme_options) -> QuantizationResult:
     """Quantize every ``nn.Linear`` of ``model`` with the exact rounding QUBO.
 
@@ -72,15 +76,21 @@ def quantize(model, calibration, *, bits: int, sampler, sample_parameters=None,
         model: a ``torch.nn.Module``; it is not modified.
         calibration: inputs ``(m, …)`` as a numpy array or tensor.
         bits: weight bit width, 1..8.
-        sampler: the ``dimod.Sampler`` that solves each neuron's BQM.
-        sample_parameters: keyword arguments for ``sampler.sample``.
+        solver: a registered solver name (``"auto"``, ``"neal"``, ``"qpu"``, …) or any
+            ``dimod.Sampler``.
+        solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
+        fallback: a solver to use instead when ``solver`` cannot run here.
+        seed: passed to every ``sample`` call of solvers that take one.
         **scheme_options: passed to :func:`formulate_layer` (``scheme``, ``per_channel``, …).
     """
+    validate_bits(bits)
+    solver_name, sampler = _sampler(solver, solver_params, fallback)
+    sample_parameters = {"seed": seed} if seed is not None and "seed" in sampler.parameters else {}
     model = model.eval()
     quantized = copy.deepcopy(model)
     float_layers = linear_layers(model, calibration)
     quant_modules = dict(quantized.named_modules())
-    result = QuantizationResult(quantized)
+    result = QuantizationResult(quantized, solver_name)
     for name, float_layer in float_layers:
         quant_layer = quant_modules[name]
         X = _layer_inputs(model, float_layer, calibration)
@@ -88,7 +98,7 @@ def quantize(model, calibration, *, bits: int, sampler, sample_parameters=None,
         bias = None if float_layer.bias is None else float_layer.bias
         lq = formulate_layer(float_layer.weight, bias, X_hat, bits=bits, float_inputs=X,
                              **scheme_options)
-        layer = _solve_layer(name, lq, sampler, sample_parameters or {})
+        layer = _solve_layer(name, lq, sampler, sample_parameters)
         _write_weights(quant_layer, layer)
         result.layers.append(layer)
     return result
@@ -109,6 +119,15 @@ def rtn_model(model, calibration, *, bits: int, **scheme_options):
             if modules[name].bias is not None:
                 modules[name].bias.copy_(torch.as_tensor(q[:, -1]))
     return rounded
+
+
+def _sampler(solver, params, fallback):
+    if isinstance(solver, str):
+        return resolve_sampler(solver, fallback=fallback, **(params or {}))
+    if params:
+        raise ValueError("solver_params apply to a solver given by name; configure a "
+                         "sampler object yourself")
+    return type(solver).__name__, solver
 
 
 def _solve_layer(name: str, lq: LayerQUBO, sampler, parameters) -> LayerResult:

@@ -17,7 +17,7 @@ def _model(seed=0):
 def test_sequential_calibration_uses_quantized_inputs_and_exact_energies():
     model = _model()
     x = np.random.default_rng(0).normal(size=(40, 6))
-    result = quantize(model, x, bits=2, sampler=SteepestDescentSolver())
+    result = quantize(model, x, bits=2, solver="exact")
     first, second = result.layers
     xt = torch.as_tensor(x)
     with torch.no_grad():
@@ -41,7 +41,7 @@ def test_original_model_is_untouched_and_rtn_model_rounds_to_nearest():
     model = _model(1)
     before = [p.clone() for p in model.parameters()]
     x = np.random.default_rng(1).normal(size=(10, 6))
-    quantize(model, x, bits=3, sampler=SteepestDescentSolver())
+    quantize(model, x, bits=3, solver=SteepestDescentSolver())
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     rounded = rtn_model(model, x, bits=3)
     w = model[1].weight.detach().numpy()

@@ -1,0 +1,5 @@
+import sys
+
+from annealq.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""``qpu`` and ``qpu-mock``: a D-Wave QPU through a clique embedding.
+
+Every neuron's QUBO is dense, so it goes through ``DWaveCliqueSampler`` (minorminer's
+busclique cache) rather than a heuristic embedding. A BQM larger than the QPU's largest
+clique is refused with its size, the limit and a pointer to ``hybrid``.
+
+``qpu-mock`` runs the *same code path* on ``dwave.system.testing.MockDWaveSampler`` (a
+real Pegasus or Zephyr graph with classical steepest descent inside, no network): its
+results are a classical emulation of the QPU, and their info says so
+(``info["emulation"]``), never QPU results.
+
+Parameters: ``num_reads``, ``annealing_time``, ``chain_strength`` and the QPU's other
+sampling parameters; ``solver`` (a solver name or feature filter) at construction.
+Reported in each SampleSet's ``info``: ``chain_break_fraction`` (mean over reads),
+``chain_length`` (max and mean), ``qpu_access_time`` (µs) and ``problem_id``.
+"""
+
+from __future__ import annotations
+
+import dimod
+import numpy as np
+
+from annealq.credentials import cloud_options, redact, token_configured
+from annealq.errors import ProblemTooLargeError, SolverUnavailableError
+from annealq.registry import SolverSpec
+from solvers import missing_package
+
+EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
+QPU_SOLVER = {"qpu": True, "order_by": "-num_active_qubits"}
+MOCK_TOPOLOGIES = {"pegasus": [16], "zephyr": [12, 4]}
+
+
+class CliqueQPUSampler(dimod.Sampler):
+    """Clique-embeds each BQM on a QPU (or a mock of one) and reports embedding statistics.
+
+    Args:
+        qpu: a ``DWaveSampler`` or ``MockDWaveSampler``.
+        emulation: whether ``qpu`` is a classical mock (labels every result).
+        **defaults: default sampling parameters (``num_reads``, ``annealing_time``, …).
+    """
+
+    def __init__(self, qpu, *, emulation: bool, **defaults):
+        from dwave.system import DWaveCliqueSampler
+
+        class _CliqueOnChild(DWaveCliqueSampler):
+            # DWaveCliqueSampler builds its own DWaveSampler; this one takes the child given.
+            def __init__(self, child):
+                self.child = child
+
+        self._clique = _CliqueOnChild(qpu)
+        self.emulation = emulation
+        unknown = sorted(set(defaults) - set(self.parameters))
+        if unknown:
+            raise ValueError(f"unknown QPU parameter(s) {', '.join(unknown)}")
+        self.defaults = defaults
+
+    @property
+    def parameters(self):
+        return {**self._clique.parameters, "chain_strength": []}
+
+    @property
+    def properties(self):
+        return {"largest_clique_size": self.largest_clique_size, "emulation": self.emulation,
+                "chip_id": self._clique.child.properties.get("chip_id"),
+                "topology": self._clique.child.properties.get("topology")}
+
+    @property
+    def largest_clique_size(self) -> int:
+        return self._clique.largest_clique_size
+
+    def sample(self, bqm, **parameters):
+        limit = self.largest_clique_size
+        if bqm.num_variables > limit:
+            raise ProblemTooLargeError(
+                f"a BQM of {bqm.num_variables} variables does not fit this QPU's largest "
+                f"clique embedding ({limit} variables); use the 'hybrid' solver (or a local "
+                f"one such as 'neal') for neurons of this size")
+        sampleset = self._clique.sample(bqm, return_embedding=True,
+                                        **{**self.defaults, **parameters})
+        sampleset.resolve()
+        sampleset.info.update(_embedding_report(sampleset, self.emulation))
+        return sampleset
+
+
+def _embedding_report(sampleset, emulation: bool) -> dict:
+    context = sampleset.info.get("embedding_context", {})
+    lengths = [len(chain) for chain in context.get("embedding", {}).values()] or [0]
+    report = {
+        "chain_length": {"max": int(max(lengths)), "mean": float(np.mean(lengths))},
+        "chain_strength": context.get("chain_strength"),
+        "qpu_access_time": sampleset.info.get("timing", {}).get("qpu_access_time"),
+        "emulation": emulation,
+    }
+    if "chain_break_fraction" in sampleset.record.dtype.names:
+        report["chain_break_fraction"] = float(np.mean(sampleset.record.chain_break_fraction))
+    if emulation:
+        report["note"] = EMULATION_NOTE
+    return report
+
+
+def make_qpu(*, solver=None, **defaults) -> CliqueQPUSampler:
+    """The real QPU, reached with the configured Leap token."""
+    from dwave.system import DWaveSampler
+
+    try:
+        # explicit, so that a DWAVE_API_SOLVER meant for the hybrid solver (it applies to
+        # both samplers) does not select a hybrid solver here
+        qpu = DWaveSampler(solver=solver or QPU_SOLVER, **cloud_options())
+    except Exception as exc:  # network, auth and solver-selection errors from the client
+        raise SolverUnavailableError(
+            f"could not reach a D-Wave QPU: {redact(f'{type(exc).__name__}: {exc}')}") from None
+    return CliqueQPUSampler(qpu, emulation=False, **defaults)
+
+
+def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
+    """The clique-embedding path on a mock QPU graph: a classical emulation, no network."""
+    from dwave.system.testing import MockDWaveSampler
+
+    if topology not in MOCK_TOPOLOGIES:
+        raise ValueError(f"unknown mock topology {topology!r}; choose one of "
+                         f"{sorted(MOCK_TOPOLOGIES)}")
+    qpu = MockDWaveSampler(topology_type=topology, topology_shape=MOCK_TOPOLOGIES[topology],
+                           parameter_warnings=False)
+    return CliqueQPUSampler(qpu, emulation=True, **defaults)
+
+
+def _qpu_unavailable() -> str | None:
+    missing = missing_package("dwave.system", "dwave-system")
+    if missing:
+        return missing
+    if not token_configured():
+        return "no D-Wave API token configured (set DWAVE_API_TOKEN in the environment or .env)"
+    return None
+
+
+SPEC = SolverSpec(make_qpu, _qpu_unavailable,
+                  "D-Wave QPU, clique embedding (needs a Leap token)")
+MOCK_SPEC = SolverSpec(make_mock_qpu, lambda: missing_package("dwave.system", "dwave-system"),
+                       f"offline QPU path: {EMULATION_NOTE}", emulation=True)

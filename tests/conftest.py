@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from annealq import formulate_layer
+
+CANARY_TOKEN = "DEV-c4a7a7c0ffee00000000000000000000canary"
+
+
+@pytest.fixture
+def small_layer():
+    """A real formulation: 3 neurons of 12 inputs (≤ 13 variables each), int2."""
+    rng = np.random.default_rng(42)
+    W, b, X = rng.normal(size=(3, 12)), rng.normal(size=3), rng.normal(size=(50, 12))
+    return formulate_layer(W, b, X, bits=2)
+
+
+@pytest.fixture
+def layer_65():
+    """One 65-variable neuron's worth of problem: digits-sized (64 inputs + bias), int4."""
+    rng = np.random.default_rng(7)
+    W, b, X = rng.normal(size=(2, 64)) * 0.1, rng.normal(size=2) * 0.1, rng.random((200, 64))
+    return formulate_layer(W, b, X, bits=4)
+
+
+@pytest.fixture
+def no_token(monkeypatch, tmp_path):
+    """No D-Wave token anywhere: not in the environment, no config file, no .env."""
+    monkeypatch.delenv("DWAVE_API_TOKEN", raising=False)
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(tmp_path / "missing-dwave.conf"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def canary_token(no_token, monkeypatch):
+    monkeypatch.setenv("DWAVE_API_TOKEN", CANARY_TOKEN)
+    return CANARY_TOKEN
