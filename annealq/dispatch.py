@@ -40,42 +40,77 @@ class SolveResult:
 
 
 def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sampler, *,
-               initial_states: Iterable[Mapping] | None = None,
-               **parameters) -> list[SolveResult]:
+               initial_states: Iterable[Mapping] | None = None, cache=None,
+               solver_name: str | None = None, **parameters) -> list[SolveResult]:
     """Solve each BQM with ``sampler`` and return its lowest-energy sample.
+
+    With a ``cache`` (an :class:`annealq.cache.CacheStore`), all the BQMs' keys are looked
+    up in one query, only the misses go to the sampler, and each result is committed as
+    soon as it is solved, so an interrupted run resumes where it stopped. Hits carry
+    ``info["cached"] = True``.
 
     Args:
         bqms: the problems, typically ``LayerQUBO.bqms()``.
         sampler: any ``dimod.Sampler``.
         initial_states: optional warm start per BQM (``{label: 0/1}``), passed as the
             sampler's ``initial_states`` when it accepts them.
+        cache: a ``CacheStore``, or ``None`` for no caching.
+        solver_name: names the solver in cache keys (default: the sampler's class).
         **parameters: passed to ``sampler.sample``.
     """
-    starts = iter(initial_states) if initial_states is not None else None
+    bqms = list(bqms)
+    starts = list(initial_states) if initial_states is not None else [None] * len(bqms)
+    if len(starts) != len(bqms):
+        raise ValueError(f"got {len(starts)} initial states for {len(bqms)} BQMs")
+    calls = [_call_parameters(bqm, sampler, start, parameters) for bqm, start in zip(bqms, starts)]
+    if cache is None:
+        return [_solve_one(bqm, sampler, kwargs)[0] for bqm, kwargs in zip(bqms, calls)]
+
+    from annealq.cache import bqm_hash, cache_key
+
+    name = solver_name or f"{type(sampler).__module__}.{type(sampler).__qualname__}"
+    defaults = getattr(sampler, "defaults", {})  # parameters bound to the sampler
+    keys = [cache_key(bqm_hash(bqm), name, {**defaults, **kwargs})
+            for bqm, kwargs in zip(bqms, calls)]
+    found = cache.get_many(keys)
     results = []
-    for bqm in bqms:
-        kwargs = dict(parameters)
-        start = next(starts) if starts is not None else None
-        if start is not None and "initial_states" in sampler.parameters:
-            kwargs["initial_states"] = _initial_state(bqm, start)
-        results.append(_solve_one(bqm, sampler, kwargs))
+    for bqm, kwargs, key in zip(bqms, calls, keys):
+        hit = found.get(key)
+        if hit is not None and set(hit.sample) == set(bqm.variables):
+            results.append(SolveResult(hit.sample, float(bqm.energy(hit.sample)),
+                                       {**hit.info, "cached": True}, hit.wall_seconds))
+            continue
+        result, sampleset = _solve_one(bqm, sampler, kwargs)
+        cache.put(key, name, result, sampleset)
+        results.append(result)
     return results
 
 
-def _solve_one(bqm, sampler, kwargs) -> SolveResult:
-    if bqm.num_variables == 0:  # everything clipped: nothing to decide, nothing to send
-        return SolveResult({}, float(bqm.offset), {"skipped": "no variables"}, 0.0)
-    start = time.perf_counter()
-    sampleset = sampler.sample(bqm, **kwargs)
-    sampleset.resolve()  # async samplers (QPU, hybrid) finish here, inside the timing
-    wall = time.perf_counter() - start
+def best_result(bqm, sampleset: dimod.SampleSet, wall_seconds: float) -> SolveResult:
+    """The lowest-energy sample of ``sampleset``, read by label, with its exact energy."""
     best = sampleset.first
     sample = {v: int(best.sample[v]) for v in bqm.variables}
     info = dict(sampleset.info)
     # per-sample fields of the chosen sample (the set-wide ones stay in info as reported)
     info["best"] = {name: _plain(getattr(best, name)) for name in sampleset.record.dtype.names
                     if name not in ("sample", "energy")}
-    return SolveResult(sample, float(bqm.energy(sample)), info, wall)
+    return SolveResult(sample, float(bqm.energy(sample)), info, wall_seconds)
+
+
+def _call_parameters(bqm, sampler, start, parameters) -> dict:
+    kwargs = dict(parameters)
+    if start is not None and "initial_states" in sampler.parameters:
+        kwargs["initial_states"] = _initial_state(bqm, start)
+    return kwargs
+
+
+def _solve_one(bqm, sampler, kwargs) -> tuple[SolveResult, dimod.SampleSet | None]:
+    if bqm.num_variables == 0:  # everything clipped: nothing to decide, nothing to send
+        return SolveResult({}, float(bqm.offset), {"skipped": "no variables"}, 0.0), None
+    start = time.perf_counter()
+    sampleset = sampler.sample(bqm, **kwargs)
+    sampleset.resolve()  # async samplers (QPU, hybrid) finish here, inside the timing
+    return best_result(bqm, sampleset, time.perf_counter() - start), sampleset
 
 
 def _initial_state(bqm, start: Mapping) -> dimod.SampleSet:

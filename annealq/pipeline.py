@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from annealq.cache import open_cache
 from annealq.dispatch import solve_bqms
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.grid import validate_bits
@@ -33,11 +34,14 @@ class LayerResult:
     energy: float
     rtn_energy: float
     solve_seconds: float
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     def report(self) -> dict:
         return {"name": self.name, "in_features": self.in_features,
                 "out_features": self.out_features, "energy": self.energy,
-                "rtn_energy": self.rtn_energy, "solve_seconds": self.solve_seconds}
+                "rtn_energy": self.rtn_energy, "solve_seconds": self.solve_seconds,
+                "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
 
 
 @dataclass
@@ -47,6 +51,14 @@ class QuantizationResult:
     model: object
     solver: str
     layers: list[LayerResult] = field(default_factory=list)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(layer.cache_hits for layer in self.layers)
+
+    @property
+    def cache_misses(self) -> int:
+        return sum(layer.cache_misses for layer in self.layers)
 
 
 def linear_layers(model, example) -> list[tuple[str, object]]:
@@ -68,8 +80,8 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
 
 
 def quantize(model, calibration, *, bits: int, solver="auto", solver_params=None,
-             fallback: str | None = None, seed: int | None = None,
-             **scheme_options) -> QuantizationResult:
+             fallback: str | None = None, seed: int | None = None, cache=None,
+             solver_name: str | None = None, **scheme_options) -> QuantizationResult:
     """Quantize every ``nn.Linear`` of ``model`` with the exact rounding QUBO.
 
     Args:
@@ -81,16 +93,21 @@ def quantize(model, calibration, *, bits: int, solver="auto", solver_params=None
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         fallback: a solver to use instead when ``solver`` cannot run here.
         seed: passed to every ``sample`` call of solvers that take one.
+        solver_name: names a sampler object in reports and cache keys (a solver given
+            by name is named by it).
+        cache: ``None`` for the default cache, ``False`` for none, a path or a
+            ``CacheStore``; solved neurons are skipped on later runs.
         **scheme_options: passed to :func:`formulate_layer` (``scheme``, ``per_channel``, …).
     """
     validate_bits(bits)
-    solver_name, sampler = _sampler(solver, solver_params, fallback)
+    solver_name, sampler = _sampler(solver, solver_params, fallback, solver_name)
     sample_parameters = {"seed": seed} if seed is not None and "seed" in sampler.parameters else {}
     model = model.eval()
     quantized = copy.deepcopy(model)
     float_layers = linear_layers(model, calibration)
     quant_modules = dict(quantized.named_modules())
     result = QuantizationResult(quantized, solver_name)
+    store = open_cache(cache)
     for name, float_layer in float_layers:
         quant_layer = quant_modules[name]
         X = _layer_inputs(model, float_layer, calibration)
@@ -98,9 +115,11 @@ def quantize(model, calibration, *, bits: int, solver="auto", solver_params=None
         bias = None if float_layer.bias is None else float_layer.bias
         lq = formulate_layer(float_layer.weight, bias, X_hat, bits=bits, float_inputs=X,
                              **scheme_options)
-        layer = _solve_layer(name, lq, sampler, sample_parameters)
+        layer = _solve_layer(name, lq, sampler, store, solver_name, sample_parameters)
         _write_weights(quant_layer, layer)
         result.layers.append(layer)
+    if store is not None:
+        store.record_run(result.cache_hits, result.cache_misses)
     return result
 
 
@@ -121,24 +140,26 @@ def rtn_model(model, calibration, *, bits: int, **scheme_options):
     return rounded
 
 
-def _sampler(solver, params, fallback):
+def _sampler(solver, params, fallback, solver_name):
     if isinstance(solver, str):
         return resolve_sampler(solver, fallback=fallback, **(params or {}))
     if params:
         raise ValueError("solver_params apply to a solver given by name; configure a "
                          "sampler object yourself")
-    return type(solver).__name__, solver
+    return solver_name or f"{type(solver).__module__}.{type(solver).__qualname__}", solver
 
 
-def _solve_layer(name: str, lq: LayerQUBO, sampler, parameters) -> LayerResult:
+def _solve_layer(name: str, lq: LayerQUBO, sampler, store, solver_name,
+                 parameters) -> LayerResult:
     start = time.perf_counter()
-    solved = solve_bqms(lq.bqms(), sampler, **parameters)
+    solved = solve_bqms(lq.bqms(), sampler, cache=store, solver_name=solver_name, **parameters)
     seconds = time.perf_counter() - start
+    hits = sum(bool(r.info.get("cached")) for r in solved)
     q, qb = lq.decode([r.sample for r in solved])
     rtn_energy = sum(lq.energy(i, lq.rtn_sample(i)) for i in range(lq.n_neurons))
     return LayerResult(name, lq.n_inputs, lq.n_neurons, q, qb, lq.weight_grid.step,
                        lq.bias_grid.step, float(sum(r.energy for r in solved)),
-                       float(rtn_energy), seconds)
+                       float(rtn_energy), seconds, hits, len(solved) - hits)
 
 
 def _write_weights(module, layer: LayerResult) -> None:

@@ -37,3 +37,11 @@ def no_token(monkeypatch, tmp_path):
 def canary_token(no_token, monkeypatch):
     monkeypatch.setenv("DWAVE_API_TOKEN", CANARY_TOKEN)
     return CANARY_TOKEN
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own default cache file, never the user's."""
+    path = tmp_path_factory.mktemp("cache") / "cache.sqlite"
+    monkeypatch.setenv("ANNEALQ_CACHE", str(path))
+    return path

@@ -65,3 +65,27 @@ def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, args, message)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("annealq: error:")
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cache_stats_and_clear(tmp_path):
+    import numpy as np
+
+    from annealq import formulate_layer, get_sampler, solve_bqms
+    from annealq.cache import CacheStore
+
+    db = tmp_path / "c.sqlite"
+    rng = np.random.default_rng(0)
+    lq = formulate_layer(rng.normal(size=(4, 5)), rng.normal(size=4), rng.normal(size=(9, 5)),
+                         bits=2)
+    with CacheStore(db) as store:
+        solve_bqms(lq.bqms(), get_sampler("exact"), cache=store, solver_name="exact")
+        solve_bqms(lq.bqms(), get_sampler("steepest"), cache=store, solver_name="steepest")
+        store.record_run(3, 1)
+    out = _annealq("cache", "stats", "--cache", str(db), cwd=tmp_path)
+    assert out.returncode == 0
+    assert "8 entries" in out.stdout and "last run: 3 hits, 1 misses (75% hits)" in out.stdout
+    out = _annealq("cache", "clear", "--cache", str(db), "--solver", "exact", cwd=tmp_path)
+    assert out.stdout.strip() == "removed 4 cache entries of solver 'exact'"
+    assert "4 entries" in _annealq("cache", "stats", "--cache", str(db), cwd=tmp_path).stdout
+    missing = _annealq("cache", "stats", "--cache", str(tmp_path / "nope.sqlite"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no cache at" in missing.stderr
