@@ -86,6 +86,17 @@ def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sample
     return results
 
 
+def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None, cache=None,
+                solver_name: str | None = None, **parameters) -> list[SolveResult]:
+    """Solve every neuron of a :class:`~annealq.formulation.LayerQUBO`, in neuron order.
+
+    The stage between formulation and decoding: the pipeline and the benchmarks call this.
+    Arguments are those of :func:`solve_bqms`; ``initial_states`` has one sample per neuron.
+    """
+    return solve_bqms(lq.bqms(), sampler, initial_states=initial_states, cache=cache,
+                      solver_name=solver_name, **parameters)
+
+
 def best_result(bqm, sampleset: dimod.SampleSet, wall_seconds: float) -> SolveResult:
     """The lowest-energy sample of ``sampleset``, read by label, with its exact energy."""
     best = sampleset.first

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from annealq.cache import open_cache
-from annealq.dispatch import solve_bqms
+from annealq.dispatch import solve_layer
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.grid import validate_bits
 from annealq.registry import resolve_sampler
@@ -152,7 +152,7 @@ def _sampler(solver, params, fallback, solver_name):
 def _solve_layer(name: str, lq: LayerQUBO, sampler, store, solver_name,
                  parameters) -> LayerResult:
     start = time.perf_counter()
-    solved = solve_bqms(lq.bqms(), sampler, cache=store, solver_name=solver_name, **parameters)
+    solved = solve_layer(lq, sampler, cache=store, solver_name=solver_name, **parameters)
     seconds = time.perf_counter() - start
     hits = sum(bool(r.info.get("cached")) for r in solved)
     q, qb = lq.decode([r.sample for r in solved])
