@@ -124,6 +124,28 @@ def bqm_hash(bqm: dimod.BinaryQuadraticModel, *, bits: int = HASH_BITS) -> str:
     return digest.hexdigest()
 
 
+def layer_hashes(lq, *, bits: int = HASH_BITS) -> list[str]:
+    """One hash per neuron of a :class:`~annealq.formulation.LayerQUBO`, from its shared
+    form (Gram matrix, steps, linear terms, offset, free mask) rather than a BQM.
+
+    Two layers with equal hashes pose the same QUBOs. Cost: the shared ``ÂᵀÂ`` is rounded
+    and hashed once per layer, then O(f) per neuron — no BQM is built. These hashes and
+    :func:`bqm_hash` never coincide (a different prefix), so each solver path finds
+    its own entries.
+    """
+    shared = hashlib.sha256(b"annealq-layer-form-v1")
+    shared.update(np.asarray(lq.gram.shape, dtype="<i8").tobytes())
+    shared.update(_round_significant(lq.gram, bits).tobytes())
+    digests = []
+    for i in range(lq.n_neurons):
+        neuron = shared.copy()
+        for row in (lq.scales[i], lq.linear[i], lq.offset[i:i + 1]):
+            neuron.update(_round_significant(row, bits).tobytes())
+        neuron.update(np.packbits(lq.free[i]).tobytes())
+        digests.append(neuron.hexdigest())
+    return digests
+
+
 def cache_key(bqm_hash: str, solver_name: str, parameters: Mapping | None = None) -> str:
     """The cache key: a hex SHA-256 of the BQM hash, the solver and its parameters.
 

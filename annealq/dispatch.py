@@ -92,9 +92,40 @@ def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None, cache=None,
 
     The stage between formulation and decoding: the pipeline and the benchmarks call this.
     Arguments are those of :func:`solve_bqms`; ``initial_states`` has one sample per neuron.
+
+    A sampler with a ``sample_layer(lq, neurons=…, initial_states=…)`` method (``batch-sa``)
+    gets all neurons at once from the layer's shared form; no BQM objects are built, and
+    cache keys come from :func:`annealq.cache.layer_hashes` instead of one BQM hash each.
     """
-    return solve_bqms(lq.bqms(), sampler, initial_states=initial_states, cache=cache,
-                      solver_name=solver_name, **parameters)
+    if not hasattr(sampler, "sample_layer"):
+        return solve_bqms(lq.bqms(), sampler, initial_states=initial_states, cache=cache,
+                          solver_name=solver_name, **parameters)
+    starts = list(initial_states) if initial_states is not None else None
+    neurons = list(range(lq.n_neurons))
+    if cache is None:
+        return sampler.sample_layer(lq, neurons=neurons, initial_states=starts, **parameters)
+
+    from annealq.cache import cache_key, layer_hashes
+
+    name = solver_name or f"{type(sampler).__module__}.{type(sampler).__qualname__}"
+    params = {**getattr(sampler, "defaults", {}), **parameters}
+    keys = [cache_key(digest, name, {**params, "initial_state": start})
+            for digest, start in zip(layer_hashes(lq), starts or [None] * lq.n_neurons)]
+    found = cache.get_many(keys)
+    results: list[SolveResult | None] = [None] * lq.n_neurons
+    for i, key in enumerate(keys):
+        hit = found.get(key)
+        if hit is not None and set(hit.sample) == set(lq.variables(i)):
+            results[i] = SolveResult(hit.sample, lq.energy(i, hit.sample),
+                                     {**hit.info, "cached": True}, hit.wall_seconds)
+    misses = [i for i in neurons if results[i] is None]
+    solved = sampler.sample_layer(
+        lq, neurons=misses, initial_states=[starts[i] for i in misses] if starts else None,
+        **parameters)
+    for i, result in zip(misses, solved):
+        cache.put(keys[i], name, result)
+        results[i] = result
+    return results
 
 
 def best_result(bqm, sampleset: dimod.SampleSet, wall_seconds: float) -> SolveResult:

@@ -32,11 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dimod
 import numpy as np
 
 from annealq.grid import Grid, bias_grid, weight_grid
+
+if TYPE_CHECKING:
+    import dimod
 
 BIAS_LABEL = ("b",)
 
@@ -99,8 +102,10 @@ class LayerQUBO:
         d = self.scales[i, cols]
         return self.gram[np.ix_(cols, cols)] * np.outer(d, d)
 
-    def bqm(self, i: int) -> dimod.BinaryQuadraticModel:
+    def bqm(self, i: int) -> "dimod.BinaryQuadraticModel":
         """Neuron ``i``'s QUBO: BINARY, energy equal to its squared output error."""
+        import dimod  # here, not at the top: the shared form needs numpy alone
+
         i = self._index(i)
         # dimod adds Q[j,k] and Q[k,j]: an upper-triangular matrix is the fast dense path.
         Q = np.triu(2.0 * self.quadratic(i), k=1)
@@ -110,7 +115,7 @@ class LayerQUBO:
         bqm.relabel_variables(dict(enumerate(self.variables(i))))
         return bqm
 
-    def bqms(self) -> Iterator[dimod.BinaryQuadraticModel]:
+    def bqms(self) -> Iterator["dimod.BinaryQuadraticModel"]:
         """Every neuron's BQM, in neuron order."""
         return (self.bqm(i) for i in range(self.n_neurons))
 

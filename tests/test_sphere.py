@@ -1,0 +1,68 @@
+import itertools
+
+import dimod
+import numpy as np
+import pytest
+
+from annealq import formulate_layer, get_sampler
+from annealq.dispatch import solve_layer
+from annealq.sphere import solve_dense
+
+
+def _minimum(h, Q, offset):
+    off = Q - np.diag(np.diag(Q))
+    return min(offset + h @ u + u @ off @ u
+               for u in map(np.array, itertools.product((0.0, 1.0), repeat=len(h))))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 13])
+def test_proves_the_brute_force_optimum_psd_and_indefinite(n):
+    rng = np.random.default_rng(n)
+    for trial in range(4):
+        A = rng.normal(size=(3 * n, n))
+        psd = A.T @ A
+        indefinite = rng.normal(size=(n, n))
+        for Q in (psd, (indefinite + indefinite.T) / 2):
+            h = rng.normal(size=n) * 3
+            result = solve_dense(h, Q, 0.5)
+            assert result.proven and result.gap == 0
+            assert result.energy == pytest.approx(_minimum(h, Q, 0.5), abs=1e-9)
+
+
+def test_uncoupled_variables_are_set_by_their_sign():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 6))
+    A[:, [1, 4]] = 0  # inputs that are always zero
+    h = rng.normal(size=6)
+    result = solve_dense(h, A.T @ A, 0.0)
+    assert result.proven and result.energy == pytest.approx(_minimum(h, A.T @ A, 0.0))
+
+
+def test_time_limit_gives_a_valid_lower_bound():
+    rng = np.random.default_rng(1)
+    n = 60
+    A = rng.normal(size=(70, n)) + 2.0  # strongly correlated columns: a hard instance
+    Q, h = A.T @ A, -np.diag(A.T @ A) * 0.8
+    result = solve_dense(h, Q, 0.0, time_limit=0.3)
+    assert result.lower_bound <= result.energy + 1e-9
+    if not result.proven:
+        assert result.gap > 0
+
+
+def test_layer_solver_matches_exact_enumeration():
+    rng = np.random.default_rng(3)
+    lq = formulate_layer(rng.normal(size=(4, 14)), rng.normal(size=4), rng.normal(size=(40, 14)),
+                         bits=2)
+    exact = solve_layer(lq, get_sampler("exact"))
+    bb = solve_layer(lq, get_sampler("exact-bb", time_limit=10))
+    for e, b in zip(exact, bb):
+        assert b.info["proven_optimal"]
+        assert b.energy == pytest.approx(e.energy, rel=1e-9)
+    bqm = lq.bqm(0)
+    assert get_sampler("exact-bb").sample(bqm).first.energy == pytest.approx(exact[0].energy)
+
+
+def test_spin_bqm():
+    bqm = dimod.generators.gnp_random_bqm(10, 0.6, "SPIN", random_state=2)
+    best = min(dimod.ExactSolver().sample(bqm).record.energy)
+    assert get_sampler("exact-bb").sample(bqm).first.energy == pytest.approx(best)
