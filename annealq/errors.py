@@ -11,3 +11,7 @@ class SolverUnavailableError(AnnealqError, RuntimeError):
 
 class ProblemTooLargeError(AnnealqError, ValueError):
     """A problem exceeds what the chosen solver can handle (size named in the message)."""
+
+
+class DatasetNotFoundError(AnnealqError, FileNotFoundError):
+    """A dataset's files are not in the data folder and cannot be downloaded here."""
