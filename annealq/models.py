@@ -1,8 +1,60 @@
-"""Reference MLPs, trained reproducibly with a fixed seed."""
+"""Reference MLPs (trained reproducibly, cached), and reading a user's model file.
+
+A reference model is trained once per dataset and seed and cached in
+``$ANNEALQ_MODELS`` (default ``~/.cache/annealq/models``) as a ``state_dict`` plus its
+configuration, read back with ``torch.load(..., weights_only=True)``.
+
+A user's model file is either a whole module saved with ``torch.save(model)`` or a
+TorchScript file (``torch.jit.save``). The first is read with ``torch.load(...,
+weights_only=False)``, which unpickles arbitrary Python objects and so can run arbitrary
+code: only load files you trust. TorchScript modules do not run forward hooks, which
+annealq needs to find the layers' inputs, so a TorchScript ``nn.Sequential`` of standard
+``torch.nn`` layers is rebuilt as an ordinary module (and checked to compute the same
+outputs); other TorchScript models are refused with a clear message.
+
+Example:
+    >>> model = build_mlp(4, (8,), 3)
+    >>> [type(m).__name__ for m in model]
+    ['Flatten', 'Linear', 'ReLU', 'Linear']
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
+import os
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODELS_ENV = "ANNEALQ_MODELS"
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """How a dataset's reference MLP is built and trained (Adam, cross-entropy)."""
+
+    hidden: tuple[int, ...]
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+
+
+# At least one hidden layer of >= 128 units for the 28×28 sets and CIFAR-10; a few epochs,
+# so that training stays under a minute on two CPU cores.
+REFERENCE_MODELS = {
+    "digits": ReferenceConfig((64,), epochs=30, batch_size=64),
+    "mnist": ReferenceConfig((128,), epochs=5),
+    "fashion-mnist": ReferenceConfig((128,), epochs=5),
+    "emnist": ReferenceConfig((128,), epochs=5),
+    "cifar10": ReferenceConfig((256,), epochs=5),
+}
 
 
 def build_mlp(in_features: int, hidden: tuple[int, ...], n_classes: int):
@@ -19,7 +71,7 @@ def build_mlp(in_features: int, hidden: tuple[int, ...], n_classes: int):
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), epochs: int = 30,
-              batch_size: int = 64, lr: float = 1e-3, seed: int = 0):
+              batch_size: int = 64, lr: float = 1e-3, seed: int = 0, n_classes=None):
     """Train an MLP classifier with Adam on ``(x, y)``; same seed, same model."""
     import torch
 
@@ -28,17 +80,127 @@ def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), 
     # weights bit for bit whatever the machine's load (multi-threaded kernels may not).
     torch.set_num_threads(1)
     try:
-        return _train(x, y, hidden, epochs, batch_size, lr, seed)
+        return _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(x, y, hidden, epochs, batch_size, lr, seed):
+def reference_model(dataset, *, seed: int = 0, models_dir=None, retrain: bool = False):
+    """The reference MLP of ``dataset`` (a :class:`~annealq.datasets.Dataset`), cached.
+
+    Trained with :data:`REFERENCE_MODELS` ``[dataset.name]`` and ``seed`` the first time (or
+    when ``retrain``), then read from the cache.
+
+    Returns:
+        ``(model, path of the cached file)``.
+    """
+    import torch
+
+    config = REFERENCE_MODELS[dataset.name]
+    path = _reference_path(dataset, config, seed, models_dir)
+    if path.is_file() and not retrain:
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            model = build_mlp(dataset.n_features, config.hidden, dataset.n_classes)
+            model.load_state_dict(stored["state_dict"])
+            return model.eval(), path
+        except Exception as exc:  # a damaged cache file is trained again
+            log.warning("retraining: cannot read cached model %s (%s)", path, exc)
+    log.info("training the %s reference MLP (%s, seed %d)", dataset.name, config, seed)
+    model = train_mlp(dataset.x_train, dataset.y_train, hidden=config.hidden,
+                      epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                      seed=seed, n_classes=dataset.n_classes)
+    from annealq.export import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"version": _CACHE_VERSION, "config": asdict(config), "seed": seed,
+               "dataset": dataset.name, "state_dict": model.state_dict()}
+    atomic_write(path, lambda stream: torch.save(payload, stream))
+    return model, path
+
+
+def models_folder(models_dir=None) -> Path:
+    """``models_dir``, else ``$ANNEALQ_MODELS``, else ``~/.cache/annealq/models``."""
+    if models_dir is not None:
+        return Path(models_dir).expanduser()
+    if os.environ.get(MODELS_ENV):
+        return Path(os.environ[MODELS_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "annealq" / "models"
+
+
+def load_model(path, *, example=None):
+    """Read a model file: a whole module (``torch.save(model)``) or TorchScript.
+
+    Args:
+        path: the file.
+        example: inputs to check a rebuilt TorchScript model against the original on.
+
+    Returns:
+        A ``torch.nn.Module`` in eval mode, on the CPU.
+
+    Raises:
+        ValueError: a missing or unreadable file, or one that holds no usable module.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist")
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
+                warnings.simplefilter("ignore", DeprecationWarning)
+                script = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise ValueError(f"cannot read TorchScript model {path}: {_first_line(exc)}") from None
+        model = _eager_from_script(script, path)
+        if example is not None:
+            _check_same_outputs(model, script, example, path)
+        return model.eval()
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # unpickling raises anything; the user needs one line
+        raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
+                         f"file ({_first_line(exc)})") from None
+    if not isinstance(model, torch.nn.Module):
+        hint = (" (a state_dict does not record the architecture: save the whole module "
+                "with torch.save(model))" if isinstance(model, dict) else "")
+        raise ValueError(f"model file {path} holds a {type(model).__name__}, not a "
+                         f"torch.nn.Module{hint}")
+    return model.eval()
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``."""
+    import torch
+
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(torch.as_tensor(x[start:start + batch_size], dtype=dtype))
+            correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
+    return correct / len(x)
+
+
+def describe(model) -> str:
+    """``784-128-10``: the in/out sizes of the model's ``nn.Linear`` layers, in order."""
+    from torch import nn
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return type(model).__name__
+    return "-".join(str(n) for n in [linears[0].in_features, *(m.out_features for m in linears)])
+
+
+def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
     import torch
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = build_mlp(x.shape[1], hidden, int(y.max()) + 1)
+    model = build_mlp(x.shape[1], hidden, n_classes or int(y.max()) + 1)
     inputs, targets = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -51,10 +213,75 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed):
     return model.eval()
 
 
-def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of ``model`` on ``(x, y)``."""
+def _reference_path(dataset, config: ReferenceConfig, seed: int, models_dir) -> Path:
+    arch = "-".join(str(n) for n in (dataset.n_features, *config.hidden, dataset.n_classes))
+    name = (f"{dataset.name}-mlp{arch}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
+            f"-n{len(dataset.x_train)}-seed{seed}-v{_CACHE_VERSION}.pt")
+    return models_folder(models_dir) / name
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a ``code/`` folder (torch.save's have none)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _eager_from_script(script, path):
+    """An ordinary module equal to a scripted ``nn.Sequential`` of standard torch.nn layers."""
+    from torch import nn
+
+    name = script.original_name
+    if name == "Sequential":
+        return nn.Sequential(*(_eager_from_script(child, path) for _, child in
+                               script.named_children()))
+    cls = getattr(nn, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)) or name in _CONTAINERS:
+        raise ValueError(f"TorchScript model {path} contains a {name}, which annealq cannot "
+                         f"rebuild (TorchScript runs no forward hooks, so only nn.Sequential "
+                         f"models of standard torch.nn layers are accepted); save the module "
+                         f"itself with torch.save(model)")
+    kwargs = {}
+    for parameter in list(inspect.signature(cls.__init__).parameters)[1:]:
+        if parameter == "bias":  # a flag in the constructor, a tensor (or None) after it
+            kwargs["bias"] = getattr(script, "bias", None) is not None
+        elif parameter not in ("device", "dtype") and hasattr(script, parameter):
+            kwargs[parameter] = getattr(script, parameter)
+    try:
+        module = cls(**kwargs)
+        module.load_state_dict(script.state_dict())
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot rebuild the {name} of TorchScript model {path}: "
+                         f"{_first_line(exc)}") from None
+    return module
+
+
+_CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
+                         "ParameterDict", "Sequential"})
+
+
+def _check_same_outputs(model, script, example, path) -> None:
     import torch
 
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    x = torch.as_tensor(np.asarray(example), dtype=dtype)
     with torch.no_grad():
-        logits = model(torch.as_tensor(x, dtype=torch.float32))
-    return float((logits.argmax(dim=1).numpy() == y).mean())
+        try:
+            expected = script.eval()(x)
+        except Exception as exc:
+            raise ValueError(f"TorchScript model {path} cannot run on inputs of shape "
+                             f"{tuple(x.shape)}: {_first_line(exc)}") from None
+        rebuilt = model.eval()(x)
+    if rebuilt.shape != expected.shape or not torch.allclose(rebuilt, expected, rtol=1e-5,
+                                                              atol=1e-6):
+        raise ValueError(f"TorchScript model {path} could not be rebuilt faithfully (its "
+                         f"layers' settings are not all recorded, as in traced models); save "
+                         f"the module itself with torch.save(model)")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
