@@ -31,6 +31,15 @@ _EXPORTS = {
     "SolverSpec": "annealq.registry",
     "solve_bqms": "annealq.dispatch",
     "SolveResult": "annealq.dispatch",
+    "quantize": "annealq.pipeline",
+    "load": "annealq.pipeline",
+    "QuantizationResult": "annealq.pipeline",
+    "LayerResult": "annealq.pipeline",
+    "DatasetNotFoundError": "annealq.errors",
+    "Dataset": "annealq.datasets",
+    "load_dataset": "annealq.datasets",
+    "load_model": "annealq.models",
+    "reference_model": "annealq.models",
 }
 
 __all__ = sorted(_EXPORTS)
