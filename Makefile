@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 # from disk. Override with TORCH_SPEC= to keep whatever torch is already installed.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.annealq-installed
+# The project's offline copies of the image datasets (see ../shared/data/README.md);
+# annealq itself only reads $$ANNEALQ_DATA, --data-dir or ~/.cache/annealq/data.
+export ANNEALQ_DATA ?= ../shared/data
 
 .PHONY: demo test install clean
 

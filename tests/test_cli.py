@@ -89,3 +89,99 @@ def test_cache_stats_and_clear(tmp_path):
     assert "4 entries" in _annealq("cache", "stats", "--cache", str(db), cwd=tmp_path).stdout
     missing = _annealq("cache", "stats", "--cache", str(tmp_path / "nope.sqlite"), cwd=tmp_path)
     assert missing.returncode == 2 and "no cache at" in missing.stderr
+
+
+def _model_file(folder, kind):
+    """A --model file of each bad kind (or None for a path that does not exist)."""
+    import torch
+
+    path = folder / f"{kind}.pt"
+    nn = torch.nn
+    if kind == "garbage":
+        path.write_bytes(b"\x89 this is no model")
+    elif kind == "state_dict":
+        torch.save(nn.Linear(64, 10).state_dict(), path)
+    elif kind == "nan":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        with torch.no_grad():
+            model[1].weight[2, 3] = float("nan")
+        torch.save(model, path)
+    elif kind == "no_linear":
+        torch.save(nn.Sequential(nn.Flatten(), nn.ReLU()), path)
+    return path
+
+
+@pytest.mark.parametrize("args, model, message", [
+    (["--bits", "0"], None, "bits must be from 1 to 8, got 0"),
+    (["--bits", "9"], None, "bits must be from 1 to 8, got 9"),
+    (["--dataset", "imagenet"], None, "unknown dataset 'imagenet'"),
+    (["--solver", "nope"], None, "unknown solver 'nope'"),
+    (["--method", "magic"], None, "unknown method 'magic'"),
+    (["--activation-bits", "1"], None, "activation_bits must be from 2 to 16"),
+    ([], "missing", "does not exist"),
+    ([], "garbage", "not a torch.save or TorchScript file"),
+    ([], "state_dict", "not a torch.nn.Module"),
+    ([], "nan", "contains NaN or Inf values"),
+    ([], "no_linear", "no nn.Linear layer to quantize"),
+])
+def test_quantize_bad_input_one_line_exit_2_no_traceback_no_files(tmp_path, monkeypatch,
+                                                                   capsys, args, model, message):
+    from annealq.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    model_args = ["--model", str(_model_file(tmp_path, model))] if model else []
+    before = {p.name for p in tmp_path.iterdir()}
+    defaults = {"--dataset": "digits", "--bits": "2", "--solver": "steepest"}
+    for flag, value in zip(args[::2], args[1::2]):
+        defaults[flag] = value
+    argv = ["quantize", *[x for pair in defaults.items() for x in pair], *model_args,
+            "--report", "r.json", "--out", "q.pt", "--no-cache", "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("annealq: error:") and message in err and "Traceback" not in err
+    assert {p.name for p in tmp_path.iterdir()} == before  # no report, model or temp file
+
+
+def test_quantize_bad_input_through_the_installed_command(tmp_path):
+    out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--model",
+                   str(tmp_path / "missing.pt"), "--report", "r.json", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        f"annealq: error: model file {tmp_path / 'missing.pt'} does not exist"]
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
+    import json
+
+    out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
+                   "--report", "r.json", "--out", "q.pt", "--calibration", "300", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["dataset"], report["bits"], report["solver"], report["method"]) == \
+        ("digits", 2, "neal", "qubo")
+    assert [(l["in_features"], l["out_features"]) for l in report["layers"]] == [(64, 64), (64, 10)]
+    assert all(0 < l["energy"] < l["rtn_energy"] for l in report["layers"])
+    assert report["cache"] == {"hits": 0, "misses": 74}
+    accuracy = report["accuracy"]
+    assert accuracy["quantized"] >= accuracy["rtn"] and accuracy["float"] > 0.9
+    assert report["calibration_size"] == 300
+    # the summary table shows the same numbers
+    first = report["layers"][0]
+    row = next(line for line in out.stdout.splitlines() if line.startswith("1 "))
+    assert row.split()[1:4] == ["64x64", f"{first['rtn_energy']:.6g}", f"{first['energy']:.6g}"]
+    assert f"qubo {accuracy['quantized']:.2%}" in out.stdout
+    # the saved model reproduces the report's accuracy
+    import annealq
+    from annealq.datasets import load_digits
+    from annealq.models import accuracy as model_accuracy
+
+    data = load_digits()
+    loaded = annealq.load(tmp_path / "q.pt")
+    assert model_accuracy(loaded.model, data.x_test, data.y_test) == accuracy["quantized"]
+    # a second run is served by the cache
+    again = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
+                     "--report", "r2.json", "--calibration", "300", cwd=tmp_path)
+    assert json.loads((tmp_path / "r2.json").read_text())["cache"] == {"hits": 74, "misses": 0}
