@@ -9,9 +9,13 @@ add a zero update, so no step needs the host. Random numbers come from a seeded
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from annealq.batchsa import keep_better, schedule, temperature_scale
+
+log = logging.getLogger(__name__)
 
 
 def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:
@@ -35,8 +39,14 @@ def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:
         scale = temperature_scale(form, start, who, G.cpu().numpy())
         generator = torch.Generator(device=device).manual_seed(int(options.seed))
         inverse_scale = as_tensor(1.0 / scale)
+        sweep = _graphed_sweep(H, d, h, free, qd, U, G) if device.type == "cuda" else None
         for t in temperatures:
-            _sweep(H, d, h, free, qd, U, G, inverse_scale / t, generator)
+            threshold = torch.log(torch.rand((H.shape[0], len(U)), generator=generator,
+                                             device=device, dtype=U.dtype))
+            if sweep is not None:
+                sweep(inverse_scale / t, threshold)
+            else:
+                _sweep(H, d, h, free, qd, U, G, inverse_scale / t, threshold)
         _descend(H, d, h, free, qd, U, G)
         return keep_better(form, who, start, U.to(torch.int8).cpu().numpy())
     return U.to(torch.int8).cpu().numpy()
@@ -57,20 +67,44 @@ def _flip(H, d, U, G, rows, k):
         G[rows] += d[rows] * H[k][None, :] * (d[rows, k] * sign)[:, None]
 
 
-def _sweep(H, d, h, free, qd, U, G, beta, generator):
+def _sweep(H, d, h, free, qd, U, G, beta, threshold):
     """One sweep. No step waits on the host: every problem's fields get a (masked)
-    update at every step, which a GPU does in one pass, so kernels queue back to back."""
-    import torch
-
-    random = torch.rand((H.shape[0], len(U)), generator=generator, device=U.device,
-                        dtype=U.dtype)
-    threshold = torch.log(random)  # accept when -beta*delta > log(r)
+    update at every step, which a GPU does in one pass, so kernels queue back to back.
+    ``threshold[k]`` holds log-uniform draws: a move is accepted when −βΔE exceeds it."""
     for k in range(H.shape[0]):
         delta = _delta(h[:, k], qd[:, k], U[:, k], G[:, k])
         accept = free[:, k] & (-(beta * delta) > threshold[k])
         step = accept * (1 - 2 * U[:, k])   # +1, -1 or 0 per problem
         U[:, k] += step
         G.addcmul_(d, H[k][None, :] * (d[:, k] * step)[:, None])
+
+
+def _graphed_sweep(H, d, h, free, qd, U, G):
+    """The sweep captured once as a CUDA graph and replayed: thousands of small kernels
+    per sweep then cost one launch. Falls back to plain launches if capture fails."""
+    import torch
+
+    beta = torch.zeros(len(U), dtype=U.dtype, device=U.device)
+    threshold = torch.full((H.shape[0], len(U)), float("inf"), dtype=U.dtype, device=U.device)
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up: an infinite threshold accepts nothing
+            _sweep(H, d, h, free, qd, U, G, beta, threshold)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            _sweep(H, d, h, free, qd, U, G, beta, threshold)
+    except RuntimeError as exc:
+        log.warning("CUDA graph capture failed (%s); sweeping without it", exc)
+        return None
+
+    def replay(new_beta, new_threshold):
+        beta.copy_(new_beta)
+        threshold.copy_(new_threshold)
+        graph.replay()
+
+    return replay
 
 
 def _descend(H, d, h, free, qd, U, G):

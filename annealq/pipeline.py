@@ -282,7 +282,7 @@ class _Run:
 
         quantized = copy.deepcopy(model)
         result = QuantizationResult(quantized, self.solver_name, method=self.method)
-        float_inputs = _all_layer_inputs(model, [layer for _, layer in float_layers],
+        float_inputs = layer_inputs(model, [layer for _, layer in float_layers],
                                          calibration)
         total = sum(layer.out_features for _, layer in float_layers)
         # disable=None: a bar on a terminal only, so logs and pipes stay clean
@@ -435,7 +435,7 @@ def _replace_module(root, name: str, module) -> None:
     setattr(root.get_submodule(parent) if parent else root, child, module)
 
 
-def _all_layer_inputs(model, modules, calibration) -> list[np.ndarray]:
+def layer_inputs(model, modules, calibration) -> list[np.ndarray]:
     """What each of ``modules`` receives in one forward pass, as ``(m, f)`` float64."""
     return [x.double().cpu().numpy() for x in _layer_input_tensors(model, modules, calibration)]
 

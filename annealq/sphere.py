@@ -19,7 +19,7 @@ Example:
     >>> Q = np.array([[2.0, 1.0], [1.0, 3.0]]); h = np.array([-3.0, -1.0])
     >>> result = solve_dense(h, Q, 5.0)
     >>> result.proven, result.u.tolist(), result.energy
-    (True, [1, 0], 4.0)
+    (True, [1, 0], 2.0)
 """
 
 from __future__ import annotations

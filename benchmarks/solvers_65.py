@@ -7,19 +7,20 @@ import time
 from annealq import errors, formulate_layer, get_sampler, solve_bqms
 from annealq.datasets import load_digits
 from annealq.models import train_mlp
-from annealq.pipeline import _layer_inputs
+from annealq.pipeline import layer_inputs
 
 data = load_digits()
 model = train_mlp(data.x_train, data.y_train, hidden=(64,))
 calibration = data.calibration(500)
-X = _layer_inputs(model, model[1], calibration)
+X = layer_inputs(model, [model[1]], calibration)[0]
 lq = formulate_layer(model[1].weight, model[1].bias, X, bits=4)
 bqm = lq.bqm(0)
 rtn = lq.energy(0, lq.rtn_sample(0))
 print(f"neuron 0 of digits layer 1: {bqm.num_variables} variables, "
       f"{bqm.num_interactions} couplers, RTN energy {rtn:.4f}")
 for name, params in [("neal", {"seed": 0}), ("tabu", {"seed": 0, "timeout": 100}),
-                     ("steepest", {}), ("qpu-mock", {"num_reads": 100}), ("exact", {})]:
+                     ("steepest", {}), ("qpu-mock", {"num_reads": 100}), ("exact", {}),
+                     ("batch-sa", {}), ("exact-bb", {"time_limit": 10})]:
     start = time.perf_counter()
     try:
         sampler = get_sampler(name, **params)
@@ -29,6 +30,8 @@ for name, params in [("neal", {"seed": 0}), ("tabu", {"seed": 0, "timeout": 100}
         print(f"{name:<9} refused: {exc}")
         continue
     extra = ""
+    if "proven_optimal" in result.info:
+        extra = f", proven optimal: {result.info['proven_optimal']}"
     if "chain_break_fraction" in result.info:
         extra = (f", chain-break fraction {result.info['chain_break_fraction']:.3f}, "
                  f"max chain length {result.info['chain_length']['max']}, "

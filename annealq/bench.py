@@ -1,0 +1,446 @@
+"""Solver benchmark: every solver on the same layer QUBOs, in one process and one run.
+
+``annealq bench solvers --dataset mnist --bits 2 3 4 --layer 0`` formulates one layer of
+the dataset's reference MLP (reference grid, 1,000 calibration images from the training
+split, the layer's float inputs) and solves all its neurons with each solver, timing the
+whole layer solve (``dispatch.solve_layer``: BQM construction included for per-BQM
+solvers). Exact search (``exact-bb``) then tries to prove a few neurons' optima, starting
+from the best solution any solver found; where a whole neuron is out of reach it proves
+ever larger subproblems (the ``k`` least certain variables, the rest fixed at the best
+solution) until one takes longer than its time limit. Results go to a section of
+``benchmarks/SOLVERS.md`` keyed by dataset and layer; other sections are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annealq.dispatch import solve_layer
+from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.registry import get_sampler
+
+# (label, solver name, parameters, warm start)
+SOLVER_ROWS = (
+    ("neal, defaults (1 read, 1,000 sweeps)", "neal", {"seed": 0}, None),
+    ("neal, 10 reads", "neal", {"num_reads": 10, "seed": 0}, None),
+    ("tabu (defaults)", "tabu", {"seed": 0}, None),
+    ("steepest descent from RTN", "steepest", {}, "rtn"),
+    ("batch-sa (defaults: 4 reads, 64 sweeps)", "batch-sa", {}, None),
+    ("batch-sa, 8 reads, 256 sweeps", "batch-sa", {"num_reads": 8, "num_sweeps": 256}, None),
+    ("lns (batch-sa + 100 exact 32-variable windows)", "lns", {}, None),
+)
+REFERENCE_ROW = 0
+SLOW_ROWS = ("neal, 10 reads",)
+EXACT_ROW_MAX_VARIABLES = 100  # above this, whole-neuron proofs are out of reach
+SUBPROBLEM_SIZES = (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
+
+
+@dataclass
+class SolverRun:
+    label: str
+    seconds: float
+    energies: np.ndarray
+    samples: list
+
+
+@dataclass
+class ExactRun:
+    neuron: int
+    proven: bool
+    energy: float
+    lower_bound: float
+    seconds: float
+    largest_subproblem: int | None = None
+    subproblem_seconds: float | None = None
+
+
+@dataclass
+class BitsResult:
+    bits: int
+    rtn: np.ndarray
+    runs: list[SolverRun] = field(default_factory=list)
+    exact: list[ExactRun] = field(default_factory=list)
+
+
+def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int = 1000,
+                  data_dir=None, seed: int = 0) -> tuple[LayerQUBO, str]:
+    """The QUBO of layer ``layer`` of the dataset's reference MLP, and a description."""
+    from annealq.datasets import load_dataset
+    from annealq.models import reference_model
+    from annealq.pipeline import layer_inputs, linear_layers
+
+    data = load_dataset(dataset_name, data_dir=data_dir)
+    model, _ = reference_model(data, seed=seed)
+    x = data.calibration(calibration, seed=seed)
+    layers = linear_layers(model, x)
+    if not 0 <= layer < len(layers):
+        raise ValueError(f"layer must be from 0 to {len(layers) - 1}, got {layer}")
+    name, module = layers[layer]
+    X = layer_inputs(model, [module], x)[0]
+    lq = formulate_layer(module.weight, module.bias, X, bits=bits)
+    shape = "-".join(str(n) for n in [layers[0][1].in_features]
+                     + [m.out_features for _, m in layers])
+    return lq, (f"{dataset_name} reference MLP {shape}, layer {layer} ({name}: "
+                f"{module.in_features}→{module.out_features}), {len(X)} calibration images")
+
+
+def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS) -> list[SolverRun]:
+    """Solve ``neurons`` of ``lq`` with every row's solver; energies per neuron."""
+    sub = _restrict(lq, neurons)
+    runs = []
+    for label, name, params, start in rows:
+        sampler = get_sampler(name, **params)
+        starts = [sub.rtn_sample(i) for i in range(sub.n_neurons)] if start == "rtn" else None
+        # untimed warm-up on one neuron: compiled kernels load, caches fill, for every row
+        solve_layer(_restrict(sub, [0]), sampler,
+                    initial_states=None if starts is None else starts[:1])
+        begin = time.perf_counter()
+        results = solve_layer(sub, sampler, initial_states=starts)
+        runs.append(SolverRun(label, time.perf_counter() - begin,
+                              np.array([r.energy for r in results]),
+                              [r.sample for r in results]))
+    return runs
+
+
+def run_exact(lq: LayerQUBO, neurons, best_samples, time_limit: float) -> list[ExactRun]:
+    """Prove neurons' optima from ``best_samples``, or the largest subproblem within
+    ``time_limit`` each."""
+    from annealq.sphere import solve_dense
+
+    out = []
+    for i, start in zip(neurons, best_samples):
+        cols = np.flatnonzero(lq.free[i])
+        h, G, c = lq.linear[i, cols], lq.quadratic(i), float(lq.offset[i])
+        u = lq.assignment(i, start)[cols].astype(np.float64)
+        whole = solve_dense(h, G, c, incumbent=u, time_limit=time_limit)
+        run = ExactRun(int(i), whole.proven, whole.energy, whole.lower_bound, whole.seconds)
+        if not whole.proven:
+            u = whole.u.astype(np.float64)
+            run.largest_subproblem, run.subproblem_seconds = _largest_subproblem(
+                h, G, c, u, time_limit)
+        out.append(run)
+    return out
+
+
+def _largest_subproblem(h, G, c, u, time_limit):
+    """The largest ``k`` of :data:`SUBPROBLEM_SIZES` whose subproblem is proven in time."""
+    from annealq.sphere import solve_dense
+
+    field_ = h + 2 * (G @ u - np.diag(G) * u)
+    uncertainty = np.abs((1 - 2 * u) * field_)
+    uncertainty[np.diag(G) <= 0] = np.inf  # inputs that are always 0 decide nothing
+    order = np.argsort(uncertainty, kind="stable")
+    largest, seconds = None, None
+    for k in SUBPROBLEM_SIZES:
+        if k >= len(u):
+            break
+        S, rest = order[:k], order[k:]
+        h_S = h[S] + 2 * G[np.ix_(S, rest)] @ u[rest]
+        c_S = c + h[rest] @ u[rest] + u[rest] @ G[np.ix_(rest, rest)] @ u[rest] \
+            - np.diag(G)[rest] @ u[rest]
+        result = solve_dense(h_S, G[np.ix_(S, S)], c_S, incumbent=u[S], time_limit=time_limit)
+        if not result.proven:
+            break
+        largest, seconds = k, result.seconds
+        u[S] = result.u
+    return largest, seconds
+
+
+def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | None = None,
+                  exact_neurons: int = 2, exact_time: float = 60.0, calibration: int = 1000,
+                  data_dir=None, out: str | Path = "benchmarks/SOLVERS.md",
+                  command: str = "", skip_slow: bool = False, progress=print) -> str:
+    """Run the benchmark and write its section of ``out``; return the section."""
+    results, description = [], ""
+    for bits in bits_list:
+        lq, description = layer_problem(dataset, layer, bits, calibration=calibration,
+                                        data_dir=data_dir)
+        chosen = np.arange(lq.n_neurons if neurons is None else min(neurons, lq.n_neurons))
+        result = BitsResult(bits, np.array([lq.energy(i, lq.rtn_sample(i)) for i in chosen]))
+        rows = [row for row in SOLVER_ROWS if not (skip_slow and row[0] in SLOW_ROWS)]
+        if lq.n_inputs + 1 <= EXACT_ROW_MAX_VARIABLES:
+            rows.append((f"exact-bb (proves each neuron, {exact_time:g} s limit)", "exact-bb",
+                         {"time_limit": exact_time}, None))
+        result.runs = run_solvers(lq, chosen, rows)
+        for run in result.runs:
+            progress(f"int{bits} {run.label}: {run.seconds:.2f} s, energy {run.energies.sum():.6g}")
+        best_row = np.argmin(np.stack([r.energies for r in result.runs]), axis=0)
+        exact_ids = chosen[:exact_neurons]
+        best_samples = [result.runs[best_row[k]].samples[k] for k in range(len(exact_ids))]
+        result.exact = run_exact(lq, exact_ids, best_samples, exact_time)
+        results.append(result)
+    section = _markdown(dataset, layer, description, results, neurons, exact_time, command)
+    _write_section(Path(out), f"{dataset}, layer {layer}", section)
+    return section
+
+
+def _restrict(lq: LayerQUBO, neurons) -> LayerQUBO:
+    from dataclasses import replace
+
+    rows = np.asarray(neurons)
+    return replace(lq, base=lq.base[rows], free=lq.free[rows], scales=lq.scales[rows],
+                   linear=lq.linear[rows], offset=lq.offset[rows], values=lq.values[rows],
+                   weight_grid=_rows(lq.weight_grid, rows), bias_grid=_rows(lq.bias_grid, rows))
+
+
+def _rows(grid, rows):
+    from dataclasses import replace
+
+    return replace(grid, step=grid.step[rows])
+
+
+def _markdown(dataset, layer, description, results, neurons, exact_time, command) -> str:
+    lines = [f"## {dataset}, layer {layer}", "",
+             f"`{command}`" if command else "", "",
+             f"{description}; reference grid (DESIGN.md §1). Machine: {platform.machine()}, "
+             f"{_cpu_count()} cores, {time.strftime('%Y-%m-%d')}. "
+             + (f"First {neurons} neurons of the layer. " if neurons else "All neurons. ")
+             + "Wall time is the whole layer solve, one process, solvers one after another.",
+             ""]
+    for result in results:
+        reference = result.runs[REFERENCE_ROW]
+        best = np.min(np.stack([r.energies for r in result.runs]), axis=0)
+        lines += [f"### int{result.bits}", "",
+                  f"RTN energy {result.rtn.sum():.6g}.", "",
+                  "| solver | wall s | total energy | vs best found | speed-up vs neal "
+                  "defaults | neurons ≤ neal defaults |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for run in result.runs:
+            lines.append(
+                f"| {run.label} | {run.seconds:.2f} | {run.energies.sum():.6g} | "
+                f"{run.energies.sum() / best.sum() - 1:+.2%} | "
+                f"{reference.seconds / run.seconds:.1f}× | "
+                f"{int(np.sum(run.energies <= reference.energies * (1 + 1e-12)))}/"
+                f"{len(run.energies)} |")
+        lines += ["", *_exact_lines(result, exact_time), ""]
+    return "\n".join(line for line in lines) + "\n"
+
+
+def _exact_lines(result, exact_time) -> list[str]:
+    if not result.exact:
+        return []
+    lines = [f"Exact search (`exact-bb`, {exact_time:g} s per attempt) from the best "
+             "solution found:", "",
+             "| neuron | proven | energy | lower bound | seconds | largest subproblem "
+             "proven |", "|---:|:---:|---:|---:|---:|---:|"]
+    for run in result.exact:
+        sub = ("whole neuron" if run.proven else
+               f"{run.largest_subproblem} variables ({run.subproblem_seconds:.2f} s)"
+               if run.largest_subproblem else "none")
+        lines.append(f"| {run.neuron} | {'yes' if run.proven else 'no'} | {run.energy:.6g} | "
+                     f"{run.lower_bound:.6g} | {run.seconds:.2f} | {sub} |")
+    proven = [run for run in result.exact if run.proven]
+    if proven:
+        ids = [run.neuron for run in proven]
+        optimum = sum(run.energy for run in proven)
+        lines += ["", f"Gap to the proven optima of neurons {ids} (total {optimum:.6g}):", ""]
+        for run in result.runs:
+            total = sum(run.energies[i] for i in ids)
+            lines.append(f"- {run.label}: {total / optimum - 1:+.2%}")
+    return lines
+
+
+def _write_section(path: Path, key: str, section: str) -> None:
+    header = ("# Solver benchmark\n\nGenerated by `annealq bench solvers`; each section "
+              "comes from one run of the command shown in it.\n\n")
+    text = path.read_text() if path.is_file() else header
+    pattern = re.compile(rf"^## {re.escape(key)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda m: section, text) if pattern.search(text) else \
+        text.rstrip("\n") + "\n\n" + section
+    _write_text(path, text)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def add_bench_parser(commands) -> None:
+    """``annealq bench solvers …``: registered by the CLI; kept here beside the code."""
+    bench = commands.add_parser("bench", help="benchmarks that write benchmarks/*.md")
+    kinds = bench.add_subparsers(dest="bench_command", required=True)
+    solvers = kinds.add_parser("solvers", help="every solver on one layer's QUBOs")
+    solvers.add_argument("--dataset", default="mnist")
+    solvers.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4])
+    solvers.add_argument("--layer", type=int, default=0)
+    solvers.add_argument("--neurons", type=int, default=None,
+                         help="only the first N neurons (e.g. for CIFAR-10's 3,073-variable ones)")
+    solvers.add_argument("--exact-neurons", type=int, default=2,
+                         help="neurons whose optimum exact-bb tries to prove")
+    solvers.add_argument("--exact-time", type=float, default=60.0,
+                         help="seconds per exact-bb attempt")
+    solvers.add_argument("--calibration", type=int, default=1000)
+    solvers.add_argument("--data-dir", default=None)
+    solvers.add_argument("--out", default="benchmarks/SOLVERS.md")
+    solvers.add_argument("--skip-slow", action="store_true",
+                         help=f"leave out {', '.join(SLOW_ROWS)} (for large neurons)")
+    solvers.set_defaults(run=_run_bench_solvers)
+
+    paper = kinds.add_parser("paper", help="accuracy/error/time table: benchmarks/RESULTS.md")
+    paper.add_argument("--datasets", nargs="+", default=list(PAPER_DATASETS))
+    paper.add_argument("--bits", type=int, nargs="+", default=list(PAPER_BITS))
+    paper.add_argument("--methods", nargs="+", default=None,
+                       help="columns or methods to run (default all)")
+    paper.add_argument("--skip", nargs="+", default=[], metavar="DATASET:COLUMN",
+                       help="cells to leave out, marked 'not run'")
+    paper.add_argument("--calibration", type=int, default=1000)
+    paper.add_argument("--data-dir", default=None)
+    paper.add_argument("--out-dir", default="benchmarks")
+    paper.set_defaults(run=_run_bench_paper)
+
+
+def _run_bench_solvers(args) -> int:
+    from annealq.grid import validate_bits
+
+    for bits in args.bits:
+        validate_bits(bits)
+    command = _command_line()
+    bench_solvers(args.dataset, args.bits, layer=args.layer, neurons=args.neurons,
+                  exact_neurons=args.exact_neurons, exact_time=args.exact_time,
+                  calibration=args.calibration, data_dir=args.data_dir, out=args.out,
+                  command=command, skip_slow=args.skip_slow)
+    print(f"wrote {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# The paper's table: accuracy, layer error and time per dataset, bit width and method.
+
+PAPER_DATASETS = ("digits", "mnist", "fashion-mnist", "emnist", "cifar10")
+PAPER_BITS = (8, 4, 3, 2, 1)
+# (column, method, solver, solver parameters)
+PAPER_METHODS = (
+    ("RTN", "rtn", None, None),
+    ("GPTQ", "gptq", None, None),
+    ("AdaRound", "adaround", None, None),
+    ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}),
+    ("QUBO, lns (best here)", "qubo", "lns", {}),
+)
+
+
+def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
+                calibration: int = 1000, data_dir=None, out_dir: str | Path = "benchmarks",
+                command: str = "", skip=(), progress=print) -> Path:
+    """Run every (dataset, bits, method) cell not yet in ``out_dir/results.json``, writing
+    the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
+
+    ``skip`` lists ``"dataset:column"`` cells to leave out (marked "not run" in the table).
+    """
+    from annealq.datasets import load_dataset
+    from annealq.models import reference_model
+    from annealq.pipeline import quantize
+
+    out_dir = Path(out_dir)
+    json_path = out_dir / "results.json"
+    table = json.loads(json_path.read_text()) if json_path.is_file() else {"cells": {}}
+    table.update({"calibration": calibration, "machine": _machine(), "command": command})
+    columns = [m for m in PAPER_METHODS if methods is None or m[0] in methods or m[1] in methods]
+    for name in datasets:
+        data = load_dataset(name, data_dir=data_dir)
+        model, _ = reference_model(data)
+        for bits in bits_list:
+            for column, method, solver, params in columns:
+                key = f"{name}|{bits}|{column}"
+                if key in table["cells"] or f"{name}:{column}" in skip:
+                    continue
+                result = quantize(model, data, bits=bits, method=method,
+                                  solver=solver or "auto", solver_params=params,
+                                  calibration_size=calibration, cache=False, quiet=True, seed=0)
+                report = result.report
+                table["cells"][key] = {
+                    "accuracy": report["accuracy"],
+                    "energy": sum(layer["energy"] for layer in report["layers"]),
+                    "rtn_energy": sum(layer["rtn_energy"] for layer in report["layers"]),
+                    "seconds": report["timing"]["total_seconds"]
+                    - report["timing"].get("evaluate_seconds", 0.0),
+                    "layers": report["layers"]}
+                progress(f"{key}: accuracy {report['accuracy']['quantized']:.4f}, "
+                         f"error {table['cells'][key]['energy']:.6g}")
+                _write_json(json_path, table)
+    _write_json(json_path, table)
+    path = out_dir / "RESULTS.md"
+    _write_text(path, _paper_markdown(table, datasets, bits_list, columns, skip))
+    return path
+
+
+def _paper_markdown(table, datasets, bits_list, columns, skip) -> str:
+    machine = table["machine"]
+    lines = ["# Accuracy, layer error and time: float, RTN, GPTQ, AdaRound and QUBO", "",
+             f"`{table['command']}`" if table["command"] else "", "",
+             f"Machine: {machine}. Calibration: {table['calibration']} images from each "
+             "training split; accuracy on the test split. Reference grid (DESIGN.md §1), "
+             "layers quantized in turn, each on what the quantized layers before it feed it. "
+             "Error: the sum over layers of the squared pre-activation output error on the "
+             "calibration set. Time: the quantization (formulation, solving, decoding), "
+             "without evaluation.", ""]
+    for name in datasets:
+        lines += [f"## {name}", ""]
+        float_acc = next((c["accuracy"]["float"] for k, c in table["cells"].items()
+                          if k.startswith(f"{name}|")), None)
+        if float_acc is not None:
+            lines += [f"Float accuracy {float_acc:.2%}.", ""]
+        header = "| bits | " + " | ".join(c[0] for c in columns) + " |"
+        lines += ["Accuracy:", "", header, "|---:|" + "---:|" * len(columns)]
+        lines += [_row(table, name, bits, columns, skip,
+                       lambda c: f"{c['accuracy']['quantized']:.2%}") for bits in bits_list]
+        lines += ["", "Total layer error (squared output error):", "", header,
+                  "|---:|" + "---:|" * len(columns)]
+        lines += [_row(table, name, bits, columns, skip, lambda c: f"{c['energy']:.4g}")
+                  for bits in bits_list]
+        lines += ["", "Time (seconds):", "", header, "|---:|" + "---:|" * len(columns)]
+        lines += [_row(table, name, bits, columns, skip, lambda c: f"{c['seconds']:.1f}")
+                  for bits in bits_list]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _row(table, name, bits, columns, skip, show) -> str:
+    values = []
+    for column, *_ in columns:
+        cell = table["cells"].get(f"{name}|{bits}|{column}")
+        values.append(show(cell) if cell else
+                      "not run" if f"{name}:{column}" in skip else "—")
+    return f"| int{bits} | " + " | ".join(values) + " |"
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {_cpu_count()} cores, {platform.python_version()}, " \
+           f"{time.strftime('%Y-%m-%d')}"
+
+
+def _write_json(path: Path, data) -> None:
+    _write_text(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def _write_text(path: Path, text: str) -> None:
+    from annealq.export import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda stream: stream.write(text.encode()))
+
+
+def _run_bench_paper(args) -> int:
+    from annealq.grid import validate_bits
+
+    for bits in args.bits:
+        validate_bits(bits)
+    path = bench_paper(args.datasets, args.bits, methods=args.methods,
+                       calibration=args.calibration, data_dir=args.data_dir,
+                       out_dir=args.out_dir, command=_command_line(), skip=args.skip)
+    print(f"wrote {path}")
+    return 0
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return "annealq " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -1,0 +1,100 @@
+"""Exact large-neighbourhood search: polish a neuron's solution by solving windows of
+strongly correlated variables **exactly** with the sphere decoder.
+
+Single-flip moves (simulated annealing, descent) stall on this QUBO because its variables
+come in correlated groups — neighbouring pixels carry nearly the same information, so
+weight moves between them in pairs or more. A window is a random variable plus its
+``window − 1`` most correlated partners (correlation of the calibration inputs, the same
+for every neuron of a layer); everything outside the window stays fixed, and the window's
+``2^window`` assignments are searched exactly. A round never raises the energy.
+
+Example:
+    >>> import numpy as np
+    >>> from annealq import formulate_layer
+    >>> rng = np.random.default_rng(0)
+    >>> lq = formulate_layer(rng.normal(size=(2, 30)), rng.normal(size=2),
+    ...                      rng.normal(size=(60, 30)), bits=2)
+    >>> start = (lq.rtn_integers() - lq.base) * lq.free
+    >>> states = polish(lq, [0, 1], start, rounds=20, window=12)
+    >>> all(lq.energy(i, dict(zip(lq.labels(), s))) <= lq.energy(i, lq.rtn_sample(i))
+    ...     for i, s in enumerate(states))
+    True
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from annealq.sphere import solve_dense
+
+DEFAULT_ROUNDS = 100
+DEFAULT_WINDOW = 32
+
+
+def neighbours(gram: np.ndarray, window: int) -> np.ndarray:
+    """For every column of ``ÂᵀÂ``, the ``window`` columns most correlated with it (itself
+    first). Scaling by steps cancels in a correlation, so one table serves the layer."""
+    diagonal = np.sqrt(np.clip(np.diag(gram), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        correlation = np.abs(gram) / np.outer(diagonal, diagonal)
+    correlation = np.nan_to_num(correlation, nan=0.0, posinf=0.0)
+    np.fill_diagonal(correlation, np.inf)
+    window = min(window, len(gram))
+    top = np.argpartition(-correlation, window - 1, axis=1)[:, :window]
+    order = np.argsort(-np.take_along_axis(correlation, top, axis=1), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
+           window: int = DEFAULT_WINDOW, seed: int = 0,
+           time_limit: float | None = None) -> np.ndarray:
+    """Run ``rounds`` exact window solves on each of ``neurons`` from ``states``.
+
+    Args:
+        lq: the layer's :class:`~annealq.formulation.LayerQUBO`.
+        neurons: the neurons, one per row of ``states``.
+        states: ``(len(neurons), f+1)`` 0/1 starting states (non-free entries 0).
+        rounds: windows per neuron.
+        window: variables per window (``2^window`` assignments searched exactly; the
+            search is fast up to ~40 on real layers).
+        seed: picks the windows' seed variables.
+        time_limit: seconds for the whole call; rounds stop when it is spent.
+
+    Returns:
+        The polished states, same shape; each neuron's energy is ≤ its start's.
+    """
+    if rounds < 0 or window < 1:
+        raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
+    table = neighbours(lq.gram, window)
+    rng = np.random.default_rng(seed)
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    out = np.array(states, dtype=np.int8, copy=True)
+    for row, i in enumerate(neurons):
+        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng, deadline)
+    return out
+
+
+def _polish_neuron(lq, i, state, table, rounds, rng, deadline):
+    free = lq.free[i]
+    live = np.flatnonzero(free & (np.diag(lq.gram) > 0))
+    if len(live) == 0:
+        return state
+    d = lq.scales[i]
+    u = state.astype(np.float64)
+    field = d * (lq.gram @ (d * u))  # Q u, kept up to date
+    for _ in range(rounds):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        S = table[rng.choice(live)]
+        S = S[free[S]]
+        Q_SS = lq.gram[np.ix_(S, S)] * np.outer(d[S], d[S])
+        # the window's linear terms given everything outside it: h_S + 2 Q_{S,rest} u_rest
+        h_S = lq.linear[i, S] + 2.0 * (field[S] - Q_SS @ u[S])
+        result = solve_dense(h_S, Q_SS, 0.0, incumbent=u[S], time_limit=1.0)
+        change = result.u - u[S]
+        if np.any(change):
+            u[S] = result.u
+            field += d * (lq.gram[:, S] @ (d[S] * change))
+    return u.astype(np.int8)

@@ -1,0 +1,77 @@
+"""batch-sa's torch kernel on a CUDA GPU against its numba CPU kernel, same options.
+
+Two steps, because the GPU machine has neither the datasets nor the project's venv:
+
+    # here: write the first layers' calibration inputs and weights to .devdata/
+    ANNEALQ_DATA=../shared/data .venv/bin/python benchmarks/gpu_batchsa.py export
+    # on the GPU machine (python3 with torch, numpy and numba), from the repo root:
+    python3 benchmarks/gpu_batchsa.py run       # writes $OUT/gpu_batchsa.json
+
+Each timed run follows an untimed one-sweep warm-up (kernels compiled, CUDA graphs and
+numba caches ready); GPU times include the graph capture of the timed run.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.getcwd())
+
+# (dataset, neurons, device, reads)
+PLAN = [("mnist", 128, "cuda", 4), ("mnist", 128, "cuda", 32), ("mnist", 128, "cuda", 128),
+        ("mnist", 128, "cpu", 4), ("mnist", 128, "cpu", 32),
+        ("cifar10", 64, "cuda", 4), ("cifar10", 64, "cpu", 4),
+        ("cifar10", 64, "cuda", 16), ("cifar10", 64, "cpu", 16)]
+
+
+def export():
+    from annealq.datasets import load_dataset
+    from annealq.models import reference_model
+    from annealq.pipeline import layer_inputs, linear_layers
+
+    os.makedirs(".devdata", exist_ok=True)
+    for name in ("mnist", "cifar10"):
+        data = load_dataset(name)
+        model, _ = reference_model(data)
+        x = data.calibration(1000)
+        _, layer = linear_layers(model, x)[0]
+        X = layer_inputs(model, [layer], x)[0].astype(np.float32)
+        np.savez(f".devdata/{name}.npz", X=X, W=layer.weight.detach().numpy(),
+                 b=layer.bias.detach().numpy())
+
+
+def run():
+    import torch
+
+    from annealq.batchsa import BatchSAOptions, LayerForm, anneal
+    from annealq.formulation import formulate_layer
+
+    out = {"gpu": torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "runs": {}}
+    problems = {}
+    for name, neurons, device, reads in PLAN:
+        if (name, neurons) not in problems:
+            z = np.load(f".devdata/{name}.npz")
+            lq = formulate_layer(z["W"].astype(np.float64), z["b"].astype(np.float64),
+                                 z["X"].astype(np.float64), bits=2)
+            rows = np.arange(neurons)
+            problems[name, neurons] = (LayerForm.from_layer(lq, rows),
+                                       (lq.rtn_integers()[rows] - lq.base[rows]) * lq.free[rows])
+        form, starts = problems[name, neurons]
+        anneal(form, starts, BatchSAOptions(num_reads=1, num_sweeps=1, device=device))
+        torch.cuda.synchronize()
+        begin = time.perf_counter()
+        _, energies = anneal(form, starts, BatchSAOptions(num_reads=reads, device=device))
+        torch.cuda.synchronize()
+        key = f"{name} {neurons} neurons, {device}, {reads} reads"
+        out["runs"][key] = {"seconds": time.perf_counter() - begin,
+                            "energy": float(energies.sum())}
+        print(key, out["runs"][key], flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), "gpu_batchsa.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    {"export": export, "run": run}[sys.argv[1]]()

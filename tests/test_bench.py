@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from annealq.bench import bench_paper, bench_solvers
+
+
+def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
+    out = tmp_path / "SOLVERS.md"
+    out.write_text("# Solver benchmark\n\n## other, layer 0\n\nkept\n")
+    section = bench_solvers("digits", [2], neurons=3, exact_neurons=1, exact_time=5,
+                            out=out, command="annealq bench solvers --dataset digits",
+                            skip_slow=True, progress=lambda line: None)
+    text = out.read_text()
+    assert "## other, layer 0\n\nkept" in text
+    assert text.count("## digits, layer 0") == 1
+    for label in ("neal, defaults", "batch-sa", "lns", "exact-bb"):
+        assert label in section
+    assert "neal, 10 reads" not in section  # skipped as slow
+    assert "| 0 | yes |" in section  # a 65-variable digits neuron is proven optimal
+    bench_solvers("digits", [2], neurons=2, exact_neurons=0, out=out, skip_slow=True,
+                  progress=lambda line: None)
+    assert out.read_text().count("## digits, layer 0") == 1  # replaced, not appended
+
+
+def test_paper_benchmark_resumes_from_its_json(tmp_path):
+    pytest.importorskip("torch")
+    lines = []
+    bench_paper(["digits"], [4], methods=["rtn", "QUBO, lns (best here)"], out_dir=tmp_path,
+                progress=lines.append)
+    cells = json.loads((tmp_path / "results.json").read_text())["cells"]
+    assert set(cells) == {"digits|4|RTN", "digits|4|QUBO, lns (best here)"}
+    rtn, qubo = cells["digits|4|RTN"], cells["digits|4|QUBO, lns (best here)"]
+    assert qubo["energy"] < rtn["energy"]
+    assert qubo["rtn_energy"] > 0 and 0 < qubo["accuracy"]["quantized"] <= 1
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "| int4 |" in markdown and "## digits" in markdown
+    bench_paper(["digits"], [4], methods=["rtn"], out_dir=tmp_path, progress=lines.append)
+    assert len(lines) == 2  # the second run found its cell done and solved nothing
