@@ -47,7 +47,7 @@ def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
     """The exact squared output error of each neuron under integer weights and bias.
 
     Direct formula: ``‖X w_i + b_i − X̂ (s_i q_i) − s_b,i q_b,i‖²`` per neuron, with the float
-    weights and bias ``lq.values`` and the steps ``lq.scales`` of the layer's formulation.
+    weights and bias ``lq.values`` and the steps ``lq.entry_steps`` of the layer's formulation.
 
     Args:
         lq: the layer's formulation (its float values, steps and grids).
@@ -70,7 +70,7 @@ def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
                                                             check_gram=False)
     W, b = lq.values[:, :f], lq.values[:, f]
     target = X @ W.T + b
-    output = X_hat @ (Q * lq.scales[:, :f]).T + q_b * lq.scales[:, f]
+    output = X_hat @ (Q * lq.entry_steps[:, :f]).T + q_b * lq.entry_steps[:, f]
     return np.einsum("mi,mi->i", target - output, target - output)
 
 
@@ -160,7 +160,7 @@ def gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order:
 
     lo, hi = _bounds(lq)
     Q = np.empty((lq.n_neurons, k), dtype=np.int64)
-    Q[:, perm] = _gptq_columns(target[:, perm], lq.scales[:, perm], lo[perm], hi[perm], U,
+    Q[:, perm] = _gptq_columns(target[:, perm], lq.entry_steps[:, perm], lo[perm], hi[perm], U,
                                block_size)
     int_bias = Q[:, lq.n_inputs] if lq.has_bias else np.zeros(lq.n_neurons, dtype=np.int64)
     return Q[:, :lq.n_inputs], int_bias
@@ -270,13 +270,13 @@ def _adaround_up(lq: LayerQUBO, p, *, iterations, reg_weight, beta, warmup, lr) 
 
     m = lq.gram[-1, -1]  # Â's all-ones column: its squared norm is the number of samples
     free = torch.from_numpy(lq.free)
-    scales = torch.from_numpy(lq.scales).float()
+    scales = torch.from_numpy(lq.entry_steps).float()
     G = torch.from_numpy(lq.gram).float()
     p = torch.from_numpy(p).float()
-    floor = torch.from_numpy(np.floor(lq.values / lq.scales))
-    fraction = (torch.from_numpy(lq.values / lq.scales) - floor).float()
+    floor = torch.from_numpy(np.floor(lq.values / lq.entry_steps))
+    fraction = (torch.from_numpy(lq.values / lq.entry_steps) - floor).float()
     # δ at h = 0: the all-down rounding error (the fixed value's error where not free).
-    delta_down = torch.from_numpy(lq.base * lq.scales - lq.values).float()
+    delta_down = torch.from_numpy(lq.base * lq.entry_steps - lq.values).float()
 
     V = (-torch.log((ZETA - GAMMA) / (fraction - GAMMA) - 1.0)).requires_grad_()
     optimizer = torch.optim.Adam([V], lr=lr)
@@ -317,7 +317,7 @@ def _float_input_terms(lq: LayerQUBO, inputs, float_inputs) -> tuple[np.ndarray,
 def _gram_error(lq: LayerQUBO, int_weight, int_bias, p=None, c=None) -> np.ndarray:
     """Per-neuron error in the Gram form ``c − 2 δ·p + δᵀGδ`` (``p, c`` zero when X = X̂)."""
     Q, q_b = _validate_integers(lq, int_weight, int_bias)
-    delta = np.column_stack([Q, q_b]) * lq.scales - lq.values
+    delta = np.column_stack([Q, q_b]) * lq.entry_steps - lq.values
     error = np.einsum("ik,ik->i", delta @ lq.gram, delta)
     if p is not None:
         error += c - 2.0 * np.einsum("ik,ik->i", delta, p)

@@ -165,7 +165,7 @@ def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | Non
         chosen = np.arange(lq.n_neurons if neurons is None else min(neurons, lq.n_neurons))
         result = BitsResult(bits, np.array([lq.energy(i, lq.rtn_sample(i)) for i in chosen]))
         rows = [row for row in SOLVER_ROWS if not (skip_slow and row[0] in SLOW_ROWS)]
-        if lq.n_inputs + 1 <= EXACT_ROW_MAX_VARIABLES:
+        if lq.free.shape[1] <= EXACT_ROW_MAX_VARIABLES:
             rows.append((f"exact-bb (proves each neuron, {exact_time:g} s limit)", "exact-bb",
                          {"time_limit": exact_time}, None))
         result.runs = run_solvers(lq, chosen, rows)

@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     _solver_options(quantize, default="auto")
     quantize.add_argument("--method", default="qubo",
                           help="qubo (default), rtn, gptq or adaround")
+    quantize.add_argument("--window-bits", type=int, default=1, metavar="K",
+                          help="binary variables per weight: 1 (default) is the paper's "
+                               "down/up QUBO; K > 1 lets each weight move within 2^K grid "
+                               "values (still an exact QUBO)")
+    quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
+                          help="warm start of the QUBO solver (gptq: windows centred on "
+                               "GPTQ's solution, never worse than it)")
     quantize.add_argument("--calibration", type=int, default=1000, metavar="N",
                           help="calibration images drawn from the training split (default 1000)")
     quantize.add_argument("--activation-bits", type=int, default=None, metavar="B",
@@ -224,6 +231,10 @@ def _run_quantize(args) -> int:
     dataset = validate_dataset(args.dataset)
     if args.calibration <= 0:
         raise ValueError(f"--calibration must be positive, got {args.calibration}")
+    if not 1 <= args.window_bits <= 16:
+        raise ValueError(f"--window-bits must be from 1 to 16, got {args.window_bits}")
+    if args.start is not None and args.method != "qubo":
+        raise ValueError(f"--start applies to --method qubo, not {args.method!r}")
     for option, path in (("--report", args.report), ("--out", args.out)):
         _check_writable(option, path)
     solver, sampler = None, args.solver
@@ -244,7 +255,8 @@ def _run_quantize(args) -> int:
     result = quantize(model, data, bits=args.bits, solver=sampler, solver_name=solver,
                       fallback=args.fallback, cache=_cache_argument(args), method=args.method,
                       activation_bits=args.activation_bits, calibration_size=args.calibration,
-                      seed=args.seed, quiet=args.quiet)
+                      seed=args.seed, quiet=args.quiet, start=args.start,
+                      **({"window_bits": args.window_bits} if args.window_bits != 1 else {}))
     _print_summary(result, data, model, origin)
     if args.out:
         result.save(args.out)

@@ -53,18 +53,26 @@ def weight_label(j: int) -> tuple:
 class LayerQUBO:
     """The rounding problem of one dense layer, one independent QUBO per output neuron.
 
-    Columns ``0..f-1`` of the per-neuron arrays are the weights, column ``f`` the bias.
+    *Entries* are the ``f`` weights and the bias of a row (columns ``0..f-1`` and ``f`` of
+    ``base`` and ``values``). *Variables* are the binary digits that move entries on their
+    grid: one per entry (down/up, the paper's QUBO, ``window_bits=1``), or ``k`` per
+    weight and ``k_b`` per bias with wider windows, ``q = base + Σ_t 2^t u_t``. With one
+    variable per entry the variable and entry axes coincide.
 
     Attributes:
         weight_grid, bias_grid: the grids the integers live on.
-        base: int64 ``(n, f+1)``, the round-down integers (the fixed value where clipped).
-        free: bool ``(n, f+1)``, which entries are binary variables.
-        scales: float ``(n, f+1)``, the step ``d_ik`` of each entry.
-        gram: float ``(f+1, f+1)``, ``ÂᵀÂ`` shared by all neurons.
-        linear: float ``(n, f+1)``, ``h_ik`` (0 where not free).
-        offset: float ``(n,)``, ``c_i``, the error of the all-down assignment.
+        base: int64 ``(n, f+1)``, each entry's lowest admissible integer in its window (the
+            round-down integer, or the fixed value where clipping leaves one).
+        columns: int ``(V,)``, the entry each variable moves (the same for every neuron).
+        weights: int ``(V,)``, how many grid steps the variable moves its entry (``2^t``).
+        free: bool ``(n, V)``, which variables exist for each neuron.
+        scales: float ``(n, V)``, each variable's step ``d_iv`` (entry step × ``2^t``).
+        gram: float ``(V, V)``, ``ÂᵀÂ`` over the variables' columns, shared by all neurons.
+        linear: float ``(n, V)``, ``h_iv`` (0 where not free).
+        offset: float ``(n,)``, ``c_i``, the error of the all-zero assignment.
         values: float ``(n, f+1)``, the float weights and bias being rounded.
-        has_bias: whether the layer has a bias (else column ``f`` is fixed at 0).
+        has_bias: whether the layer has a bias (else the bias is fixed at 0).
+        window_bits, bias_window_bits: variables per weight and per bias.
     """
 
     weight_grid: Grid
@@ -77,6 +85,15 @@ class LayerQUBO:
     offset: np.ndarray
     values: np.ndarray
     has_bias: bool = True
+    columns: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    window_bits: int = 1
+    bias_window_bits: int = 1
+
+    def __post_init__(self):
+        if self.columns is None:  # one variable per entry
+            object.__setattr__(self, "columns", np.arange(self.base.shape[1]))
+            object.__setattr__(self, "weights", np.ones(self.base.shape[1], dtype=np.int64))
 
     @property
     def n_neurons(self) -> int:
@@ -86,17 +103,32 @@ class LayerQUBO:
     def n_inputs(self) -> int:
         return self.base.shape[1] - 1
 
+    @property
+    def entry_steps(self) -> np.ndarray:
+        """``(n, f+1)``: each entry's grid step (weights, then bias)."""
+        return np.column_stack([np.repeat(self.weight_grid.step[:, None], self.n_inputs, axis=1),
+                                self.bias_grid.step])
+
     def labels(self) -> list:
-        """Labels of all columns: ``("w", 0) … ("w", f-1), ("b",)``."""
-        return [weight_label(j) for j in range(self.n_inputs)] + [BIAS_LABEL]
+        """Labels of all variables: ``("w", j)`` and ``("b",)`` with one variable per
+        entry; ``("w", j, t)`` and ``("b", t)`` (bit ``t``) with wider windows."""
+        f = self.n_inputs
+        labels = []
+        for column, weight in zip(self.columns, self.weights):
+            bit = int(weight).bit_length() - 1
+            if column < f:
+                labels.append(weight_label(column) + ((bit,) if self.window_bits > 1 else ()))
+            else:
+                labels.append(BIAS_LABEL + ((bit,) if self.bias_window_bits > 1 else ()))
+        return labels
 
     def variables(self, i: int) -> list:
-        """The labels of neuron ``i``'s binary variables (its free entries)."""
+        """The labels of neuron ``i``'s binary variables."""
         labels = self.labels()
         return [labels[k] for k in np.flatnonzero(self.free[self._index(i)])]
 
     def quadratic(self, i: int) -> np.ndarray:
-        """``G_i`` restricted to neuron ``i``'s free entries (the couplers are ``2 G_jk``)."""
+        """``G_i`` restricted to neuron ``i``'s variables (the couplers are ``2 G_jk``)."""
         i = self._index(i)
         cols = np.flatnonzero(self.free[i])
         d = self.scales[i, cols]
@@ -120,14 +152,14 @@ class LayerQUBO:
         return (self.bqm(i) for i in range(self.n_neurons))
 
     def assignment(self, i: int, sample: Mapping) -> np.ndarray:
-        """Neuron ``i``'s 0/1 vector over all ``f+1`` columns from a sample keyed by label.
+        """Neuron ``i``'s 0/1 vector over all ``V`` variables from a sample keyed by label.
 
         Raises:
-            ValueError: a free variable is missing from ``sample`` or is not 0/1.
+            ValueError: a variable is missing from ``sample`` or is not 0/1.
         """
         i = self._index(i)
         labels = self.labels()
-        u = np.zeros(self.n_inputs + 1, dtype=np.int64)
+        u = np.zeros(len(self.columns), dtype=np.int64)
         for k in np.flatnonzero(self.free[i]):
             try:
                 value = sample[labels[k]]
@@ -140,15 +172,46 @@ class LayerQUBO:
             u[k] = value
         return u
 
+    def integers(self, i: int, u: np.ndarray) -> np.ndarray:
+        """Neuron ``i``'s integers ``(f+1,)`` (bias last) for a 0/1 vector over variables."""
+        i = self._index(i)
+        moves = np.bincount(self.columns, weights=np.asarray(u) * self.weights * self.free[i],
+                            minlength=self.n_inputs + 1)
+        return self.base[i] + moves.astype(np.int64)
+
+    def states(self, q: np.ndarray, neurons=None) -> np.ndarray:
+        """The 0/1 variables ``(len(neurons), V)`` that give integers ``q`` (rows match
+        ``neurons``, default all; bias last).
+
+        Raises:
+            ValueError: an integer lies outside its window (not representable).
+        """
+        rows = np.arange(self.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
+        offset = np.asarray(q, dtype=np.int64) - self.base[rows]
+        size = np.zeros(self.n_inputs + 1, dtype=np.int64)
+        np.add.at(size, self.columns, self.weights)  # window width - 1 per entry
+        free_span = np.zeros_like(offset)
+        for k in range(len(self.columns)):  # V is small per entry; this loop is over bits
+            free_span[:, self.columns[k]] += self.weights[k] * self.free[rows, k]
+        if np.any(offset < 0) or np.any(offset > free_span):
+            bad = np.argwhere((offset < 0) | (offset > free_span))[0]
+            raise ValueError(f"integer {int(np.asarray(q)[tuple(bad)])} of neuron "
+                             f"{int(rows[bad[0]])}, entry {int(bad[1])} is outside its window "
+                             f"[{int(self.base[rows[bad[0]], bad[1]])}, "
+                             f"{int(self.base[rows[bad[0]], bad[1]] + free_span[tuple(bad)])}]")
+        bits = (offset[:, self.columns] // self.weights) % 2
+        return (bits * self.free[rows]).astype(np.int8)
+
     def quantize(self, i: int, sample: Mapping) -> tuple[np.ndarray, int]:
         """The integers ``(q_row (f,), q_bias)`` of neuron ``i`` under ``sample``."""
-        q = self.base[self._index(i)] + self.assignment(i, sample)
+        q = self.integers(i, self.assignment(i, sample))
         return q[:-1], int(q[-1])
 
     def dequantize(self, i: int, sample: Mapping) -> tuple[np.ndarray, float]:
         """The float values ``(s·q_row (f,), s_b·q_bias)`` of neuron ``i`` under ``sample``."""
         i = self._index(i)
-        values = (self.base[i] + self.assignment(i, sample)) * self.scales[i]
+        q = self.integers(i, self.assignment(i, sample))
+        values = np.append(self.weight_grid.step[i] * q[:-1], self.bias_grid.step[i] * q[-1])
         return values[:-1], float(values[-1])
 
     def energy(self, i: int, sample: Mapping) -> float:
@@ -162,9 +225,9 @@ class LayerQUBO:
     def rtn_sample(self, i: int) -> dict:
         """The round-to-nearest assignment of neuron ``i``'s variables, keyed by label."""
         i = self._index(i)
-        rtn = self.rtn_integers()[i]
+        state = self.states(self.rtn_integers()[[i]], [i])[0]
         labels = self.labels()
-        return {labels[k]: int(rtn[k] - self.base[i, k]) for k in np.flatnonzero(self.free[i])}
+        return {labels[k]: int(state[k]) for k in np.flatnonzero(self.free[i])}
 
     def rtn_integers(self) -> np.ndarray:
         """Round-to-nearest integers of the whole layer, ``(n, f+1)`` (bias last)."""
@@ -179,7 +242,7 @@ class LayerQUBO:
         if len(samples) != self.n_neurons:
             raise ValueError(f"expected {self.n_neurons} samples (one per neuron), "
                              f"got {len(samples)}")
-        q = self.base + np.stack([self.assignment(i, s) for i, s in enumerate(samples)])
+        q = np.stack([self.integers(i, self.assignment(i, s)) for i, s in enumerate(samples)])
         return q[:, :-1], q[:, -1]
 
     def _index(self, i) -> int:
@@ -191,7 +254,8 @@ class LayerQUBO:
 
 def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                     scheme: str = "reference", per_channel: bool = False,
-                    bias_step=None, input_step=None) -> LayerQUBO:
+                    bias_step=None, input_step=None, window_bits: int = 1,
+                    bias_window_bits: int | None = None, center=None) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
@@ -206,12 +270,23 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         bias_step: the bias step (scalar or per row); default the weight step, or
             ``input_step ×`` weight step when ``input_step`` is given.
         input_step: the step of quantized inputs, when the inputs are quantized.
+        window_bits: binary variables per weight. 1 (default) is the paper's down/up QUBO;
+            ``k > 1`` lets each weight take ``2^k`` consecutive grid values
+            ``[base, base + 2^k − 1]`` placed inside the grid (``k`` is capped at ``bits``:
+            with ``k = bits`` the window is the whole grid), around ``⌊w/s⌋`` (or around
+            ``center``). Every assignment is an admissible integer and the energy stays
+            exactly the squared output error.
+        bias_window_bits: binary variables of the bias window (default: 1 with
+            ``window_bits=1``, else ``window_bits + 2``) on its int32 grid.
+        center: optional integers ``(n, f+1)`` (weights, then bias) to centre the windows
+            on, e.g. GPTQ's solution, so that it is representable (a warm start).
 
     Returns:
         A :class:`LayerQUBO`.
 
     Raises:
-        ValueError: shape mismatch, NaN/Inf, an empty calibration set, bits out of range.
+        ValueError: shape mismatch, NaN/Inf, an empty calibration set, bits or window
+            bits out of range.
     """
     W = _as_matrix(weight, "weight")
     n, f = W.shape
@@ -221,27 +296,69 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     if X.shape[0] != X_hat.shape[0]:
         raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
                          f"{X_hat.shape[0]}: they must be the same calibration samples")
+    k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
 
     w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel)
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
     values = np.column_stack([W, b])
-    base, free = _round_down(values, w_grid, b_grid, has_bias=bias is not None)
-    scales = np.column_stack([np.repeat(w_grid.step[:, None], f, axis=1), b_grid.step])
+    if k_w == 1 and k_b == 1 and center is None:
+        base, free = _round_down(values, w_grid, b_grid, has_bias=bias is not None)
+        columns, weights = np.arange(f + 1), np.ones(f + 1, dtype=np.int64)
+    else:
+        base = _window_base(values, w_grid, b_grid, k_w, k_b, center)
+        columns = np.concatenate([np.repeat(np.arange(f), k_w), np.full(k_b, f)])
+        weights = np.concatenate([np.tile(2 ** np.arange(k_w), f), 2 ** np.arange(k_b)])
+        free = np.ones((n, len(columns)), dtype=bool)
+        if bias is None:
+            base[:, -1] = 0
+            free[:, columns == f] = False
+    entry_step = np.column_stack([np.repeat(w_grid.step[:, None], f, axis=1), b_grid.step])
+    scales = entry_step[:, columns] * weights
 
     # One Gram product for the layer and one product for every neuron's linear terms.
     target = X @ W.T + b
-    residual = target - X_hat @ (base[:, :-1] * scales[:, :-1]).T - base[:, -1] * scales[:, -1]
-    gram = np.empty((f + 1, f + 1))
-    gram[:f, :f] = X_hat.T @ X_hat
-    gram[:f, f] = gram[f, :f] = X_hat.sum(axis=0)
-    gram[f, f] = X_hat.shape[0]
+    residual = target - X_hat @ (base[:, :-1] * entry_step[:, :-1]).T \
+        - base[:, -1] * entry_step[:, -1]
+    entry_gram = np.empty((f + 1, f + 1))
+    entry_gram[:f, :f] = X_hat.T @ X_hat
+    entry_gram[:f, f] = entry_gram[f, :f] = X_hat.sum(axis=0)
+    entry_gram[f, f] = X_hat.shape[0]
     projection = np.vstack([X_hat.T @ residual, residual.sum(axis=0)])  # Âᵀ R, (f+1, n)
-    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection.T
+    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
+        else entry_gram[np.ix_(columns, columns)]
+    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
     linear[~free] = 0.0
     offset = np.einsum("mi,mi->i", residual, residual)
 
     return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
-                     has_bias=bias is not None)
+                     has_bias=bias is not None, columns=columns, weights=weights,
+                     window_bits=k_w, bias_window_bits=k_b)
+
+
+def _window_sizes(window_bits, bias_window_bits, bits) -> tuple[int, int]:
+    for name, value in (("window_bits", window_bits), ("bias_window_bits", bias_window_bits)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 1 <= value <= 16):
+            raise ValueError(f"{name} must be an integer from 1 to 16, got {value!r}")
+    k_w = min(window_bits, bits)  # a window wider than the grid would leave it
+    if bias_window_bits is None:
+        bias_window_bits = 1 if window_bits == 1 else window_bits + 2
+    return k_w, bias_window_bits
+
+
+def _window_base(values, w_grid: Grid, b_grid: Grid, k_w: int, k_b: int, center):
+    """Each entry's window start: ``2^(k-1) − 1`` below its centre (``⌊w/s⌋`` or the given
+    integer), moved inside the grid so the whole window is admissible."""
+    floor = np.column_stack([w_grid.floor(values[:, :-1]), b_grid.floor(values[:, -1])])
+    centre = floor if center is None else np.asarray(center, dtype=np.int64)
+    if centre.shape != floor.shape:
+        raise ValueError(f"center must have shape {floor.shape} (weights, then bias), "
+                         f"got {centre.shape}")
+    below = np.array([2 ** (k_w - 1) - 1] * (values.shape[1] - 1) + [2 ** (k_b - 1) - 1])
+    width = np.array([2**k_w - 1] * (values.shape[1] - 1) + [2**k_b - 1])
+    low = np.array([w_grid.q_min] * (values.shape[1] - 1) + [b_grid.q_min])
+    high = np.array([w_grid.q_max] * (values.shape[1] - 1) + [b_grid.q_max]) - width
+    return np.clip(centre - below, low, high).astype(np.int64)
 
 
 def _round_down(values, w_grid: Grid, b_grid: Grid, *, has_bias: bool):

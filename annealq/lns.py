@@ -14,7 +14,7 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> lq = formulate_layer(rng.normal(size=(2, 30)), rng.normal(size=2),
     ...                      rng.normal(size=(60, 30)), bits=2)
-    >>> start = (lq.rtn_integers() - lq.base) * lq.free
+    >>> start = lq.states(lq.rtn_integers())
     >>> states = polish(lq, [0, 1], start, rounds=20, window=12)
     >>> all(lq.energy(i, dict(zip(lq.labels(), s))) <= lq.energy(i, lq.rtn_sample(i))
     ...     for i, s in enumerate(states))
@@ -31,6 +31,7 @@ from annealq.sphere import solve_dense
 
 DEFAULT_ROUNDS = 100
 DEFAULT_WINDOW = 32
+DEFAULT_WINDOW_TIME = 0.05
 
 
 def neighbours(gram: np.ndarray, window: int) -> np.ndarray:
@@ -48,8 +49,8 @@ def neighbours(gram: np.ndarray, window: int) -> np.ndarray:
 
 
 def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
-           window: int = DEFAULT_WINDOW, seed: int = 0,
-           time_limit: float | None = None) -> np.ndarray:
+           window: int | None = None, seed: int = 0, time_limit: float | None = None,
+           window_time: float = DEFAULT_WINDOW_TIME) -> np.ndarray:
     """Run ``rounds`` exact window solves on each of ``neurons`` from ``states``.
 
     Args:
@@ -58,13 +59,18 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
         states: ``(len(neurons), f+1)`` 0/1 starting states (non-free entries 0).
         rounds: windows per neuron.
         window: variables per window (``2^window`` assignments searched exactly; the
-            search is fast up to ~40 on real layers).
+            search is fast up to ~40 on real layers). Default: 32 divided by the layer's
+            ``window_bits``, so a window covers about 32 weights' worth of choices.
         seed: picks the windows' seed variables.
         time_limit: seconds for the whole call; rounds stop when it is spent.
+        window_time: seconds for one window's search; a window not finished by then
+            keeps the best assignment found (never worse than before).
 
     Returns:
         The polished states, same shape; each neuron's energy is ≤ its start's.
     """
+    if window is None:  # about the same number of entries per window, whatever their bits
+        window = max(2, DEFAULT_WINDOW // lq.window_bits)
     if rounds < 0 or window < 1:
         raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
     table = neighbours(lq.gram, window)
@@ -72,11 +78,12 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     out = np.array(states, dtype=np.int8, copy=True)
     for row, i in enumerate(neurons):
-        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng, deadline)
+        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng, deadline,
+                                  window_time)
     return out
 
 
-def _polish_neuron(lq, i, state, table, rounds, rng, deadline):
+def _polish_neuron(lq, i, state, table, rounds, rng, deadline, window_time):
     free = lq.free[i]
     live = np.flatnonzero(free & (np.diag(lq.gram) > 0))
     if len(live) == 0:
@@ -92,7 +99,7 @@ def _polish_neuron(lq, i, state, table, rounds, rng, deadline):
         Q_SS = lq.gram[np.ix_(S, S)] * np.outer(d[S], d[S])
         # the window's linear terms given everything outside it: h_S + 2 Q_{S,rest} u_rest
         h_S = lq.linear[i, S] + 2.0 * (field[S] - Q_SS @ u[S])
-        result = solve_dense(h_S, Q_SS, 0.0, incumbent=u[S], time_limit=1.0)
+        result = solve_dense(h_S, Q_SS, 0.0, incumbent=u[S], time_limit=window_time)
         change = result.u - u[S]
         if np.any(change):
             u[S] = result.u

@@ -45,7 +45,9 @@ DEFAULT_CALIBRATION_SIZE = 1000
 # quantizes on the grids they define; the other options belong to the method.
 _FORMULATION_OPTIONS = frozenset(
     name for name, p in inspect.signature(formulate_layer).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY) - {"bits", "float_inputs"}
+    if p.kind is inspect.Parameter.KEYWORD_ONLY) - {"bits", "float_inputs", "center"}
+_WINDOW_OPTIONS = frozenset({"window_bits", "bias_window_bits"})
+STARTS = ("rtn", "gptq")
 
 
 @dataclass
@@ -144,7 +146,8 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
              method: str = "qubo", activation_bits: int | None = None,
              calibration_size: int | None = None, evaluation=None, quiet: bool = False,
              solver_params=None, fallback: str | None = None, seed: int | None = None,
-             solver_name: str | None = None, **options) -> QuantizationResult:
+             solver_name: str | None = None, start: str | None = None,
+             **options) -> QuantizationResult:
     """Quantize every ``nn.Linear`` of ``model``, each layer on what the quantized ones feed it.
 
     Args:
@@ -172,6 +175,9 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
         seed: passed to every ``sample`` call of solvers that take one (and to the
             calibration draw from a ``Dataset``).
         solver_name: names a sampler object in reports and cache keys.
+        start: the QUBO solvers' warm start, ``"rtn"`` or ``"gptq"`` (``None``: each
+            solver's own). With ``"gptq"`` every window is centred on GPTQ's integers
+            (``window_bits``), and a neuron's result is never worse than the start's.
         **options: :func:`~annealq.formulation.formulate_layer` options (``scheme``,
             ``per_channel``, …); with ``gptq``/``adaround`` also that method's own options.
 
@@ -181,10 +187,13 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
     Raises:
         ValueError: bad bits, method, options, model or calibration data (named).
     """
-    start = time.perf_counter()
+    began = time.perf_counter()
     bits = validate_bits(bits)
     activation_bits = validate_activation_bits(activation_bits)
     method = _validate_method(method)
+    if start is not None and (start not in STARTS or method != "qubo"):
+        raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
+                         f"got start={start!r}, method={method!r}")
     scheme_options, method_options = _split_options(method, options, activation_bits)
     dataset, calibration, evaluation = _calibration_data(calibration, calibration_size,
                                                          evaluation, seed)
@@ -199,7 +208,7 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
     store = open_cache(cache) if method == "qubo" else None
     try:
         run = _Run(bits, method, activation_bits, scheme_options, method_options, sampler,
-                   solver_name, store, seed)
+                   solver_name, store, seed, start)
         result = run.quantize(model, float_layers, calibration, quiet=quiet)
         if store is not None:
             store.record_run(result.cache_hits, result.cache_misses)
@@ -212,12 +221,13 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
     if evaluation is not None:
         accuracy = _accuracies(model, result.model, calibration, evaluation, bits, method,
                                activation_bits, scheme_options)
-    timing = {"total_seconds": time.perf_counter() - start,
+    timing = {"total_seconds": time.perf_counter() - began,
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = _report(result, model, float_layers, dataset, bits, activation_bits,
                             len(calibration), scheme_options, method_options, seed, accuracy,
                             timing)
+    result.report["start"] = start
     return result
 
 
@@ -276,6 +286,7 @@ class _Run:
     solver_name: str | None
     store: object
     seed: int | None
+    start: str | None = None
 
     def quantize(self, model, float_layers, calibration, *, quiet: bool) -> QuantizationResult:
         from tqdm.auto import tqdm
@@ -317,7 +328,14 @@ class _Run:
         weight, bias = float_layer.weight, float_layer.bias
         lq = formulate_layer(weight, bias, X_hat, bits=self.bits, float_inputs=X, **options)
         start = time.perf_counter()
-        q, q_b, hits = self._round(lq, weight, bias, X, X_hat, options)
+        start_integers = lq.rtn_integers() if self.start == "rtn" else None
+        if self.method == "qubo" and self.start == "gptq":
+            # the windows are centred on GPTQ's integers, so GPTQ's solution is a state
+            q_g, q_b_g, _ = self._baseline_round("gptq", weight, bias, X, X_hat, options)
+            start_integers = np.column_stack([q_g, q_b_g])
+            lq = formulate_layer(weight, bias, X_hat, bits=self.bits, float_inputs=X,
+                                 center=start_integers, **options)
+        q, q_b, hits = self._round(lq, weight, bias, X, X_hat, options, start_integers)
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
@@ -328,25 +346,42 @@ class _Run:
         write_layer(module, layer)
         return layer
 
-    def _round(self, lq: LayerQUBO, weight, bias, X, X_hat, options):
+    def _round(self, lq: LayerQUBO, weight, bias, X, X_hat, options, start_integers=None):
         """Integer weights and bias of the layer by this run's method, and cache hits."""
         if self.method == "qubo":
             parameters = ({"seed": self.seed}
                           if self.seed is not None and "seed" in self.sampler.parameters else {})
-            solved = solve_layer(lq, self.sampler, cache=self.store,
+            starts = None if start_integers is None else _samples(lq, start_integers)
+            solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
                                  solver_name=self.solver_name, **parameters)
-            q, q_b = lq.decode([r.sample for r in solved])
+            samples = [r.sample for r in solved]
+            if starts is not None:
+                # never worse than the warm start, whatever the solver does with it
+                samples = [start if lq.energy(i, start) < lq.energy(i, sample) else sample
+                           for i, (sample, start) in enumerate(zip(samples, starts))]
+            q, q_b = lq.decode(samples)
             return q, q_b, sum(bool(r.info.get("cached")) for r in solved)
         if self.method == "rtn":
             rtn = lq.rtn_integers()
             return rtn[:, :-1], rtn[:, -1], 0
-        function = _baseline(self.method)
-        extra = dict(self.method_options)
+        return self._baseline_round(self.method, weight, bias, X, X_hat, options)
+
+    def _baseline_round(self, method, weight, bias, X, X_hat, options):
+        function = _baseline(method)
+        extra = dict(self.method_options) if method == self.method else {}
         if self.seed is not None and "seed" in inspect.signature(function).parameters:
             extra.setdefault("seed", self.seed)
-        q, q_b = function(weight, bias, X_hat, bits=self.bits, float_inputs=X, **options,
+        grid_options = {k: v for k, v in options.items() if k not in _WINDOW_OPTIONS}
+        q, q_b = function(weight, bias, X_hat, bits=self.bits, float_inputs=X, **grid_options,
                           **extra)
         return np.asarray(q, dtype=np.int64), np.asarray(q_b, dtype=np.int64), 0
+
+
+def _samples(lq: LayerQUBO, integers: np.ndarray) -> list[dict]:
+    """One sample per neuron (by label) that encodes ``integers`` ``(n, f+1)``."""
+    labels = lq.labels()
+    return [{labels[k]: int(state[k]) for k in np.flatnonzero(lq.free[i])}
+            for i, state in enumerate(lq.states(integers))]
 
 
 def _baseline(method: str):
@@ -363,7 +398,8 @@ def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
     """``‖X Wᵀ + b − X̂ (s q)ᵀ − s_b q_b‖²``: the layer's squared output error, directly."""
     f = lq.n_inputs
     target = X @ lq.values[:, :f].T + lq.values[:, f]
-    output = X_hat @ (q * lq.scales[:, :f]).T + q_b * lq.scales[:, f]
+    steps = lq.entry_steps
+    output = X_hat @ (q * steps[:, :f]).T + q_b * steps[:, f]
     return float(np.sum((target - output) ** 2))
 
 

@@ -58,7 +58,7 @@ def run():
                                  z["X"].astype(np.float64), bits=2)
             rows = np.arange(neurons)
             problems[name, neurons] = (LayerForm.from_layer(lq, rows),
-                                       (lq.rtn_integers()[rows] - lq.base[rows]) * lq.free[rows])
+                                       lq.states(lq.rtn_integers()[rows], rows))
         form, starts = problems[name, neurons]
         anneal(form, starts, BatchSAOptions(num_reads=1, num_sweeps=1, device=device))
         torch.cuda.synchronize()

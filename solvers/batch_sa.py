@@ -80,7 +80,7 @@ class BatchSASampler(dimod.Sampler):
             return []
         run = replace(self.options, **options)
         if initial_states is None:
-            starts = (lq.rtn_integers()[rows] - lq.base[rows]) * lq.free[rows]
+            starts = lq.states(lq.rtn_integers()[rows], rows)
         else:
             starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
         begin = time.perf_counter()

@@ -3,7 +3,7 @@ windows of correlated variables solved exactly by the sphere decoder, which make
 collective moves single flips cannot.
 
 Parameters: ``rounds`` (windows per neuron, default 100), ``window`` (variables per
-window, default 32), ``seed``, ``time_limit`` (seconds for a layer, default none), and
+window, default 32 over the layer's window bits), ``seed``, ``time_limit`` (seconds for a layer, default none), and
 ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
 RTN's) replace the batch-sa stage's start; the result is never worse than the start.
 """
@@ -16,7 +16,7 @@ import dimod
 import numpy as np
 
 from annealq.dispatch import SolveResult
-from annealq.lns import DEFAULT_ROUNDS, DEFAULT_WINDOW, polish
+from annealq.lns import DEFAULT_ROUNDS, polish
 from annealq.registry import SolverSpec
 from solvers import missing_package
 from solvers.batch_sa import BatchSASampler
@@ -28,9 +28,9 @@ class LNSSolver(dimod.Sampler):
     parameters = {"rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
                   "num_sweeps": [], "initial_states": []}
 
-    def __init__(self, *, rounds: int = DEFAULT_ROUNDS, window: int = DEFAULT_WINDOW,
+    def __init__(self, *, rounds: int = DEFAULT_ROUNDS, window: int | None = None,
                  seed: int = 0, time_limit: float | None = None, **batch_sa_options):
-        if rounds < 0 or window < 1:
+        if rounds < 0 or (window is not None and window < 1):
             raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
         self.defaults_ = {"rounds": rounds, "window": window, "seed": seed,
                           "time_limit": time_limit, **batch_sa_options}

@@ -82,7 +82,7 @@ def test_torch_kernel_runs_the_same_algorithm():
     lq = _layer(seed=6, f=8)
     form = LayerForm.from_layer(lq)
     who = np.repeat(np.arange(lq.n_neurons), 4)
-    starts = ((lq.rtn_integers() - lq.base) * lq.free).astype(np.int8)
+    starts = lq.states(lq.rtn_integers())
     U = _batchsa_torch.run(form, starts, who, BatchSAOptions(num_reads=4, num_sweeps=32,
                                                              device="cpu"))
     energies = form.energies(U.astype(float), who).reshape(-1, 4).min(axis=1)

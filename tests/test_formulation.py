@@ -136,3 +136,71 @@ def test_sample_missing_a_variable_is_a_clear_error():
     sample.pop(next(iter(sample)))
     with pytest.raises(ValueError, match="no value for variable"):
         lq.dequantize(0, sample)
+
+
+WINDOW_CASES = [dict(bits=bits, window_bits=k, per_channel=pc, separate_float=sf, bias=bias)
+                for bits in (2, 3, 4) for k in (2, 3) for pc in (False, True)
+                for sf in (False, True) for bias in (True, False)]
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES,
+                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_window_formulation_is_exact_for_every_assignment(case):
+    rng = np.random.default_rng(case["bits"] * 10 + case["window_bits"])
+    n, f, m = 2, 2, 10
+    W, b, X_hat = rng.normal(size=(n, f)), rng.normal(size=n), rng.normal(size=(m, f))
+    X = X_hat + 0.1 * rng.normal(size=X_hat.shape) if case["separate_float"] else None
+    lq = formulate_layer(W, b if case["bias"] else None, X_hat, bits=case["bits"],
+                         float_inputs=X, per_channel=case["per_channel"],
+                         window_bits=case["window_bits"], bias_window_bits=2)
+    k = min(case["window_bits"], case["bits"])
+    q_min, q_max = -(2 ** (case["bits"] - 1)), 2 ** (case["bits"] - 1) - 1
+    for i in range(n):
+        labels = lq.variables(i)
+        assert len(labels) == f * k + (2 if case["bias"] else 0)
+        reached = set()
+        for bits in itertools.product((0, 1), repeat=len(labels)):
+            u = dict(zip(labels, bits))
+            q, q_b = lq.quantize(i, u)
+            assert q.min() >= q_min and q.max() <= q_max  # every state is admissible
+            reached.add(int(q[0]))
+            w_row, bias = lq.dequantize(i, u)
+            error = _squared_error(W, b if case["bias"] else np.zeros(n), X_hat, X, i,
+                                   w_row, bias)
+            assert lq.bqm(i).energy(u) == pytest.approx(error, rel=1e-9, abs=1e-12)
+        assert len(reached) == 2**k  # the window: 2^k consecutive grid values
+        if k == case["bits"]:
+            assert reached == set(range(q_min, q_max + 1))  # the whole grid: no restriction
+        rtn = lq.rtn_sample(i)
+        np.testing.assert_array_equal(lq.quantize(i, rtn)[0], lq.weight_grid.rtn(W)[i])
+
+
+def test_window_centred_on_given_integers_represents_them():
+    rng = np.random.default_rng(1)
+    W, b, X = rng.normal(size=(3, 5)), rng.normal(size=3), rng.normal(size=(20, 5))
+    lq = formulate_layer(W, b, X, bits=4)
+    far = lq.rtn_integers() + rng.integers(-3, 4, size=(3, 6))  # GPTQ-like moves
+    far[:, :-1] = np.clip(far[:, :-1], -8, 7)
+    wide = formulate_layer(W, b, X, bits=4, window_bits=2, center=far)
+    states = wide.states(far)
+    for i in range(3):
+        q = wide.integers(i, states[i])
+        np.testing.assert_array_equal(q, far[i])
+    with pytest.raises(ValueError, match="outside its window"):
+        wide.states(far + 5)
+
+
+def test_wider_windows_never_do_worse_than_down_up():
+    rng = np.random.default_rng(2)
+    W, b, X = rng.normal(size=(2, 4)), rng.normal(size=2), rng.normal(size=(30, 4))
+    narrow, wide = (formulate_layer(W, b, X, bits=3, window_bits=k) for k in (1, 2))
+    for i in range(2):
+        best = [min(lq.bqm(i).energy(dict(zip(lq.variables(i), u)))
+                    for u in itertools.product((0, 1), repeat=len(lq.variables(i))))
+                for lq in (narrow, wide)]
+        assert best[1] <= best[0] + 1e-9
+
+
+def test_window_bits_out_of_range_is_a_clear_error():
+    with pytest.raises(ValueError, match="window_bits"):
+        formulate_layer(np.ones((2, 2)), np.ones(2), np.ones((3, 2)), bits=2, window_bits=0)

@@ -25,7 +25,7 @@ def test_windows_gather_correlated_columns():
 
 def test_polish_never_raises_energy_and_reaches_brute_force_optimum_with_whole_windows():
     lq = _layer(f=12)
-    start = (lq.rtn_integers() - lq.base) * lq.free
+    start = lq.states(lq.rtn_integers())
     states = polish(lq, range(lq.n_neurons), start, rounds=3, window=13)
     exact = solve_layer(lq, get_sampler("exact"))
     labels = lq.labels()

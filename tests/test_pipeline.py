@@ -254,3 +254,27 @@ def test_baseline_methods_go_through_annealq_baselines():
     adaround = quantize(model, x, bits=2, method="adaround", iterations=20, quiet=True)
     assert adaround.report["options"] == {"iterations": 20}
     assert all(layer.energy <= layer.rtn_energy * 1.5 for layer in adaround.layers)
+
+
+@pytest.mark.parametrize("solver", ["steepest", "batch-sa", "lns", "neal"])
+def test_gptq_start_is_never_worse_than_gptq(solver):
+    from annealq import quantize
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    x = np.random.default_rng(3).normal(size=(60, 10))
+    gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
+    params = {"num_sweeps": 10} if solver == "neal" else None
+    qubo = quantize(model, x, bits=3, solver=solver, solver_params=params, window_bits=2,
+                    start="gptq", cache=False, quiet=True, seed=0)
+    assert qubo.report["start"] == "gptq"
+    # the first layer sees the same inputs in both runs: never worse than GPTQ's solution
+    assert qubo.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)
+
+
+def test_start_needs_the_qubo_method():
+    from annealq import quantize
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="start must be one of"):
+        quantize(model, np.zeros((4, 3)), bits=2, method="gptq", start="gptq", cache=False)
