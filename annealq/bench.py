@@ -316,13 +316,14 @@ def _run_bench_solvers(args) -> int:
 
 PAPER_DATASETS = ("digits", "mnist", "fashion-mnist", "emnist", "cifar10")
 PAPER_BITS = (8, 4, 3, 2, 1)
-# (column, method, solver, solver parameters)
+# (column, method, solver, solver parameters, other quantize options)
 PAPER_METHODS = (
-    ("RTN", "rtn", None, None),
-    ("GPTQ", "gptq", None, None),
-    ("AdaRound", "adaround", None, None),
-    ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}),
-    ("QUBO, lns (best here)", "qubo", "lns", {}),
+    ("RTN", "rtn", None, None, {}),
+    ("GPTQ", "gptq", None, None, {}),
+    ("AdaRound", "adaround", None, None, {}),
+    ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}, {}),
+    ("QUBO, lns", "qubo", "lns", {}, {}),
+    ("QUBO 2-bit window, lns from GPTQ", "qubo", "lns", {}, {"window_bits": 2, "start": "gptq"}),
 )
 
 
@@ -347,13 +348,14 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
         for bits in bits_list:
-            for column, method, solver, params in columns:
+            for column, method, solver, params, extra in columns:
                 key = f"{name}|{bits}|{column}"
                 if key in table["cells"] or f"{name}:{column}" in skip:
                     continue
                 result = quantize(model, data, bits=bits, method=method,
                                   solver=solver or "auto", solver_params=params,
-                                  calibration_size=calibration, cache=False, quiet=True, seed=0)
+                                  calibration_size=calibration, cache=False, quiet=True, seed=0,
+                                  **extra)
                 report = result.report
                 table["cells"][key] = {
                     "accuracy": report["accuracy"],
@@ -365,6 +367,8 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                 progress(f"{key}: accuracy {report['accuracy']['quantized']:.4f}, "
                          f"error {table['cells'][key]['energy']:.6g}")
                 _write_json(json_path, table)
+                _write_text(out_dir / "RESULTS.md",
+                            _paper_markdown(table, datasets, bits_list, columns, skip))
     _write_json(json_path, table)
     path = out_dir / "RESULTS.md"
     _write_text(path, _paper_markdown(table, datasets, bits_list, columns, skip))
