@@ -188,11 +188,8 @@ class LayerQUBO:
         """
         rows = np.arange(self.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
         offset = np.asarray(q, dtype=np.int64) - self.base[rows]
-        size = np.zeros(self.n_inputs + 1, dtype=np.int64)
-        np.add.at(size, self.columns, self.weights)  # window width - 1 per entry
-        free_span = np.zeros_like(offset)
-        for k in range(len(self.columns)):  # V is small per entry; this loop is over bits
-            free_span[:, self.columns[k]] += self.weights[k] * self.free[rows, k]
+        free_span = np.zeros_like(offset)  # how far each entry's variables can move it
+        np.add.at(free_span.T, self.columns, (self.free[rows] * self.weights).T)
         if np.any(offset < 0) or np.any(offset > free_span):
             bad = np.argwhere((offset < 0) | (offset > free_span))[0]
             raise ValueError(f"integer {int(np.asarray(q)[tuple(bad)])} of neuron "

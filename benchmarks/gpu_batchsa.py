@@ -6,6 +6,8 @@ Two steps, because the GPU machine has neither the datasets nor the project's ve
     ANNEALQ_DATA=../shared/data .venv/bin/python benchmarks/gpu_batchsa.py export
     # on the GPU machine (python3 with torch, numpy and numba), from the repo root:
     python3 benchmarks/gpu_batchsa.py run       # writes $OUT/gpu_batchsa.json
+    # here, with that file copied to benchmarks/gpu_batchsa.json:
+    .venv/bin/python benchmarks/gpu_batchsa.py report   # its section of SOLVERS.md
 
 Each timed run follows an untimed one-sweep warm-up (kernels compiled, CUDA graphs and
 numba caches ready); GPU times include the graph capture of the timed run.
@@ -73,5 +75,24 @@ def run():
         json.dump(out, f, indent=1)
 
 
+def report():
+    from annealq.bench import _write_section
+
+    data = json.load(open("benchmarks/gpu_batchsa.json"))
+    lines = ["## batch-sa on a GPU", "",
+             "`python3 benchmarks/gpu_batchsa.py run` on the lent GPU machine "
+             f"({data['gpu']}, {data['cpus']} CPU cores), after `export` here; int2, first "
+             "layers of the MNIST and CIFAR-10 reference MLPs, 1,000 calibration images, "
+             "batch-sa defaults (64 sweeps) but for the reads. `cuda` is the torch kernel "
+             "(CUDA-graph sweeps), `cpu` the numba kernel on that machine's CPU cores.", "",
+             "| problem | kernel | reads | seconds | total energy |", "|---|---|---:|---:|---:|"]
+    for key, run in data["runs"].items():
+        problem, device, reads = key.split(", ")
+        lines.append(f"| {problem} | {device} | {reads.split()[0]} | {run['seconds']:.2f} | "
+                     f"{run['energy']:.6g} |")
+    _write_section(__import__("pathlib").Path("benchmarks/SOLVERS.md"), "batch-sa on a GPU",
+                   "\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
-    {"export": export, "run": run}[sys.argv[1]]()
+    {"export": export, "run": run, "report": report}[sys.argv[1]]()
