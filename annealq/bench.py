@@ -193,7 +193,8 @@ def _restrict(lq: LayerQUBO, neurons) -> LayerQUBO:
 def _rows(grid, rows):
     from dataclasses import replace
 
-    return replace(grid, step=grid.step[rows])
+    return replace(grid, step=grid.step[rows],
+                   offset=None if grid.offset is None else grid.offset[rows])
 
 
 def _markdown(dataset, layer, description, results, neurons, exact_time, command) -> str:

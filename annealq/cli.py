@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
                           help="binary variables per weight: 1 (default) is the paper's "
                                "down/up QUBO; K > 1 lets each weight move within 2^K grid "
                                "values (still an exact QUBO)")
+    quantize.add_argument("--scheme", choices=["reference", "symmetric", "affine"],
+                          default="reference",
+                          help="weight grid: the paper's (default), symmetric, or affine "
+                               "min/max (two levels {min, max} at one bit)")
+    quantize.add_argument("--per-channel", action="store_true",
+                          help="one grid per output neuron instead of one per layer")
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")
@@ -215,6 +221,14 @@ def _run_demo(args) -> int:
     return 0
 
 
+def _grid_options(args) -> dict:
+    """The formulation options the user changed from their defaults."""
+    options = {"window_bits": args.window_bits, "scheme": args.scheme,
+               "per_channel": args.per_channel}
+    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False}
+    return {k: v for k, v in options.items() if v != defaults[k]}
+
+
 def _run_quantize(args) -> int:
     from annealq.activations import validate_activation_bits
     from annealq.datasets import load_dataset, validate_dataset
@@ -256,7 +270,7 @@ def _run_quantize(args) -> int:
                       fallback=args.fallback, cache=_cache_argument(args), method=args.method,
                       activation_bits=args.activation_bits, calibration_size=args.calibration,
                       seed=args.seed, quiet=args.quiet, start=args.start,
-                      **({"window_bits": args.window_bits} if args.window_bits != 1 else {}))
+                      **_grid_options(args))
     _print_summary(result, data, model, origin)
     if args.out:
         result.save(args.out)

@@ -208,8 +208,9 @@ class LayerQUBO:
         """The float values ``(s·q_row (f,), s_b·q_bias)`` of neuron ``i`` under ``sample``."""
         i = self._index(i)
         q = self.integers(i, self.assignment(i, sample))
-        values = np.append(self.weight_grid.step[i] * q[:-1], self.bias_grid.step[i] * q[-1])
-        return values[:-1], float(values[-1])
+        grid = self.weight_grid
+        weights = q[:-1] * grid.step[i] + (0.0 if grid.offset is None else grid.offset[i])
+        return weights, float(self.bias_grid.step[i] * q[-1])
 
     def energy(self, i: int, sample: Mapping) -> float:
         """Neuron ``i``'s squared output error under ``sample`` (same as ``bqm(i).energy``)."""
@@ -314,8 +315,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
 
     # One Gram product for the layer and one product for every neuron's linear terms.
     target = X @ W.T + b
-    residual = target - X_hat @ (base[:, :-1] * entry_step[:, :-1]).T \
-        - base[:, -1] * entry_step[:, -1]
+    residual = target - X_hat @ w_grid.dequantize(base[:, :-1]).T - b_grid.dequantize(base[:, -1])
     entry_gram = np.empty((f + 1, f + 1))
     entry_gram[:f, :f] = X_hat.T @ X_hat
     entry_gram[:f, f] = entry_gram[f, :f] = X_hat.sum(axis=0)

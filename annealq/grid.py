@@ -11,6 +11,9 @@ Schemes (DESIGN.md §1):
   reproduce the paper.
 * ``"symmetric"`` — ``s = max|W| / q_max`` over the same integer range, so the largest
   weight is representable; needs ``B >= 2`` (``q_max`` is 0 at one bit).
+* ``"affine"`` — asymmetric min/max: the grid's ``2^B`` levels run from ``min W`` to
+  ``max W`` (an offset per row or tensor, ``value = offset + s·q``); at one bit the two
+  levels are ``{min, max}`` instead of the reference ``{−max|W|, 0}``.
 
 Example:
     >>> import numpy as np
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SCHEMES = ("reference", "symmetric")
+SCHEMES = ("reference", "symmetric", "affine")
 MIN_BITS, MAX_BITS = 1, 8
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -55,29 +58,37 @@ class Grid:
     Attributes:
         step: float64 array ``(n,)``; per-tensor grids repeat one value.
         q_min, q_max: the admissible integers.
+        offset: float64 ``(n,)`` added to every value (``None``: 0, a grid through zero).
     """
 
     step: np.ndarray
     q_min: int
     q_max: int
+    offset: np.ndarray | None = None
 
     def rtn(self, values: np.ndarray) -> np.ndarray:
         """Round-to-nearest integers of ``values`` (rows match ``step``), clipped to the range."""
-        scaled = np.asarray(values, dtype=np.float64) / self._column_step(values)
-        return np.clip(np.rint(scaled), self.q_min, self.q_max).astype(np.int64)
+        return np.clip(np.rint(self._scaled(values)), self.q_min, self.q_max).astype(np.int64)
 
     def floor(self, values: np.ndarray) -> np.ndarray:
         """The grid point at or below each value (unclipped): the "round down" candidate."""
-        scaled = np.asarray(values, dtype=np.float64) / self._column_step(values)
-        return np.floor(scaled).astype(np.int64)
+        return np.floor(self._scaled(values)).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
-        """The float values ``step * q``."""
-        return np.asarray(q, dtype=np.float64) * self._column_step(q)
+        """The float values ``offset + step * q``."""
+        values = np.asarray(q, dtype=np.float64) * self._per_row(self.step, q)
+        return values if self.offset is None else values + self._per_row(self.offset, q)
 
-    def _column_step(self, values) -> np.ndarray:
-        # 2-D values are (rows, columns): broadcast one step per row; 1-D values are one per row.
-        return self.step[:, None] if np.ndim(values) == 2 else self.step
+    def _scaled(self, values) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if self.offset is not None:
+            values = values - self._per_row(self.offset, values)
+        return values / self._per_row(self.step, values)
+
+    @staticmethod
+    def _per_row(array, values) -> np.ndarray:
+        # 2-D values are (rows, columns): broadcast one entry per row; 1-D ones are per row.
+        return array[:, None] if np.ndim(values) == 2 else array
 
 
 def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
@@ -100,6 +111,8 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     if scheme == "symmetric" and q_max == 0:
         raise ValueError("the symmetric scheme needs bits >= 2 (q_max is 0 at one bit)")
     weight = np.asarray(weight, dtype=np.float64)
+    if scheme == "affine":
+        return _affine_grid(weight, q_min, q_max, per_channel)
     if per_channel:
         peak = np.abs(weight).max(axis=1) if weight.shape[1] else np.zeros(len(weight))
     else:
@@ -127,3 +140,16 @@ def bias_grid(weight_step: np.ndarray, *, bias_step=None, input_step=None) -> Gr
     if not np.all(np.isfinite(step)) or np.any(step <= 0):
         raise ValueError(f"bias step must be positive and finite, got {step}")
     return Grid(step=step, q_min=INT32_MIN, q_max=INT32_MAX)
+
+
+def _affine_grid(weight: np.ndarray, q_min: int, q_max: int, per_channel: bool) -> Grid:
+    """Levels from the minimum to the maximum weight (per row or per tensor)."""
+    if per_channel:
+        low, high = weight.min(axis=1), weight.max(axis=1)
+    else:
+        low = np.full(len(weight), weight.min())
+        high = np.full(len(weight), weight.max())
+    spread = high - low
+    # a constant row is exact on any grid: a unit step then, with its value as the offset
+    step = np.where(spread > 0, spread / (q_max - q_min), 1.0)
+    return Grid(step=step, q_min=q_min, q_max=q_max, offset=low - q_min * step)

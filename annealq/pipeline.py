@@ -78,6 +78,14 @@ class LayerResult:
     cache_misses: int = 0
     has_bias: bool = True
     input_grid: ActivationGrid | None = None
+    weight_offset: np.ndarray | None = None
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The dequantized weights ``offset + int_weight * weight_step`` (offset: affine
+        grids only)."""
+        values = self.int_weight * self.weight_step[:, None]
+        return values if self.weight_offset is None else values + self.weight_offset[:, None]
 
     def report(self) -> dict:
         entry = {"name": self.name, "in_features": self.in_features,
@@ -101,6 +109,8 @@ class LayerResult:
         for name, dtype in (("int_weight", np.int64), ("int_bias", np.int64),
                             ("weight_step", np.float64), ("bias_step", np.float64)):
             entry[name] = as_array(entry[name], dtype)
+        if entry.get("weight_offset") is not None:
+            entry["weight_offset"] = as_array(entry["weight_offset"], np.float64)
         return cls(**entry, input_grid=None if grid is None else ActivationGrid(**grid))
 
 
@@ -191,6 +201,9 @@ def quantize(model, calibration, *, bits: int, solver="auto", cache=None,
     bits = validate_bits(bits)
     activation_bits = validate_activation_bits(activation_bits)
     method = _validate_method(method)
+    if options.get("scheme") == "affine" and (method in ("gptq", "adaround") or start == "gptq"):
+        raise ValueError("the affine scheme is for the qubo and rtn methods; gptq and "
+                         "adaround use the reference or symmetric grids")
     if start is not None and (start not in STARTS or method != "qubo"):
         raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
                          f"got start={start!r}, method={method!r}")
@@ -268,7 +281,7 @@ def write_layer(module, layer: LayerResult) -> None:
     import torch
 
     with torch.no_grad():
-        module.weight.copy_(torch.as_tensor(layer.int_weight * layer.weight_step[:, None]))
+        module.weight.copy_(torch.as_tensor(layer.weight))
         if module.bias is not None:
             module.bias.copy_(torch.as_tensor(layer.int_bias * layer.bias_step))
 
@@ -342,7 +355,8 @@ class _Run:
                             lq.bias_grid.step, _output_error(lq, X, X_hat, q, q_b),
                             _output_error(lq, X, X_hat, rtn[:, :-1], rtn[:, -1]), seconds,
                             hits, (lq.n_neurons - hits) if self.method == "qubo" else 0,
-                            has_bias=lq.has_bias, input_grid=input_grid)
+                            has_bias=lq.has_bias, input_grid=input_grid,
+                            weight_offset=lq.weight_grid.offset)
         write_layer(module, layer)
         return layer
 
@@ -398,8 +412,7 @@ def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
     """``‖X Wᵀ + b − X̂ (s q)ᵀ − s_b q_b‖²``: the layer's squared output error, directly."""
     f = lq.n_inputs
     target = X @ lq.values[:, :f].T + lq.values[:, f]
-    steps = lq.entry_steps
-    output = X_hat @ (q * steps[:, :f]).T + q_b * steps[:, f]
+    output = X_hat @ lq.weight_grid.dequantize(q).T + lq.bias_grid.dequantize(q_b)
     return float(np.sum((target - output) ** 2))
 
 

@@ -26,7 +26,7 @@ def _squared_error(W, b, X_hat, X, i, w_row, bias):
 
 CASES = [dict(bits=bits, per_channel=pc, separate_float=sf, edge=edge, scheme=scheme)
          for bits in (1, 2, 3, 8) for pc in (False, True) for sf in (False, True)
-         for edge in (False, True) for scheme in ("reference", "symmetric")
+         for edge in (False, True) for scheme in ("reference", "symmetric", "affine")
          if not (scheme == "symmetric" and bits == 1)]
 
 
@@ -52,7 +52,7 @@ def test_every_assignment_energy_equals_squared_error(case):
         rtn = lq.rtn_sample(i)
         q_rtn, qb_rtn = lq.quantize(i, rtn)
         np.testing.assert_array_equal(q_rtn, lq.weight_grid.rtn(W)[i])
-        w_rtn = lq.weight_grid.step[i] * lq.weight_grid.rtn(W)[i]
+        w_rtn = lq.weight_grid.dequantize(lq.weight_grid.rtn(W))[i]
         b_rtn = lq.bias_grid.step[i] * np.rint(b[i] / lq.bias_grid.step[i])
         rtn_error = _squared_error(W, b, X_hat, X, i, w_rtn, b_rtn)
         assert bqm.energy(rtn) == pytest.approx(rtn_error, rel=1e-9)

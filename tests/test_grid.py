@@ -61,3 +61,16 @@ def test_bias_grid_defaults_and_options():
     assert bias_grid(step).q_min == -(2**31) and bias_grid(step).q_max == 2**31 - 1
     with pytest.raises(ValueError, match="bias step"):
         bias_grid(step, bias_step=0.0)
+
+
+def test_affine_scheme_spans_min_to_max_with_an_offset():
+    W = np.array([[0.3, -1.2, 0.5], [0.9, 0.1, 0.2]])
+    grid = weight_grid(W, bits=1, scheme="affine")
+    levels = grid.dequantize(np.array([[-1, 0], [-1, 0]]))
+    np.testing.assert_allclose(levels, [[-1.2, 0.9], [-1.2, 0.9]])  # {min, max} at one bit
+    per_row = weight_grid(W, bits=2, scheme="affine", per_channel=True)
+    np.testing.assert_allclose(per_row.dequantize(np.array([[-2, 1], [-2, 1]])),
+                               [[-1.2, 0.5], [0.1, 0.9]])
+    q = per_row.rtn(W)
+    assert q.min() >= -2 and q.max() <= 1
+    np.testing.assert_allclose(per_row.dequantize(q)[0, 1], -1.2)

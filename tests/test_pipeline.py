@@ -278,3 +278,30 @@ def test_start_needs_the_qubo_method():
     model = torch.nn.Sequential(torch.nn.Linear(3, 2))
     with pytest.raises(ValueError, match="start must be one of"):
         quantize(model, np.zeros((4, 3)), bits=2, method="gptq", start="gptq", cache=False)
+
+
+def test_affine_one_bit_grid_through_the_pipeline_and_save_load(tmp_path):
+    from annealq import load, quantize
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    x = np.random.default_rng(5).normal(size=(50, 8))
+    result = quantize(model, x, bits=1, scheme="affine", per_channel=True, solver="exact",
+                      cache=False, quiet=True)
+    first = result.layers[0]
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        error = torch.sum((model[0](xt).double() - result.model[0](xt).double()) ** 2).item()
+        w = result.model[0].weight.numpy()
+    assert first.energy == pytest.approx(error, rel=1e-4)
+    # two levels per row, the row's min and max
+    for row, original in zip(w, model[0].weight.detach().numpy()):
+        np.testing.assert_allclose(sorted(set(np.round(row, 5))),
+                                   np.round([original.min(), original.max()], 5), atol=1e-5)
+    assert first.energy <= first.rtn_energy
+    result.save(tmp_path / "q.pt")
+    again = load(tmp_path / "q.pt")
+    with torch.no_grad():
+        assert torch.equal(again.model(xt), result.model(xt))
+    with pytest.raises(ValueError, match="affine"):
+        quantize(model, x, bits=2, scheme="affine", method="gptq", cache=False)
