@@ -241,11 +241,24 @@ def _exact_lines(result, exact_time) -> list[str]:
     if proven:
         ids = [run.neuron for run in proven]
         optimum = sum(run.energy for run in proven)
-        lines += ["", f"Gap to the proven optima of neurons {ids} (total {optimum:.6g}):", ""]
+        lines += ["", f"Gap to the proven optima of neurons {_ranges(ids)} "
+                      f"(total {optimum:.6g}):", ""]
         for run in result.runs:
-            total = sum(run.energies[i] for i in ids)
-            lines.append(f"- {run.label}: {total / optimum - 1:+.2%}")
+            gap = sum(run.energies[i] for i in ids) / optimum - 1
+            lines.append(f"- {run.label}: {0.0 if abs(gap) < 5e-5 else gap:+.2%}")
     return lines
+
+
+def _ranges(ids) -> str:
+    """``[0, 1, 2, 5]`` as ``0–2, 5``."""
+    parts, start = [], None
+    for k, i in enumerate(ids):
+        if start is None:
+            start = i
+        if k + 1 == len(ids) or ids[k + 1] != i + 1:
+            parts.append(f"{start}–{i}" if i > start else f"{start}")
+            start = None
+    return ", ".join(parts)
 
 
 def _write_section(path: Path, key: str, section: str) -> None:
