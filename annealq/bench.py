@@ -336,6 +336,7 @@ PAPER_METHODS = (
     ("GPTQ", "gptq", None, None, {}),
     ("AdaRound", "adaround", None, None, {}),
     ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}, {}),
+    ("QUBO, batch-sa", "qubo", "batch-sa", {}, {}),
     ("QUBO, lns", "qubo", "lns", {}, {}),
     ("QUBO 2-bit window, lns from GPTQ", "qubo", "lns", {}, {"window_bits": 2, "start": "gptq"}),
 )
@@ -356,7 +357,9 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     out_dir = Path(out_dir)
     json_path = out_dir / "results.json"
     table = json.loads(json_path.read_text()) if json_path.is_file() else {"cells": {}}
-    table.update({"calibration": calibration, "machine": _machine(), "command": command})
+    table.update({"calibration": calibration, "machine": _machine()})
+    if command:  # every run that filled cells, in order
+        table["commands"] = [*table.get("commands", []), command]
     columns = [m for m in PAPER_METHODS if methods is None or m[0] in methods or m[1] in methods]
     for name in datasets:
         data = load_dataset(name, data_dir=data_dir)
@@ -392,7 +395,9 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
 def _paper_markdown(table, datasets, bits_list, columns, skip) -> str:
     machine = table["machine"]
     lines = ["# Accuracy, layer error and time: float, RTN, GPTQ, AdaRound and QUBO", "",
-             f"`{table['command']}`" if table["command"] else "", "",
+             "Filled by these runs of the committed code, in order (each run skips the cells "
+             "already in `results.json`):", "",
+             *[f"- `{c}`" for c in table.get("commands", [])], "",
              f"Machine: {machine}. Calibration: {table['calibration']} images from each "
              "training split; accuracy on the test split. Reference grid (DESIGN.md §1), "
              "layers quantized in turn, each on what the quantized layers before it feed it. "
