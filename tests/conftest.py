@@ -3,7 +3,8 @@ import pytest
 
 from annealq import formulate_layer
 
-CANARY_TOKEN = "DEV-c4a7a7c0ffee00000000000000000000canary"
+# A fake token that must never show up in output or files (not token-shaped on purpose).
+CANARY_TOKEN = "canary-token-must-never-leak-7f3a9c"
 
 
 @pytest.fixture
