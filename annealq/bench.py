@@ -9,6 +9,10 @@ from the best solution any solver found; where a whole neuron is out of reach it
 ever larger subproblems (the ``k`` least certain variables, the rest fixed at the best
 solution) until one takes longer than its time limit. Results go to a section of
 ``benchmarks/SOLVERS.md`` keyed by dataset and layer; other sections are kept.
+
+With ``--window-bits K --start gptq`` the layer is the wider formulation instead (``K``
+binary variables per weight, windows centred on GPTQ's integers) and the rows are the
+solvers that take GPTQ's solution as their warm start, against the GPTQ error itself.
 """
 
 from __future__ import annotations
@@ -35,6 +39,16 @@ SOLVER_ROWS = (
     ("batch-sa (defaults: 4 reads, 64 sweeps)", "batch-sa", {}, None),
     ("batch-sa, 8 reads, 256 sweeps", "batch-sa", {"num_reads": 8, "num_sweeps": 256}, None),
     ("lns (batch-sa + 100 exact 32-variable windows)", "lns", {}, None),
+)
+# the wider formulation from a warm start: "warm" rows start from it
+WINDOW_ROWS = (
+    ("neal, defaults (1 read, 1,000 sweeps; no warm start)", "neal", {"seed": 0}, None),
+    ("steepest descent from the start", "steepest", {}, "warm"),
+    ("batch-sa from the start (defaults)", "batch-sa", {}, "warm"),
+    ("lns from the start, binary windows (100 × 32 variables / window bits)", "lns",
+     {"search": "bits"}, "warm"),
+    ("lns from the start, integer windows (1,000 × 24 entries)", "lns",
+     {"search": "integers"}, "warm"),
 )
 REFERENCE_ROW = 0
 SLOW_ROWS = ("neal, 10 reads",)
@@ -64,14 +78,18 @@ class ExactRun:
 @dataclass
 class BitsResult:
     bits: int
-    rtn: np.ndarray
+    rtn: np.ndarray | None
+    start: tuple[str, np.ndarray, float] | None = None  # warm start: name, energies, seconds
     runs: list[SolverRun] = field(default_factory=list)
     exact: list[ExactRun] = field(default_factory=list)
 
 
 def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int = 1000,
-                  data_dir=None, seed: int = 0) -> tuple[LayerQUBO, str]:
-    """The QUBO of layer ``layer`` of the dataset's reference MLP, and a description."""
+                  data_dir=None, seed: int = 0, window_bits: int = 1,
+                  start: str | None = None) -> tuple[LayerQUBO, str, np.ndarray | None, float]:
+    """The QUBO of layer ``layer`` of the dataset's reference MLP, a description, and the
+    warm start's integers ``(n, f+1)`` with the seconds they took (``start`` ``"gptq"``
+    or ``"rtn"``; ``None`` and 0 without). With a start the windows are centred on it."""
     from annealq.datasets import load_dataset
     from annealq.models import reference_model
     from annealq.pipeline import layer_inputs, linear_layers
@@ -84,20 +102,41 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
         raise ValueError(f"layer must be from 0 to {len(layers) - 1}, got {layer}")
     name, module = layers[layer]
     X = layer_inputs(model, [module], x)[0]
-    lq = formulate_layer(module.weight, module.bias, X, bits=bits)
+    begin = time.perf_counter()
+    start_integers = None
+    if start == "gptq":
+        from annealq.baselines import gptq_layer
+
+        q, q_b = gptq_layer(module.weight, module.bias, X, bits=bits)[:2]
+        start_integers = np.column_stack([q, q_b])
+    elif start == "rtn":
+        start_integers = formulate_layer(module.weight, module.bias, X, bits=bits).rtn_integers()
+    elif start is not None:
+        raise ValueError(f"start must be 'gptq' or 'rtn', got {start!r}")
+    start_seconds = time.perf_counter() - begin
+    lq = formulate_layer(module.weight, module.bias, X, bits=bits, window_bits=window_bits,
+                         center=start_integers)
     shape = "-".join(str(n) for n in [layers[0][1].in_features]
                      + [m.out_features for _, m in layers])
-    return lq, (f"{dataset_name} reference MLP {shape}, layer {layer} ({name}: "
-                f"{module.in_features}→{module.out_features}), {len(X)} calibration images")
+    window = "" if window_bits == 1 else (
+        f"; {lq.window_bits}-bit windows per weight ({lq.bias_window_bits} for the bias)"
+        + (f" centred on {start.upper()}'s integers" if start else ""))
+    description = (f"{dataset_name} reference MLP {shape}, layer {layer} ({name}: "
+                   f"{module.in_features}→{module.out_features}), {len(X)} calibration images"
+                   + window)
+    return lq, description, start_integers, start_seconds
 
 
-def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS) -> list[SolverRun]:
-    """Solve ``neurons`` of ``lq`` with every row's solver; energies per neuron."""
+def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS,
+                warm: list[dict] | None = None) -> list[SolverRun]:
+    """Solve ``neurons`` of ``lq`` with every row's solver; energies per neuron. Rows whose
+    start is ``"rtn"`` start from RTN, ``"warm"`` from ``warm`` (one sample per neuron)."""
     sub = _restrict(lq, neurons)
     runs = []
     for label, name, params, start in rows:
         sampler = get_sampler(name, **params)
-        starts = [sub.rtn_sample(i) for i in range(sub.n_neurons)] if start == "rtn" else None
+        starts = ([sub.rtn_sample(i) for i in range(sub.n_neurons)] if start == "rtn"
+                  else warm if start == "warm" else None)
         # untimed warm-up on one neuron: compiled kernels load, caches fill, for every row
         solve_layer(_restrict(sub, [0]), sampler,
                     initial_states=None if starts is None else starts[:1])
@@ -156,19 +195,31 @@ def _largest_subproblem(h, G, c, u, time_limit):
 def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | None = None,
                   exact_neurons: int = 2, exact_time: float = 60.0, calibration: int = 1000,
                   data_dir=None, out: str | Path = "benchmarks/SOLVERS.md",
-                  command: str = "", skip_slow: bool = False, progress=print) -> str:
+                  command: str = "", skip_slow: bool = False, window_bits: int = 1,
+                  start: str | None = None, progress=print) -> str:
     """Run the benchmark and write its section of ``out``; return the section."""
     results, description = [], ""
     for bits in bits_list:
-        lq, description = layer_problem(dataset, layer, bits, calibration=calibration,
-                                        data_dir=data_dir)
+        lq, description, start_integers, start_seconds = layer_problem(
+            dataset, layer, bits, calibration=calibration, data_dir=data_dir,
+            window_bits=window_bits, start=start)
         chosen = np.arange(lq.n_neurons if neurons is None else min(neurons, lq.n_neurons))
-        result = BitsResult(bits, np.array([lq.energy(i, lq.rtn_sample(i)) for i in chosen]))
-        rows = [row for row in SOLVER_ROWS if not (skip_slow and row[0] in SLOW_ROWS)]
+        warm = None
+        if start is None:
+            result = BitsResult(bits, np.array([lq.energy(i, lq.rtn_sample(i)) for i in chosen]))
+            rows = [row for row in SOLVER_ROWS if not (skip_slow and row[0] in SLOW_ROWS)]
+        else:
+            states = lq.states(start_integers[chosen], chosen)
+            labels = lq.labels()
+            warm = [{labels[k]: int(s[k]) for k in np.flatnonzero(lq.free[i])}
+                    for i, s in zip(chosen, states)]
+            result = BitsResult(bits, None, (start.upper(), np.array(
+                [lq.energy(i, w) for i, w in zip(chosen, warm)]), start_seconds))
+            rows = list(WINDOW_ROWS)
         if lq.free.shape[1] <= EXACT_ROW_MAX_VARIABLES:
             rows.append((f"exact-bb (proves each neuron, {exact_time:g} s limit)", "exact-bb",
                          {"time_limit": exact_time}, None))
-        result.runs = run_solvers(lq, chosen, rows)
+        result.runs = run_solvers(lq, chosen, rows, warm)
         for run in result.runs:
             progress(f"int{bits} {run.label}: {run.seconds:.2f} s, energy {run.energies.sum():.6g}")
         best_row = np.argmin(np.stack([r.energies for r in result.runs]), axis=0)
@@ -176,8 +227,9 @@ def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | Non
         best_samples = [result.runs[best_row[k]].samples[k] for k in range(len(exact_ids))]
         result.exact = run_exact(lq, exact_ids, best_samples, exact_time)
         results.append(result)
-    section = _markdown(dataset, layer, description, results, neurons, exact_time, command)
-    _write_section(Path(out), f"{dataset}, layer {layer}", section)
+    section = _markdown(dataset, layer, description, results, neurons, exact_time, command,
+                        _section_key(dataset, layer, window_bits, start))
+    _write_section(Path(out), _section_key(dataset, layer, window_bits, start), section)
     return section
 
 
@@ -197,8 +249,16 @@ def _rows(grid, rows):
                    offset=None if grid.offset is None else grid.offset[rows])
 
 
-def _markdown(dataset, layer, description, results, neurons, exact_time, command) -> str:
-    lines = [f"## {dataset}, layer {layer}", "",
+def _section_key(dataset, layer, window_bits, start) -> str:
+    key = f"{dataset}, layer {layer}"
+    if window_bits > 1:
+        key += f", {window_bits}-bit windows"
+    return key + (f", from {start.upper()}" if start else "")
+
+
+def _markdown(dataset, layer, description, results, neurons, exact_time, command,
+              key=None) -> str:
+    lines = [f"## {key or f'{dataset}, layer {layer}'}", "",
              f"`{command}`" if command else "", "",
              f"{description}; reference grid (DESIGN.md §1). Machine: {platform.machine()}, "
              f"{_cpu_count()} cores, {time.strftime('%Y-%m-%d')}. "
@@ -208,18 +268,31 @@ def _markdown(dataset, layer, description, results, neurons, exact_time, command
     for result in results:
         reference = result.runs[REFERENCE_ROW]
         best = np.min(np.stack([r.energies for r in result.runs]), axis=0)
-        lines += [f"### int{result.bits}", "",
-                  f"RTN energy {result.rtn.sum():.6g}.", "",
-                  "| solver | wall s | total energy | vs best found | speed-up vs neal "
-                  "defaults | neurons ≤ neal defaults |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        if result.start is None:
+            lines += [f"### int{result.bits}", "", f"RTN energy {result.rtn.sum():.6g}.", "",
+                      "| solver | wall s | total energy | vs best found | speed-up vs neal "
+                      "defaults | neurons ≤ neal defaults |",
+                      "|---|---:|---:|---:|---:|---:|"]
+        else:
+            name, start_energies, start_seconds = result.start
+            lines += [f"### int{result.bits}", "",
+                      f"{name} (the warm start) energy {start_energies.sum():.6g}, "
+                      f"{start_seconds:.2f} s (not included in the rows' times).", "",
+                      f"| solver | wall s | total energy | vs {name} | vs best found | "
+                      "speed-up vs neal defaults | neurons < " + name + " |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
         for run in result.runs:
+            if result.start is None:
+                extra = ""
+                count = np.sum(run.energies <= reference.energies * (1 + 1e-12))
+            else:
+                extra = f"{run.energies.sum() / start_energies.sum():.4f}× | "
+                count = np.sum(run.energies < start_energies * (1 - 1e-12))
             lines.append(
-                f"| {run.label} | {run.seconds:.2f} | {run.energies.sum():.6g} | "
+                f"| {run.label} | {run.seconds:.2f} | {run.energies.sum():.6g} | {extra}"
                 f"{run.energies.sum() / best.sum() - 1:+.2%} | "
                 f"{reference.seconds / run.seconds:.1f}× | "
-                f"{int(np.sum(run.energies <= reference.energies * (1 + 1e-12)))}/"
-                f"{len(run.energies)} |")
+                f"{int(count)}/{len(run.energies)} |")
         lines += ["", *_exact_lines(result, exact_time), ""]
     return "\n".join(line for line in lines) + "\n"
 
@@ -296,6 +369,11 @@ def add_bench_parser(commands) -> None:
     solvers.add_argument("--out", default="benchmarks/SOLVERS.md")
     solvers.add_argument("--skip-slow", action="store_true",
                          help=f"leave out {', '.join(SLOW_ROWS)} (for large neurons)")
+    solvers.add_argument("--window-bits", type=int, default=1,
+                         help="binary variables per weight (the wider formulation)")
+    solvers.add_argument("--start", choices=("gptq", "rtn"), default=None,
+                         help="centre the windows on this solution and start the warm-start "
+                              "solvers from it (the rows change to those solvers)")
     solvers.set_defaults(run=_run_bench_solvers)
 
     paper = kinds.add_parser("paper", help="accuracy/error/time table: benchmarks/RESULTS.md")
@@ -320,7 +398,8 @@ def _run_bench_solvers(args) -> int:
     bench_solvers(args.dataset, args.bits, layer=args.layer, neurons=args.neurons,
                   exact_neurons=args.exact_neurons, exact_time=args.exact_time,
                   calibration=args.calibration, data_dir=args.data_dir, out=args.out,
-                  command=command, skip_slow=args.skip_slow)
+                  command=command, skip_slow=args.skip_slow, window_bits=args.window_bits,
+                  start=args.start)
     print(f"wrote {args.out}")
     return 0
 
@@ -338,7 +417,10 @@ PAPER_METHODS = (
     ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}, {}),
     ("QUBO, batch-sa", "qubo", "batch-sa", {}, {}),
     ("QUBO, lns", "qubo", "lns", {}, {}),
-    ("QUBO 2-bit window, lns from GPTQ", "qubo", "lns", {}, {"window_bits": 2, "start": "gptq"}),
+    ("QUBO 2-bit window, lns from GPTQ", "qubo", "lns", {"search": "bits"},
+     {"window_bits": 2, "start": "gptq"}),
+    ("QUBO 4-bit window (whole grid to int4), lns from GPTQ", "qubo", "lns", {},
+     {"window_bits": 4, "start": "gptq"}),
 )
 
 
@@ -385,14 +467,23 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                          f"error {table['cells'][key]['energy']:.6g}")
                 _write_json(json_path, table)
                 _write_text(out_dir / "RESULTS.md",
-                            _paper_markdown(table, datasets, bits_list, columns, skip))
+                            _paper_markdown(table, skip))
     _write_json(json_path, table)
     path = out_dir / "RESULTS.md"
-    _write_text(path, _paper_markdown(table, datasets, bits_list, columns, skip))
+    _write_text(path, _paper_markdown(table, skip))
     return path
 
 
-def _paper_markdown(table, datasets, bits_list, columns, skip) -> str:
+def _paper_markdown(table, skip) -> str:
+    """Every dataset, bit width and column with a cell in ``table`` (whatever this run
+    chose to fill), in the standard order."""
+    keys = [key.split("|") for key in table["cells"]] + [
+        [item.split(":", 1)[0], None, item.split(":", 1)[1]] for item in skip]
+    datasets = [d for d in PAPER_DATASETS if any(k[0] == d for k in keys)] + sorted(
+        {k[0] for k in keys} - set(PAPER_DATASETS))
+    present = {int(k[1]) for k in keys if k[1] is not None}
+    bits_list = [b for b in PAPER_BITS if b in present] + sorted(present - set(PAPER_BITS))
+    columns = [m for m in PAPER_METHODS if any(k[2] == m[0] for k in keys)]
     machine = table["machine"]
     lines = ["# Accuracy, layer error and time: float, RTN, GPTQ, AdaRound and QUBO", "",
              "Filled by these runs of the committed code, in order (each run skips the cells "

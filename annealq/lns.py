@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from annealq.sphere import solve_dense
+from annealq.sphere import solve_box, solve_dense
 
 DEFAULT_ROUNDS = 100
 DEFAULT_WINDOW = 32
@@ -105,3 +105,74 @@ def _polish_neuron(lq, i, state, table, rounds, rng, deadline, window_time):
             u[S] = result.u
             field += d * (lq.gram[:, S] @ (d[S] * change))
     return u.astype(np.int8)
+
+
+DEFAULT_ENTRY_WINDOW = 24
+DEFAULT_INTEGER_ROUNDS = 1000
+DEFAULT_MAX_NODES = 100_000
+
+
+def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS,
+                    window: int = DEFAULT_ENTRY_WINDOW, seed: int = 0,
+                    time_limit: float | None = None,
+                    max_nodes: int = DEFAULT_MAX_NODES) -> np.ndarray:
+    """Like :func:`polish`, but each window is ``window`` *entries* (weights or the bias)
+    searched over their whole integer windows ``[base, base + span]`` by the box sphere
+    decoder (:func:`annealq.sphere.solve_box`). With several bits per weight this is the
+    stronger search: the bounds come from the inputs' Gram matrix, not from the
+    (collinear) bits of one weight, and a weight moves by any number of steps in one go.
+
+    Windows are seeded by each live entry in turn (a fresh random order every pass), and a
+    neuron stops early once a whole pass changes nothing: every window is then at its
+    exact optimum given the rest. A window's result is kept only if its exact energy
+    change is negative, so a neuron's energy never rises.
+    """
+    if rounds < 0 or window < 1:
+        raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
+    first = np.unique(lq.columns, return_index=True)[1]  # each entry's 1-step variable
+    gram = lq.gram[np.ix_(first, first)]
+    table = neighbours(gram, window)
+    rng = np.random.default_rng(seed)
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    out = np.array(states, dtype=np.int8, copy=True)
+    for row, i in enumerate(neurons):
+        i = int(i)
+        offsets = lq.integers(i, out[row]) - lq.base[i]
+        offsets = _polish_entries(lq, i, offsets, gram, first, table, rounds, rng, deadline,
+                                  max_nodes)
+        out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
+    return out
+
+
+def _polish_entries(lq, i, o, gram, first, table, rounds, rng, deadline, max_nodes):
+    span = np.bincount(lq.columns, weights=lq.weights * lq.free[i],
+                       minlength=lq.n_inputs + 1).astype(np.int64)
+    live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))
+    if len(live) == 0:
+        return o
+    e = lq.entry_steps[i]
+    # Âᵀ(residual of the base) per entry, recovered from the 1-step variables' linear terms
+    projection = np.where(span > 0, (e**2 * np.diag(gram) - lq.linear[i, first]) / (2 * e), 0.0)
+    o = o.astype(np.int64)
+    field = gram @ (e * o)  # G z with z = e ∘ o, kept up to date
+    seeds = np.concatenate([rng.permutation(live)
+                            for _ in range(-(-rounds // len(live)))])[:rounds]
+    unchanged = 0
+    for seed in seeds:
+        if unchanged >= len(live) or (deadline is not None and time.perf_counter() > deadline):
+            break
+        unchanged += 1
+        S = table[seed]
+        S = S[(span[S] > 0) & (np.diag(gram)[S] > 0)]
+        e_S = e[S]
+        G_SS = gram[np.ix_(S, S)]
+        H = G_SS * np.outer(e_S, e_S)
+        b = e_S * (field[S] - G_SS @ (e_S * o[S]) - projection[S])
+        new, _ = solve_box(H, b, np.zeros(len(S), np.int64), span[S], incumbent=o[S],
+                           max_nodes=max_nodes)
+        delta = new - o[S]
+        if np.any(delta) and delta @ H @ delta + 2 * delta @ (H @ o[S] + b) < 0:
+            unchanged = 0
+            o[S] = new
+            field += gram[:, S] @ (e_S * delta)
+    return o

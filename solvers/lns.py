@@ -2,9 +2,16 @@
 windows of correlated variables solved exactly by the sphere decoder, which makes the
 collective moves single flips cannot.
 
-Parameters: ``rounds`` (windows per neuron, default 100), ``window`` (variables per
-window, default 32 over the layer's window bits), ``seed``, ``time_limit`` (seconds for a layer, default none), and
-``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
+Two searches: ``search="bits"`` solves windows of binary variables
+(:func:`annealq.lns.polish`); ``search="integers"`` solves windows of whole entries over
+their integer windows with the box sphere decoder (:func:`annealq.lns.polish_integers`),
+far stronger when weights have several bits. ``"auto"`` (default) picks integers for a
+layer built with ``window_bits > 1`` and bits for the paper's down/up QUBO.
+
+Parameters: ``search``, ``rounds`` (windows per neuron, default 100 for bits, 1,000 for
+integers), ``window`` (variables per window, default 32 over the layer's window bits; or
+entries per window, default 24), ``seed``, ``time_limit`` (seconds for a layer, default
+none), and ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
 RTN's) replace the batch-sa stage's start; the result is never worse than the start.
 """
 
@@ -16,7 +23,8 @@ import dimod
 import numpy as np
 
 from annealq.dispatch import SolveResult
-from annealq.lns import DEFAULT_ROUNDS, polish
+from annealq.lns import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
+                         polish, polish_integers)
 from annealq.registry import SolverSpec
 from solvers import missing_package
 from solvers.batch_sa import BatchSASampler
@@ -25,14 +33,14 @@ from solvers.batch_sa import BatchSASampler
 class LNSSolver(dimod.Sampler):
     """batch-sa, then exact window search on every neuron (see module docs)."""
 
-    parameters = {"rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
+    parameters = {"search": [], "rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
                   "num_sweeps": [], "initial_states": []}
 
-    def __init__(self, *, rounds: int = DEFAULT_ROUNDS, window: int | None = None,
-                 seed: int = 0, time_limit: float | None = None, **batch_sa_options):
-        if rounds < 0 or (window is not None and window < 1):
-            raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
-        self.defaults_ = {"rounds": rounds, "window": window, "seed": seed,
+    def __init__(self, *, search: str = "auto", rounds: int | None = None,
+                 window: int | None = None, seed: int = 0, time_limit: float | None = None,
+                 **batch_sa_options):
+        _check(search, rounds, window)
+        self.defaults_ = {"search": search, "rounds": rounds, "window": window, "seed": seed,
                           "time_limit": time_limit, **batch_sa_options}
         self._annealer = BatchSASampler(seed=seed, **batch_sa_options)
 
@@ -54,14 +62,24 @@ class LNSSolver(dimod.Sampler):
         if unknown:
             raise ValueError(f"unknown lns option(s) {sorted(unknown)}")
         options = {**self.defaults_, **overrides}
+        _check(options["search"], options["rounds"], options["window"])
         annealer_options = {k: options[k] for k in ("seed", "num_reads", "num_sweeps")
                             if k in options}
         begin = time.perf_counter()
         annealed = self._annealer.sample_layer(lq, neurons=rows, initial_states=initial_states,
                                                **annealer_options)
         states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
-        states = polish(lq, rows, states, rounds=options["rounds"], window=options["window"],
-                        seed=options["seed"], time_limit=options["time_limit"])
+        integers = options["search"] == "integers" or (
+            options["search"] == "auto" and max(lq.window_bits, lq.bias_window_bits) > 1)
+        if integers:
+            states = polish_integers(
+                lq, rows, states, seed=options["seed"], time_limit=options["time_limit"],
+                rounds=_default(options["rounds"], DEFAULT_INTEGER_ROUNDS),
+                window=_default(options["window"], DEFAULT_ENTRY_WINDOW))
+        else:
+            states = polish(lq, rows, states, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
+                            window=options["window"], seed=options["seed"],
+                            time_limit=options["time_limit"])
         wall = time.perf_counter() - begin
         labels = lq.labels()
         info = {"options": options, "layer_seconds": wall, "layer_neurons": len(rows)}
@@ -75,6 +93,20 @@ class LNSSolver(dimod.Sampler):
     def sample(self, bqm, **kwargs):
         raise TypeError("the lns solver works on layers (it needs the shared Gram form): "
                         "use annealq.dispatch.solve_layer or the pipeline")
+
+
+SEARCHES = ("auto", "bits", "integers")
+
+
+def _check(search, rounds, window) -> None:
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if (rounds is not None and rounds < 0) or (window is not None and window < 1):
+        raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
+
+
+def _default(value, default):
+    return default if value is None else value
 
 
 SPEC = SolverSpec(LNSSolver, lambda: missing_package("numba", "numba"),

@@ -37,3 +37,16 @@ def test_paper_benchmark_resumes_from_its_json(tmp_path):
     assert "| int4 |" in markdown and "## digits" in markdown
     bench_paper(["digits"], [4], methods=["rtn"], out_dir=tmp_path, progress=lines.append)
     assert len(lines) == 2  # the second run found its cell done and solved nothing
+
+
+def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
+    out = tmp_path / "SOLVERS.md"
+    section = bench_solvers("digits", [3], neurons=4, exact_neurons=0, out=out,
+                            window_bits=2, start="gptq", progress=lambda line: None)
+    assert "## digits, layer 0, 2-bit windows, from GPTQ" in section
+    assert "GPTQ (the warm start) energy" in section
+    rows = [line for line in section.splitlines() if line.startswith("| lns from the start")]
+    assert len(rows) == 2
+    for row in rows:  # never worse than GPTQ: the "vs GPTQ" ratio is at most 1
+        ratio = float(row.split("|")[4].strip().rstrip("×"))
+        assert ratio <= 1.0

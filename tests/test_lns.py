@@ -52,3 +52,59 @@ def test_lns_is_layer_only_with_a_clear_message():
 
     with pytest.raises(TypeError, match="works on layers"):
         get_sampler("lns").sample(dimod.BQM({"a": 1.0}, {}, 0.0, "BINARY"))
+
+
+def _window_layer(seed=0, n=3, f=6, bits=3):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(60, f // 2))
+    X = np.repeat(base, 2, axis=1) + 0.05 * rng.normal(size=(60, f))
+    return formulate_layer(rng.normal(size=(n, f)), rng.normal(size=n), X, bits=bits,
+                           window_bits=2, bias_window_bits=3)
+
+
+def test_integer_windows_reach_the_brute_force_optimum_of_the_window_formulation():
+    from annealq.lns import polish_integers
+
+    lq = _window_layer()  # 6 weights × 2 bits + 3 bias bits = 15 variables
+    start = lq.states(lq.base)
+    states = polish_integers(lq, range(lq.n_neurons), start, rounds=4, window=7)
+    exact = solve_layer(lq, get_sampler("exact"))
+    labels = lq.labels()
+    for i, state in enumerate(states):
+        energy = lq.energy(i, dict(zip(labels, state)))
+        assert energy <= lq.energy(i, dict(zip(labels, start[i]))) + 1e-9
+        assert energy == pytest.approx(exact[i].energy, rel=1e-9)
+
+
+def test_integer_windows_never_raise_the_energy_and_stop_when_converged():
+    from annealq.lns import polish_integers
+
+    lq = _window_layer(seed=2, n=4, f=30)
+    start = lq.states(lq.base)
+    labels = lq.labels()
+    few = polish_integers(lq, range(4), start, rounds=5, window=4)
+    many = polish_integers(lq, range(4), start, rounds=100_000, window=4)  # stops early
+    for i in range(4):
+        e_start, e_few, e_many = (lq.energy(i, dict(zip(labels, s[i])))
+                                  for s in (start, few, many))
+        assert e_many <= e_few + 1e-9 and e_few <= e_start + 1e-9
+
+
+def test_lns_picks_integer_search_for_window_layers_and_checks_its_options(monkeypatch):
+    import solvers.lns
+
+    used = []
+    for name in ("polish", "polish_integers"):
+        original = getattr(solvers.lns, name)
+        monkeypatch.setattr(solvers.lns, name, lambda *a, _o=original, _n=name, **k:
+                            used.append(_n) or _o(*a, **k))
+    lq = _window_layer(seed=4, n=3, f=20)
+    starts = [dict(zip(lq.labels(), s)) for s in lq.states(lq.base)]
+    auto = solve_layer(lq, get_sampler("lns", rounds=50), initial_states=starts)
+    solve_layer(lq, get_sampler("lns", rounds=50, search="bits"), initial_states=starts)
+    solve_layer(_layer(f=10), get_sampler("lns", rounds=5))  # the paper's down/up QUBO
+    assert used == ["polish_integers", "polish", "polish"]
+    for i, r in enumerate(auto):
+        assert r.energy <= lq.energy(i, starts[i]) + 1e-9
+    with pytest.raises(ValueError, match="search must be one of"):
+        get_sampler("lns", search="quantum")

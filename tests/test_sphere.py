@@ -66,3 +66,40 @@ def test_spin_bqm():
     bqm = dimod.generators.gnp_random_bqm(10, 0.6, "SPIN", random_state=2)
     best = min(dimod.ExactSolver().sample(bqm).record.energy)
     assert get_sampler("exact-bb").sample(bqm).first.energy == pytest.approx(best)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_box_search_finds_the_brute_force_integer_optimum(seed):
+    from annealq.sphere import solve_box
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    A = rng.normal(size=(8, n))
+    if seed % 3 == 0 and n > 1:
+        A[:, -1] = 2.0 * A[:, 0]  # collinear columns: H is singular
+    H, b = A.T @ A, 3.0 * rng.normal(size=n)
+    low = rng.integers(-3, 1, size=n)
+    high = low + rng.integers(0, 5, size=n)
+    o, finished = solve_box(H, b, low, high, incumbent=high.copy())
+    energy = lambda x: float(x @ H @ x + 2 * b @ x)
+    best = min(energy(np.array(x)) for x in
+               itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)]))
+    assert finished and np.all((low <= o) & (o <= high))
+    assert energy(o) == pytest.approx(best, rel=1e-7, abs=1e-7)
+
+
+def test_box_search_keeps_an_optimal_incumbent_and_stops_at_its_node_limit():
+    from annealq.sphere import solve_box
+
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(40, 20))
+    H, b = A.T @ A, 5.0 * rng.normal(size=20)
+    low, high = np.zeros(20, np.int64), np.full(20, 7)
+    best, finished = solve_box(H, b, low, high, incumbent=low)
+    assert finished
+    again, _ = solve_box(H, b, low, high, incumbent=best)
+    assert np.array_equal(again, best)
+    partial, finished = solve_box(H, b, low, high, incumbent=low, max_nodes=5)
+    assert not finished and np.all((low <= partial) & (partial <= high))
+    energy = lambda x: float(x @ H @ x + 2 * b @ x)
+    assert energy(partial) <= energy(low)
