@@ -213,6 +213,8 @@ def _run_demo(args) -> int:
         print(f"\nint{bits}  accuracy: RTN {rtn_acc:.1%}  QUBO {qubo_acc:.1%}  "
               f"(solver {solver}, {seconds:.1f} s, cache {result.cache_hits} hits / "
               f"{result.cache_misses} misses)")
+        if result.report.get("emulation"):
+            print(f"  NOTE: {result.report['emulation_note']}")
         print(f"  {'layer':<6}{'shape':>10}{'RTN error':>14}{'QUBO error':>14}{'reduction':>11}")
         for layer in result.layers:
             shape = f"{layer.in_features}x{layer.out_features}"
@@ -334,6 +336,8 @@ def _print_summary(result, data, model, origin) -> None:
           + (f", solver {report['solver']}" if report["solver"] else "")
           + f"; {report['calibration_size']} calibration images from the training split, "
           f"{len(data.y_test)} test images")
+    if report.get("emulation"):
+        print(f"NOTE: {report['emulation_note']}")
     header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{solver + ' error':>16}" \
              f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
     print("\n" + header)

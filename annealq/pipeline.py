@@ -35,7 +35,7 @@ from annealq.dispatch import solve_layer
 from annealq.export import as_array
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.grid import validate_bits
-from annealq.registry import resolve_sampler
+from annealq.registry import emulation_note, resolve_sampler
 
 log = logging.getLogger(__name__)
 
@@ -557,6 +557,9 @@ def _report(result, model, float_layers, dataset, bits, activation_bits, calibra
               "calibration_size": calibration_size,
               "options": {k: _plain(v) for k, v in {**scheme_options, **method_options}.items()},
               "seed": seed}
+    note = emulation_note(result.solver)
+    if note:
+        report.update({"emulation": True, "emulation_note": note})
     if accuracy is not None:
         report["accuracy"] = accuracy
     report.update({

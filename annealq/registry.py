@@ -148,6 +148,19 @@ def solver_spec(name: str) -> SolverSpec:
     return _default.spec(name)
 
 
+def emulation_note(name: str | None) -> str | None:
+    """For a solver whose results only emulate quantum hardware classically, the line that
+    must accompany them wherever they are shown; ``None`` otherwise."""
+    try:
+        spec = solver_spec(name) if name else None
+    except ValueError:  # not a registered name (e.g. a sampler object passed directly)
+        return None
+    if spec is None or not spec.emulation:
+        return None
+    return (f"solver {name!r} is a classical emulation, not quantum hardware "
+            f"({spec.description})")
+
+
 def resolve_sampler(name: str, *, fallback: str | None = None,
                     **params) -> tuple[str, dimod.Sampler]:
     """Build solver ``name`` and return ``(name actually used, sampler)``.

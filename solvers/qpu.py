@@ -11,6 +11,14 @@ results are a classical emulation of the QPU, and their info says so
 
 Parameters: ``num_reads``, ``annealing_time``, ``chain_strength`` and the QPU's other
 sampling parameters; ``solver`` (a solver name or feature filter) at construction.
+
+Warm starts (``initial_states``, e.g. GPTQ's solution through the pipeline's
+``start="gptq"``) run a **reverse anneal**: the state is spread over its chains as the
+QPU's ``initial_state`` (spin values, as the clique sampler embeds the Ising form), the
+anneal goes from s = 1 back to ``REVERSE_SCHEDULE``'s turning point, pauses and returns,
+with ``reinitialize_state`` so every read restarts from the warm start. Give
+``anneal_schedule`` to choose another schedule (it must start and end at s = 1). In the
+mock, the classical substitute (steepest descent) starts from that state instead.
 Reported in each SampleSet's ``info``: ``chain_break_fraction`` (mean over reads),
 ``chain_length`` (max and mean), ``qpu_access_time`` (µs) and ``problem_id``.
 """
@@ -28,6 +36,9 @@ from solvers import missing_package
 EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
 QPU_SOLVER = {"qpu": True, "order_by": "-num_active_qubits"}
 MOCK_TOPOLOGIES = {"pegasus": [16], "zephyr": [12, 4]}
+# s = 1 → 0.45 in 5 µs, 10 µs pause, back to 1 in 5 µs: D-Wave's reverse-annealing
+# examples turn between s ≈ 0.4 and 0.6; lower explores further from the warm start.
+REVERSE_SCHEDULE = ((0.0, 1.0), (5.0, 0.45), (15.0, 0.45), (20.0, 1.0))
 
 
 class CliqueQPUSampler(dimod.Sampler):
@@ -56,7 +67,7 @@ class CliqueQPUSampler(dimod.Sampler):
 
     @property
     def parameters(self):
-        return {**self._clique.parameters, "chain_strength": []}
+        return {**self._clique.parameters, "chain_strength": [], "initial_states": []}
 
     @property
     def properties(self):
@@ -68,18 +79,53 @@ class CliqueQPUSampler(dimod.Sampler):
     def largest_clique_size(self) -> int:
         return self._clique.largest_clique_size
 
-    def sample(self, bqm, **parameters):
+    def sample(self, bqm, initial_states=None, **parameters):
+        """Sample ``bqm`` through the clique embedding; with ``initial_states`` (the first
+        sample is used) a reverse anneal from it."""
         limit = self.largest_clique_size
         if bqm.num_variables > limit:
             raise ProblemTooLargeError(
                 f"a BQM of {bqm.num_variables} variables does not fit this QPU's largest "
                 f"clique embedding ({limit} variables); use the 'hybrid' solver (or a local "
                 f"one such as 'neal') for neurons of this size")
-        sampleset = self._clique.sample(bqm, return_embedding=True,
-                                        **{**self.defaults, **parameters})
+        parameters = {**self.defaults, **parameters}
+        reverse = initial_states is not None
+        if reverse:
+            parameters = _reverse_anneal(bqm, initial_states, parameters)
+        sampleset = self._clique.sample(bqm, return_embedding=True, **parameters)
         sampleset.resolve()
         sampleset.info.update(_embedding_report(sampleset, self.emulation))
+        if reverse:
+            sampleset.info["reverse_anneal"] = {
+                "anneal_schedule": [list(point) for point in parameters["anneal_schedule"]],
+                "reinitialize_state": parameters["reinitialize_state"]}
         return sampleset
+
+
+def _reverse_anneal(bqm, initial_states, parameters: dict) -> dict:
+    """The QPU parameters of a reverse anneal from the first of ``initial_states``."""
+    if "annealing_time" in parameters:
+        raise ValueError("a warm start runs a reverse anneal, which takes anneal_schedule, "
+                         "not annealing_time; drop annealing_time or give an anneal_schedule")
+    samples = dimod.as_samples(initial_states, labels_type=dimod.variables.Variables)
+    array, labels = samples
+    if len(array) == 0:
+        raise ValueError("initial_states is empty")
+    first = dict(zip(labels, array[0].tolist()))
+    missing = [v for v in bqm.variables if v not in first]
+    if missing:
+        raise ValueError(f"the warm start has no value for {len(missing)} variable(s) of the "
+                         f"BQM, e.g. {missing[0]!r}")
+    # DWaveCliqueSampler embeds the Ising form: initial states are spins there
+    spin = {v: (2 * int(first[v]) - 1) if bqm.vartype is dimod.BINARY else int(first[v])
+            for v in bqm.variables}
+    schedule = parameters.get("anneal_schedule", REVERSE_SCHEDULE)
+    if schedule[0][1] != 1.0 or schedule[-1][1] != 1.0:
+        raise ValueError(f"a reverse anneal's schedule must start and end at s = 1, got "
+                         f"{[list(p) for p in schedule]}")
+    return {**parameters, "initial_state": spin,
+            "anneal_schedule": [list(point) for point in schedule],
+            "reinitialize_state": parameters.get("reinitialize_state", True)}
 
 
 def _embedding_report(sampleset, emulation: bool) -> dict:
@@ -119,8 +165,25 @@ def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
     if topology not in MOCK_TOPOLOGIES:
         raise ValueError(f"unknown mock topology {topology!r}; choose one of "
                          f"{sorted(MOCK_TOPOLOGIES)}")
-    qpu = MockDWaveSampler(topology_type=topology, topology_shape=MOCK_TOPOLOGIES[topology],
-                           parameter_warnings=False)
+    class _WarmStartMock(MockDWaveSampler):
+        # the classical substitute (steepest descent) starts from ``initial_state`` when a
+        # reverse anneal is asked for, rather than from random states
+        @dimod.bqm_structured
+        def sample(self, bqm, **kwargs):
+            state = kwargs.get("initial_state")
+            saved = self.substitute_kwargs
+            if state is not None:
+                order = list(bqm.variables)
+                self.substitute_kwargs = {
+                    **saved, "initial_states_generator": "tile",
+                    "initial_states": (np.array([[state[v] for v in order]]), order)}
+            try:
+                return super().sample(bqm, **kwargs)
+            finally:
+                self.substitute_kwargs = saved
+
+    qpu = _WarmStartMock(topology_type=topology, topology_shape=MOCK_TOPOLOGIES[topology],
+                         parameter_warnings=False)
     return CliqueQPUSampler(qpu, emulation=True, **defaults)
 
 

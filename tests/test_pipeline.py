@@ -256,7 +256,7 @@ def test_baseline_methods_go_through_annealq_baselines():
     assert all(layer.energy <= layer.rtn_energy * 1.5 for layer in adaround.layers)
 
 
-@pytest.mark.parametrize("solver", ["steepest", "batch-sa", "lns", "neal"])
+@pytest.mark.parametrize("solver", ["steepest", "batch-sa", "lns", "neal", "qpu-mock"])
 def test_gptq_start_is_never_worse_than_gptq(solver):
     from annealq import quantize
 
@@ -270,6 +270,27 @@ def test_gptq_start_is_never_worse_than_gptq(solver):
     assert qubo.report["start"] == "gptq"
     # the first layer sees the same inputs in both runs: never worse than GPTQ's solution
     assert qubo.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)
+    # a mock QPU's results are labelled as the classical emulation they are
+    assert qubo.report.get("emulation", False) is (solver == "qpu-mock")
+    if solver == "qpu-mock":
+        assert "classical emulation" in qubo.report["emulation_note"]
+
+
+def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
+    from types import SimpleNamespace
+
+    from annealq.cli import _print_summary
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    x = np.random.default_rng(0).normal(size=(30, 6))
+    for solver, labelled in (("qpu-mock", True), ("steepest", False)):
+        result = quantize(model, x, bits=2, solver=solver, cache=False, quiet=True)
+        data = SimpleNamespace(name="toy", y_test=np.zeros(3))
+        _print_summary(result, data, model, "test model")
+        out = capsys.readouterr().out
+        assert ("NOTE: solver 'qpu-mock' is a classical emulation, not quantum hardware"
+                in out) is labelled
 
 
 def test_start_needs_the_qubo_method():

@@ -146,3 +146,40 @@ def test_unreachable_cloud_fails_fast_without_leaking_the_token(monkeypatch, can
     assert canary_token not in str(caught.value)
     name, sampler = resolve_sampler("hybrid", fallback="neal")
     assert name == "neal"
+
+
+def test_qpu_warm_start_is_a_reverse_anneal_spread_over_the_chains(layer_65):
+    from solvers.qpu import REVERSE_SCHEDULE
+
+    sampler = get_sampler("qpu-mock", num_reads=4)
+    mock = sampler._clique.child
+    sent = []
+    original = mock.sample
+    mock.sample = lambda bqm, **kwargs: sent.append((bqm, kwargs)) or original(bqm, **kwargs)
+    bqms = list(layer_65.bqms())
+    starts = [layer_65.rtn_sample(i) for i in range(len(bqms))]
+    results = solve_bqms(bqms, sampler, initial_states=starts)
+    for bqm, start, result, (embedded, kwargs) in zip(bqms, starts, results, sent):
+        chains = result.info["embedding_context"]["embedding"]
+        state = kwargs["initial_state"]
+        assert set(state) == set(embedded.variables)  # every active qubit, nothing else
+        for v, chain in chains.items():  # each chain carries its variable's spin
+            assert {state[q] for q in chain} == {2 * start[v] - 1}
+        assert [list(p) for p in REVERSE_SCHEDULE] == kwargs["anneal_schedule"]
+        assert kwargs["reinitialize_state"] is True
+        assert result.info["reverse_anneal"]["reinitialize_state"] is True
+        assert result.info["emulation"] is True
+        # the emulation descends from the warm start: never above it
+        assert result.energy <= bqm.energy(start) + 1e-9
+
+
+def test_qpu_reverse_anneal_rejects_conflicting_parameters(layer_65):
+    bqm = layer_65.bqm(0)
+    start = [layer_65.rtn_sample(0)]
+    with pytest.raises(ValueError, match="annealing_time"):
+        get_sampler("qpu-mock", annealing_time=20).sample(bqm, initial_states=start)
+    with pytest.raises(ValueError, match="start and end at s = 1"):
+        get_sampler("qpu-mock").sample(bqm, initial_states=start,
+                                       anneal_schedule=[[0, 0], [20, 1]])
+    with pytest.raises(ValueError, match="no value for"):
+        get_sampler("qpu-mock").sample(bqm, initial_states=[{("w", 0): 1}])
