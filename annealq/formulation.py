@@ -234,6 +234,31 @@ class LayerQUBO:
         q[:, -1] = self.bias_grid.rtn(self.values[:, -1]) if self.has_bias else 0
         return q
 
+    @property
+    def entry_gram(self) -> np.ndarray:
+        """``ÂᵀÂ`` over the entries ``(f+1, f+1)`` (the Gram of each entry's first variable)."""
+        first = np.unique(self.columns, return_index=True)[1]
+        return self.gram[np.ix_(first, first)]
+
+    def integer_form(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Neuron ``i``'s energy over integer *entry offsets* ``o`` (``q = base + o``):
+        ``E = offset_i − 2 Σ_c e_c o_c p_c + (e∘o)ᵀ G (e∘o)`` with ``G`` the
+        :attr:`entry_gram`, for ``0 ≤ o_c ≤ span_c``.
+
+        Returns:
+            ``(span, e, p)``: each entry's largest offset (0 where fixed), its grid step,
+            and ``p = Âᵀ r`` with ``r`` the output residual at ``base``.
+        """
+        i = self._index(i)
+        first = np.unique(self.columns, return_index=True)[1]  # the 1-step variables
+        span = np.bincount(self.columns, weights=self.weights * self.free[i],
+                           minlength=self.n_inputs + 1).astype(np.int64)
+        e = self.entry_steps[i]
+        # recovered from h_v = d_v² G_vv − 2 d_v p_c of each entry's 1-step variable
+        p = np.where(span > 0, (e**2 * np.diag(self.gram)[first] - self.linear[i, first])
+                     / (2 * e), 0.0)
+        return span, e, p
+
     def decode(self, samples) -> tuple[np.ndarray, np.ndarray]:
         """Integer weights ``(n, f)`` and bias ``(n,)`` from one sample per neuron."""
         samples = list(samples)

@@ -129,8 +129,7 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
     """
     if rounds < 0 or window < 1:
         raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
-    first = np.unique(lq.columns, return_index=True)[1]  # each entry's 1-step variable
-    gram = lq.gram[np.ix_(first, first)]
+    gram = lq.entry_gram
     table = neighbours(gram, window)
     rng = np.random.default_rng(seed)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
@@ -138,22 +137,18 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
     for row, i in enumerate(neurons):
         i = int(i)
         offsets = lq.integers(i, out[row]) - lq.base[i]
-        offsets = _polish_entries(lq, i, offsets, gram, first, table, rounds, rng, deadline,
+        offsets = _polish_entries(lq, i, offsets, gram, table, rounds, rng, deadline,
                                   max_nodes)
         out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
     return out
 
 
-def _polish_entries(lq, i, o, gram, first, table, rounds, rng, deadline, max_nodes):
-    span = np.bincount(lq.columns, weights=lq.weights * lq.free[i],
-                       minlength=lq.n_inputs + 1).astype(np.int64)
+def _polish_entries(lq, i, o, gram, table, rounds, rng, deadline, max_nodes):
+    span, e, projection = lq.integer_form(i)
     live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))
     if len(live) == 0:
         return o
-    e = lq.entry_steps[i]
-    # Âᵀ(residual of the base) per entry, recovered from the 1-step variables' linear terms
-    projection = np.where(span > 0, (e**2 * np.diag(gram) - lq.linear[i, first]) / (2 * e), 0.0)
-    o = o.astype(np.int64)
+    o = np.asarray(o, dtype=np.int64).copy()
     field = gram @ (e * o)  # G z with z = e ∘ o, kept up to date
     seeds = np.concatenate([rng.permutation(live)
                             for _ in range(-(-rounds // len(live)))])[:rounds]
@@ -168,8 +163,8 @@ def _polish_entries(lq, i, o, gram, first, table, rounds, rng, deadline, max_nod
         G_SS = gram[np.ix_(S, S)]
         H = G_SS * np.outer(e_S, e_S)
         b = e_S * (field[S] - G_SS @ (e_S * o[S]) - projection[S])
-        new, _ = solve_box(H, b, np.zeros(len(S), np.int64), span[S], incumbent=o[S],
-                           max_nodes=max_nodes)
+        new = solve_box(H, b, np.zeros(len(S), np.int64), span[S], incumbent=o[S],
+                        max_nodes=max_nodes).o
         delta = new - o[S]
         if np.any(delta) and delta @ H @ delta + 2 * delta @ (H @ o[S] + b) < 0:
             unchanged = 0

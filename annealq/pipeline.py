@@ -79,6 +79,7 @@ class LayerResult:
     has_bias: bool = True
     input_grid: ActivationGrid | None = None
     weight_offset: np.ndarray | None = None
+    proven_optimal: int | None = None  # neurons whose solver proved their optimum
 
     @property
     def weight(self) -> np.ndarray:
@@ -94,6 +95,8 @@ class LayerResult:
                  "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
         if self.input_grid is not None:
             entry["input_grid"] = self.input_grid.to_dict()
+        if self.proven_optimal is not None:
+            entry["proven_optimal"] = self.proven_optimal
         return entry
 
     def to_dict(self) -> dict:
@@ -348,7 +351,8 @@ class _Run:
             start_integers = np.column_stack([q_g, q_b_g])
             lq = formulate_layer(weight, bias, X_hat, bits=self.bits, float_inputs=X,
                                  center=start_integers, **options)
-        q, q_b, hits = self._round(lq, weight, bias, X, X_hat, options, start_integers)
+        q, q_b, hits, proven = self._round(lq, weight, bias, X, X_hat, options,
+                                           start_integers)
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
@@ -356,12 +360,13 @@ class _Run:
                             _output_error(lq, X, X_hat, rtn[:, :-1], rtn[:, -1]), seconds,
                             hits, (lq.n_neurons - hits) if self.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
-                            weight_offset=lq.weight_grid.offset)
+                            weight_offset=lq.weight_grid.offset, proven_optimal=proven)
         write_layer(module, layer)
         return layer
 
     def _round(self, lq: LayerQUBO, weight, bias, X, X_hat, options, start_integers=None):
-        """Integer weights and bias of the layer by this run's method, and cache hits."""
+        """Integer weights and bias of the layer by this run's method, cache hits, and how
+        many neurons the solver proved optimal (``None`` for solvers that prove nothing)."""
         if self.method == "qubo":
             parameters = ({"seed": self.seed}
                           if self.seed is not None and "seed" in self.sampler.parameters else {})
@@ -374,11 +379,13 @@ class _Run:
                 samples = [start if lq.energy(i, start) < lq.energy(i, sample) else sample
                            for i, (sample, start) in enumerate(zip(samples, starts))]
             q, q_b = lq.decode(samples)
-            return q, q_b, sum(bool(r.info.get("cached")) for r in solved)
+            proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
+            return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),
+                    sum(map(bool, proofs)) if proofs else None)
         if self.method == "rtn":
             rtn = lq.rtn_integers()
-            return rtn[:, :-1], rtn[:, -1], 0
-        return self._baseline_round(self.method, weight, bias, X, X_hat, options)
+            return rtn[:, :-1], rtn[:, -1], 0, None
+        return (*self._baseline_round(self.method, weight, bias, X, X_hat, options), None)
 
     def _baseline_round(self, method, weight, bias, X, X_hat, options):
         function = _baseline(method)

@@ -5,7 +5,11 @@ enumeration's ~25 variables. It proves the optimum, or stops at ``time_limit`` s
 
 On a layer (``sample_layer``) it searches each neuron with the formulation's positive
 semi-definite Gram form (the tightest bounds) and starts from ``batch-sa``'s solution as
-the incumbent unless ``initial_states`` are given. On a bare BQM the incumbent is the
+the incumbent unless ``initial_states`` are given. A layer built with wider windows
+(``window_bits > 1``) is searched over each weight's integer window instead of its bits
+(:func:`annealq.sphere.solve_box`), with ``lns``'s integer windows polishing the
+incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the optimum of the layer's whole
+quantization problem, not of a restriction of it. On a bare BQM the incumbent is the
 given initial state, else the rounded continuous optimum.
 """
 
@@ -16,7 +20,7 @@ import numpy as np
 
 from annealq.dispatch import SolveResult
 from annealq.registry import SolverSpec
-from annealq.sphere import solve_dense
+from annealq.sphere import solve_box, solve_dense
 from solvers import missing_package
 
 DEFAULT_TIME_LIMIT = 60.0
@@ -65,11 +69,22 @@ class BranchAndBoundSolver(dimod.Sampler):
     def sample_layer(self, lq, *, neurons=None, initial_states=None, time_limit=None):
         """Search each of ``neurons`` of layer ``lq``; one SolveResult each, in order."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
+        integers = max(lq.window_bits, lq.bias_window_bits) > 1
         if initial_states is None:
             from solvers.batch_sa import BatchSASampler
 
             incumbents = BatchSASampler().sample_layer(lq, neurons=rows)
             initial_states = [r.sample for r in incumbents]
+        if integers:
+            from annealq.lns import polish_integers
+
+            # a better incumbent prunes more: polish it with lns's integer windows first
+            labels = lq.labels()
+            states = polish_integers(lq, rows, np.stack(
+                [lq.assignment(i, s) for i, s in zip(rows, initial_states)]))
+            return [self._integer_search(lq, i, dict(zip(labels, state.tolist())),
+                                         self._limit(time_limit))
+                    for i, state in zip(rows, states)]
         labels = lq.labels()
         results = []
         for i, start in zip(rows, initial_states):
@@ -81,6 +96,25 @@ class BranchAndBoundSolver(dimod.Sampler):
             results.append(SolveResult(sample, lq.energy(i, sample), _info(found),
                                        found.seconds))
         return results
+
+    @staticmethod
+    def _integer_search(lq, i, start, time_limit) -> SolveResult:
+        gram = lq.entry_gram
+        span, e, p = lq.integer_form(i)
+        live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))  # the rest cost nothing
+        o = lq.integers(i, lq.assignment(i, start)) - lq.base[i]
+        found = solve_box(gram[np.ix_(live, live)] * np.outer(e[live], e[live]),
+                          -e[live] * p[live], np.zeros(len(live), np.int64), span[live],
+                          incumbent=o[live], time_limit=time_limit)
+        o[live] = found.o
+        state = lq.states((lq.base[i] + o)[None, :], [i])[0]
+        labels = lq.labels()
+        sample = {labels[k]: int(state[k]) for k in np.flatnonzero(lq.free[i])}
+        energy = lq.energy(i, sample)
+        bound = energy if found.proven else float(lq.offset[i]) + found.lower_bound
+        info = {"proven_optimal": found.proven, "lower_bound": bound, "gap": energy - bound,
+                "nodes": found.nodes, "search_seconds": found.seconds, "search": "integers"}
+        return SolveResult(sample, energy, info, found.seconds)
 
     def _limit(self, time_limit) -> float:
         return self.time_limit if time_limit is None else _validate_time_limit(time_limit)

@@ -62,6 +62,24 @@ def test_layer_solver_matches_exact_enumeration():
     assert get_sampler("exact-bb").sample(bqm).first.energy == pytest.approx(exact[0].energy)
 
 
+@pytest.mark.parametrize("bits", [2, 3])
+def test_layer_solver_proves_the_whole_grid_optimum_of_a_window_layer(bits):
+    rng = np.random.default_rng(bits)
+    X = rng.random((60, 6))
+    X[:, 5] = X[:, 4] + 0.01 * rng.normal(size=60)  # nearly collinear inputs
+    X[:, 3] = 0.0                                      # and a dead one
+    lq = formulate_layer(rng.normal(size=(3, 6)), rng.normal(size=3), X, bits=bits,
+                         window_bits=bits, bias_window_bits=3)
+    assert lq.free.shape[1] == 6 * bits + 3  # the whole grid: the unrestricted problem
+    exact = solve_layer(lq, get_sampler("exact"))
+    bb = solve_layer(lq, get_sampler("exact-bb", time_limit=10))
+    for i, (e, b) in enumerate(zip(exact, bb)):
+        assert b.info["proven_optimal"] and b.info["search"] == "integers"
+        assert b.energy == pytest.approx(e.energy, rel=1e-9)
+        assert b.energy == pytest.approx(lq.energy(i, b.sample), rel=1e-12)
+        assert b.info["lower_bound"] == b.energy
+
+
 def test_spin_bqm():
     bqm = dimod.generators.gnp_random_bqm(10, 0.6, "SPIN", random_state=2)
     best = min(dimod.ExactSolver().sample(bqm).record.energy)
@@ -80,26 +98,31 @@ def test_box_search_finds_the_brute_force_integer_optimum(seed):
     H, b = A.T @ A, 3.0 * rng.normal(size=n)
     low = rng.integers(-3, 1, size=n)
     high = low + rng.integers(0, 5, size=n)
-    o, finished = solve_box(H, b, low, high, incumbent=high.copy())
+    result = solve_box(H, b, low, high, incumbent=high.copy())
+    o = result.o
     energy = lambda x: float(x @ H @ x + 2 * b @ x)
     best = min(energy(np.array(x)) for x in
                itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)]))
-    assert finished and np.all((low <= o) & (o <= high))
+    assert result.proven and np.all((low <= o) & (o <= high))
     assert energy(o) == pytest.approx(best, rel=1e-7, abs=1e-7)
+    assert result.value == pytest.approx(energy(o)) and result.lower_bound == result.value
 
 
-def test_box_search_keeps_an_optimal_incumbent_and_stops_at_its_node_limit():
+def test_box_search_keeps_an_optimal_incumbent_and_stops_with_a_valid_bound():
     from annealq.sphere import solve_box
 
     rng = np.random.default_rng(1)
-    A = rng.normal(size=(40, 20))
-    H, b = A.T @ A, 5.0 * rng.normal(size=20)
+    A = rng.normal(size=(30, 20)) + 2.0 * rng.normal(size=(30, 1))  # correlated columns
+    H, b = A.T @ A, 40.0 * rng.normal(size=20)
     low, high = np.zeros(20, np.int64), np.full(20, 7)
-    best, finished = solve_box(H, b, low, high, incumbent=low)
-    assert finished
-    again, _ = solve_box(H, b, low, high, incumbent=best)
-    assert np.array_equal(again, best)
-    partial, finished = solve_box(H, b, low, high, incumbent=low, max_nodes=5)
-    assert not finished and np.all((low <= partial) & (partial <= high))
-    energy = lambda x: float(x @ H @ x + 2 * b @ x)
-    assert energy(partial) <= energy(low)
+    best = solve_box(H, b, low, high, incumbent=low)
+    assert best.proven
+    again = solve_box(H, b, low, high, incumbent=best.o)
+    assert np.array_equal(again.o, best.o)
+    for budget in (3, 30, 300):
+        partial = solve_box(H, b, low, high, incumbent=low, max_nodes=budget)
+        assert np.all((low <= partial.o) & (partial.o <= high))
+        assert partial.value <= float(low @ H @ low + 2 * b @ low)
+        if not partial.proven:  # the bound holds: the optimum is never below it
+            assert partial.lower_bound <= best.value + 1e-9
+            assert partial.lower_bound <= partial.value
