@@ -446,6 +446,12 @@ PAPER_METHODS = (
      {"window_bits": 4, "start": "gptq"}),
     ("QUBO 4-bit window, exact-bb from GPTQ (10 s per neuron)", "qubo", "exact-bb",
      {"time_limit": 10.0}, {"window_bits": 4, "start": "gptq"}),
+    # the grid for one bit: each weight its row's minimum or maximum (DESIGN.md's {−1, 0}·s
+    # leaves half the weights only 0)
+    ("RTN, affine per-channel grid", "rtn", None, None,
+     {"scheme": "affine", "per_channel": True}),
+    ("QUBO affine per-channel grid, lns", "qubo", "lns", {},
+     {"scheme": "affine", "per_channel": True}),
 )
 
 

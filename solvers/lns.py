@@ -8,7 +8,12 @@ their integer windows with the box sphere decoder (:func:`annealq.lns.polish_int
 far stronger when weights have several bits. ``"auto"`` (default) picks integers for a
 layer built with ``window_bits > 1`` and bits for the paper's down/up QUBO.
 
-Parameters: ``search``, ``rounds`` (windows per neuron, default 100 for bits, 1,000 for
+The batch-sa stage (``anneal``) runs by default except for integer windows from a warm
+start: there the windows already make every single-weight move, and measured on MNIST
+(32 neurons, int4, 4-bit windows from GPTQ) annealing first halved the speed for a 0.06 %
+lower energy.
+
+Parameters: ``search``, ``anneal`` (``None``: as above), ``rounds`` (windows per neuron, default 100 for bits, 1,000 for
 integers), ``window`` (variables per window, default 32 over the layer's window bits; or
 entries per window, default 24), ``seed``, ``time_limit`` (seconds for a layer, default
 none), and ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
@@ -33,14 +38,15 @@ from solvers.batch_sa import BatchSASampler
 class LNSSolver(dimod.Sampler):
     """batch-sa, then exact window search on every neuron (see module docs)."""
 
-    parameters = {"search": [], "rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
+    parameters = {"search": [], "anneal": [], "rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
                   "num_sweeps": [], "initial_states": []}
 
-    def __init__(self, *, search: str = "auto", rounds: int | None = None,
+    def __init__(self, *, search: str = "auto", anneal: bool | None = None,
+                 rounds: int | None = None,
                  window: int | None = None, seed: int = 0, time_limit: float | None = None,
                  **batch_sa_options):
         _check(search, rounds, window)
-        self.defaults_ = {"search": search, "rounds": rounds, "window": window, "seed": seed,
+        self.defaults_ = {"search": search, "anneal": anneal, "rounds": rounds, "window": window, "seed": seed,
                           "time_limit": time_limit, **batch_sa_options}
         self._annealer = BatchSASampler(seed=seed, **batch_sa_options)
 
@@ -65,12 +71,25 @@ class LNSSolver(dimod.Sampler):
         _check(options["search"], options["rounds"], options["window"])
         annealer_options = {k: options[k] for k in ("seed", "num_reads", "num_sweeps")
                             if k in options}
-        begin = time.perf_counter()
-        annealed = self._annealer.sample_layer(lq, neurons=rows, initial_states=initial_states,
-                                               **annealer_options)
-        states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
         integers = options["search"] == "integers" or (
             options["search"] == "auto" and max(lq.window_bits, lq.bias_window_bits) > 1)
+        anneal = options["anneal"]
+        if anneal is None:
+            anneal = not (integers and initial_states is not None)
+        begin = time.perf_counter()
+        if anneal:
+            annealed = self._annealer.sample_layer(lq, neurons=rows,
+                                                   initial_states=initial_states,
+                                                   **annealer_options)
+            states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
+        else:
+            if initial_states is None:  # RTN, moved into each entry's window
+                spans = np.stack([lq.integer_form(i)[0] for i in rows])
+                starts = lq.states(np.clip(lq.rtn_integers()[rows], lq.base[rows],
+                                           lq.base[rows] + spans), rows)
+            else:
+                starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
+            states = starts.astype(np.int8)
         if integers:
             states = polish_integers(
                 lq, rows, states, seed=options["seed"], time_limit=options["time_limit"],

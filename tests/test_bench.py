@@ -26,7 +26,7 @@ def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
 def test_paper_benchmark_resumes_from_its_json(tmp_path):
     pytest.importorskip("torch")
     lines = []
-    bench_paper(["digits"], [4], methods=["rtn", "QUBO, lns"], out_dir=tmp_path,
+    bench_paper(["digits"], [4], methods=["RTN", "QUBO, lns"], out_dir=tmp_path,
                 progress=lines.append)
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
     assert set(cells) == {"digits|4|RTN", "digits|4|QUBO, lns"}
@@ -35,7 +35,7 @@ def test_paper_benchmark_resumes_from_its_json(tmp_path):
     assert qubo["rtn_energy"] > 0 and 0 < qubo["accuracy"]["quantized"] <= 1
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "| int4 |" in markdown and "## digits" in markdown
-    bench_paper(["digits"], [4], methods=["rtn"], out_dir=tmp_path, progress=lines.append)
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
     assert len(lines) == 2  # the second run found its cell done and solved nothing
 
 

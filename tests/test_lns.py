@@ -108,3 +108,22 @@ def test_lns_picks_integer_search_for_window_layers_and_checks_its_options(monke
         assert r.energy <= lq.energy(i, starts[i]) + 1e-9
     with pytest.raises(ValueError, match="search must be one of"):
         get_sampler("lns", search="quantum")
+
+
+def test_lns_skips_annealing_for_integer_windows_from_a_warm_start(monkeypatch):
+    from solvers.batch_sa import BatchSASampler
+
+    calls = []
+    original = BatchSASampler.sample_layer
+    monkeypatch.setattr(BatchSASampler, "sample_layer",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    lq = _window_layer(seed=5, n=2, f=12)
+    starts = [dict(zip(lq.labels(), s)) for s in lq.states(lq.base)]
+    warm = solve_layer(lq, get_sampler("lns"), initial_states=starts)
+    assert calls == []  # integer windows from a warm start: no annealing stage
+    cold = solve_layer(lq, get_sampler("lns", anneal=False))  # from RTN, in its windows
+    solve_layer(lq, get_sampler("lns", anneal=True), initial_states=starts)
+    assert calls == [1]
+    for i in range(lq.n_neurons):
+        assert warm[i].energy <= lq.energy(i, starts[i]) + 1e-9
+        assert cold[i].energy == pytest.approx(lq.energy(i, cold[i].sample))
