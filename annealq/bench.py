@@ -409,6 +409,8 @@ def add_bench_parser(commands) -> None:
     paper.add_argument("--calibration", type=int, default=1000)
     paper.add_argument("--data-dir", default=None)
     paper.add_argument("--out-dir", default="benchmarks")
+    paper.add_argument("--markdown-only", action="store_true",
+                       help="only rewrite RESULTS.md from results.json (nothing is run)")
     paper.set_defaults(run=_run_bench_paper)
 
 
@@ -473,6 +475,8 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     table.update({"calibration": calibration, "machine": _machine()})
     if command:  # every run that filled cells, in order
         table["commands"] = [*table.get("commands", []), command]
+    skip = sorted(set(table.get("skipped", [])) | set(skip))  # kept for later tables
+    table["skipped"] = skip
     columns = [m for m in PAPER_METHODS if methods is None or m[0] in methods or m[1] in methods]
     for name in datasets:
         data = load_dataset(name, data_dir=data_dir)
@@ -502,6 +506,17 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     _write_json(json_path, table)
     path = out_dir / "RESULTS.md"
     _write_text(path, _paper_markdown(table, skip))
+    return path
+
+
+def rewrite_paper_markdown(out_dir: str | Path = "benchmarks", *, skip=()) -> Path:
+    """Rewrite ``RESULTS.md`` from ``results.json`` alone (new layout, same numbers)."""
+    json_path = Path(out_dir) / "results.json"
+    if not json_path.is_file():
+        raise ValueError(f"no {json_path} to rewrite RESULTS.md from")
+    table = json.loads(json_path.read_text())
+    path = Path(out_dir) / "RESULTS.md"
+    _write_text(path, _paper_markdown(table, sorted(set(table.get("skipped", [])) | set(skip))))
     return path
 
 
@@ -543,8 +558,32 @@ def _paper_markdown(table, skip) -> str:
         lines += ["", "Time (seconds):", "", header, "|---:|" + "---:|" * len(columns)]
         lines += [_row(table, name, bits, columns, skip, lambda c: f"{c['seconds']:.1f}")
                   for bits in bits_list]
+        lines += _relative_to_gptq(table, name, bits_list, columns)
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _relative_to_gptq(table, name, bits_list, columns) -> list[str]:
+    """Each layer's error over GPTQ's at the same bit width (first / second / … layer)."""
+    others = [c for c in columns if c[0] != "GPTQ"]
+    rows = []
+    for bits in bits_list:
+        gptq = table["cells"].get(f"{name}|{bits}|GPTQ")
+        if gptq is None:
+            continue
+        values = []
+        for column, *_ in others:
+            cell = table["cells"].get(f"{name}|{bits}|{column}")
+            values.append("—" if cell is None else " / ".join(
+                f"{mine['energy'] / theirs['energy']:.3f}"
+                for mine, theirs in zip(cell["layers"], gptq["layers"])))
+        rows.append(f"| int{bits} | " + " | ".join(values) + " |")
+    if not rows or not others:
+        return []
+    return ["", "Layer error relative to GPTQ's (each layer's error over GPTQ's, first / "
+            "second layer; below 1: lower than GPTQ; each method's later layers see its own "
+            "quantized inputs):", "", "| bits | " + " | ".join(c[0] for c in others) + " |",
+            "|---:|" + "---:|" * len(others), *rows]
 
 
 def _row(table, name, bits, columns, skip, show) -> str:
@@ -577,6 +616,10 @@ def _run_bench_paper(args) -> int:
 
     for bits in args.bits:
         validate_bits(bits)
+    if args.markdown_only:
+        path = rewrite_paper_markdown(args.out_dir, skip=args.skip)
+        print(f"wrote {path}")
+        return 0
     path = bench_paper(args.datasets, args.bits, methods=args.methods,
                        calibration=args.calibration, data_dir=args.data_dir,
                        out_dir=args.out_dir, command=_command_line(), skip=args.skip)

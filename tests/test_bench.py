@@ -53,3 +53,19 @@ def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
     # 65 entries per neuron: exact-bb proves each one over its integer windows
     assert "proved 4 of 4 neurons optimal" in section
     assert "- GPTQ (the warm start): +" in section
+
+
+def test_results_markdown_is_rewritten_from_the_json_with_ratios_to_gptq(tmp_path):
+    from annealq.bench import rewrite_paper_markdown
+
+    def cell(first, second):
+        return {"accuracy": {"float": 0.9, "quantized": 0.8}, "energy": first + second,
+                "rtn_energy": 10.0, "seconds": 1.0,
+                "layers": [{"energy": first}, {"energy": second}]}
+
+    table = {"machine": "test", "calibration": 10, "skipped": ["digits:QUBO, lns"],
+             "cells": {"digits|2|GPTQ": cell(4.0, 2.0), "digits|2|RTN": cell(8.0, 1.0)}}
+    (tmp_path / "results.json").write_text(json.dumps(table))
+    text = rewrite_paper_markdown(tmp_path).read_text()
+    assert "| int2 | 2.000 / 0.500 |" in text  # RTN's error over GPTQ's, layer by layer
+    assert "not run" in text  # the lns cell, skipped by an earlier run
