@@ -82,7 +82,8 @@ class BranchAndBoundSolver(dimod.Sampler):
             labels = lq.labels()
             states = polish_integers(lq, rows, np.stack(
                 [lq.assignment(i, s) for i, s in zip(rows, initial_states)]))
-            return [self._integer_search(lq, i, dict(zip(labels, state.tolist())),
+            gram = lq.entry_gram
+            return [self._integer_search(lq, gram, i, dict(zip(labels, state.tolist())),
                                          self._limit(time_limit))
                     for i, state in zip(rows, states)]
         labels = lq.labels()
@@ -98,8 +99,7 @@ class BranchAndBoundSolver(dimod.Sampler):
         return results
 
     @staticmethod
-    def _integer_search(lq, i, start, time_limit) -> SolveResult:
-        gram = lq.entry_gram
+    def _integer_search(lq, gram, i, start, time_limit) -> SolveResult:
         span, e, p = lq.integer_form(i)
         live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))  # the rest cost nothing
         o = lq.integers(i, lq.assignment(i, start)) - lq.base[i]
