@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "formulate_layer": "annealq.formulation",
-    "LayerQUBO": "annealq.formulation",
+    "LayerQUBO": "annealq.layer",
     "Grid": "annealq.grid",
     "weight_grid": "annealq.grid",
     "bias_grid": "annealq.grid",
@@ -29,17 +29,20 @@ _EXPORTS = {
     "available_samplers": "annealq.registry",
     "resolve_sampler": "annealq.registry",
     "SolverSpec": "annealq.registry",
+    "LayerSampler": "annealq.protocol",
     "solve_bqms": "annealq.dispatch",
-    "SolveResult": "annealq.dispatch",
+    "solve_layer": "annealq.dispatch",
+    "SolveResult": "annealq.results",
+    "QuantizeConfig": "annealq.config",
     "quantize": "annealq.pipeline",
-    "load": "annealq.pipeline",
-    "QuantizationResult": "annealq.pipeline",
-    "LayerResult": "annealq.pipeline",
+    "load": "annealq.quantized",
+    "QuantizationResult": "annealq.quantized",
+    "LayerResult": "annealq.quantized",
     "DatasetNotFoundError": "annealq.errors",
-    "Dataset": "annealq.datasets",
-    "load_dataset": "annealq.datasets",
-    "load_model": "annealq.models",
-    "reference_model": "annealq.models",
+    "Dataset": "annealq.data.datasets",
+    "load_dataset": "annealq.data.datasets",
+    "load_model": "annealq.data.models",
+    "reference_model": "annealq.data.models",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -79,6 +79,12 @@ class Grid:
         values = np.asarray(q, dtype=np.float64) * self._per_row(self.step, q)
         return values if self.offset is None else values + self._per_row(self.offset, q)
 
+    def select(self, rows) -> Grid:
+        """The grid of ``rows`` only (their steps and offsets), for a sub-layer."""
+        rows = np.asarray(rows, dtype=int)
+        return Grid(self.step[rows], self.q_min, self.q_max,
+                    None if self.offset is None else self.offset[rows])
+
     def _scaled(self, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if self.offset is not None:

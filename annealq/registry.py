@@ -22,6 +22,7 @@ from importlib.metadata import entry_points
 
 import dimod
 
+from annealq.credentials import token_configured
 from annealq.errors import SolverUnavailableError
 
 ENTRY_POINT_GROUP = "annealq.solvers"
@@ -169,8 +170,6 @@ def resolve_sampler(name: str, *, fallback: str | None = None,
     warning). When ``name`` cannot run here and ``fallback`` names another solver, that one
     is used instead, with a warning; without a fallback the error propagates (fail fast).
     """
-    from annealq.credentials import token_configured
-
     if name == "auto":
         if token_configured():
             name = "hybrid"

@@ -11,8 +11,8 @@ import numpy as np
 
 from annealq import formulate_layer
 from annealq.baselines import gptq_layer, layer_error
-from annealq.datasets import load_dataset
-from annealq.models import reference_model
+from annealq.data.datasets import load_dataset
+from annealq.data.models import reference_model
 from annealq.pipeline import layer_inputs, linear_layers
 
 data = load_dataset("cifar10")

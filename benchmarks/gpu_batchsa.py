@@ -30,8 +30,8 @@ PLAN = [("mnist", 128, "cuda", 4), ("mnist", 128, "cuda", 32), ("mnist", 128, "c
 
 
 def export():
-    from annealq.datasets import load_dataset
-    from annealq.models import reference_model
+    from annealq.data.datasets import load_dataset
+    from annealq.data.models import reference_model
     from annealq.pipeline import layer_inputs, linear_layers
 
     os.makedirs(".devdata", exist_ok=True)
@@ -48,7 +48,7 @@ def export():
 def run():
     import torch
 
-    from annealq.batchsa import BatchSAOptions, LayerForm, anneal
+    from solvers.batch_sa.form import BatchSAOptions, LayerForm, anneal
     from annealq.formulation import formulate_layer
 
     out = {"gpu": torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "runs": {}}
@@ -76,7 +76,7 @@ def run():
 
 
 def report():
-    from annealq.bench import _write_section
+    from benchmarks.harness import _write_section
 
     data = json.load(open("benchmarks/gpu_batchsa.json"))
     lines = ["## batch-sa on a GPU", "",

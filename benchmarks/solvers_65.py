@@ -5,8 +5,8 @@ several solvers, each in this one process. Run: .venv/bin/python benchmarks/solv
 import time
 
 from annealq import errors, formulate_layer, get_sampler, solve_bqms
-from annealq.datasets import load_digits
-from annealq.models import train_mlp
+from annealq.data.datasets import load_digits
+from annealq.data.models import train_mlp
 from annealq.pipeline import layer_inputs
 
 data = load_digits()

@@ -8,11 +8,15 @@ message naming the limit.
 
 from __future__ import annotations
 
+import time
+
 import dimod
 import numpy as np
 
 from annealq.errors import ProblemTooLargeError
 from annealq.registry import SolverSpec
+from annealq.results import timing
+from annealq.states import as_vartype, dense_qubo
 
 DEFAULT_MAX_VARIABLES = 24
 HARD_MAX_VARIABLES = 32
@@ -45,16 +49,12 @@ class ExactMinimumSolver(dimod.Sampler):
                 f"exact enumeration refuses a BQM of {n} variables: 2^{n} assignments exceed "
                 f"the limit of {limit} variables (max_variables, at most {HARD_MAX_VARIABLES}); "
                 f"use neal, tabu or another heuristic solver for this size")
-        binary = bqm.binary
-        order = list(binary.variables)
-        h, (row, col, data), offset = binary.to_numpy_vectors(variable_order=order)
-        J = np.zeros((n, n))
-        np.add.at(J, (row, col), data)
-        best_u, best_e = _enumerate(h, J + J.T, offset, n)
-        if bqm.vartype is dimod.SPIN:
-            best_u = 2 * best_u - 1
-        return dimod.SampleSet.from_samples_bqm((best_u[None, :], order), bqm,
-                                                info={"proven_optimal": True})
+        order, h, Q, offset = dense_qubo(bqm)
+        begin = time.perf_counter()
+        best_u, _ = _enumerate(h, 2.0 * Q, offset, n)
+        info = timing({"proven_optimal": True}, time.perf_counter() - begin)
+        return dimod.SampleSet.from_samples_bqm(
+            (as_vartype(best_u, bqm.vartype)[None, :], order), bqm, info=info)
 
 
 def _enumerate(h, J_sym, offset, n):

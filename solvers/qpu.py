@@ -82,6 +82,10 @@ class CliqueQPUSampler(dimod.Sampler):
     def sample(self, bqm, initial_states=None, **parameters):
         """Sample ``bqm`` through the clique embedding; with ``initial_states`` (the first
         sample is used) a reverse anneal from it."""
+        if bqm.num_variables == 0:  # nothing to embed: the one empty sample
+            return dimod.SampleSet.from_samples_bqm(
+                (np.zeros((1, 0), dtype=np.int8), []), bqm,
+                info={"emulation": self.emulation, "skipped": "no variables"})
         limit = self.largest_clique_size
         if bqm.num_variables > limit:
             raise ProblemTooLargeError(

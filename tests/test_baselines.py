@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer
-from annealq.baselines import _gram_error, adaround_layer, gptq_layer, layer_error
+from annealq.baselines import adaround_layer, gptq_layer, layer_error
+from annealq.baselines.common import _gram_error
 from annealq.grid import INT32_MAX, INT32_MIN
 
 BITS = (2, 3, 4)
@@ -74,7 +75,7 @@ def test_layer_error_is_the_direct_formula_and_the_qubo_energy(per_channel, sepa
         assert errors[i] == pytest.approx(direct, rel=1e-12)
 
     # The Gram form the methods optimise is the same function.
-    from annealq.baselines import _float_input_terms
+    from annealq.baselines.common import _float_input_terms
     p, c = _float_input_terms(lq, X_hat, X) if separate_float else (None, None)
     np.testing.assert_allclose(_gram_error(lq, q, q_b, p, c), errors, rtol=1e-9)
 

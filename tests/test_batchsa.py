@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer, get_sampler
-from annealq.batchsa import BatchSAOptions, LayerForm, anneal
+from solvers.batch_sa.anneal import anneal
+from solvers.batch_sa.form import BatchSAOptions, LayerForm
 from annealq.dispatch import solve_layer
 
 
@@ -77,7 +78,7 @@ def test_plain_bqm_path_through_the_registry():
 
 def test_torch_kernel_runs_the_same_algorithm():
     pytest.importorskip("torch")
-    from annealq import _batchsa_torch
+    from solvers.batch_sa import kernel_torch as _batchsa_torch
 
     lq = _layer(seed=6, f=8)
     form = LayerForm.from_layer(lq)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from annealq.bench import bench_paper, bench_solvers
+from benchmarks.harness import bench_paper, bench_solvers
 
 
 def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
@@ -56,7 +56,7 @@ def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
 
 
 def test_results_markdown_is_rewritten_from_the_json_with_ratios_to_gptq(tmp_path):
-    from annealq.bench import rewrite_paper_markdown
+    from benchmarks.harness import rewrite_paper_markdown
 
     def cell(first, second):
         return {"accuracy": {"float": 0.9, "quantized": 0.8}, "energy": first + second,

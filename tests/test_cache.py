@@ -15,7 +15,7 @@ import pytest
 from annealq import formulate_layer
 from annealq.cache import (CachedSampler, CacheStore, bqm_hash, cache_key,
                            default_cache_path)
-from annealq.dispatch import SolveResult
+from annealq.results import SolveResult
 
 # Builds a 6-neuron layer with 784 inputs from a fixed seed and prints each neuron's
 # bqm_hash, plus the hash of its exact bits (bits=53), as JSON.
@@ -32,7 +32,7 @@ HASH_SCRIPT = textwrap.dedent("""
 WRITER_SCRIPT = textwrap.dedent("""
     import sys
     from annealq.cache import CacheStore
-    from annealq.dispatch import SolveResult
+    from annealq.results import SolveResult
     store = CacheStore(sys.argv[1])
     print("ready", flush=True)
     for k in range(int(sys.argv[2])):
@@ -325,7 +325,7 @@ def test_credentials_never_reach_the_key_or_the_file(tmp_path):
         assert child.calls == [{"token": "canary-secret", "seed": 1}]  # the child got it
         key = sampler.key(bqm, seed=1)
         assert key == cache_key(bqm_hash(bqm), "exact", {"seed": 1})
-        assert set(store.get_many([key])[key].info) == {"seed", "best"}
+        assert set(store.get_many([key])[key].info) == {"seed", "best", "timing"}
         stored = _file_bytes(tmp_path)
         assert b"seed" in stored  # the search below reads the real data
         assert b"canary-secret" not in stored

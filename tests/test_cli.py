@@ -175,8 +175,8 @@ def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
     assert f"qubo {accuracy['quantized']:.2%}" in out.stdout
     # the saved model reproduces the report's accuracy
     import annealq
-    from annealq.datasets import load_digits
-    from annealq.models import accuracy as model_accuracy
+    from annealq.data.datasets import load_digits
+    from annealq.data.models import accuracy as model_accuracy
 
     data = load_digits()
     loaded = annealq.load(tmp_path / "q.pt")

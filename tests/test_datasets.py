@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annealq.datasets import (DATA_ENV, DatasetNotFoundError, data_folder, load_dataset,
+from annealq.data.datasets import (DATA_ENV, DatasetNotFoundError, data_folder, load_dataset,
                               read_idx, validate_dataset)
 
 # the project's offline copies, at ../shared/data from the project root (see the Makefile)
@@ -81,7 +81,7 @@ def test_npz_file_is_preferred_and_scaled_to_unit_interval(tmp_path, monkeypatch
 
 def test_jpeg_npz_is_decoded_once_and_cached(tmp_path, monkeypatch):
     Image = pytest.importorskip("PIL.Image")
-    import annealq.datasets as datasets
+    import annealq.data.datasets as datasets
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     rng = np.random.default_rng(2)

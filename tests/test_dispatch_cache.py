@@ -109,3 +109,20 @@ def test_a_run_killed_mid_layer_resumes_solving_only_what_was_not_solved(tmp_pat
     assert out.stdout.strip() == "finished"
     assert len(log.read_text().split()) == 40 - committed
     assert CacheStore(db).stats()["entries"] == 40
+
+
+def test_qpu_mock_results_are_cached_and_the_second_run_is_all_hits(tmp_path, small_layer,
+                                                                     caplog):
+    from annealq import get_sampler
+    from annealq.cache import CacheStore
+    from annealq.dispatch import solve_layer
+
+    sampler = get_sampler("qpu-mock")
+    with CacheStore(tmp_path / "c.sqlite") as store:
+        first = solve_layer(small_layer, sampler, cache=store, solver_name="qpu-mock")
+        again = solve_layer(small_layer, sampler, cache=store, solver_name="qpu-mock")
+        keys = store.stats()["entries"]
+    assert "not stored" not in caplog.text
+    assert keys == small_layer.n_neurons
+    assert [r.info.get("cached") for r in again] == [True] * small_layer.n_neurons
+    assert [r.sample for r in again] == [r.sample for r in first]

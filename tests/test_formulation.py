@@ -204,3 +204,17 @@ def test_wider_windows_never_do_worse_than_down_up():
 def test_window_bits_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match="window_bits"):
         formulate_layer(np.ones((2, 2)), np.ones(2), np.ones((3, 2)), bits=2, window_bits=0)
+
+
+def test_select_keeps_the_affine_offset_of_each_row():
+    rng = np.random.default_rng(5)
+    W, b, X = rng.normal(size=(4, 6)), rng.normal(size=4), rng.normal(size=(30, 6))
+    lq = formulate_layer(W, b, X, bits=2, scheme="affine", per_channel=True)
+    sub = lq.select([3, 1])
+    for row, i in enumerate([3, 1]):
+        sample = lq.rtn_sample(i)
+        full_w, full_b = lq.dequantize(i, sample)
+        sub_w, sub_b = sub.dequantize(row, sample)
+        np.testing.assert_array_equal(sub_w, full_w)
+        assert sub_b == full_b
+        assert sub.energy(row, sample) == lq.energy(i, sample)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer
-from annealq import gaps
+from benchmarks import gaps
 
 
 @pytest.fixture

@@ -1,5 +1,118 @@
+"""The dependency graph: every module imports alone, imports go one way, nothing heavy
+loads with ``import annealq``."""
+
+import ast
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("annealq", "solvers")
+# what each package may not import (the flow runs one way: solvers build on annealq's
+# lower stages, never on the pipeline or the CLI; the library never on benchmarks)
+FORBIDDEN = {
+    "annealq": ("solvers", "benchmarks"),
+    "solvers": ("annealq.pipeline", "annealq.cli", "annealq.commands", "annealq.config",
+                "annealq.quantized", "annealq.report", "annealq.capture", "annealq.data",
+                "annealq.baselines", "annealq.dispatch", "benchmarks"),
+}
+# imports kept inside a function on purpose: the CLI's thin entry to the benchmark harness
+# (outside the library), and the optional torch kernel of batch-sa (CUDA runs only)
+LAZY_ALLOWED = {("annealq.cli", "benchmarks.harness"),
+                ("solvers.batch_sa.anneal", "solvers.batch_sa.kernel_torch")}
+
+
+def _modules():
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+MODULES = dict(_modules())
+
+
+def _imports(name, path):
+    """``(imported module, at top level?)`` for the project's own modules."""
+    tree = ast.parse(path.read_text())
+    top = set(map(id, tree.body))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            submodules = [f"{node.module}.{a.name}" for a in node.names
+                          if f"{node.module}.{a.name}" in MODULES]
+            # "from package import submodule" depends on the submodule
+            targets = submodules if len(submodules) == len(node.names) else [node.module]
+        else:
+            continue
+        for target in targets:
+            if target.split(".")[0] in (*PACKAGES, "benchmarks") and (
+                    target in MODULES or target.startswith("benchmarks")):
+                found.append((target, id(node) in top or _under_if(tree, node)))
+    return found
+
+
+def _under_if(tree, node):
+    # "if TYPE_CHECKING:" style blocks at module level count as top level
+    return any(isinstance(n, ast.If) and node in ast.walk(n) for n in tree.body)
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_no_import_circles():
+    edges = {name: {t for t, _ in deps if t != name} for name, deps in GRAPH.items()}
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in edges.get(node, ()):
+            if state.get(target) == "open":
+                cycle = stack[stack.index(target):] + [target]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, stack + [target])
+        state[node] = "done"
+
+    for name in edges:
+        if name not in state:
+            visit(name, [name])
+
+
+def test_imports_go_one_way_and_sit_at_the_top():
+    problems = []
+    for name, deps in GRAPH.items():
+        forbidden = FORBIDDEN[name.split(".")[0]]
+        for target, at_top in deps:
+            if target.startswith(forbidden) and (name, target) not in LAZY_ALLOWED:
+                problems.append(f"{name} imports {target}")
+            if not at_top and (name, target) not in LAZY_ALLOWED:
+                problems.append(f"{name} imports {target} inside a function")
+    assert problems == []
+
+
+def test_no_module_is_over_three_hundred_lines():
+    long = {name: n for name, path in MODULES.items()
+            if (n := len(path.read_text().splitlines())) > 320}
+    assert long == {}
+
+
+def _import_alone(name):
+    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True,
+                            text=True, cwd=ROOT)
+    return name, result.returncode, result.stderr.strip().splitlines()[-1:]
+
+
+def test_every_module_imports_alone_in_a_fresh_interpreter():
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        names = sorted(set(MODULES) - {"annealq.__main__"})  # that one runs the CLI
+        failures = [r for r in pool.map(_import_alone, names) if r[1] != 0]
+    assert failures == []
 
 
 def test_import_annealq_pulls_in_neither_torch_nor_the_cloud_client():

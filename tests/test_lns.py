@@ -3,7 +3,7 @@ import pytest
 
 from annealq import formulate_layer, get_sampler
 from annealq.dispatch import solve_layer
-from annealq.lns import neighbours, polish
+from solvers.lns.search import neighbours, polish
 
 
 def _layer(seed=0, n=4, f=24, bits=2):
@@ -47,11 +47,14 @@ def test_lns_solver_beats_batch_sa_on_correlated_inputs_and_is_deterministic():
     assert sum(p.energy for p in polished) < sum(a.energy for a in annealed)
 
 
-def test_lns_is_layer_only_with_a_clear_message():
+def test_lns_solves_a_bare_bqm_to_its_ground_state():
     import dimod
 
-    with pytest.raises(TypeError, match="works on layers"):
-        get_sampler("lns").sample(dimod.BQM({"a": 1.0}, {}, 0.0, "BINARY"))
+    bqm = dimod.generators.gnp_random_bqm(14, 0.6, "SPIN", random_state=3)
+    best = dimod.ExactSolver().sample(bqm).first.energy
+    sampleset = get_sampler("lns", seed=2).sample(bqm)
+    assert sampleset.first.energy == pytest.approx(best, abs=1e-9)
+    assert sampleset.first.energy == pytest.approx(bqm.energy(sampleset.first.sample))
 
 
 def _window_layer(seed=0, n=3, f=6, bits=3):
@@ -63,7 +66,7 @@ def _window_layer(seed=0, n=3, f=6, bits=3):
 
 
 def test_integer_windows_reach_the_brute_force_optimum_of_the_window_formulation():
-    from annealq.lns import polish_integers
+    from solvers.lns.search import polish_integers
 
     lq = _window_layer()  # 6 weights × 2 bits + 3 bias bits = 15 variables
     start = lq.states(lq.base)
@@ -77,7 +80,7 @@ def test_integer_windows_reach_the_brute_force_optimum_of_the_window_formulation
 
 
 def test_integer_windows_never_raise_the_energy_and_stop_when_converged():
-    from annealq.lns import polish_integers
+    from solvers.lns.search import polish_integers
 
     lq = _window_layer(seed=2, n=4, f=30)
     start = lq.states(lq.base)
@@ -91,12 +94,12 @@ def test_integer_windows_never_raise_the_energy_and_stop_when_converged():
 
 
 def test_lns_picks_integer_search_for_window_layers_and_checks_its_options(monkeypatch):
-    import solvers.lns
+    import solvers.lns.sampler as lns_sampler
 
     used = []
     for name in ("polish", "polish_integers"):
-        original = getattr(solvers.lns, name)
-        monkeypatch.setattr(solvers.lns, name, lambda *a, _o=original, _n=name, **k:
+        original = getattr(lns_sampler, name)
+        monkeypatch.setattr(lns_sampler, name, lambda *a, _o=original, _n=name, **k:
                             used.append(_n) or _o(*a, **k))
     lq = _window_layer(seed=4, n=3, f=20)
     starts = [dict(zip(lq.labels(), s)) for s in lq.states(lq.base)]
@@ -111,7 +114,7 @@ def test_lns_picks_integer_search_for_window_layers_and_checks_its_options(monke
 
 
 def test_lns_skips_annealing_for_integer_windows_from_a_warm_start(monkeypatch):
-    from solvers.batch_sa import BatchSASampler
+    from solvers.batch_sa.sampler import BatchSASampler
 
     calls = []
     original = BatchSASampler.sample_layer

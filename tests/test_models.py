@@ -5,8 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from annealq.datasets import load_digits  # noqa: E402
-from annealq.models import (REFERENCE_MODELS, accuracy, load_model,  # noqa: E402
+from annealq.data.datasets import load_digits  # noqa: E402
+from annealq.data.models import (REFERENCE_MODELS, accuracy, load_model,  # noqa: E402
                             reference_model)
 
 nn = torch.nn
@@ -87,7 +87,7 @@ def test_reference_model_is_trained_reproducibly_once_and_then_read_from_the_cac
     assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [64, 10]
     assert accuracy(model, data.x_test, data.y_test) > 0.9
 
-    import annealq.models as models
+    import annealq.data.models as models
 
     monkeypatch.setattr(models, "_train", lambda *a: pytest.fail("trained again"))
     cached, _ = reference_model(data, models_dir=tmp_path)

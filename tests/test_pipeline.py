@@ -5,7 +5,8 @@ torch = pytest.importorskip("torch")
 
 from dwave.samplers import SteepestDescentSolver  # noqa: E402
 
-from annealq.pipeline import linear_layers, quantize, rtn_model  # noqa: E402
+from annealq.capture import linear_layers
+from annealq.pipeline import quantize, rtn_model  # noqa: E402
 
 
 def _model(seed=0):
@@ -213,7 +214,7 @@ def test_nan_weights_are_a_clear_error_naming_the_parameter():
 
 
 def test_calibration_from_a_dataset_comes_from_the_training_split_only():
-    from annealq.datasets import Dataset
+    from annealq.data.datasets import Dataset
 
     rng = np.random.default_rng(5)
     # train inputs positive, test inputs negative: any test row would show
@@ -279,7 +280,7 @@ def test_gptq_start_is_never_worse_than_gptq(solver):
 def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
     from types import SimpleNamespace
 
-    from annealq.cli import _print_summary
+    from annealq.commands import _print_summary
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 3))

@@ -6,7 +6,7 @@ import pytest
 
 from annealq import formulate_layer, get_sampler
 from annealq.dispatch import solve_layer
-from annealq.sphere import solve_dense
+from solvers.exact_bb.sphere import solve_dense
 
 
 def _minimum(h, Q, offset):
@@ -88,7 +88,7 @@ def test_spin_bqm():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_box_search_finds_the_brute_force_integer_optimum(seed):
-    from annealq.sphere import solve_box
+    from solvers.exact_bb.box import solve_box
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 6))
@@ -109,7 +109,7 @@ def test_box_search_finds_the_brute_force_integer_optimum(seed):
 
 
 def test_box_search_keeps_an_optimal_incumbent_and_stops_with_a_valid_bound():
-    from annealq.sphere import solve_box
+    from solvers.exact_bb.box import solve_box
 
     rng = np.random.default_rng(1)
     A = rng.normal(size=(30, 20)) + 2.0 * rng.normal(size=(30, 1))  # correlated columns

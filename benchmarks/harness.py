@@ -18,17 +18,28 @@ solvers that take GPTQ's solution as their warm start, against the GPTQ error it
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
+import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from annealq.baselines import gptq_layer
+from annealq.capture import layer_inputs, linear_layers
+from annealq.data.datasets import load_dataset
+from annealq.data.models import reference_model
 from annealq.dispatch import solve_layer
+from annealq.files import atomic_write
+from annealq.grid import validate_bits
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.pipeline import quantize
 from annealq.registry import get_sampler
+from solvers.exact_bb.sphere import solve_dense
 
 # (label, solver name, parameters, warm start)
 SOLVER_ROWS = (
@@ -91,10 +102,6 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
     """The QUBO of layer ``layer`` of the dataset's reference MLP, a description, and the
     warm start's integers ``(n, f+1)`` with the seconds they took (``start`` ``"gptq"``
     or ``"rtn"``; ``None`` and 0 without). With a start the windows are centred on it."""
-    from annealq.datasets import load_dataset
-    from annealq.models import reference_model
-    from annealq.pipeline import layer_inputs, linear_layers
-
     data = load_dataset(dataset_name, data_dir=data_dir)
     model, _ = reference_model(data, seed=seed)
     x = data.calibration(calibration, seed=seed)
@@ -106,8 +113,6 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
     begin = time.perf_counter()
     start_integers = None
     if start == "gptq":
-        from annealq.baselines import gptq_layer
-
         q, q_b = gptq_layer(module.weight, module.bias, X, bits=bits)[:2]
         start_integers = np.column_stack([q, q_b])
     elif start == "rtn":
@@ -132,14 +137,14 @@ def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS,
                 warm: list[dict] | None = None) -> list[SolverRun]:
     """Solve ``neurons`` of ``lq`` with every row's solver; energies per neuron. Rows whose
     start is ``"rtn"`` start from RTN, ``"warm"`` from ``warm`` (one sample per neuron)."""
-    sub = _restrict(lq, neurons)
+    sub = LayerQUBO.select(lq, neurons)
     runs = []
     for label, name, params, start in rows:
         sampler = get_sampler(name, **params)
         starts = ([sub.rtn_sample(i) for i in range(sub.n_neurons)] if start == "rtn"
                   else warm if start == "warm" else None)
         # untimed warm-up on one neuron: compiled kernels load, caches fill, for every row
-        solve_layer(_restrict(sub, [0]), sampler,
+        solve_layer(LayerQUBO.select(sub, [0]), sampler,
                     initial_states=None if starts is None else starts[:1])
         begin = time.perf_counter()
         results = solve_layer(sub, sampler, initial_states=starts)
@@ -154,8 +159,6 @@ def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS,
 def run_exact(lq: LayerQUBO, neurons, best_samples, time_limit: float) -> list[ExactRun]:
     """Prove neurons' optima from ``best_samples``, or the largest subproblem within
     ``time_limit`` each."""
-    from annealq.sphere import solve_dense
-
     out = []
     for i, start in zip(neurons, best_samples):
         cols = np.flatnonzero(lq.free[i])
@@ -173,8 +176,6 @@ def run_exact(lq: LayerQUBO, neurons, best_samples, time_limit: float) -> list[E
 
 def _largest_subproblem(h, G, c, u, time_limit):
     """The largest ``k`` of :data:`SUBPROBLEM_SIZES` whose subproblem is proven in time."""
-    from annealq.sphere import solve_dense
-
     field_ = h + 2 * (G @ u - np.diag(G) * u)
     uncertainty = np.abs((1 - 2 * u) * field_)
     uncertainty[np.diag(G) <= 0] = np.inf  # inputs that are always 0 decide nothing
@@ -235,22 +236,6 @@ def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | Non
                         _section_key(dataset, layer, window_bits, start))
     _write_section(Path(out), _section_key(dataset, layer, window_bits, start), section)
     return section
-
-
-def _restrict(lq: LayerQUBO, neurons) -> LayerQUBO:
-    from dataclasses import replace
-
-    rows = np.asarray(neurons)
-    return replace(lq, base=lq.base[rows], free=lq.free[rows], scales=lq.scales[rows],
-                   linear=lq.linear[rows], offset=lq.offset[rows], values=lq.values[rows],
-                   weight_grid=_rows(lq.weight_grid, rows), bias_grid=_rows(lq.bias_grid, rows))
-
-
-def _rows(grid, rows):
-    from dataclasses import replace
-
-    return replace(grid, step=grid.step[rows],
-                   offset=None if grid.offset is None else grid.offset[rows])
 
 
 def _section_key(dataset, layer, window_bits, start) -> str:
@@ -368,8 +353,6 @@ def _write_section(path: Path, key: str, section: str) -> None:
 
 
 def _cpu_count() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
@@ -415,8 +398,6 @@ def add_bench_parser(commands) -> None:
 
 
 def _run_bench_solvers(args) -> int:
-    from annealq.grid import validate_bits
-
     for bits in args.bits:
         validate_bits(bits)
     command = _command_line()
@@ -465,10 +446,6 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
 
     ``skip`` lists ``"dataset:column"`` cells to leave out (marked "not run" in the table).
     """
-    from annealq.datasets import load_dataset
-    from annealq.models import reference_model
-    from annealq.pipeline import quantize
-
     out_dir = Path(out_dir)
     json_path = out_dir / "results.json"
     table = json.loads(json_path.read_text()) if json_path.is_file() else {"cells": {}}
@@ -605,15 +582,11 @@ def _write_json(path: Path, data) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from annealq.export import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda stream: stream.write(text.encode()))
 
 
 def _run_bench_paper(args) -> int:
-    from annealq.grid import validate_bits
-
     for bits in args.bits:
         validate_bits(bits)
     if args.markdown_only:
@@ -628,7 +601,4 @@ def _run_bench_paper(args) -> int:
 
 
 def _command_line() -> str:
-    import shlex
-    import sys
-
     return "annealq " + " ".join(shlex.quote(a) for a in sys.argv[1:])

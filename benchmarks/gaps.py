@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from annealq.formulation import LayerQUBO
+from annealq.dispatch import solve_layer
+from annealq.layer import LayerQUBO
+from annealq.registry import get_sampler
 
 # Assumed cost of one QPU read beyond the anneal itself (readout ≈ 40–150 µs plus the
 # inter-read delay ≈ 20 µs on Advantage systems; the larger end, to stay on the safe
@@ -55,27 +57,8 @@ class Reference:
 
 
 def sub_layer(lq: LayerQUBO, neurons) -> LayerQUBO:
-    """``lq`` restricted to ``neurons`` (in that order): same grids, Gram matrix, energies.
-
-    Example:
-        >>> import numpy as np
-        >>> from annealq import formulate_layer
-        >>> rng = np.random.default_rng(0)
-        >>> lq = formulate_layer(rng.normal(size=(4, 3)), None, rng.normal(size=(9, 3)), bits=2)
-        >>> sub = sub_layer(lq, [2, 0])
-        >>> sub.n_neurons, sub.bqm(0) == lq.bqm(2)
-        (2, True)
-    """
-    rows = np.asarray(neurons, dtype=int)
-    if rows.ndim != 1 or len(rows) == 0:
-        raise ValueError(f"neurons must be a non-empty list of indices, got {neurons!r}")
-    if np.any((rows < 0) | (rows >= lq.n_neurons)):
-        raise IndexError(f"neuron indices {rows.tolist()} out of range for a layer of "
-                         f"{lq.n_neurons} neurons")
-    return replace(lq, base=lq.base[rows], free=lq.free[rows], scales=lq.scales[rows],
-                   linear=lq.linear[rows], offset=lq.offset[rows], values=lq.values[rows],
-                   weight_grid=replace(lq.weight_grid, step=lq.weight_grid.step[rows]),
-                   bias_grid=replace(lq.bias_grid, step=lq.bias_grid.step[rows]))
+    """``lq`` restricted to ``neurons``: :meth:`annealq.layer.LayerQUBO.select`."""
+    return lq.select(neurons)
 
 
 def ground_states(problems, *, max_enumeration: int = 24,
@@ -93,9 +76,6 @@ def ground_states(problems, *, max_enumeration: int = 24,
     Returns:
         One :class:`Reference` per neuron, energies recomputed from each neuron's BQM.
     """
-    from annealq.dispatch import solve_layer
-    from annealq.registry import get_sampler
-
     layer = isinstance(problems, LayerQUBO)
     bqms = list(problems.bqms()) if layer else list(problems)
     references: list[Reference | None] = [None] * len(bqms)

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from annealq.batchsa import keep_better, schedule, temperature_scale
+from solvers.batch_sa.form import keep_better, schedule, temperature_scale
 
 log = logging.getLogger(__name__)
 

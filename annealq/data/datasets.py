@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from annealq.errors import DatasetNotFoundError
+from annealq.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,6 @@ def _decoded_jpegs(path: Path, data, split: str) -> np.ndarray:
             log.warning("ignoring unreadable decoded cache %s: %s", cached, exc)
     log.info("decoding the %s JPEG images of %s (once; cached in %s)", split, path, cached)
     images = _decode_jpegs(data[f"jpeg_{split}"], data[f"offsets_{split}"])
-    from annealq.export import atomic_write
-
     cached.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(cached, lambda stream: np.save(stream, images))
     return images

@@ -29,6 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+
+from annealq.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,6 @@ REFERENCE_MODELS = {
 
 def build_mlp(in_features: int, hidden: tuple[int, ...], n_classes: int):
     """``Flatten → (Linear → ReLU)* → Linear``."""
-    from torch import nn
-
     layers: list = [nn.Flatten()]
     width = in_features
     for size in hidden:
@@ -73,8 +75,6 @@ def build_mlp(in_features: int, hidden: tuple[int, ...], n_classes: int):
 def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), epochs: int = 30,
               batch_size: int = 64, lr: float = 1e-3, seed: int = 0, n_classes=None):
     """Train an MLP classifier with Adam on ``(x, y)``; same seed, same model."""
-    import torch
-
     threads = torch.get_num_threads()
     # One thread: reductions then run in one fixed order, so the same seed gives the same
     # weights bit for bit whatever the machine's load (multi-threaded kernels may not).
@@ -86,7 +86,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), 
 
 
 def reference_model(dataset, *, seed: int = 0, models_dir=None, retrain: bool = False):
-    """The reference MLP of ``dataset`` (a :class:`~annealq.datasets.Dataset`), cached.
+    """The reference MLP of ``dataset`` (a :class:`~annealq.data.datasets.Dataset`), cached.
 
     Trained with :data:`REFERENCE_MODELS` ``[dataset.name]`` and ``seed`` the first time (or
     when ``retrain``), then read from the cache.
@@ -94,8 +94,6 @@ def reference_model(dataset, *, seed: int = 0, models_dir=None, retrain: bool = 
     Returns:
         ``(model, path of the cached file)``.
     """
-    import torch
-
     config = REFERENCE_MODELS[dataset.name]
     path = _reference_path(dataset, config, seed, models_dir)
     if path.is_file() and not retrain:
@@ -110,8 +108,6 @@ def reference_model(dataset, *, seed: int = 0, models_dir=None, retrain: bool = 
     model = train_mlp(dataset.x_train, dataset.y_train, hidden=config.hidden,
                       epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                       seed=seed, n_classes=dataset.n_classes)
-    from annealq.export import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"version": _CACHE_VERSION, "config": asdict(config), "seed": seed,
                "dataset": dataset.name, "state_dict": model.state_dict()}
@@ -142,8 +138,6 @@ def load_model(path, *, example=None):
     Raises:
         ValueError: a missing or unreadable file, or one that holds no usable module.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
@@ -173,8 +167,6 @@ def load_model(path, *, example=None):
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
-    import torch
-
     parameter = next(model.parameters(), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
     correct = 0
@@ -187,8 +179,6 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> 
 
 def describe(model) -> str:
     """``784-128-10``: the in/out sizes of the model's ``nn.Linear`` layers, in order."""
-    from torch import nn
-
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         return type(model).__name__
@@ -196,8 +186,6 @@ def describe(model) -> str:
 
 
 def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
-    import torch
-
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_mlp(x.shape[1], hidden, n_classes or int(y.max()) + 1)
@@ -231,8 +219,6 @@ def _is_torchscript(path: Path) -> bool:
 
 def _eager_from_script(script, path):
     """An ordinary module equal to a scripted ``nn.Sequential`` of standard torch.nn layers."""
-    from torch import nn
-
     name = script.original_name
     if name == "Sequential":
         return nn.Sequential(*(_eager_from_script(child, path) for _, child in
@@ -263,8 +249,6 @@ _CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
 
 
 def _check_same_outputs(model, script, example, path) -> None:
-    import torch
-
     parameter = next(model.parameters(), None)
     dtype = parameter.dtype if parameter is not None else torch.float32
     x = torch.as_tensor(np.asarray(example), dtype=dtype)

@@ -1,10 +1,10 @@
-"""``lns``: ``batch-sa`` followed by exact large-neighbourhood search (:mod:`annealq.lns`):
+"""``lns``: ``batch-sa`` followed by exact large-neighbourhood search (:mod:`solvers.lns.search`):
 windows of correlated variables solved exactly by the sphere decoder, which makes the
 collective moves single flips cannot.
 
 Two searches: ``search="bits"`` solves windows of binary variables
-(:func:`annealq.lns.polish`); ``search="integers"`` solves windows of whole entries over
-their integer windows with the box sphere decoder (:func:`annealq.lns.polish_integers`),
+(:func:`solvers.lns.search.polish`); ``search="integers"`` solves windows of whole entries over
+their integer windows with the box sphere decoder (:func:`solvers.lns.search.polish_integers`),
 far stronger when weights have several bits. ``"auto"`` (default) picks integers for a
 layer built with ``window_bits > 1`` and bits for the paper's down/up QUBO.
 
@@ -27,15 +27,17 @@ import time
 import dimod
 import numpy as np
 
-from annealq.dispatch import SolveResult
-from annealq.lns import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
-                         polish, polish_integers)
+from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
+from annealq.results import SolveResult, timing
+from annealq.states import as_vartype, dense_qubo
 from solvers import missing_package
-from solvers.batch_sa import BatchSASampler
+from solvers.batch_sa.sampler import BatchSASampler
+from solvers.lns.search import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
+                                polish, polish_integers)
 
 
-class LNSSolver(dimod.Sampler):
+class LNSSolver(dimod.Sampler, LayerSampler):
     """batch-sa, then exact window search on every neuron (see module docs)."""
 
     parameters = {"search": [], "anneal": [], "rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
@@ -100,18 +102,46 @@ class LNSSolver(dimod.Sampler):
                             window=options["window"], seed=options["seed"],
                             time_limit=options["time_limit"])
         wall = time.perf_counter() - begin
-        labels = lq.labels()
-        info = {"options": options, "layer_seconds": wall, "layer_neurons": len(rows)}
-        results = []
-        for i, state in zip(rows, states):
-            sample = {labels[k]: int(state[k]) for k in np.flatnonzero(lq.free[i])}
-            results.append(SolveResult(sample, lq.energy(i, sample), dict(info),
-                                       wall / len(rows)))
-        return results
+        info = timing({"options": options, "layer_neurons": len(rows)}, wall)
+        return [SolveResult(sample, lq.energy(i, sample), dict(info), wall / len(rows))
+                for i, sample in zip(rows, lq.samples(states, rows))]
 
-    def sample(self, bqm, **kwargs):
-        raise TypeError("the lns solver works on layers (it needs the shared Gram form): "
-                        "use annealq.dispatch.solve_layer or the pipeline")
+    def sample(self, bqm, initial_states=None, **overrides):
+        """Any BQM: batch-sa (or the warm start), then exact windows of its variables
+        (``search="bits"``; windows follow the couplers' strength)."""
+        options = {**self.defaults_, **overrides}
+        _check(options["search"], options["rounds"], options["window"])
+        begin = time.perf_counter()
+        annealed = self._annealer.sample(bqm, initial_states=initial_states, **{
+            k: options[k] for k in ("seed", "num_reads", "num_sweeps") if k in options})
+        order, h, Q, offset = dense_qubo(bqm)
+        start = annealed.first.sample
+        u = np.array([[(start[v] > 0) if bqm.vartype is dimod.SPIN else start[v]
+                       for v in order]], dtype=np.int8)
+        form = _BQMForm(Q, h, offset)
+        u = polish(form, [0], u, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
+                   window=options["window"], seed=options["seed"],
+                   time_limit=options["time_limit"]) if len(order) else u
+        seconds = time.perf_counter() - begin
+        return dimod.SampleSet.from_samples_bqm((as_vartype(u, bqm.vartype), order), bqm,
+                                                info=timing({"options": options}, seconds))
+
+
+class _BQMForm:
+    """A bare BQM in the shape :func:`~solvers.lns.search.polish` reads: one neuron with
+    unit steps. The window search ignores the quadratic form's diagonal (``u² = u`` moves
+    it into the linear terms), so a diagonally dominant one is added: it makes every
+    variable searchable and ranks neighbours by coupler strength."""
+
+    window_bits = 1
+
+    def __init__(self, Q, h, offset):
+        n = len(h)
+        self.gram = Q + np.diag(np.abs(Q).sum(axis=1) + 1.0)
+        self.linear = h[None, :]
+        self.scales = np.ones((1, n))
+        self.free = np.ones((1, n), dtype=bool)
+        self.offset = np.array([offset])
 
 
 SEARCHES = ("auto", "bits", "integers")

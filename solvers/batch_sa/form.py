@@ -1,30 +1,5 @@
-"""``batch-sa``: simulated annealing built for the layer QUBO's structure.
-
-Every neuron of a layer shares ``ÂᵀÂ`` (DESIGN.md §1); its QUBO is
-``E(u) = c + h·u + uᵀ(Q − diag Q)u`` with ``Q = D ÂᵀÂ D``. This solver keeps, for each
-problem (neuron × read), the local fields ``g = Q u``; a flip of variable ``k`` changes the
-energy by ``(1 − 2u_k)(h_k + 2(g_k − Q_kk u_k))`` and, when accepted, every field by
-``±Q[:, k]`` — so a sweep costs O(f) per variable visited plus O(f) per accepted flip, and
-rejected proposals touch no memory.
-
-A run on a layer:
-
-1. **Warm start** — each read starts from a given state (round-to-nearest by default;
-   GPTQ or any other assignment works too), and a greedy descent takes it to a local
-   minimum first.
-2. **Annealing suited to warm starts** — a short geometric schedule whose temperatures
-   are set per neuron from the size of that neuron's single-flip energy changes at the
-   start (``t_start``/``t_stop`` are multiples of it), so the walk leaves the start's
-   basin without forgetting it. Reads differ by their random streams.
-3. **Final greedy descent** — every returned state is a local minimum (no single flip
-   lowers it); a read that ends above its descended warm start returns that instead, so
-   the result is never worse than the start; the best read per neuron is returned.
-
-Kernels: a numba-compiled one on the CPU (parallel over problems, a counter-based random
-stream per problem so results do not depend on thread scheduling), and the same algorithm
-vectorised over problems in torch for a CUDA GPU (``device="cuda"``). Deterministic for a
-given seed on a given kernel.
-"""
+"""The data of a ``batch-sa`` run: its options, the dense form of a set of neurons that
+share one Gram matrix, and the schedule helpers both kernels use."""
 
 from __future__ import annotations
 
@@ -110,27 +85,6 @@ class LayerForm:
         G = self.fields(U, who)
         return (self.offset[who] + np.sum(self.linear[who] * U, axis=1)
                 + np.sum(U * G, axis=1) - np.sum(self.qdiag[who] * U, axis=1))
-
-
-def anneal(form: LayerForm, starts: np.ndarray, options: BatchSAOptions = BatchSAOptions()
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Anneal every problem of ``form`` from ``starts`` (P, F) 0/1; return the best state
-    per problem (P, F) int8 and its energy (P,)."""
-    P, F = form.scales.shape
-    starts = np.where(form.free, np.asarray(starts), 0).astype(np.int8)
-    if starts.shape != (P, F):
-        raise ValueError(f"starts must have shape {(P, F)}, got {starts.shape}")
-    R = options.num_reads
-    who = np.repeat(np.arange(P), R)
-    if options.device.startswith("cuda"):
-        from annealq import _batchsa_torch as kernel
-    else:
-        from annealq import _batchsa_numba as kernel
-    U = kernel.run(form, starts, who, options)
-    energies = form.energies(U.astype(np.float64), who).reshape(P, R)
-    best = np.argmin(energies, axis=1)
-    states = U.reshape(P, R, F)[np.arange(P), best]
-    return states, energies[np.arange(P), best]
 
 
 def temperature_scale(form: LayerForm, U: np.ndarray, who: np.ndarray,

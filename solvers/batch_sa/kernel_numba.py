@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from annealq.batchsa import keep_better, schedule, temperature_scale
+from solvers.batch_sa.form import keep_better, schedule, temperature_scale
 
 
 def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:

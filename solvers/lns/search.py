@@ -27,7 +27,8 @@ import time
 
 import numpy as np
 
-from annealq.sphere import solve_box, solve_dense
+from solvers.exact_bb.box import solve_box
+from solvers.exact_bb.sphere import solve_dense
 
 DEFAULT_ROUNDS = 100
 DEFAULT_WINDOW = 32
@@ -118,7 +119,7 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
                     max_nodes: int = DEFAULT_MAX_NODES) -> np.ndarray:
     """Like :func:`polish`, but each window is ``window`` *entries* (weights or the bias)
     searched over their whole integer windows ``[base, base + span]`` by the box sphere
-    decoder (:func:`annealq.sphere.solve_box`). With several bits per weight this is the
+    decoder (:func:`solvers.exact_bb.box.solve_box`). With several bits per weight this is the
     stronger search: the bounds come from the inputs' Gram matrix, not from the
     (collinear) bits of one weight, and a weight moves by any number of steps in one go.
 

@@ -1,4 +1,4 @@
-"""``exact-bb``: exact search by branch and bound (:mod:`annealq.sphere`), beyond
+"""``exact-bb``: exact search by branch and bound (:mod:`solvers.exact_bb.sphere`), beyond
 enumeration's ~25 variables. It proves the optimum, or stops at ``time_limit`` seconds
 (default 60) with the best energy found and a proven lower bound; ``info`` says which
 (``proven``, ``lower_bound``, ``gap``, ``nodes``).
@@ -7,7 +7,7 @@ On a layer (``sample_layer``) it searches each neuron with the formulation's pos
 semi-definite Gram form (the tightest bounds) and starts from ``batch-sa``'s solution as
 the incumbent unless ``initial_states`` are given. A layer built with wider windows
 (``window_bits > 1``) is searched over each weight's integer window instead of its bits
-(:func:`annealq.sphere.solve_box`), with ``lns``'s integer windows polishing the
+(:func:`solvers.exact_bb.box.solve_box`), with ``lns``'s integer windows polishing the
 incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the optimum of the layer's whole
 quantization problem, not of a restriction of it. On a bare BQM the incumbent is the
 given initial state, else the rounded continuous optimum.
@@ -18,15 +18,20 @@ from __future__ import annotations
 import dimod
 import numpy as np
 
-from annealq.dispatch import SolveResult
+from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
-from annealq.sphere import solve_box, solve_dense
+from annealq.results import SolveResult, timing
+from annealq.states import as_vartype, dense_qubo, start_state
 from solvers import missing_package
+from solvers.batch_sa.sampler import BatchSASampler
+from solvers.exact_bb.box import solve_box
+from solvers.exact_bb.sphere import solve_dense
+from solvers.lns.search import polish_integers
 
 DEFAULT_TIME_LIMIT = 60.0
 
 
-class BranchAndBoundSolver(dimod.Sampler):
+class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
     """Proves ground states of BQMs (see module docs).
 
     Example:
@@ -49,35 +54,21 @@ class BranchAndBoundSolver(dimod.Sampler):
         return {"time_limit": self.time_limit}
 
     def sample(self, bqm, time_limit=None, initial_states=None):
-        binary = bqm.binary
-        order = list(binary.variables)
-        h, (row, col, data), offset = binary.to_numpy_vectors(variable_order=order)
-        Q = np.zeros((len(order), len(order)))
-        np.add.at(Q, (row, col), data / 2.0)
-        Q = Q + Q.T
-        incumbent = None
-        if initial_states is not None:
-            samples, labels = dimod.as_samples(initial_states)
-            position = {v: k for k, v in enumerate(labels)}
-            incumbent = samples[0, [position[v] for v in order]]
-            incumbent = (incumbent > 0) if bqm.vartype is dimod.SPIN else incumbent
+        order, h, Q, offset = dense_qubo(bqm)
+        incumbent = start_state(initial_states, order, bqm.vartype)
         result = solve_dense(h, Q, offset, incumbent=incumbent,
                              time_limit=self._limit(time_limit))
-        u = result.u if bqm.vartype is dimod.BINARY else 2 * result.u.astype(np.int8) - 1
-        return dimod.SampleSet.from_samples_bqm((u[None, :], order), bqm, info=_info(result))
+        return dimod.SampleSet.from_samples_bqm(
+            (as_vartype(result.u, bqm.vartype)[None, :], order), bqm, info=_info(result))
 
     def sample_layer(self, lq, *, neurons=None, initial_states=None, time_limit=None):
         """Search each of ``neurons`` of layer ``lq``; one SolveResult each, in order."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         integers = max(lq.window_bits, lq.bias_window_bits) > 1
         if initial_states is None:
-            from solvers.batch_sa import BatchSASampler
-
             incumbents = BatchSASampler().sample_layer(lq, neurons=rows)
             initial_states = [r.sample for r in incumbents]
         if integers:
-            from annealq.lns import polish_integers
-
             # a better incumbent prunes more: polish it with lns's integer windows first
             labels = lq.labels()
             states = polish_integers(lq, rows, np.stack(
@@ -107,13 +98,13 @@ class BranchAndBoundSolver(dimod.Sampler):
                           -e[live] * p[live], np.zeros(len(live), np.int64), span[live],
                           incumbent=o[live], time_limit=time_limit)
         o[live] = found.o
-        state = lq.states((lq.base[i] + o)[None, :], [i])[0]
-        labels = lq.labels()
-        sample = {labels[k]: int(state[k]) for k in np.flatnonzero(lq.free[i])}
+        sample = lq.sample(i, lq.states((lq.base[i] + o)[None, :], [i])[0])
         energy = lq.energy(i, sample)
         bound = energy if found.proven else float(lq.offset[i]) + found.lower_bound
-        info = {"proven_optimal": found.proven, "lower_bound": bound, "gap": energy - bound,
-                "nodes": found.nodes, "search_seconds": found.seconds, "search": "integers"}
+        info = timing({"proven_optimal": found.proven, "lower_bound": bound,
+                       "gap": energy - bound, "nodes": found.nodes,
+                       "timing": {"search_seconds": found.seconds}, "search": "integers"},
+                      found.seconds)
         return SolveResult(sample, energy, info, found.seconds)
 
     def _limit(self, time_limit) -> float:
@@ -121,8 +112,9 @@ class BranchAndBoundSolver(dimod.Sampler):
 
 
 def _info(result) -> dict:
-    return {"proven_optimal": result.proven, "lower_bound": result.lower_bound,
-            "gap": result.gap, "nodes": result.nodes, "search_seconds": result.seconds}
+    return timing({"proven_optimal": result.proven, "lower_bound": result.lower_bound,
+                   "gap": result.gap, "nodes": result.nodes,
+                   "timing": {"search_seconds": result.seconds}}, result.seconds)
 
 
 def _validate_time_limit(value) -> float:

@@ -1,4 +1,4 @@
-"""``batch-sa``: the layer-structured simulated annealer of :mod:`annealq.batchsa`.
+"""``batch-sa``: the layer-structured simulated annealer of :mod:`solvers.batch_sa.anneal`.
 
 Two ways in:
 
@@ -8,7 +8,7 @@ Two ways in:
   built from the BQM itself.
 
 Parameters: ``num_reads``, ``num_sweeps``, ``t_start``, ``t_stop``, ``seed``, ``device``
-(see :class:`annealq.batchsa.BatchSAOptions`). Without ``initial_states`` it starts from
+(see :class:`solvers.batch_sa.form.BatchSAOptions`). Without ``initial_states`` it starts from
 round-to-nearest on a layer and from all zeros on a bare BQM.
 """
 
@@ -20,13 +20,16 @@ from dataclasses import replace
 import dimod
 import numpy as np
 
-from annealq.batchsa import BatchSAOptions, LayerForm, anneal
-from annealq.dispatch import SolveResult
+from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
+from annealq.results import SolveResult, timing
+from annealq.states import as_vartype, dense_qubo, start_state
 from solvers import missing_package
+from solvers.batch_sa.anneal import anneal
+from solvers.batch_sa.form import BatchSAOptions, LayerForm
 
 
-class BatchSASampler(dimod.Sampler):
+class BatchSASampler(dimod.Sampler, LayerSampler):
     """Simulated annealing over all neurons of a layer at once (see module docs).
 
     Example:
@@ -51,26 +54,27 @@ class BatchSASampler(dimod.Sampler):
         return {"options": self.defaults}
 
     def sample(self, bqm, initial_states=None, **options):
-        binary = bqm.binary
-        order = list(binary.variables)
-        form = _form_of(binary, order)
-        start = np.zeros((1, len(order)), dtype=np.int8)
-        if initial_states is not None:
-            start = _start_of(initial_states, order, bqm.vartype)
+        order, h, Q, offset = dense_qubo(bqm)
+        n = len(order)
+        form = LayerForm(Q, np.ones((1, n)), h[None, :], np.array([offset]),
+                         np.ones((1, n), dtype=bool))
+        start = start_state(initial_states, order, bqm.vartype)
+        start = np.zeros((1, n), dtype=np.int8) if start is None else start[None, :]
+        run = replace(self.options, **options)
         begin = time.perf_counter()
-        states, _ = anneal(form, start, replace(self.options, **options))
-        info = {"timing": {"anneal_seconds": time.perf_counter() - begin},
-                "options": replace(self.options, **options).to_dict()}
-        if bqm.vartype is dimod.SPIN:
-            states = 2 * states.astype(np.int8) - 1
-        return dimod.SampleSet.from_samples_bqm((states, order), bqm, info=info)
+        states, _ = anneal(form, start, run)
+        seconds = time.perf_counter() - begin
+        info = timing({"timing": {"anneal_seconds": seconds}, "options": run.to_dict()},
+                      seconds)
+        return dimod.SampleSet.from_samples_bqm((as_vartype(states, bqm.vartype), order), bqm,
+                                                info=info)
 
     def sample_layer(self, lq, *, neurons=None, initial_states=None,
                      **options) -> list[SolveResult]:
         """Anneal ``neurons`` of layer ``lq`` together; one :class:`SolveResult` each.
 
         Args:
-            lq: a :class:`annealq.formulation.LayerQUBO`.
+            lq: a :class:`annealq.layer.LayerQUBO`.
             neurons: indices to solve (default all).
             initial_states: one ``{label: 0/1}`` per neuron solved (default RTN).
             **options: override the sampler's options for this call.
@@ -86,36 +90,9 @@ class BatchSASampler(dimod.Sampler):
         begin = time.perf_counter()
         states, energies = anneal(LayerForm.from_layer(lq, rows), starts, run)
         wall = time.perf_counter() - begin
-        labels = lq.labels()
-        info = {"options": run.to_dict(), "layer_seconds": wall, "layer_neurons": len(rows)}
-        results = []
-        for i, state, energy in zip(rows, states, energies):
-            sample = {labels[k]: int(state[k]) for k in np.flatnonzero(lq.free[i])}
-            results.append(SolveResult(sample, float(energy), dict(info), wall / len(rows)))
-        return results
-
-
-def _form_of(bqm, order) -> LayerForm:
-    """The dense form of one BINARY BQM: ``H`` holds half the couplings, steps are 1."""
-    h, (row, col, data), offset = bqm.to_numpy_vectors(variable_order=order)
-    n = len(order)
-    H = np.zeros((n, n))
-    np.add.at(H, (row, col), data / 2.0)
-    H = H + H.T
-    return LayerForm(H, np.ones((1, n)), h[None, :].astype(np.float64),
-                     np.array([offset], dtype=np.float64), np.ones((1, n), dtype=bool))
-
-
-def _start_of(initial_states, order, vartype) -> np.ndarray:
-    samples, labels = dimod.as_samples(initial_states)
-    if len(samples) == 0:
-        return np.zeros((1, len(order)), dtype=np.int8)
-    position = {v: k for k, v in enumerate(labels)}
-    try:
-        start = samples[0, [position[v] for v in order]]
-    except KeyError as exc:
-        raise ValueError(f"initial state has no value for variable {exc.args[0]!r}") from None
-    return ((start > 0) if vartype is dimod.SPIN else start).astype(np.int8)[None, :]
+        info = timing({"options": run.to_dict(), "layer_neurons": len(rows)}, wall)
+        return [SolveResult(sample, float(energy), dict(info), wall / len(rows))
+                for sample, energy in zip(lq.samples(states, rows), energies)]
 
 
 def make_sampler(**options) -> BatchSASampler:

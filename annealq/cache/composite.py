@@ -1,0 +1,167 @@
+"""The caching composite: any solver behind it answers from a :class:`CacheStore` first.
+
+:class:`CachedSampler` wraps any ``dimod.Sampler``. One BQM (:meth:`~CachedSampler.sample`),
+a list of BQMs (:meth:`~CachedSampler.sample_bqms`) or a whole layer
+(:meth:`~CachedSampler.sample_layer`, for any child: a layer solver gets the misses at
+once, any other sampler one BQM per miss) goes through the same steps, written once in
+``_answer``: one lookup for all keys, a hit kept only when it covers exactly the problem's
+variables (its energy recomputed from the problem), the misses solved, and each result
+committed as soon as it is solved.
+"""
+
+from __future__ import annotations
+
+import dimod
+
+from annealq.cache.keys import bqm_hash, cache_key, layer_hashes, validate_text
+from annealq.cache.store import CacheStore
+from annealq.protocol import LayerSampler
+from annealq.results import SolveResult
+from annealq.solve import call_parameters, solve_one
+
+
+class CachedSampler(dimod.ComposedSampler, LayerSampler):
+    """A composite that answers from a :class:`CacheStore` and solves only misses.
+
+    On a hit ``sample`` returns a one-row sample set of the stored best sample, its energy
+    recomputed from the BQM, ``info`` as stored plus ``"cached": True``; the child is not
+    called. On a miss it calls the child, stores the lowest-energy sample (read by label)
+    with the whole sample set, and returns the child's sample set.
+
+    Args:
+        child: any ``dimod.Sampler`` (a :class:`~annealq.protocol.LayerSampler` is given
+            a layer's misses at once).
+        store: where results live.
+        solver_name: part of every key; name the solver *and* its configuration (which
+            QPU, which time limit) when they change answers. Default: the child's class.
+        **fixed_parameters: passed to every ``child.sample`` call and part of every key;
+            ``sample()``'s own keyword arguments override them.
+
+    Attributes:
+        hits, misses: how many problems the store answered / the child solved.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> bqm = dimod.BQM({"a": 1.0, "b": -1.0}, {("a", "b"): 0.5}, 0.0, "BINARY")
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "cache.sqlite"
+        >>> with CacheStore(path) as store:
+        ...     sampler = CachedSampler(dimod.ExactSolver(), store, "exact")
+        ...     first = sampler.sample(bqm).first
+        ...     again = sampler.sample(bqm).first
+        >>> (sampler.misses, sampler.hits, again.sample == first.sample, float(again.energy))
+        (1, 1, True, -1.0)
+    """
+
+    def __init__(self, child: dimod.Sampler, store: CacheStore, solver_name: str | None = None,
+                 **fixed_parameters):
+        if not isinstance(store, CacheStore):
+            raise TypeError(f"store must be a CacheStore, got {type(store).__name__}")
+        if solver_name is None:
+            solver_name = f"{type(child).__module__}.{type(child).__qualname__}"
+        validate_text(solver_name, "solver_name")
+        self._children = [child]
+        self.store = store
+        self.solver_name = solver_name
+        self.fixed_parameters = dict(fixed_parameters)
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def children(self) -> list:
+        return self._children
+
+    @property
+    def parameters(self) -> dict:
+        return self.child.parameters.copy()
+
+    @property
+    def properties(self) -> dict:
+        return {"child_properties": self.child.properties.copy(),
+                "solver_name": self.solver_name}
+
+    @property
+    def defaults(self) -> dict:
+        """The child's bound parameters and this composite's fixed ones (part of keys)."""
+        return {**getattr(self.child, "defaults", {}), **self.fixed_parameters}
+
+    def key(self, bqm: dimod.BinaryQuadraticModel, **parameters) -> str:
+        """The cache key of ``sample(bqm, **parameters)``; use it to look up many at once."""
+        return cache_key(bqm_hash(bqm), self.solver_name, {**self.defaults, **parameters})
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters) -> dimod.SampleSet:
+        """The stored best sample of ``bqm``, or the child's sample set (then stored)."""
+        parameters = {**self.fixed_parameters, **parameters}
+        samplesets = []
+
+        def solve(misses):
+            result, sampleset = solve_one(bqm, self.child, parameters)
+            samplesets.append(sampleset)
+            yield 0, result, sampleset
+
+        [result] = self._answer([self.key(bqm, **parameters)], [set(bqm.variables)],
+                                lambda k, sample: float(bqm.energy(sample)), solve)
+        if samplesets and samplesets[0] is not None:
+            return samplesets[0]
+        return dimod.SampleSet.from_samples_bqm(result.sample, bqm, info=result.info)
+
+    def sample_bqms(self, bqms, *, initial_states=None, **parameters) -> list[SolveResult]:
+        """Each BQM's best sample, misses solved one by one by the child."""
+        bqms = list(bqms)
+        starts = [None] * len(bqms) if initial_states is None else list(initial_states)
+        parameters = {**self.fixed_parameters, **parameters}
+        calls = [call_parameters(bqm, self.child, start, parameters)
+                 for bqm, start in zip(bqms, starts)]
+        keys = [self.key(bqm, **kwargs) for bqm, kwargs in zip(bqms, calls)]
+
+        def solve(misses):
+            for k in misses:
+                yield (k, *solve_one(bqms[k], self.child, calls[k]))
+
+        return self._answer(keys, [set(bqm.variables) for bqm in bqms],
+                            lambda k, sample: float(bqms[k].energy(sample)), solve)
+
+    def sample_layer(self, lq, *, neurons=None, initial_states=None,
+                     **parameters) -> list[SolveResult]:
+        """``neurons`` (default all) of layer ``lq``: a layer-solver child gets all misses
+        in one call, keyed by the layer's shared form; another child one BQM per miss."""
+        rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
+        starts = None if initial_states is None else list(initial_states)
+        if not isinstance(self.child, LayerSampler):
+            return self.sample_bqms([lq.bqm(i) for i in rows], initial_states=starts,
+                                    **parameters)
+        parameters = {**self.fixed_parameters, **parameters}
+        digests = layer_hashes(lq)
+        keyed = {**self.defaults, **parameters}
+        keys = [cache_key(digests[i], self.solver_name,
+                          {**keyed, "initial_state": None if starts is None else starts[k]})
+                for k, i in enumerate(rows)]
+
+        def solve(misses):
+            solved = self.child.sample_layer(
+                lq, neurons=[rows[k] for k in misses],
+                initial_states=None if starts is None else [starts[k] for k in misses],
+                **parameters)
+            for k, result in zip(misses, solved):
+                yield k, result, None
+
+        return self._answer(keys, [set(lq.variables(i)) for i in rows],
+                            lambda k, sample: lq.energy(rows[k], sample), solve)
+
+    def _answer(self, keys, variables, energy_of, solve) -> list[SolveResult]:
+        """Hits from one lookup, then ``solve(misses)``'s ``(k, result, sampleset)``, each
+        committed as it comes."""
+        found = self.store.get_many(keys)
+        results: list[SolveResult | None] = [None] * len(keys)
+        for k, key in enumerate(keys):
+            hit = found.get(key)
+            if hit is not None and set(hit.sample) == variables[k]:
+                results[k] = SolveResult(hit.sample, energy_of(k, hit.sample),
+                                         {**hit.info, "cached": True}, hit.wall_seconds)
+        misses = [k for k, result in enumerate(results) if result is None]
+        self.hits += len(keys) - len(misses)
+        self.misses += len(misses)
+        if misses:
+            for k, result, sampleset in solve(misses):
+                self.store.put(keys[k], self.solver_name, result, sampleset)
+                results[k] = result
+        return results

@@ -1,0 +1,86 @@
+"""Capture: find a torch model's ``nn.Linear`` layers through forward hooks, in execution
+order, and record what each one receives on the calibration set.
+
+Example:
+    >>> import numpy as np, torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3),
+    ...                             torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    >>> [name for name, _ in linear_layers(model, np.zeros((1, 2, 2)))]
+    ['1', '3']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def linear_layers(model, example) -> list[tuple[str, object]]:
+    """The model's ``nn.Linear`` modules as ``(name, module)`` in execution order."""
+    names = {module: name for name, module in model.named_modules()}
+    order: list = []
+    hooks = [module.register_forward_hook(lambda m, i, o: order.append(m) if m not in order else None)
+             for module in model.modules() if isinstance(module, nn.Linear)]
+    try:
+        forward(model, example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not order:
+        raise ValueError("the model has no nn.Linear layer to quantize")
+    return [(names[module], module) for module in order]
+
+
+def replace_module(root, name: str, module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+def layer_inputs(model, modules, calibration) -> list[np.ndarray]:
+    """What each of ``modules`` receives in one forward pass, as ``(m, f)`` float64."""
+    return [x.double().cpu().numpy() for x in layer_input_tensors(model, modules, calibration)]
+
+
+def layer_input_tensors(model, modules, calibration) -> list:
+    captured: dict = {}
+
+    def capture(module, inputs, output):
+        captured.setdefault(module, inputs[0].detach().reshape(-1, module.in_features))
+
+    hooks = [module.register_forward_hook(capture) for module in modules]
+    try:
+        forward(model, calibration)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [captured[module] for module in modules]
+
+
+def forward(model, x):
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    device = parameter.device if parameter is not None else None
+    with torch.no_grad():
+        inputs = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+        try:
+            return model(inputs)
+        except RuntimeError as exc:  # shape mismatches and the like: a user error here
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+            raise ValueError(f"the model cannot run on inputs of shape "
+                             f"{tuple(inputs.shape)}: {message}") from None
+
+
+def not_quantized(model, float_layers) -> list[dict]:
+    """Modules with parameters of their own that were left in float."""
+    done = {name for name, _ in float_layers}
+    entries = []
+    for name, module in model.named_modules():
+        count = sum(p.numel() for p in module.parameters(recurse=False))
+        if count == 0 or name in done:
+            continue
+        reason = ("not run on the calibration inputs" if isinstance(module, nn.Linear)
+                  else "not an nn.Linear: kept in float")
+        entries.append({"name": name, "type": type(module).__name__, "parameters": count,
+                        "reason": reason})
+    return entries

@@ -1,0 +1,207 @@
+"""What each ``annealq`` subcommand does; :mod:`annealq.cli` parses the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import torch
+
+from annealq.cache import CacheStore, default_cache_path
+from annealq.config import QuantizeConfig
+from annealq.credentials import token_configured
+from annealq.data.datasets import load_dataset, load_digits, validate_dataset
+from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
+from annealq.files import atomic_write
+from annealq.grid import validate_bits
+from annealq.pipeline import quantize, rtn_model
+from annealq.registry import available_samplers, resolve_sampler, solver_spec
+
+
+def _cache_argument(args):
+    """The ``cache=`` argument of the API for ``--cache``/``--no-cache``."""
+    return False if getattr(args, "no_cache", False) else args.cache
+
+
+def _store(args):
+    path = args.cache or default_cache_path()
+    if not os.path.exists(path):
+        raise ValueError(f"no cache at {path}")
+    return CacheStore(path)
+
+
+def run_cache_stats(args) -> int:
+    with _store(args) as store:
+        stats = store.stats()
+    print(f"cache {stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.2f} MB")
+    for solver, count in sorted(stats["solvers"].items()):
+        print(f"  {solver:<20}{count:>8} entries")
+    last = stats.get("last_run")
+    if last:
+        total = last["hits"] + last["misses"]
+        rate = f" ({last['hits'] / total:.0%} hits)" if total else ""
+        print(f"last run: {last['hits']} hits, {last['misses']} misses{rate}")
+    return 0
+
+
+def run_cache_clear(args) -> int:
+    with _store(args) as store:
+        removed = store.clear(solver=args.solver)
+    scope = f" of solver {args.solver!r}" if args.solver else ""
+    print(f"removed {removed} cache entries{scope}")
+    return 0
+
+
+def run_solvers(args) -> int:
+    statuses = available_samplers()
+    width = max(len(s.name) for s in statuses) + 2
+    for status in statuses:
+        state = "yes" if status.available else "no "
+        why = f"  ({status.reason})" if status.reason else ""
+        print(f"{status.name:<{width}}{state}  {status.description}{why}")
+    print(f"\nD-Wave API token: {'configured' if token_configured() else 'not configured'}")
+    return 0
+
+
+def run_demo(args) -> int:
+    for bits in args.bits:
+        validate_bits(bits)
+    solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+    data = load_digits(seed=args.seed)
+    model = train_mlp(data.x_train, data.y_train, hidden=(64,), seed=args.seed)
+    calibration = data.calibration(args.calibration, seed=args.seed)
+    print(f"digits MLP {data.n_features}-64-{data.n_classes}, float accuracy "
+          f"{accuracy(model, data.x_test, data.y_test):.1%} on {len(data.y_test)} test images; "
+          f"{len(calibration)} calibration images")
+    for bits in args.bits:
+        start = time.perf_counter()
+        result = quantize(model, calibration, bits=bits, solver=sampler, seed=args.seed,
+                          cache=_cache_argument(args), solver_name=solver)
+        seconds = time.perf_counter() - start
+        rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
+        qubo_acc = accuracy(result.model, data.x_test, data.y_test)
+        print(f"\nint{bits}  accuracy: RTN {rtn_acc:.1%}  QUBO {qubo_acc:.1%}  "
+              f"(solver {solver}, {seconds:.1f} s, cache {result.cache_hits} hits / "
+              f"{result.cache_misses} misses)")
+        if result.report.get("emulation"):
+            print(f"  NOTE: {result.report['emulation_note']}")
+        print(f"  {'layer':<6}{'shape':>10}{'RTN error':>14}{'QUBO error':>14}{'reduction':>11}")
+        for layer in result.layers:
+            shape = f"{layer.in_features}x{layer.out_features}"
+            print(f"  {layer.name:<6}{shape:>10}{layer.rtn_energy:>14.2f}{layer.energy:>14.2f}"
+                  f"{layer.rtn_energy / max(layer.energy, 1e-300):>10.1f}x")
+    return 0
+
+
+def _grid_options(args) -> dict:
+    """The formulation options the user changed from their defaults."""
+    options = {"window_bits": args.window_bits, "scheme": args.scheme,
+               "per_channel": args.per_channel}
+    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False}
+    return {k: v for k, v in options.items() if v != defaults[k]}
+
+
+def run_quantize(args) -> int:
+    # everything the user typed is checked before any data is read or anything is solved
+    config = QuantizeConfig.from_options(
+        bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
+        start=args.start, activation_bits=args.activation_bits,
+        calibration_size=args.calibration, seed=args.seed, **_grid_options(args))
+    dataset = validate_dataset(args.dataset)
+    for option, path in (("--report", args.report), ("--out", args.out)):
+        _check_writable(option, path)
+    solver, sampler = None, args.solver
+    if args.method == "qubo" and args.solver != "auto":
+        # fail fast (unknown name, no token) before any data is read; "auto" always runs
+        # and is resolved by quantize() after the model is checked, so its warning
+        # never comes before an error
+        solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+    elif args.solver != "auto":
+        solver_spec(args.solver)  # an unknown name is an error whatever the method
+
+    data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
+    if args.model:
+        model, origin = load_model(args.model, example=data.x_test[:64]), args.model
+    else:
+        model, path = reference_model(data, seed=args.seed)
+        origin = f"reference model, seed {args.seed}, cached at {path}"
+    result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
+                      cache=_cache_argument(args), quiet=args.quiet)
+    _print_summary(result, data, model, origin)
+    if args.out:
+        result.save(args.out)
+        print(f"quantized model written to {args.out}")
+    if args.report:
+        _write_json(args.report, result.report)
+        print(f"report written to {args.report}")
+    return 0
+
+
+def run_train(args) -> int:
+    _check_writable("--out", args.out)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
+    start = time.perf_counter()
+    model, path = reference_model(data, seed=args.seed, retrain=True)
+    seconds = time.perf_counter() - start
+    print(f"{data.name} MLP {describe(model)}: test accuracy "
+          f"{accuracy(model, data.x_test, data.y_test):.2%}, trained in {seconds:.1f} s "
+          f"(seed {args.seed}); cached at {path}")
+    if args.out:
+        atomic_write(args.out, lambda stream: torch.save(model, stream))
+        print(f"model written to {args.out}")
+    return 0
+
+
+def _check_writable(option: str, path) -> None:
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a folder, not a file")
+
+
+def _write_json(path, data) -> None:
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode()))
+
+
+def _print_summary(result, data, model, origin) -> None:
+    report = result.report
+    solver = report["solver"] or report["method"]
+    inputs = (f"int{report['activation_bits']} activations" if report["activation_bits"]
+              else "float activations")
+    print(f"{data.name}: MLP {describe(model)} ({origin})")
+    print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
+          + (f", solver {report['solver']}" if report["solver"] else "")
+          + f"; {report['calibration_size']} calibration images from the training split, "
+          f"{len(data.y_test)} test images")
+    if report.get("emulation"):
+        print(f"NOTE: {report['emulation_note']}")
+    header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{solver + ' error':>16}" \
+             f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
+    print("\n" + header)
+    for layer in report["layers"]:
+        shape = f"{layer['in_features']}x{layer['out_features']}"
+        hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
+        print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
+              f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
+              f"{layer['solve_seconds']:>9.2f}{hits:>12}")
+    for entry in report["not_quantized"]:
+        print(f"not quantized: {entry['name']} ({entry['type']}, {entry['parameters']} "
+              f"parameters: {entry['reason']})")
+    accuracy = report.get("accuracy")
+    if accuracy:
+        print(f"\naccuracy: float {accuracy['float']:.2%}  RTN {accuracy['rtn']:.2%}  "
+              f"{report['method']} {accuracy['quantized']:.2%}")
+    timing, cache = report["timing"], report["cache"]
+    print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
+          f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
+
+
+def _ratio(rtn: float, energy: float) -> str:
+    if energy > 0:
+        return f"{rtn / energy:.2f}x"
+    return "exact" if rtn == 0 else "inf"

@@ -1,0 +1,153 @@
+"""The typed configuration of a quantization run, validated in one place for the API and
+the CLI, and recorded whole in the report.
+
+Example:
+    >>> config = QuantizeConfig.from_options(bits=2, solver="neal", window_bits=2,
+    ...                                      start="gptq", seed=1)
+    >>> config.formulation_options()
+    {'window_bits': 2}
+    >>> QuantizeConfig.from_dict(config.to_dict()) == config
+    True
+    >>> QuantizeConfig(bits=9)
+    Traceback (most recent call last):
+    ...
+    ValueError: bits must be from 1 to 8, got 9
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+from annealq.activations import validate_activation_bits
+from annealq.grid import SCHEMES, validate_bits
+
+METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
+STARTS = ("rtn", "gptq")
+DEFAULT_SOLVER = "auto"
+MAX_WINDOW_BITS = 16
+# options of formulate_layer a run can set (with their defaults); the rest of quantize's
+# **options belong to the method (gptq's act_order, adaround's iterations, ...)
+_FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
+                         "bias_window_bits": None, "bias_step": None, "input_step": None}
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Everything that decides a run's result (not where it is cached or reported).
+
+    Attributes:
+        bits: weight bit width, 1..8.
+        method: ``"qubo"``, ``"rtn"``, ``"gptq"``, ``"adaround"`` or ``"cd"``.
+        solver: a registered solver name (``method="qubo"`` only).
+        solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
+        fallback: the solver to use when ``solver`` cannot run here.
+        start: the QUBO solver's warm start, ``"rtn"`` or ``"gptq"``.
+        scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step: the
+            grids and windows of :func:`~annealq.formulation.formulate_layer`.
+        activation_bits: round each quantized layer's input to this many bits.
+        calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
+        seed: the calibration draw's and the solvers' seed.
+        method_options: the baseline's own options (``act_order``, ``damp``, …).
+    """
+
+    bits: int
+    method: str = "qubo"
+    solver: str = DEFAULT_SOLVER
+    solver_params: Mapping = field(default_factory=dict)
+    fallback: str | None = None
+    start: str | None = None
+    scheme: str = "reference"
+    per_channel: bool = False
+    window_bits: int = 1
+    bias_window_bits: int | None = None
+    bias_step: float | None = None
+    input_step: float | None = None
+    activation_bits: int | None = None
+    calibration_size: int | None = None
+    seed: int | None = None
+    method_options: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "bits", validate_bits(self.bits))
+        object.__setattr__(self, "activation_bits",
+                           validate_activation_bits(self.activation_bits))
+        object.__setattr__(self, "solver_params", dict(self.solver_params or {}))
+        object.__setattr__(self, "method_options", dict(self.method_options or {}))
+        _validate_method(self.method, self.start, self.scheme, self.method_options)
+        _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
+        _validate_counts(self.calibration_size, self.seed)
+        if self.activation_bits is not None and self.input_step is not None:
+            raise ValueError("input_step is set by activation_bits; give one or the other")
+        for name in ("solver", "fallback"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a solver name, got {value!r}")
+
+    @classmethod
+    def from_options(cls, *, bits, **options) -> QuantizeConfig:
+        """A config from ``quantize``'s keyword arguments: its own fields by name, the
+        remaining ``**options`` sorted into the formulation's and the method's."""
+        own = {f.name for f in fields(cls)} - {"method_options"}
+        method_options = {k: v for k, v in options.items() if k not in own}
+        method = options.get("method", "qubo")
+        if method_options and method in ("qubo", "rtn"):
+            raise ValueError(f"unknown option(s) {', '.join(sorted(method_options))} for "
+                             f"method {method!r}; formulation options are "
+                             f"{', '.join(sorted(_FORMULATION_DEFAULTS))}")
+        given = {k: v for k, v in options.items() if k in own and v is not None}
+        return cls(bits=bits, **given, method_options=method_options)
+
+    def formulation_options(self) -> dict:
+        """The formulation options that differ from their defaults."""
+        return {name: getattr(self, name) for name, default in _FORMULATION_DEFAULTS.items()
+                if getattr(self, name) != default}
+
+    def to_dict(self) -> dict:
+        """Plain data (numbers, strings, dicts), as recorded in the report."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> QuantizeConfig:
+        """The config :meth:`to_dict` wrote; unknown keys are an error."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {', '.join(unknown)}")
+        return cls(**data)
+
+
+def _validate_method(method, start, scheme, method_options) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if start is not None and (start not in STARTS or method != "qubo"):
+        raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
+                         f"got start={start!r}, method={method!r}")
+    if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start == "gptq"):
+        raise ValueError("the affine scheme is for the qubo and rtn methods; gptq, cd and "
+                         "adaround use the reference or symmetric grids")
+
+
+def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    if not isinstance(per_channel, bool):
+        raise ValueError(f"per_channel must be True or False, got {per_channel!r}")
+    for name, value in (("window_bits", window_bits), ("bias_window_bits", bias_window_bits)):
+        if value is None and name == "bias_window_bits":
+            continue
+        if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                or not 1 <= value <= MAX_WINDOW_BITS):
+            raise ValueError(f"{name} must be an integer from 1 to {MAX_WINDOW_BITS}, "
+                             f"got {value!r}")
+
+
+def _validate_counts(calibration_size, seed) -> None:
+    if calibration_size is not None and (
+            isinstance(calibration_size, bool)
+            or not isinstance(calibration_size, numbers.Integral) or calibration_size <= 0):
+        raise ValueError(f"calibration_size must be a positive integer, got "
+                         f"{calibration_size!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
