@@ -1,0 +1,42 @@
+"""Seeded runs whose integers must stay bit-identical through refactors.
+
+Run it with one tree before and one after a change, then compare the two JSON files:
+
+    ANNEALQ_DATA=../shared/data PYTHONPATH=<tree> python benchmarks/bit_identity.py out.json
+
+Each run quantizes at int2 with cache=False and seed=0 and records the SHA-256 of all
+layers' integer weights and biases, the layer errors and the time.
+"""
+import hashlib, json, sys, time
+import numpy as np
+import annealq
+
+out = sys.argv[1]
+runs = [
+    ("digits", "neal", {}), ("digits", "batch-sa", {}), ("digits", "lns", {}),
+    ("digits", "lns", {"window_bits": 4, "start": "gptq"}),
+    ("digits", "exact-bb", {"window_bits": 2, "start": "gptq", "solver_params": {"time_limit": 30}}),
+    ("digits", "neal", {"scheme": "affine", "per_channel": True}),
+    ("mnist", "batch-sa", {}), ("mnist", "lns", {"window_bits": 4, "start": "gptq"}),
+    ("mnist", "neal", {}),
+]
+results = {}
+for name, solver, opts in runs:
+    data = annealq.load_dataset(name)
+    model, _ = annealq.reference_model(data)
+    bits = 2
+    t = time.perf_counter()
+    opts = dict(opts)
+    sp = opts.pop("solver_params", None)
+    r = annealq.quantize(model, data, bits=bits, solver=solver, cache=False, seed=0,
+                         quiet=True, solver_params=sp, **opts)
+    h = hashlib.sha256()
+    for L in r.layers:
+        h.update(np.ascontiguousarray(L.int_weight, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(L.int_bias, dtype=np.int64).tobytes())
+    key = f"{name}/{solver}/{json.dumps(opts, sort_keys=True)}"
+    results[key] = {"sha256": h.hexdigest(), "energies": [float(L.energy) for L in r.layers],
+                    "seconds": round(time.perf_counter() - t, 2),
+                    "proven": [L.report().get("proven_optimal") for L in r.layers]}
+    print(key, results[key], flush=True)
+json.dump(results, open(out, "w"), indent=1)
