@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 
 import dimod
 
-from annealq.credentials import token_configured
+from annealq.credentials import load_env_file, token_configured
 from annealq.errors import SolverUnavailableError
 
 ENTRY_POINT_GROUP = "annealq.solvers"
@@ -90,8 +90,11 @@ class SolverRegistry:
         return sorted(self._specs)
 
     def get(self, name: str, **params) -> dimod.Sampler:
-        """Build solver ``name``; raise SolverUnavailableError saying why it cannot run."""
+        """Build solver ``name``; raise SolverUnavailableError saying why it cannot run.
+
+        Reads ``.env`` first (as the CLI does), so the API finds a token kept there."""
         spec = self.spec(name)
+        load_env_file()
         reason = spec.unavailable()
         if reason:
             raise SolverUnavailableError(f"solver {name!r} is not available: {reason}")

@@ -96,3 +96,21 @@ def test_getting_a_local_solver_imports_no_cloud_code():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_python_api_reads_a_token_and_endpoint_from_dotenv(tmp_path, monkeypatch):
+    from annealq.testing import LeapEmulator
+
+    for name in ("DWAVE_API_TOKEN", "DWAVE_API_ENDPOINT", "ANNEALQ_ENV_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "dwave.conf"
+    empty.write_text("")
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("DWAVE_CACHE_HOME", str(tmp_path / "dwave-cache"))
+    monkeypatch.chdir(tmp_path)
+    with LeapEmulator(time_scale=1000.0) as emu:
+        (tmp_path / ".env").write_text(f"DWAVE_API_TOKEN={emu.token}\n"
+                                       f"DWAVE_API_ENDPOINT={emu.endpoint}\n")
+        sampler = get_sampler("hybrid")
+        assert type(sampler).__name__ == "DefaultsComposite"
+        assert emu.stats()["requests"] > 0
