@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import logging
+import signal
 import threading
 from typing import Mapping, Optional, Sequence, Union
 
@@ -191,12 +192,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, OSError) as exc:
         print(f"leap-emulator: {exc}")
         return 2
-    with emulator:
-        print(f"Leap emulator (classical emulation, not quantum hardware) at "
-              f"{emulator.endpoint}", flush=True)
-        print(f"token: {emulator.token}", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    # the handler is in place before the endpoint is printed, so a Ctrl-C that follows the
+    # endpoint line always ends the wait below (and nothing else) cleanly
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        with emulator:
+            print(f"Leap emulator (classical emulation, not quantum hardware) at "
+                  f"{emulator.endpoint}", flush=True)
+            print(f"token: {emulator.token}", flush=True)
+            while not stop.wait(0.2):
+                pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return 0
