@@ -23,7 +23,9 @@ A run on a layer:
 Kernels: a numba-compiled one on the CPU (parallel over problems, a counter-based random
 stream per problem so results do not depend on thread scheduling), and the same algorithm
 vectorised over problems in torch for a CUDA GPU (``device="cuda"``). Deterministic for a
-given seed on a given kernel.
+given seed on a given kernel; on the CPU kernel a neuron's result depends only on the seed,
+its index in the layer and its start, not on which neurons share the call (so chunks of a
+layer solved apart, on other workers, give the whole layer's answer).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from solvers.batch_sa import kernel_numba
 from solvers.batch_sa.form import BatchSAOptions, LayerForm
 
 
-def anneal(form: LayerForm, starts: np.ndarray, options: BatchSAOptions = BatchSAOptions()
-           ) -> tuple[np.ndarray, np.ndarray]:
+def anneal(form: LayerForm, starts: np.ndarray, options: BatchSAOptions = BatchSAOptions(),
+           ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Anneal every problem of ``form`` from ``starts`` (P, F) 0/1; return the best state
-    per problem (P, F) int8 and its energy (P,)."""
+    per problem (P, F) int8 and its energy (P,). ``ids`` (P,) are the problems' indices in
+    their layer (default ``0..P-1``): read ``r`` of problem ``p`` uses random stream
+    ``ids[p] * num_reads + r``."""
     P, F = form.scales.shape
     starts = np.where(form.free, np.asarray(starts), 0).astype(np.int8)
     if starts.shape != (P, F):
@@ -49,7 +53,9 @@ def anneal(form: LayerForm, starts: np.ndarray, options: BatchSAOptions = BatchS
         from solvers.batch_sa import kernel_torch as kernel
     else:
         kernel = kernel_numba
-    U = kernel.run(form, starts, who, options)
+    ids = np.arange(P) if ids is None else np.asarray(ids, dtype=np.int64)
+    streams = (ids[:, None] * R + np.arange(R)).ravel()
+    U = kernel.run(form, starts, who, options, streams)
     energies = form.energies(U.astype(np.float64), who).reshape(P, R)
     best = np.argmin(energies, axis=1)
     states = U.reshape(P, R, F)[np.arange(P), best]

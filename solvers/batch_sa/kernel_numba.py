@@ -1,8 +1,9 @@
 """The CPU kernel of ``batch-sa``: numba-compiled, parallel over problems.
 
 Each problem (neuron × read) has its own counter-based random stream (SplitMix64 of
-``seed``, problem index and a counter), so the result does not depend on how threads
-share the problems.
+``seed``, the problem's stream number and a counter), so the result does not depend on how
+threads share the problems, nor on which other neurons share the call (the stream number
+comes from the neuron's index in its layer, see :func:`solvers.batch_sa.anneal.anneal`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from numba import njit, prange
 from solvers.batch_sa.form import keep_better, schedule, temperature_scale
 
 
-def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:
-    """Descend, anneal and descend again from ``starts[who]``; return the states (B, F)."""
+def run(form, starts: np.ndarray, who: np.ndarray, options,
+        streams: np.ndarray | None = None) -> np.ndarray:
+    """Descend, anneal and descend again from ``starts[who]``; return the states (B, F).
+    ``streams`` (B,) numbers each problem's random stream (default: its position)."""
     H = np.ascontiguousarray(form.H, dtype=np.float64)
     d = np.ascontiguousarray(form.scales, dtype=np.float64)
     h = np.ascontiguousarray(form.linear, dtype=np.float64)
@@ -27,8 +30,9 @@ def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:
     if len(temperatures):
         start = U.copy()
         scale = temperature_scale(form, U, who, G)
+        streams = np.arange(len(U)) if streams is None else streams
         _anneal(H, d, h, free, qd, who, U, G, 1.0 / temperatures, 1.0 / scale,
-                np.uint64(options.seed))
+                np.uint64(options.seed), np.ascontiguousarray(streams, dtype=np.uint64))
         _descend(H, d, h, free, qd, who, U, G)
         U = keep_better(form, who, start, U)
     return U
@@ -53,11 +57,11 @@ def _flip(H, d, i, k, b, U, G, F):
 
 
 @njit(cache=True, parallel=True)
-def _anneal(H, d, h, free, qd, who, U, G, betas, inverse_scale, seed):
+def _anneal(H, d, h, free, qd, who, U, G, betas, inverse_scale, seed, streams):
     B, F = U.shape
     for b in prange(B):
         i = who[b]
-        state = seed ^ (np.uint64(b) * np.uint64(0xD1B54A32D192ED03))
+        state = seed ^ (streams[b] * np.uint64(0xD1B54A32D192ED03))
         for s in range(betas.shape[0]):
             beta = betas[s] * inverse_scale[b]
             for k in range(F):

@@ -18,7 +18,9 @@ from solvers.batch_sa.form import keep_better, schedule, temperature_scale
 log = logging.getLogger(__name__)
 
 
-def run(form, starts: np.ndarray, who: np.ndarray, options) -> np.ndarray:
+def run(form, starts: np.ndarray, who: np.ndarray, options, streams=None) -> np.ndarray:
+    # one generator for the batch: unlike the CPU kernel, results depend on which neurons
+    # share the call (``streams`` is not used)
     import torch
 
     device = torch.device(options.device)

@@ -88,7 +88,7 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
         else:
             starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
         begin = time.perf_counter()
-        states, energies = anneal(LayerForm.from_layer(lq, rows), starts, run)
+        states, energies = anneal(LayerForm.from_layer(lq, rows), starts, run, ids=rows)
         wall = time.perf_counter() - begin
         info = timing({"options": run.to_dict(), "layer_neurons": len(rows)}, wall)
         return [SolveResult(sample, float(energy), dict(info), wall / len(rows))

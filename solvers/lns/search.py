@@ -62,7 +62,8 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
         window: variables per window (``2^window`` assignments searched exactly; the
             search is fast up to ~40 on real layers). Default: 32 divided by the layer's
             ``window_bits``, so a window covers about 32 weights' worth of choices.
-        seed: picks the windows' seed variables.
+        seed: picks the windows' seed variables; neuron ``i`` draws from its own stream
+            ``(seed, i)``, so its result does not depend on the other neurons of the call.
         time_limit: seconds for the whole call; rounds stop when it is spent.
         window_time: seconds for one window's search; a window not finished by then
             keeps the best assignment found (never worse than before).
@@ -75,10 +76,10 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
     if rounds < 0 or window < 1:
         raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
     table = neighbours(lq.gram, window)
-    rng = np.random.default_rng(seed)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     out = np.array(states, dtype=np.int8, copy=True)
     for row, i in enumerate(neurons):
+        rng = np.random.default_rng((seed, int(i)))
         out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng, deadline,
                                   window_time)
     return out
@@ -132,14 +133,13 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
         raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
     gram = lq.entry_gram
     table = neighbours(gram, window)
-    rng = np.random.default_rng(seed)
     deadline = None if time_limit is None else time.perf_counter() + time_limit
     out = np.array(states, dtype=np.int8, copy=True)
     for row, i in enumerate(neurons):
         i = int(i)
         offsets = lq.integers(i, out[row]) - lq.base[i]
-        offsets = _polish_entries(lq, i, offsets, gram, table, rounds, rng, deadline,
-                                  max_nodes)
+        offsets = _polish_entries(lq, i, offsets, gram, table, rounds,
+                                  np.random.default_rng((seed, i)), deadline, max_nodes)
         out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
     return out
 
