@@ -37,6 +37,7 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
         return "transient", _retry_after(exc)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
+                        cloud.ProblemUploadError,
                         cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
                         ConnectionError)):
         return "transient", None
