@@ -38,6 +38,9 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
                         cloud.ProblemUploadError,
+                        # seen under heavy load: an answer whose decoded sample set the
+                        # client held only weakly was collected before it was read
+                        cloud.InvalidAPIResponseError,
                         cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
                         ConnectionError)):
         return "transient", None
