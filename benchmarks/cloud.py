@@ -2,7 +2,9 @@
 concurrent, and concurrent + packed, for ``hybrid`` and ``qpu``; and a run with injected
 transient faults, compared with the fault-free run.
 
-    ANNEALQ_DATA=../shared/data python -m benchmarks.cloud benchmarks/cloud.json
+    ANNEALQ_DATA=../shared/data python -m benchmarks.cloud benchmarks/cloud.json [CASE ...]
+
+CASE is ``dataset/solver`` (default: all of CASES); runs already in the JSON file are kept.
 
 The emulator answers classically (an emulation, not quantum hardware); its service times
 are the mock solvers' own (hybrid: the minimum_time_limit curve; QPU: the client's access
@@ -40,13 +42,16 @@ def run(emulator, data, model, solver, options):
             "integers_digest": digest}
 
 
-def main(out):
+CASES = ("digits/hybrid", "mnist/hybrid", "digits/qpu")
+
+
+def main(out, cases):
     config = os.path.join(tempfile.mkdtemp(), "dwave.conf")
     open(config, "w").close()
     os.environ["DWAVE_CONFIG_FILE"] = config
-    rows = {}
-    cases = [("digits", "hybrid"), ("mnist", "hybrid"), ("digits", "qpu")]
-    for dataset, solver in cases:
+    rows = json.load(open(out))["runs"] if os.path.exists(out) else {}
+    for case in cases or CASES:
+        dataset, solver = case.split("/")
         data = annealq.load_dataset(dataset)
         model, _ = annealq.reference_model(data)
         for mode, options in MODES.items():
@@ -62,10 +67,10 @@ def main(out):
                                               and row["layer_errors"] == clean["layer_errors"])
             rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
         print(dataset, solver, "faults", row, flush=True)
-    with open(out, "w") as stream:
-        json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS, "runs": rows},
-                  stream, indent=1)
+        with open(out, "w") as stream:  # after every case: a long run keeps what it did
+            json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,
+                       "runs": rows}, stream, indent=1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])

@@ -49,6 +49,17 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
     return "failed", None
 
 
+def cancel(sampleset) -> None:
+    """Ask Leap to cancel the problem behind an unresolved sample set (best effort: dimod
+    keeps the client's future as ``_future`` until the set is resolved)."""
+    future = getattr(sampleset, "_future", None)
+    try:
+        if future is not None:
+            future.cancel()
+    except Exception:  # cancelling is a courtesy; the executor has moved on
+        pass
+
+
 def _retry_after(exc) -> float | None:
     response = getattr(exc, "response", None)
     value = None if response is None else response.headers.get("Retry-After")
