@@ -8,7 +8,10 @@ import sys
 
 from annealq import commands as run
 from annealq.credentials import load_env_file, redact
+from annealq.activations import validate_activation_bits
+from annealq.config import MAX_WINDOW_BITS
 from annealq.errors import AnnealqError
+from annealq.grid import validate_bits
 from annealq.testing.leap.emulator import main as leap_emulator
 
 
@@ -17,7 +20,10 @@ def main(argv=None) -> int:
     if argv[:1] == ["leap-emulator"]:  # the emulator parses its own options
         return leap_emulator(argv[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # -h (0), or one "annealq: error:" line already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
     _configure_logging()
     try:
         load_env_file()
@@ -42,15 +48,56 @@ def _configure_logging() -> None:
         logger.setLevel(logging.WARNING)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one ``annealq: error:`` line (naming the flag) instead of a usage
+    block; subcommand parsers are of the same class."""
+
+    def error(self, message):
+        print(f"annealq: error: {message} (see '{self.prog} -h')", file=sys.stderr)
+        sys.exit(2)
+
+
+def _checked(name: str, check):
+    """An argparse ``type`` that parses an int and applies ``check`` (a ValueError's
+    message becomes argparse's ``argument --flag: …`` line)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        try:
+            check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+    parse.__name__ = name
+    return parse
+
+
+def _at_least(low: int, high: int | None = None):
+    def check(value):
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"must be an integer {bound}, got {value}")
+    return check
+
+
+_BITS = _checked("bits", validate_bits)
+_SEED = _checked("seed", _at_least(0, 2**31 - 1))  # neal's seeds are below 2**31
+_COUNT = _checked("count", _at_least(1))
+_WINDOW = _checked("window bits", _at_least(1, MAX_WINDOW_BITS))
+_ACTIVATION_BITS = _checked("activation bits", validate_activation_bits)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="annealq", description=__doc__)
+    parser = _Parser(prog="annealq", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="quantize the bundled digits MLP: RTN vs QUBO")
-    demo.add_argument("--bits", type=int, nargs="+", default=[2, 4])
-    demo.add_argument("--calibration", type=int, default=500,
+    demo.add_argument("--bits", type=_BITS, nargs="+", default=[2, 4])
+    demo.add_argument("--calibration", type=_COUNT, default=500,
                       help="calibration images drawn from the training split")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_SEED, default=0)
     _solver_options(demo, default="neal")
     _cache_options(demo)
     demo.set_defaults(run=run.run_demo)
@@ -65,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("--cache", metavar="PATH", help="cache file")
     clear.add_argument("--solver", help="clear only this solver's entries")
     clear.set_defaults(run=run.run_cache_clear)
+    check = cache_commands.add_parser("check", help="SQLite's integrity check and every "
+                                      "entry's checksum (exit 1 when damaged)")
+    check.add_argument("--cache", metavar="PATH", help="cache file")
+    check.set_defaults(run=run.run_cache_check)
+    repair = cache_commands.add_parser("repair", help="keep the valid entries: copy them to "
+                                       "a fresh file and swap it in (no run may use the cache)")
+    repair.add_argument("--cache", metavar="PATH", help="cache file")
+    repair.set_defaults(run=run.run_cache_repair)
 
     commands.add_parser("leap-emulator", add_help=False,
                         help="serve a local Leap (SAPI) emulator on 127.0.0.1: classical "
@@ -79,11 +134,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="digits, mnist, fashion-mnist, emnist or cifar10")
     quantize.add_argument("--model", metavar="FILE", help="a torch.save(model) or TorchScript "
                           "file (default: the dataset's reference MLP, trained once and cached)")
-    quantize.add_argument("--bits", type=int, required=True, help="weight bits, 1..8")
+    quantize.add_argument("--bits", type=_BITS, required=True, help="weight bits, 1..8")
     _solver_options(quantize, default="auto")
     quantize.add_argument("--method", default="qubo",
                           help="qubo (default), rtn, gptq, cd or adaround")
-    quantize.add_argument("--window-bits", type=int, default=1, metavar="K",
+    quantize.add_argument("--window-bits", type=_WINDOW, default=1, metavar="K",
                           help="binary variables per weight: 1 (default) is the paper's "
                                "down/up QUBO; K > 1 lets each weight move within 2^K grid "
                                "values (still an exact QUBO)")
@@ -96,9 +151,10 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")
-    quantize.add_argument("--calibration", type=int, default=1000, metavar="N",
+    quantize.add_argument("--calibration", type=_COUNT, default=1000, metavar="N",
                           help="calibration images drawn from the training split (default 1000)")
-    quantize.add_argument("--activation-bits", type=int, default=None, metavar="B",
+    quantize.add_argument("--activation-bits", type=_ACTIVATION_BITS, default=None,
+                          metavar="B",
                           help="round each quantized layer's input to B bits (8: int8, "
                                "asymmetric min/max per tensor); default float inputs")
     _cache_options(quantize)
@@ -127,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 def _data_options(parser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files "
                         "(default: $ANNEALQ_DATA, else ~/.cache/annealq/data)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the reference model's "
+    parser.add_argument("--seed", type=_SEED, default=0, help="seed of the reference model's "
                         "training, the calibration draw and the solver (default 0)")
 
 

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
 import torch
 
-from annealq.cache import CacheStore, default_cache_path
+from annealq.cache import CacheStore, default_cache_path, open_cache
+from annealq.cache.repair import check_cache, repair_cache
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import QuantizeConfig
 from annealq.credentials import token_configured
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
-from annealq.files import atomic_write
+from annealq.files import atomic_write, check_writable, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model
+from annealq.quantized import writer
 from annealq.registry import available_samplers, resolve_sampler, solver_spec
+from annealq.report import calibration_warning
+
+log = logging.getLogger("annealq.commands")
 
 
 def _cache_argument(args):
@@ -35,7 +41,8 @@ def _store(args):
 def run_cache_stats(args) -> int:
     with _store(args) as store:
         stats = store.stats()
-    print(f"cache {stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.2f} MB")
+    print(f"cache {stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.2f} MB "
+          "('annealq cache check' verifies them)")
     for solver, count in sorted(stats["solvers"].items()):
         print(f"  {solver:<20}{count:>8} entries")
     last = stats.get("last_run")
@@ -51,6 +58,21 @@ def run_cache_clear(args) -> int:
         removed = store.clear(solver=args.solver)
     scope = f" of solver {args.solver!r}" if args.solver else ""
     print(f"removed {removed} cache entries{scope}")
+    return 0
+
+
+def run_cache_check(args) -> int:
+    report = check_cache(args.cache or default_cache_path())
+    print("\n".join(report.lines()))
+    return 0 if report.healthy else 1
+
+
+def run_cache_repair(args) -> int:
+    report, kept = repair_cache(args.cache or default_cache_path())
+    dropped = report.bad_checksum + report.unreadable + report.lost_rows
+    print(f"cache {report.path}: kept {kept} valid entries, dropped {dropped} "
+          f"({report.bad_checksum} failing their checksum, {report.unreadable} unreadable, "
+          f"{report.lost_rows} in damaged pages); the repaired file replaced the old one")
     return 0
 
 
@@ -112,8 +134,7 @@ def run_quantize(args) -> int:
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
-    for option, path in (("--report", args.report), ("--out", args.out)):
-        _check_writable(option, path)
+    _check_outputs(("--report", args.report), ("--out", args.out))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -124,30 +145,85 @@ def run_quantize(args) -> int:
     elif args.solver != "auto":
         solver_spec(args.solver)  # an unknown name is an error whatever the method
 
-    data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
-    if args.model:
-        model, origin = load_model(args.model, example=data.x_test[:64]), args.model
-    else:
-        model, path = reference_model(data, seed=args.seed)
-        origin = f"reference model, seed {args.seed}, cached at {path}"
-    if args.dry_run:
-        print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
-                      solver, config, execution))
-        return 0
-    result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
-                      cache=_cache_argument(args), quiet=args.quiet, **execution.to_dict())
+    # the cache is opened (and its folder checked) before any work; closed at the end
+    store = open_cache(_cache_argument(args)) if args.method == "qubo" else False
+    try:
+        data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
+        _check_calibration(args.calibration, data)
+        if args.model:
+            model, origin = load_model(args.model, example=data.x_test[:64]), args.model
+        else:
+            model, path = reference_model(data, seed=args.seed)
+            origin = f"reference model, seed {args.seed}, cached at {path}"
+        check_model_fits(model, data, origin)
+        if args.dry_run:
+            print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
+                          solver, config, execution))
+            return 0
+        result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
+                          cache=store, quiet=args.quiet, **execution.to_dict())
+    finally:
+        if store:
+            store.close()
     _print_summary(result, data, model, origin)
-    if args.out:
-        result.save(args.out)
-        print(f"quantized model written to {args.out}")
-    if args.report:
-        _write_json(args.report, result.report)
-        print(f"report written to {args.report}")
+    outputs = [(path, write) for path, write in (
+        (args.out, writer(result) if args.out else None),
+        (args.report, _json_writer(result.report))) if path]
+    write_together(outputs)  # all of them or none
+    for option, path in (("quantized model", args.out), ("report", args.report)):
+        if path:
+            print(f"{option} written to {path}")
     return 0
 
 
+def _check_outputs(*options) -> None:
+    """Every output path writable, and no two the same, before any work starts."""
+    seen = {}
+    for option, path in options:
+        check_writable(option, path)
+        if path is not None:
+            real = os.path.realpath(path)
+            if real in seen:
+                raise ValueError(f"{seen[real]} and {option} name the same file {path}")
+            seen[real] = option
+
+
+def _check_calibration(size: int, data) -> None:
+    """An error for more calibration inputs than the training split holds; a warning for
+    a very small calibration set (the report records it too)."""
+    if size > len(data.x_train):
+        raise ValueError(f"--calibration {size} is larger than the training split of "
+                         f"{data.name} ({len(data.x_train)} images); pass at most "
+                         f"{len(data.x_train)}")
+    warning = calibration_warning(size)
+    if warning:
+        log.warning("%s", warning)
+
+
+def check_model_fits(model, data, origin) -> None:
+    """The model runs on the dataset's inputs and gives one output per class."""
+    if not any(isinstance(m, torch.nn.Linear) for m in model.modules()):
+        return  # quantize() says there is nothing to quantize
+    parameter = next(model.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    x = torch.as_tensor(data.x_test[:2], dtype=dtype)
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except Exception as exc:  # a model's forward raises anything
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"model ({origin}) cannot run on {data.name}'s inputs of shape "
+                         f"{tuple(x.shape[1:])}: {first}") from None
+    width = out.shape[1] if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+    if width != data.n_classes:
+        got = f"{width} outputs" if width is not None else (
+            f"outputs of shape {tuple(getattr(out, 'shape', ()))}")
+        raise ValueError(f"model ({origin}) gives {got} per input, but {data.name} has "
+                         f"{data.n_classes} classes: it was not trained on this dataset")
+
+
 def run_train(args) -> int:
-    _check_writable("--out", args.out)
+    check_writable("--out", args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
     model, path = reference_model(data, seed=args.seed, retrain=True)
@@ -161,19 +237,9 @@ def run_train(args) -> int:
     return 0
 
 
-def _check_writable(option: str, path) -> None:
-    if path is None:
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{option} {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"{option} {path} is a folder, not a file")
-
-
-def _write_json(path, data) -> None:
+def _json_writer(data):
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    atomic_write(path, lambda stream: stream.write(text.encode()))
+    return lambda stream: stream.write(text.encode())
 
 
 def _print_summary(result, data, model, origin) -> None:

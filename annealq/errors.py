@@ -19,3 +19,8 @@ class DatasetNotFoundError(AnnealqError, FileNotFoundError):
 
 class TokenRejectedError(SolverUnavailableError):
     """Leap refused the configured D-Wave API token (HTTP 401); never falls back."""
+
+
+class CacheError(AnnealqError, ValueError):
+    """The cache file cannot be used (damaged, locked, unreadable, a folder, ...); the
+    message names the file and what to do."""

@@ -142,13 +142,18 @@ def write_layer(module, layer: LayerResult) -> None:
 
 def save(result, path) -> None:
     """Write a :class:`QuantizationResult` to ``path`` atomically."""
+    atomic_write(path, writer(result))
+
+
+def writer(result):
+    """``write(stream)`` that saves ``result``, for :func:`annealq.files.write_together`."""
     import torch
 
     payload = {"format": FORMAT, "version": FORMAT_VERSION,
                "layers": [layer.to_dict() for layer in result.layers],
                "report": result.report, "solver": result.solver, "method": result.method,
                "model": result.model}
-    atomic_write(path, lambda stream: torch.save(payload, stream))
+    return lambda stream: torch.save(payload, stream)
 
 
 def load(path):

@@ -9,6 +9,26 @@ from annealq import __version__
 from annealq.capture import not_quantized
 from annealq.registry import emulation_note
 
+SMALL_CALIBRATION = 100
+"""Fewer calibration inputs than this draw a warning (on stderr and in the report)."""
+
+
+def calibration_warning(size: int) -> str | None:
+    """The warning for a very small calibration set, or ``None``.
+
+    Example:
+        >>> calibration_warning(1)  # doctest: +ELLIPSIS
+        'only 1 calibration input (fewer than 100): the rounding is fitted to ...'
+        >>> calibration_warning(1000) is None
+        True
+    """
+    if size >= SMALL_CALIBRATION:
+        return None
+    inputs = "input" if size == 1 else "inputs"
+    return (f"only {size} calibration {inputs} (fewer than {SMALL_CALIBRATION}): the rounding "
+            "is fitted to these few inputs and can do worse than round-to-nearest on other "
+            "data; 1000 (the default) is a sound size")
+
 
 def build_report(result, model, float_layers, dataset, config, calibration_size, accuracy,
                  timing) -> dict:
@@ -24,6 +44,9 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
         report.update({"emulation": True, "emulation_note": note})
     if accuracy is not None:
         report["accuracy"] = accuracy
+    warning = calibration_warning(calibration_size)
+    if warning:
+        report["warnings"] = [warning]
     report.update({
         "layers": [layer.report() for layer in result.layers],
         "not_quantized": not_quantized(model, float_layers),

@@ -5,7 +5,8 @@ a list of BQMs (:meth:`~CachedSampler.sample_bqms`) or a whole layer
 (:meth:`~CachedSampler.sample_layer`, for any child: a layer solver gets the misses at
 once, any other sampler one BQM per miss) goes through the same steps, written once in
 ``_answer``: one lookup for all keys, a hit kept only when it covers exactly the problem's
-variables (its energy recomputed from the problem), the misses handed to an
+variables and its stored energy matches the one recomputed from the problem (else it is a
+miss, warned about and replaced), the misses handed to an
 :class:`~annealq.executors.Executor` (in this process by default; local processes, a Dask
 cluster or Leap's futures otherwise), and each result committed as soon as it arrives.
 """
@@ -157,8 +158,10 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         for k, key in enumerate(keys):
             hit = found.get(key)
             if hit is not None and set(hit.sample) == variables[k]:
-                results[k] = SolveResult(hit.sample, energy_of(k, hit.sample),
-                                         {**hit.info, "cached": True}, hit.wall_seconds)
+                energy = energy_of(k, hit.sample)  # a poisoned entry is a miss, replaced
+                if self.store.verify_energy(key, hit.energy, energy):
+                    results[k] = SolveResult(hit.sample, energy, {**hit.info, "cached": True},
+                                             hit.wall_seconds)
         misses = [k for k, result in enumerate(results) if result is None]
         self.hits += len(keys) - len(misses)
         self.misses += len(misses)

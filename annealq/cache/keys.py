@@ -218,6 +218,23 @@ def _key_value(value, name):
                      "mappings, numpy arrays or a SampleSet")
 
 
+def entry_checksum(key: str, solver: str, sample: str, energy: float) -> str:
+    """The checksum a cache entry carries: a hex SHA-256 of its key, solver, sample text
+    (as stored) and energy, so a row edited or damaged on disk is told from a good one.
+
+    Example:
+        >>> entry_checksum("k", "neal", "[]", 1.5) == entry_checksum("k", "neal", "[]", 1.5)
+        True
+        >>> entry_checksum("k", "neal", "[]", 1.5) == entry_checksum("k", "neal", "[]", 2.5)
+        False
+    """
+    text = "\0".join((_CHECKSUM_VERSION, key, solver, sample, float(energy).hex()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_CHECKSUM_VERSION = "annealq-entry-checksum-v1"
+
+
 def validate_text(value, name: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")

@@ -2,7 +2,11 @@
 
 :class:`CacheStore` keeps each key's best sample in SQLite (WAL mode), every result
 committed on its own, so a run killed with ``kill -9`` keeps everything it solved.
-:func:`open_cache` turns the API's ``cache=`` argument into a store.
+Every entry carries its energy and a checksum (:func:`~annealq.cache.keys.entry_checksum`):
+a row that does not decode or whose checksum does not match is a miss, warned about once,
+and replaced by the next result for its key. Every SQLite error becomes one
+:class:`~annealq.errors.CacheError` naming the file. :func:`open_cache` turns the API's
+``cache=`` argument into a store.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 import dimod
-import numpy as np
 
-from annealq.cache.keys import is_credential, label_from_json, validate_text
+from annealq.cache.guard import sqlite_errors
+from annealq.cache.keys import entry_checksum, validate_text
+from annealq.cache.rows import decode_row, dumps, plain_info
+from annealq.errors import CacheError
 from annealq.results import SolveResult
 
 logger = logging.getLogger(__name__)
@@ -36,11 +42,16 @@ CREATE TABLE IF NOT EXISTS entries (
     info TEXT NOT NULL,          -- JSON object
     wall_seconds REAL NOT NULL,
     sampleset TEXT,              -- JSON of SampleSet.to_serializable(), or NULL
-    created REAL NOT NULL        -- Unix time
+    created REAL NOT NULL,       -- Unix time
+    checksum TEXT                -- entry_checksum(key, solver, sample, energy); NULL: old
 );
 CREATE INDEX IF NOT EXISTS entries_by_solver ON entries (solver);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = "key, solver, sample, energy, info, wall_seconds, sampleset, created, checksum"
+ENERGY_RTOL = 1e-6
+"""How far (relative) a hit's stored energy may be from the one recomputed from the problem
+asked about: keys round coefficients to 24 bits, solvers report float64 energies."""
 
 
 def default_cache_path() -> Path:
@@ -48,9 +59,13 @@ def default_cache_path() -> Path:
     ``~/.cache/annealq/cache.sqlite``."""
     if os.environ.get("ANNEALQ_CACHE"):
         return Path(os.environ["ANNEALQ_CACHE"]).expanduser()
+    return _per_user_folder() / "cache.sqlite"
+
+
+def _per_user_folder() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     root = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
-    return root / "annealq" / "cache.sqlite"
+    return root / "annealq"
 
 
 class CacheStore:
@@ -63,11 +78,17 @@ class CacheStore:
     per store: share a store between threads only with a lock of your own.
 
     Args:
-        path: the SQLite file (created with its folder); default :func:`default_cache_path`.
+        path: the SQLite file (created if missing); default :func:`default_cache_path`.
+            Its folder must exist, except the per-user cache folder, which is created.
         timeout: seconds to wait for another process's lock before failing.
 
+    Attributes:
+        rejected: entries read as misses because they failed verification.
+
     Raises:
-        ValueError: ``path`` exists but is not an SQLite database.
+        CacheError (a ``ValueError``): the folder does not exist, ``path`` is a folder or
+            not an SQLite database, or any later SQLite error (damaged pages, a lock held
+            beyond ``timeout``, a read-only file); the message names the file.
 
     Example:
         >>> import pathlib, tempfile
@@ -82,19 +103,25 @@ class CacheStore:
 
     def __init__(self, path: str | os.PathLike | None = None, *, timeout: float = 30.0):
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every write below is a single statement, hence its own transaction.
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                     check_same_thread=False)
+        self.timeout = timeout
+        self.rejected = 0
         self._warned: set[str] = set()
+        _check_location(self.path)
+        # Autocommit: every write below is a single statement, hence its own transaction.
+        with self._guard():
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                         check_same_thread=False)
         try:
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            with self._guard():
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(_SCHEMA)
+                columns = {row[1] for row in self._conn.execute("PRAGMA table_info(entries)")}
+                if "checksum" not in columns:  # a cache written before entries had checksums
+                    self._conn.execute("ALTER TABLE entries ADD COLUMN checksum TEXT")
+        except CacheError:
             self._conn.close()
-            raise ValueError(f"{self.path} is not a usable annealq cache ({exc}); "
-                             "delete it or choose another path") from None
+            raise
         if mode.lower() != "wal":
             logger.warning("cache %s runs in %s journal mode, not WAL: concurrent readers "
                            "may wait for writers", self.path, mode)
@@ -105,28 +132,52 @@ class CacheStore:
         for key in keys:
             validate_text(key, "key")
         found = {}
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start:start + _CHUNK]
-            rows = self._conn.execute(
-                "SELECT key, sample, energy, info, wall_seconds FROM entries "
-                f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            for key, *fields in rows:
-                result = self._decode(key, *fields)
-                if result is not None:
-                    found[key] = result
+        with self._guard():
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                rows = self._conn.execute(
+                    "SELECT key, solver, sample, energy, info, wall_seconds, checksum "
+                    f"FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                for row in rows.fetchall():
+                    result, problem = decode_row(*row)
+                    if problem is None:
+                        found[row[0]] = result
+                    else:
+                        self.reject(row[0], problem)
         return found
+
+    def verify_energy(self, key: str, stored: float, recomputed: float) -> bool:
+        """Whether a hit's stored energy matches the one recomputed from the problem; a
+        mismatch is :meth:`reject`-ed (warned about, and the caller treats it as a miss)."""
+        if abs(stored - recomputed) <= ENERGY_RTOL * max(abs(stored), abs(recomputed)) + 1e-9:
+            return True
+        self.reject(key, f"has energy {stored!r} but its sample's energy is {recomputed!r}")
+        return False
+
+    def reject(self, key: str, problem: str) -> None:
+        """Count an entry that failed verification; the first one of this store is a
+        warning (the rest are logged at INFO level), each key's once."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.rejected += 1
+        level = logging.WARNING if self.rejected == 1 else logging.INFO
+        logger.log(level, "cache %s: entry %s %s; treating it as a miss: it is solved again "
+                   "and replaced ('annealq cache check --cache %s' lists all such entries)",
+                   self.path, key[:12], problem, self.path)
 
     def get_sampleset(self, key: str) -> dimod.SampleSet | None:
         """The full sample set stored with ``key``, or ``None`` (absent or unreadable)."""
         validate_text(key, "key")
-        row = self._conn.execute("SELECT sampleset FROM entries WHERE key = ?",
-                                 (key,)).fetchone()
+        with self._guard():
+            row = self._conn.execute("SELECT sampleset FROM entries WHERE key = ?",
+                                     (key,)).fetchone()
         if row is None or row[0] is None:
             return None
         try:
             return dimod.SampleSet.from_serializable(json.loads(row[0]))
         except (TypeError, ValueError, KeyError) as exc:
-            self._warn_once(key, exc)
+            self.reject(key, f"has an unreadable sample set ({exc})")
             return None
 
     def put(self, key: str, solver: str, result: SolveResult,
@@ -150,17 +201,20 @@ class CacheStore:
             raise TypeError(f"result must be a SolveResult, got {type(result).__name__}")
         if not math.isfinite(result.energy):
             raise ValueError(f"result.energy must be finite, got {result.energy!r}")
-        sample = _dumps([[label, int(value)] for label, value in result.sample.items()])
+        sample = dumps([[label, int(value)] for label, value in result.sample.items()])
         serialized = None
         if sampleset is not None:
             try:
-                serialized = _dumps(_plain_info(sampleset).to_serializable())
+                serialized = dumps(plain_info(sampleset).to_serializable())
             except (TypeError, ValueError, AttributeError) as exc:
                 logger.warning("sample set of cache entry %s not stored: %s", key[:12], exc)
-        self._conn.execute(
-            "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, solver, sample, float(result.energy), _dumps(dict(result.info)),
-             float(result.wall_seconds), serialized, time.time()))
+        energy = float(result.energy)
+        with self._guard():
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, solver, sample, energy, dumps(dict(result.info)),
+                 float(result.wall_seconds), serialized, time.time(),
+                 entry_checksum(key, solver, sample, energy)))
         self._warned.discard(key)
 
     def record_run(self, hits: int, misses: int) -> None:
@@ -169,7 +223,8 @@ class CacheStore:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
         value = json.dumps({"hits": hits, "misses": misses, "time": time.time()})
-        self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_run', ?)", (value,))
+        with self._guard():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('last_run', ?)", (value,))
 
     def stats(self) -> dict:
         """``{"path", "entries", "bytes", "solvers": {name: entries}, "last_run"}``.
@@ -177,11 +232,12 @@ class CacheStore:
         ``bytes`` counts the database and its write-ahead log; ``last_run`` is
         ``{"hits", "misses", "time"}`` from :meth:`record_run`, or ``None``.
         """
-        solvers = dict(self._conn.execute(
-            "SELECT solver, COUNT(*) FROM entries GROUP BY solver ORDER BY solver"))
+        with self._guard():
+            solvers = dict(self._conn.execute(
+                "SELECT solver, COUNT(*) FROM entries GROUP BY solver ORDER BY solver"))
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'last_run'").fetchone()
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"))
                    if p.exists())
-        row = self._conn.execute("SELECT value FROM meta WHERE name = 'last_run'").fetchone()
         last_run = None
         if row is not None:
             try:
@@ -194,14 +250,18 @@ class CacheStore:
 
     def clear(self, solver: str | None = None) -> int:
         """Delete every entry, or only ``solver``'s; returns how many were deleted."""
-        if solver is None:
-            return self._conn.execute("DELETE FROM entries").rowcount
-        validate_text(solver, "solver")
-        return self._conn.execute("DELETE FROM entries WHERE solver = ?", (solver,)).rowcount
+        if solver is not None:
+            validate_text(solver, "solver")
+        with self._guard():
+            if solver is None:
+                return self._conn.execute("DELETE FROM entries").rowcount
+            return self._conn.execute("DELETE FROM entries WHERE solver = ?",
+                                      (solver,)).rowcount
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL into the file)."""
-        self._conn.close()
+        with self._guard():
+            self._conn.close()
 
     def __enter__(self) -> CacheStore:
         return self
@@ -212,48 +272,28 @@ class CacheStore:
     def __repr__(self) -> str:
         return f"CacheStore({str(self.path)!r})"
 
-    def _decode(self, key, sample, energy, info, wall_seconds) -> SolveResult | None:
-        try:
-            sample = {label_from_json(label): int(value) for label, value in json.loads(sample)}
-            info = json.loads(info)
-            if not isinstance(info, dict):
-                raise ValueError(f"info is a JSON {type(info).__name__}, not an object")
-            return SolveResult(sample, float(energy), info, float(wall_seconds))
-        except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-            self._warn_once(key, exc)
-            return None
-
-    def _warn_once(self, key: str, exc: Exception) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("cache %s: entry %s is unreadable (%s); treating it as a miss, "
-                           "the next result for it replaces it", self.path, key[:12], exc)
+    def _guard(self):
+        return sqlite_errors(self.path, self.timeout)
 
 
-def _jsonable(value):
-    """``value`` as plain JSON data: numpy to numbers, unknown objects to ``str``,
-    credential-like mapping keys dropped."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()
-                if not is_credential(k)}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return str(value)
-
-
-def _plain_info(sampleset: dimod.SampleSet) -> dimod.SampleSet:
-    """``sampleset`` with JSON-safe info: dimod's serializer cannot take tuple-labelled
-    mappings (a QPU's ``embedding_context`` keyed by ``("w", j)``)."""
-    return dimod.SampleSet(sampleset.record, sampleset.variables,
-                           _jsonable(dict(sampleset.info)), sampleset.vartype)
-
-
-def _dumps(value) -> str:
-    return json.dumps(_jsonable(value), separators=(",", ":"))
+def _check_location(path: Path) -> None:
+    """A user-given cache's folder must exist (only the per-user folder is created)."""
+    if path.is_dir():
+        raise CacheError(f"cache {path} is a folder, not a file; pass a file such as "
+                         f"{path / 'cache.sqlite'}")
+    folder = path.parent
+    if folder.is_dir():
+        return
+    if folder == _per_user_folder():
+        with sqlite_errors(path):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CacheError(f"cannot create the cache folder {folder} ({exc.strerror}); "
+                                 "pass --cache PATH or --no-cache") from None
+        return
+    raise CacheError(f"cache {path}: folder {folder} does not exist; create it, or pass "
+                     "another --cache")
 
 
 def open_cache(cache) -> CacheStore | None:
