@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annealq.data.checks import DAMAGED, check_arrays, check_is_zip, check_members, unreadable
 from annealq.errors import DatasetNotFoundError
 from annealq.files import atomic_write
 
@@ -62,8 +63,11 @@ class Dataset:
         """``size`` inputs drawn without replacement from the **training** split."""
         if not 0 < size:
             raise ValueError(f"calibration size must be positive, got {size}")
+        if size > len(self.x_train):
+            raise ValueError(f"calibration size {size} is larger than the training split of "
+                             f"{self.name} ({len(self.x_train)} inputs)")
         rng = np.random.default_rng(seed)
-        index = rng.choice(len(self.x_train), size=min(size, len(self.x_train)), replace=False)
+        index = rng.choice(len(self.x_train), size=size, replace=False)
         return self.x_train[np.sort(index)]
 
 
@@ -112,8 +116,12 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0) -> Dataset:
     if name == "digits":
         return load_digits(seed=seed)
     folder, origin = data_folder(data_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"data folder {folder} ({origin}) is a file, not a folder")
     source = _SOURCES[name]
-    if (folder / source.npz).is_file():
+    if (folder / source.npz).is_dir():
+        raise ValueError(f"dataset file {folder / source.npz} is a folder, not a file")
+    if (folder / source.npz).exists():
         return _load_npz(name, folder / source.npz)
     idx_files = _find_idx(folder, source)
     if idx_files is not None:
@@ -197,15 +205,18 @@ def _as_features(images: np.ndarray) -> np.ndarray:
 
 
 def _load_npz(name: str, path: Path) -> Dataset:
+    check_is_zip(path)
     try:
         with np.load(path) as data:
+            check_members(path, name, data.files)
             if "jpeg_train" in data.files:
                 images = {split: _decoded_jpegs(path, data, split) for split in ("train", "test")}
             else:
                 images = {split: data[f"x_{split}"] for split in ("train", "test")}
             labels = {split: data[f"y_{split}"] for split in ("train", "test")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"cannot read dataset file {path}: {exc}") from None
+    except (*DAMAGED, OSError, ValueError) as exc:
+        raise unreadable(path, exc) from None
+    check_arrays(path, images, labels)
     return _dataset(name, images["train"], labels["train"], images["test"], labels["test"])
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from annealq.files import atomic_write
+from annealq.files import atomic_write, check_zip
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,12 @@ def load_model(path, *, example=None):
         ValueError: a missing or unreadable file, or one that holds no usable module.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"model file {path} is a folder, not a file")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
+    if zipfile.is_zipfile(path):
+        check_zip(path, "model file")  # torch reads damaged tensor bytes without a word
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
