@@ -10,15 +10,22 @@ STAMP := $(VENV)/.annealq-installed
 # annealq itself only reads $$ANNEALQ_DATA, --data-dir or ~/.cache/annealq/data.
 export ANNEALQ_DATA ?= ../shared/data
 
-.PHONY: demo test install clean
+.PHONY: demo test install hint clean
 
 demo: $(STAMP)
 	$(VENV)/bin/annealq demo
+	@$(MAKE) --no-print-directory hint
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 install: $(STAMP)
+	@$(MAKE) --no-print-directory hint
+
+# the CLI lives in the virtual environment, not on PATH
+hint:
+	@echo "annealq is installed in $(VENV): run '$(VENV)/bin/annealq --help', or"
+	@echo "'source $(VENV)/bin/activate' and then 'annealq ...' (see the README)."
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
