@@ -42,7 +42,7 @@ def _configure_logging() -> None:
     # client) stay quiet; their failures reach the user as annealq's error message.
     logger = logging.getLogger("annealq")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("annealq: warning: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
@@ -87,6 +87,19 @@ _SEED = _checked("seed", _at_least(0, 2**31 - 1))  # neal's seeds are below 2**3
 _COUNT = _checked("count", _at_least(1))
 _WINDOW = _checked("window bits", _at_least(1, MAX_WINDOW_BITS))
 _ACTIVATION_BITS = _checked("activation bits", validate_activation_bits)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the ``sys.stderr`` of the moment, not the one of its creation (``main``
+    may run many times in one process, as in the tests)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
