@@ -1,27 +1,31 @@
 """A quantization's result — integers, steps, errors and the quantized module — and its
 file format.
 
-A saved result is one ``torch.save`` file holding the integer weights and biases, their
-steps, the input grids of quantized activations, the report, and the quantized module
-itself (its structure); :func:`load` rebuilds every quantized layer's weights from the
-integers, so the integers are what the file means.
-
-Loading unpickles the module (``torch.load(..., weights_only=False)``), which can run
-arbitrary code: load only files you trust.
+A saved result is one safetensors file: the integer weights and biases, their steps (and
+offsets), and the parameters of the modules left in float as tensors; the layers' other
+fields, the input grids of quantized activations, the report and the architecture as JSON
+metadata. Nothing is pickled, so opening a shared file runs no code. :func:`load` rebuilds
+the module from the architecture (an ``nn.Sequential`` of standard layers, as the
+reference MLPs) or from the float model the caller passes, then every quantized layer's
+weights from the integers, so the integers are what the file means. Files of the older
+pickle format are read only with ``trust_pickle=True``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from annealq.activations import ActivationGrid
+from annealq.architecture import check_linear, describe, target_module
 from annealq.files import atomic_write
 
 FORMAT = "annealq.quantized"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: one torch.save pickle (read with trust_pickle=True only)
+_ARRAYS = ("int_weight", "int_bias", "weight_step", "bias_step", "weight_offset")
 
 
 @dataclass
@@ -124,8 +128,7 @@ class QuantizationResult:
     def save(self, path) -> None:
         """Write integers, steps, report and model structure to ``path`` (atomically).
 
-        :func:`annealq.load` reads it back. The file unpickles on load: share it only
-        with people who trust you.
+        :func:`annealq.load` reads it back; nothing is pickled.
         """
         save(self, path)
 
@@ -141,45 +144,129 @@ def write_layer(module, layer: LayerResult) -> None:
 
 
 def save(result, path) -> None:
-    """Write a :class:`QuantizationResult` to ``path`` atomically."""
+    """Write a :class:`QuantizationResult` to ``path`` atomically (safetensors + JSON)."""
     atomic_write(path, writer(result))
 
 
 def writer(result):
-    """``write(stream)`` that saves ``result``, for :func:`annealq.files.write_together`."""
-    import torch
+    """``write(stream)`` that saves ``result``, for :func:`annealq.files.write_together`:
+    the integers, steps and offsets, and the parameters of the modules left in float, as
+    tensors; the layers' other fields, the report and the architecture as JSON metadata."""
+    from safetensors.torch import save as to_bytes
 
-    payload = {"format": FORMAT, "version": FORMAT_VERSION,
-               "layers": [layer.to_dict() for layer in result.layers],
-               "report": result.report, "solver": result.solver, "method": result.method,
-               "model": result.model}
-    return lambda stream: torch.save(payload, stream)
+    tensors, layers = {}, []
+    for k, layer in enumerate(result.layers):
+        entry = layer.to_dict()
+        for name in _ARRAYS:
+            value = entry.pop(name)
+            if value is not None:
+                tensors[f"layers.{k}.{name}"] = _tensor(value)
+        layers.append(entry)
+    quantized = {f"{layer.name}.{p}".lstrip(".") for layer in result.layers
+                 for p in ("weight", "bias")}
+    state = {name: value for name, value in result.model.state_dict().items()
+             if name not in quantized}
+    tensors.update({f"state.{name}": value.detach().cpu().contiguous()
+                    for name, value in state.items()})
+    parameter = next(result.model.parameters(), None)
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "layers": layers,
+            "report": result.report, "solver": result.solver, "method": result.method,
+            "architecture": describe(result.model), "state": sorted(state),
+            "dtype": str(parameter.dtype).removeprefix("torch.") if parameter is not None
+            else "float32"}
+    data = to_bytes(tensors, metadata={"annealq": json.dumps(meta, allow_nan=False)})
+    return lambda stream: stream.write(data)
 
 
-def load(path):
-    """Read a result written by :meth:`QuantizationResult.save`.
+def load(path, model=None, *, trust_pickle: bool = False):
+    """Read a result written by :meth:`QuantizationResult.save`, without unpickling.
+
+    Args:
+        path: the file.
+        model: the float model it was quantized from (its architecture; any weights), for
+            models that are not ``nn.Sequential``s of standard layers. Default: the
+            architecture recorded in the file.
+        trust_pickle: read a file of the older pickle format (``torch.save``), which can
+            run arbitrary code: only for files from a source you trust.
 
     Returns:
-        A :class:`QuantizationResult` whose ``model`` computes with the
-        stored integers times their steps.
+        A :class:`QuantizationResult` whose ``model`` computes with the stored integers
+        times their steps.
 
     Raises:
-        ValueError: the file is missing, unreadable, or not an annealq result.
+        ValueError: the file is missing, damaged, not an annealq result, of the pickle
+            format without ``trust_pickle``, or its metadata and tensors disagree (or
+            disagree with ``model``); the message names the file.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no quantized model file at {path}")
+    with open(path, "rb") as stream:
+        head = stream.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return _load_safe(path, model)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        if not trust_pickle:
+            raise ValueError(f"{path} is a quantized model in annealq's old pickle format: "
+                             "loading it can run arbitrary code. If you trust its source, "
+                             "load it with trust_pickle=True and save it again")
+        return _load_pickle(path)
+    raise ValueError(f"cannot read {path}: not a quantized model saved by annealq")
+
+
+def _load_safe(path: Path, model) -> QuantizationResult:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as archive:
+            meta = json.loads((archive.metadata() or {})["annealq"])
+            tensors = {name: archive.get_tensor(name) for name in archive.keys()}
+    except Exception as exc:  # safetensors' errors, a missing key, bad JSON
+        raise ValueError(f"cannot read {path}: damaged, or not a quantized model saved by "
+                         f"annealq ({_first_line(exc)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a quantized model saved by annealq")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {meta.get('version')!r}; this annealq "
+                         f"reads version {FORMAT_VERSION}")
+    try:
+        layers = [LayerResult.from_dict({**entry, **{
+            name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
+            for name in _ARRAYS}}) for k, entry in enumerate(meta["layers"])]
+        module = target_module(meta.get("architecture"), meta.get("dtype", "float32"), model,
+                               {layer.name: layer.input_grid for layer in layers})
+        state = {name: tensors.pop(f"state.{name}") for name in meta["state"]}
+        if tensors:
+            raise ValueError(f"tensors {', '.join(sorted(tensors)[:3])} are not described")
+        missing, unexpected = module.load_state_dict(state, strict=False)
+        quantized = {f"{layer.name}.{p}".lstrip(".") for layer in layers
+                     for p in ("weight", "bias")}
+        if unexpected or set(missing) - quantized:
+            raise ValueError(f"the model's parameters {sorted(set(missing) - quantized)[:3]} "
+                             f"are missing, {sorted(unexpected)[:3]} unexpected")
+        modules = dict(module.named_modules())
+        for layer in layers:
+            check_linear(modules.get(layer.name), layer.name,
+                         (layer.out_features, layer.in_features), layer.int_weight.shape,
+                         layer.int_bias.shape, layer.weight_step.shape)
+            write_layer(modules[layer.name], layer)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{path}: its metadata and tensors disagree ({_first_line(exc)})") \
+            from None
+    return QuantizationResult(module, meta["solver"], layers, method=meta["method"],
+                              report=meta["report"])
+
+
+def _load_pickle(path: Path) -> QuantizationResult:
+    """The older format: one ``torch.save`` of everything, the module pickled."""
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything
         raise ValueError(f"cannot read {path}: {_first_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a quantized model saved by annealq")
-    if payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {payload.get('version')!r}; this annealq "
-                         f"reads version {FORMAT_VERSION}")
     model = payload["model"]
     layers = [LayerResult.from_dict(entry) for entry in payload["layers"]]
     modules = dict(model.named_modules())
@@ -187,6 +274,18 @@ def load(path):
         write_layer(modules[layer.name], layer)
     return QuantizationResult(model, payload["solver"], layers, method=payload["method"],
                               report=payload["report"])
+
+
+def _tensor(value):
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(value))
+
+
+def _pop(tensors: dict, name: str, optional: bool):
+    if optional and name not in tensors:
+        return None
+    return tensors.pop(name).numpy()
 
 
 def _first_line(exc: Exception) -> str:

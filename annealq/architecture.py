@@ -1,0 +1,135 @@
+"""A module's architecture as plain JSON data, and the module rebuilt from it without
+unpickling anything: ``nn.Sequential``s of standard ``torch.nn`` layers (each rebuilt from
+its class name and constructor arguments read from its attributes) and annealq's
+:class:`~annealq.activations.QuantizedInputLinear`.
+
+Only classes of the ``torch.nn`` namespace (and that one of annealq) can be named, and only
+with JSON arguments, so reading a description runs no code of the file's choosing.
+
+Example:
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> description = describe(model)
+    >>> description["children"][1]
+    {'type': 'Linear', 'kwargs': {'in_features': 4, 'out_features': 3, 'bias': True}}
+    >>> build(description)
+    Sequential(
+      (0): Flatten(start_dim=1, end_dim=-1)
+      (1): Linear(in_features=4, out_features=3, bias=True)
+      (2): ReLU()
+      (3): Linear(in_features=3, out_features=2, bias=True)
+    )
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import torch
+from torch import nn
+
+from annealq.activations import ActivationGrid, QuantizedInputLinear
+from annealq.capture import replace_module
+
+_CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
+                         "ParameterDict", "Sequential"})
+_SKIPPED = frozenset({"device", "dtype", "self"})
+
+
+def describe(module) -> dict | None:
+    """A JSON description :func:`build` turns back into an equal module (same class, same
+    settings, same parameter names and shapes), or ``None`` when the module is not a
+    ``Sequential`` of standard layers."""
+    try:
+        description = _describe(module)
+        rebuilt = build(description)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    same = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return description if same and repr(rebuilt) == repr(module) else None
+
+
+def build(description: dict):
+    """The module a :func:`describe` description stands for.
+
+    Raises:
+        ValueError: a type that is not a standard ``torch.nn`` layer, or bad arguments.
+    """
+    if not isinstance(description, dict) or not isinstance(description.get("type"), str):
+        raise ValueError(f"not a module description: {description!r:.80}")
+    name = description["type"]
+    if name == "Sequential":
+        return nn.Sequential(*(build(child) for child in description.get("children", [])))
+    if name == "QuantizedInputLinear":
+        kwargs = dict(description.get("kwargs", {}))
+        grid = ActivationGrid(**kwargs.pop("input_grid"))
+        return QuantizedInputLinear(**kwargs, input_grid=grid)
+    cls = getattr(nn, name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)) or name in _CONTAINERS:
+        raise ValueError(f"{name!r} is not a standard torch.nn layer")
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in description.get("kwargs", {}).items()})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot build a {name} from {description.get('kwargs')}: "
+                         f"{exc}") from None
+
+
+def target_module(architecture, dtype: str, model, input_grids: dict):
+    """The module a saved result loads into: a copy of ``model`` (its layers with an input
+    grid made :class:`QuantizedInputLinear`), else the one ``architecture`` describes."""
+    if model is None:
+        if architecture is None:
+            raise ValueError("the file records no architecture (not an nn.Sequential of "
+                             "standard layers): pass the float model, load(path, model=...)")
+        return build(architecture).to(getattr(torch, dtype)).eval()
+    module = copy.deepcopy(model).eval()
+    for name, grid in input_grids.items():
+        current = module.get_submodule(name)
+        if grid is not None and not isinstance(current, QuantizedInputLinear):
+            replaced = QuantizedInputLinear.from_linear(current, grid)
+            if not name:
+                return replaced
+            replace_module(module, name, replaced)
+    return module
+
+
+def check_linear(module, name: str, shape: tuple, *stored_shapes) -> None:
+    """``module`` is an ``nn.Linear`` of weight ``shape`` (out, in); ``stored_shapes`` are the
+    integer weights', the integer bias's and the steps'."""
+    if not isinstance(module, nn.Linear):
+        raise ValueError(f"layer {name!r} is no nn.Linear of the model")
+    expected = (tuple(shape), tuple(shape[:1]), tuple(shape[:1]))
+    if tuple(module.weight.shape) != tuple(shape) or tuple(map(tuple, stored_shapes)) != expected:
+        raise ValueError(f"layer {name!r}: the model's weight is {tuple(module.weight.shape)}, "
+                         f"the file's {tuple(shape)} (integers {stored_shapes[0]})")
+
+
+def _describe(module) -> dict:
+    if type(module) is nn.Sequential:
+        return {"type": "Sequential", "children": [_describe(m) for m in module]}
+    if type(module) is QuantizedInputLinear:
+        return {"type": "QuantizedInputLinear", "kwargs": {
+            "in_features": module.in_features, "out_features": module.out_features,
+            "bias": module.bias is not None, "input_grid": module.input_grid.to_dict()}}
+    name = type(module).__name__
+    if getattr(nn, name, None) is not type(module) or name in _CONTAINERS:
+        raise ValueError(f"{name} is not a standard torch.nn layer")
+    kwargs = {}
+    for parameter in list(inspect.signature(type(module).__init__).parameters)[1:]:
+        if parameter == "bias":  # a flag in the constructor, a tensor (or None) after it
+            kwargs["bias"] = getattr(module, "bias", None) is not None
+        elif parameter not in _SKIPPED and hasattr(module, parameter):
+            kwargs[parameter] = _plain(getattr(module, parameter), name, parameter)
+    return {"type": name, "kwargs": kwargs}
+
+
+def _plain(value, name, parameter):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str))
+                                                for v in value):
+        return list(value)
+    raise ValueError(f"{name}.{parameter} is a {type(value).__name__}")
