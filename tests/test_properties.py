@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from annealq import formulate_layer
 from annealq.cli import main
 
-FAST = settings(max_examples=40, deadline=None, derandomize=True)
+FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 
 
 @st.composite
@@ -142,7 +142,7 @@ def command_lines(draw):
     return argv
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=command_lines())
 def test_random_command_lines_exit_0_or_2_with_one_line_and_no_partial_output(

@@ -101,8 +101,14 @@ def repair_cache(path) -> tuple[CheckReport, int]:
     """
     path = Path(path)
     report = CheckReport(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".repair")
+    with _reader(path):  # no such file: an error before anything is written
+        pass
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                 suffix=".repair")
+    except OSError as exc:
+        raise CacheError(f"cannot repair cache {path}: no fresh file can be written in "
+                         f"{path.parent} ({exc.strerror or exc})") from None
     os.close(descriptor)
     try:
         with _reader(path) as source, sqlite_errors(path):
