@@ -91,7 +91,11 @@ def run_demo(args) -> int:
     for bits in args.bits:
         validate_bits(bits)
     solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+    store = open_cache(_cache_argument(args))  # an unusable cache is an error before work
+    if store is not None:
+        store.close()
     data = load_digits(seed=args.seed)
+    _check_calibration(args.calibration, data)
     model = train_mlp(data.x_train, data.y_train, hidden=(64,), seed=args.seed)
     calibration = data.calibration(args.calibration, seed=args.seed)
     print(f"digits MLP {data.n_features}-64-{data.n_classes}, float accuracy "

@@ -289,3 +289,13 @@ def test_a_tiny_calibration_set_is_warned_about_and_reported(tmp_path, capsys, c
     [warning] = [r.getMessage() for r in caplog.records if "calibration" in r.getMessage()]
     assert "only 5 calibration inputs" in warning
     assert json.loads((tmp_path / "r.json").read_text())["warnings"] == [warning]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--cache", "/nonexistent/c.sqlite"], "folder /nonexistent does not exist"),
+    (["--calibration", "5000"], "--calibration 5000 is larger than the training split"),
+])
+def test_demo_checks_its_cache_and_calibration_before_any_work(capsys, args, fragment):
+    code, out, err = run(capsys, "demo", "--bits", "2", *args)
+    assert code == 2 and out == ""
+    one_error_line(err, fragment)
