@@ -7,9 +7,9 @@ import logging
 import sys
 
 from annealq import commands as run
-from annealq.credentials import load_env_file, redact
 from annealq.activations import validate_activation_bits
 from annealq.config import MAX_WINDOW_BITS
+from annealq.credentials import load_env_file, redact
 from annealq.errors import AnnealqError
 from annealq.grid import validate_bits
 from annealq.testing.leap.emulator import main as leap_emulator
