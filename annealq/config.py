@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from annealq.activations import validate_activation_bits
+from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.grid import SCHEMES, validate_bits
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
@@ -49,7 +50,10 @@ class QuantizeConfig:
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
-        method_options: the baseline's own options (``act_order``, ``damp``, …).
+        method_options: the baseline's own options (``iterations``, ``sweeps``, …) and
+            GPTQ's setting, ``act_order`` and ``damp``, for ``gptq``, ``cd`` and
+            ``start="gptq"``: GPTQ is tuned per layer over the rest
+            (:mod:`annealq.baselines.methods`); both given fix it.
     """
 
     bits: int
@@ -91,11 +95,6 @@ class QuantizeConfig:
         remaining ``**options`` sorted into the formulation's and the method's."""
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
-        method = options.get("method", "qubo")
-        if method_options and method in ("qubo", "rtn"):
-            raise ValueError(f"unknown option(s) {', '.join(sorted(method_options))} for "
-                             f"method {method!r}; formulation options are "
-                             f"{', '.join(sorted(_FORMULATION_DEFAULTS))}")
         given = {k: v for k, v in options.items() if k in own and v is not None}
         return cls(bits=bits, **given, method_options=method_options)
 
@@ -123,9 +122,26 @@ def _validate_method(method, start, scheme, method_options) -> None:
     if start is not None and (start not in STARTS or method != "qubo"):
         raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
                          f"got start={start!r}, method={method!r}")
+    unknown = set(method_options) - (set(GPTQ_OPTIONS) if start == "gptq" else set())
+    if unknown and method in ("qubo", "rtn"):
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for method "
+                         f"{method!r}; formulation options are "
+                         f"{', '.join(sorted(_FORMULATION_DEFAULTS))}"
+                         + (f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
+                            if set(GPTQ_OPTIONS) & unknown else ""))
+    _validate_gptq_options(method_options)
     if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start == "gptq"):
         raise ValueError("the affine scheme is for the qubo and rtn methods; gptq, cd and "
                          "adaround use the reference or symmetric grids")
+
+
+def _validate_gptq_options(method_options) -> None:
+    act_order, damp = method_options.get("act_order"), method_options.get("damp")
+    if act_order is not None and not isinstance(act_order, bool):
+        raise ValueError(f"act_order must be True or False, got {act_order!r}")
+    if damp is not None and (isinstance(damp, bool) or not isinstance(damp, numbers.Real)
+                             or not 0 <= damp < float("inf")):
+        raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
 
 
 def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:

@@ -54,6 +54,7 @@ class LayerResult:
     input_grid: ActivationGrid | None = None
     weight_offset: np.ndarray | None = None
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
+    gptq_setting: dict | None = None  # GPTQ's setting chosen for the layer (gptq, cd, start)
 
     @property
     def weight(self) -> np.ndarray:
@@ -71,6 +72,8 @@ class LayerResult:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
             entry["proven_optimal"] = self.proven_optimal
+        if self.gptq_setting is not None:
+            entry["gptq_setting"] = self.gptq_setting
         return entry
 
     def to_dict(self) -> dict:

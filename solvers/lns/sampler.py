@@ -32,7 +32,7 @@ from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo
 from solvers import missing_package
-from solvers.batch_sa.sampler import BatchSASampler
+from solvers.batch_sa.sampler import BatchSASampler, rtn_states
 from solvers.lns.search import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
                                 polish, polish_integers)
 
@@ -86,9 +86,7 @@ class LNSSolver(dimod.Sampler, LayerSampler):
             states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
         else:
             if initial_states is None:  # RTN, moved into each entry's window
-                spans = np.stack([lq.integer_form(i)[0] for i in rows])
-                starts = lq.states(np.clip(lq.rtn_integers()[rows], lq.base[rows],
-                                           lq.base[rows] + spans), rows)
+                starts = rtn_states(lq, rows)
             else:
                 starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
             states = starts.astype(np.int8)
