@@ -39,6 +39,7 @@ from annealq.grid import validate_bits
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.pipeline import quantize
 from annealq.registry import get_sampler
+from benchmarks.bounds import SMALL_NEURON, bench_bounds, bounds_markdown
 from solvers.exact_bb.sphere import solve_dense
 
 # (label, solver name, parameters, warm start)
@@ -396,6 +397,21 @@ def add_bench_parser(commands) -> None:
                        help="only rewrite RESULTS.md from results.json (nothing is run)")
     paper.set_defaults(run=_run_bench_paper)
 
+    bounds = kinds.add_parser("bounds", help="proven lower bounds per layer beside each "
+                              "method's error: results.json and RESULTS.md")
+    bounds.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
+    bounds.add_argument("--bits", type=int, nargs="+", default=[4, 3, 2])
+    bounds.add_argument("--layers", type=int, nargs="+", default=None,
+                        help="layer indices (default all)")
+    bounds.add_argument("--nodes", type=int, default=200_000,
+                        help="search-tree nodes per neuron for the bound (large neurons)")
+    bounds.add_argument("--small-nodes", type=int, default=2_000_000,
+                        help=f"the same for neurons of at most {SMALL_NEURON} entries")
+    bounds.add_argument("--calibration", type=int, default=1000)
+    bounds.add_argument("--data-dir", default=None)
+    bounds.add_argument("--out-dir", default="benchmarks")
+    bounds.set_defaults(run=_run_bench_bounds)
+
 
 def _run_bench_solvers(args) -> int:
     for bits in args.bits:
@@ -542,6 +558,7 @@ def _paper_markdown(table, skip) -> str:
                   for bits in bits_list]
         lines += _relative_to_gptq(table, name, bits_list, columns)
         lines.append("")
+    lines += bounds_markdown(table)
     return "\n".join(lines) + "\n"
 
 
@@ -601,6 +618,27 @@ def _run_bench_paper(args) -> int:
     path = bench_paper(args.datasets, args.bits, methods=args.methods,
                        calibration=args.calibration, data_dir=args.data_dir,
                        out_dir=args.out_dir, command=_command_line(), skip=args.skip)
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_bench_bounds(args) -> int:
+    for bits in args.bits:
+        validate_bits(bits)
+    json_path = Path(args.out_dir) / "results.json"
+    table = json.loads(json_path.read_text()) if json_path.is_file() else {
+        "cells": {}, "calibration": args.calibration, "machine": _machine()}
+    table["bounds_commands"] = [*table.get("bounds_commands", []), _command_line()]
+
+    def save(line):
+        print(line, flush=True)
+        _write_json(json_path, table)
+
+    bench_bounds(args.datasets, args.bits, table=table, nodes=args.nodes,
+                 small_nodes=args.small_nodes, calibration=args.calibration,
+                 data_dir=args.data_dir, layers=args.layers, progress=save)
+    _write_json(json_path, table)
+    path = rewrite_paper_markdown(args.out_dir)
     print(f"wrote {path}")
     return 0
 
