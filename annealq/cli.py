@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")
+    quantize.add_argument("--time-limit", type=float, default=None, metavar="S",
+                          help="seconds per layer for the search solvers (lns, exact-bb): "
+                               "the best found within it, never worse than the start")
     quantize.add_argument("--act-order", choices=["on", "off"], default=None,
                           help="GPTQ's column order (gptq, cd, --start gptq); default: GPTQ "
                                "tuned per layer over act-order on/off x damping")

@@ -117,6 +117,7 @@ def run_quantize(args) -> int:
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
         start=args.start, activation_bits=args.activation_bits,
+        time_limit=getattr(args, "time_limit", None),
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args),
         **_gptq_options(args))
     dataset = validate_dataset(args.dataset)

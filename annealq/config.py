@@ -50,6 +50,8 @@ class QuantizeConfig:
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
+        time_limit: seconds per layer for the search solvers (``lns``, ``exact-bb``: their
+            ``layer_time_limit``, an anytime budget; never worse than the start).
         method_options: the baseline's own options (``iterations``, ``sweeps``, …) and
             GPTQ's setting, ``act_order`` and ``damp``, for ``gptq``, ``cd`` and
             ``start="gptq"``: GPTQ is tuned per layer over the rest
@@ -71,6 +73,7 @@ class QuantizeConfig:
     activation_bits: int | None = None
     calibration_size: int | None = None
     seed: int | None = None
+    time_limit: float | None = None
     method_options: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
@@ -82,6 +85,7 @@ class QuantizeConfig:
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
+        _validate_time_limit(self.time_limit, self.method)
         if self.activation_bits is not None and self.input_step is not None:
             raise ValueError("input_step is set by activation_bits; give one or the other")
         for name in ("solver", "fallback"):
@@ -156,6 +160,18 @@ def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:
                 or not 1 <= value <= MAX_WINDOW_BITS):
             raise ValueError(f"{name} must be an integer from 1 to {MAX_WINDOW_BITS}, "
                              f"got {value!r}")
+
+
+def _validate_time_limit(time_limit, method) -> None:
+    if time_limit is None:
+        return
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) \
+            or not 0 < time_limit < float("inf"):
+        raise ValueError(f"time_limit must be a positive number of seconds, got "
+                         f"{time_limit!r}")
+    if method != "qubo":
+        raise ValueError(f"time_limit applies to the qubo method's search solvers, not to "
+                         f"method {method!r}")
 
 
 def _validate_counts(calibration_size, seed) -> None:

@@ -74,6 +74,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
         evaluation: ``(x, y)`` to measure accuracy on (float, RTN and quantized models).
         quiet: no progress bar (it is shown on a terminal only anyway).
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
+        time_limit: seconds per layer for ``lns`` and ``exact-bb`` (anytime: the best
+            found within it, never worse than the start).
         fallback: a solver to use instead when ``solver`` cannot run here.
         seed: passed to every ``sample`` call of solvers that take one (and to the
             calibration draw from a ``Dataset``).
@@ -103,6 +105,9 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     sampler = None
     if config.method == "qubo":
         solver_name, sampler = _sampler(solver, config, solver_name)
+        if config.time_limit is not None and "layer_time_limit" not in sampler.parameters:
+            raise ValueError(f"solver {solver_name!r} takes no time limit per layer; "
+                             f"time_limit applies to lns and exact-bb")
     else:
         solver_name = None
     store = open_cache(cache) if config.method == "qubo" else None
@@ -235,6 +240,8 @@ class _Run:
         seed = self.config.seed
         parameters = {"seed": seed} if seed is not None and "seed" in self.sampler.parameters \
             else {}
+        if self.config.time_limit is not None:
+            parameters["layer_time_limit"] = self.config.time_limit
         starts = None if start_integers is None else lq.samples(lq.states(start_integers))
         solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
                              solver_name=self.solver_name, **parameters)

@@ -267,6 +267,8 @@ def test_baseline_methods_go_through_annealq_baselines():
 
 
 def test_tuned_gptq_is_chosen_per_layer_and_shared_by_cd_and_the_qubo_start():
+    import torch
+
     torch.manual_seed(4)
     model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
     x = np.random.default_rng(4).normal(size=(60, 10))
@@ -363,3 +365,25 @@ def test_affine_one_bit_grid_through_the_pipeline_and_save_load(tmp_path):
         assert torch.equal(again.model(xt), result.model(xt))
     with pytest.raises(ValueError, match="affine"):
         quantize(model, x, bits=2, scheme="affine", method="gptq", cache=False)
+
+
+@pytest.mark.parametrize("solver", ["lns", "exact-bb"])
+def test_time_limit_per_layer_is_anytime_and_never_worse_than_the_start(solver):
+    import time
+
+    import torch
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 12), torch.nn.ReLU(), torch.nn.Linear(12, 4))
+    x = np.random.default_rng(5).normal(size=(80, 30))
+    gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
+    began = time.perf_counter()
+    timed = quantize(model, x, bits=3, solver=solver, window_bits=3, start="gptq",
+                     time_limit=0.05, cache=False, quiet=True, seed=0)
+    assert time.perf_counter() - began < 30
+    assert timed.report["config"]["time_limit"] == 0.05
+    assert timed.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)
+    with pytest.raises(ValueError, match="takes no time limit per layer"):
+        quantize(model, x, bits=3, solver="steepest", time_limit=1.0, cache=False, quiet=True)
+    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+        quantize(model, x, bits=3, solver=solver, time_limit=0, cache=False, quiet=True)
