@@ -44,12 +44,15 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
 
     parameters = {"time_limit": [], "layer_time_limit": [], "initial_states": []}
 
-    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT):
+    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT,
+                 layer_time_limit: float | None = None):
         self.time_limit = _validate_time_limit(time_limit)
+        self.layer_time_limit = None if layer_time_limit is None else \
+            _validate_time_limit(layer_time_limit)
 
     @property
     def defaults(self) -> dict:
-        return {"time_limit": self.time_limit}
+        return {"time_limit": self.time_limit, "layer_time_limit": self.layer_time_limit}
 
     @property
     def properties(self):
@@ -60,6 +63,8 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
         order, h, Q, offset = dense_qubo(bqm)
         incumbent = start_state(initial_states, order, bqm.vartype)
         limit = self._limit(time_limit)
+        layer_time_limit = self.layer_time_limit if layer_time_limit is None \
+            else layer_time_limit
         if layer_time_limit is not None:
             limit = min(limit, _validate_time_limit(layer_time_limit))
         result = solve_dense(h, Q, offset, incumbent=incumbent, time_limit=limit)
@@ -76,7 +81,8 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
         incumbent."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         integers = max(lq.window_bits, lq.bias_window_bits) > 1
-        budget = _Budget(self._limit(time_limit), layer_time_limit, len(rows))
+        budget = _Budget(self._limit(time_limit), layer_time_limit
+                         if layer_time_limit is not None else self.layer_time_limit, len(rows))
         if initial_states is None:
             incumbents = BatchSASampler().sample_layer(lq, neurons=rows)
             initial_states = [r.sample for r in incumbents]
