@@ -42,6 +42,8 @@ from solvers.exact_bb.box import _box_search, _BoxState, _decision_order, solve_
 
 RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
 BISECTION_STEPS = 12
+BVLS_MAX = 400    # entries: above, the box relaxation is solved by coordinate descent
+BOX_SWEEPS = 30
 
 
 @dataclass(frozen=True)
@@ -179,15 +181,35 @@ def _relaxation(H, b, low, high):
     lo, hi, b_o = low[order], high[order], b[order]
     # ‖R o + R⁻ᵀ b‖² = oᵀ(H + ρ)o + 2bᵀo + const: a bounded least-squares problem
     target = -np.linalg.solve(R.T, b_o)
-    solution = lsq_linear(R, target, bounds=(lo.astype(float), hi.astype(float)),
-                          method="bvls" if n <= 400 else "trf", tol=1e-12)
-    centre = np.clip(solution.x, lo, hi)
     H_o = H[np.ix_(order, order)]
+    if n <= BVLS_MAX:
+        solution = lsq_linear(R, target, bounds=(lo.astype(float), hi.astype(float)),
+                              method="bvls", tol=1e-12)
+        centre = np.clip(solution.x, lo, hi)
+    else:  # any point of the box keeps the bound valid; descent makes it a tight one
+        centre = _box_descent(H_o, b_o, lo.astype(float), hi.astype(float))
     value = float(centre @ H_o @ centre + 2 * b_o @ centre)
     g = 2 * (H_o @ centre + b_o)
     linear = float(np.sum(np.minimum(g * (lo - centre), g * (hi - centre))))
     slack = ridge * float(np.sum(np.maximum((lo - centre) ** 2, (hi - centre) ** 2)))
     return value + min(linear, 0.0) - slack, R, centre, lo, hi
+
+
+def _box_descent(H, b, lo, hi, sweeps: int = BOX_SWEEPS) -> np.ndarray:
+    """Cyclic coordinate descent on ``oᵀHo + 2bᵀo`` over the real box (each coordinate
+    to its exact clipped minimiser in turn): O(n²) per sweep."""
+    diag = np.diag(H)
+    o = np.clip(-b / np.where(diag > 0, diag, 1.0), lo, hi)
+    gradient = H @ o + b  # half the gradient
+    for _ in range(sweeps):
+        for j in range(len(o)):
+            if diag[j] <= 0:
+                continue
+            new = min(max(o[j] - gradient[j] / diag[j], lo[j]), hi[j])
+            if new != o[j]:
+                gradient += H[:, j] * (new - o[j])
+                o[j] = new
+    return o
 
 
 def _no_point_within(R, centre, lo, hi, radius, max_nodes) -> tuple[bool, int]:
