@@ -164,6 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")
+    quantize.add_argument("--time-limit", type=float, default=None, metavar="S",
+                          help="seconds per layer for the search solvers (lns, exact-bb): "
+                               "the best found within it, never worse than the start")
+    quantize.add_argument("--act-order", choices=["on", "off"], default=None,
+                          help="GPTQ's column order (gptq, cd, --start gptq); default: GPTQ "
+                               "tuned per layer over act-order on/off x damping")
+    quantize.add_argument("--damp", type=float, default=None, metavar="D",
+                          help="GPTQ's relative damping (default: tuned over 0.01, 0.001, "
+                               "0.0001); '--act-order on --damp 0.01' is the old fixed setting")
     quantize.add_argument("--calibration", type=_COUNT, default=1000, metavar="N",
                           help="calibration images drawn from the training split (default 1000)")
     quantize.add_argument("--activation-bits", type=_ACTIVATION_BITS, default=None,

@@ -129,13 +129,25 @@ def _grid_options(args) -> dict:
     return {k: v for k, v in options.items() if v != defaults[k]}
 
 
+def _gptq_options(args) -> dict:
+    """GPTQ's setting where the user fixed it (otherwise it is tuned per layer)."""
+    options = {}
+    if getattr(args, "act_order", None) is not None:
+        options["act_order"] = args.act_order == "on"
+    if getattr(args, "damp", None) is not None:
+        options["damp"] = args.damp
+    return options
+
+
 def run_quantize(args) -> int:
     # everything the user typed is checked before any data is read or anything is solved
     solver_params = parse_solver_params(args.solver_param)
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
         start=args.start, activation_bits=args.activation_bits, solver_params=solver_params,
-        calibration_size=args.calibration, seed=args.seed, **_grid_options(args))
+        time_limit=getattr(args, "time_limit", None),
+        calibration_size=args.calibration, seed=args.seed, **_grid_options(args),
+        **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
     _check_outputs(("--report", args.report), ("--out", args.out))

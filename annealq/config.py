@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from annealq.activations import validate_activation_bits
+from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.grid import SCHEMES, validate_bits
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
@@ -49,7 +50,12 @@ class QuantizeConfig:
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
-        method_options: the baseline's own options (``act_order``, ``damp``, …).
+        time_limit: seconds per layer for the search solvers (``lns``, ``exact-bb``: their
+            ``layer_time_limit``, an anytime budget; never worse than the start).
+        method_options: the baseline's own options (``iterations``, ``sweeps``, …) and
+            GPTQ's setting, ``act_order`` and ``damp``, for ``gptq``, ``cd`` and
+            ``start="gptq"``: GPTQ is tuned per layer over the rest
+            (:mod:`annealq.baselines.methods`); both given fix it.
     """
 
     bits: int
@@ -67,6 +73,7 @@ class QuantizeConfig:
     activation_bits: int | None = None
     calibration_size: int | None = None
     seed: int | None = None
+    time_limit: float | None = None
     method_options: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
@@ -78,6 +85,7 @@ class QuantizeConfig:
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
+        _validate_time_limit(self.time_limit, self.method)
         if self.activation_bits is not None and self.input_step is not None:
             raise ValueError("input_step is set by activation_bits; give one or the other")
         for name in ("solver", "fallback"):
@@ -91,11 +99,6 @@ class QuantizeConfig:
         remaining ``**options`` sorted into the formulation's and the method's."""
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
-        method = options.get("method", "qubo")
-        if method_options and method in ("qubo", "rtn"):
-            raise ValueError(f"unknown option(s) {', '.join(sorted(method_options))} for "
-                             f"method {method!r}; formulation options are "
-                             f"{', '.join(sorted(_FORMULATION_DEFAULTS))}")
         given = {k: v for k, v in options.items() if k in own and v is not None}
         return cls(bits=bits, **given, method_options=method_options)
 
@@ -136,9 +139,26 @@ def _validate_method(method, start, scheme, method_options) -> None:
     if start is not None and (start not in STARTS or method != "qubo"):
         raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
                          f"got start={start!r}, method={method!r}")
+    unknown = set(method_options) - (set(GPTQ_OPTIONS) if start == "gptq" else set())
+    if unknown and method in ("qubo", "rtn"):
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for method "
+                         f"{method!r}; formulation options are "
+                         f"{', '.join(sorted(_FORMULATION_DEFAULTS))}"
+                         + (f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
+                            if set(GPTQ_OPTIONS) & unknown else ""))
+    _validate_gptq_options(method_options)
     if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start == "gptq"):
         raise ValueError("the affine scheme is for the qubo and rtn methods; gptq, cd and "
                          "adaround use the reference or symmetric grids")
+
+
+def _validate_gptq_options(method_options) -> None:
+    act_order, damp = method_options.get("act_order"), method_options.get("damp")
+    if act_order is not None and not isinstance(act_order, bool):
+        raise ValueError(f"act_order must be True or False, got {act_order!r}")
+    if damp is not None and (isinstance(damp, bool) or not isinstance(damp, numbers.Real)
+                             or not 0 <= damp < float("inf")):
+        raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
 
 
 def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:
@@ -153,6 +173,18 @@ def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:
                 or not 1 <= value <= MAX_WINDOW_BITS):
             raise ValueError(f"{name} must be an integer from 1 to {MAX_WINDOW_BITS}, "
                              f"got {value!r}")
+
+
+def _validate_time_limit(time_limit, method) -> None:
+    if time_limit is None:
+        return
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) \
+            or not 0 < time_limit < float("inf"):
+        raise ValueError(f"time_limit must be a positive number of seconds, got "
+                         f"{time_limit!r}")
+    if method != "qubo":
+        raise ValueError(f"time_limit applies to the qubo method's search solvers, not to "
+                         f"method {method!r}")
 
 
 def _validate_counts(calibration_size, seed) -> None:

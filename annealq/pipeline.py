@@ -21,21 +21,19 @@ Example:
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
 from tqdm.auto import tqdm
 
 from annealq.activations import ActivationGrid, QuantizedInputLinear
-from annealq.baselines import adaround_layer, cd_layer, gptq_layer
+from annealq.baselines import GPTQ_OPTIONS, baseline_round
 from annealq.cache import open_cache
+from annealq.calibration import calibration_data, validate_model
 from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
-from annealq.data.datasets import Dataset
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
@@ -49,8 +47,6 @@ __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CALIBRATION_SIZE = 1000
-BASELINES = {"gptq": gptq_layer, "adaround": adaround_layer, "cd": cd_layer}
 _WINDOW_OPTIONS = frozenset({"window_bits", "bias_window_bits"})
 
 
@@ -80,6 +76,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
         evaluation: ``(x, y)`` to measure accuracy on (float, RTN and quantized models).
         quiet: no progress bar (it is shown on a terminal only anyway).
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
+        time_limit: seconds per layer for ``lns`` and ``exact-bb`` (anytime: the best
+            found within it, never worse than the start).
         fallback: a solver to use instead when ``solver`` cannot run here.
         seed: passed to every ``sample`` call of solvers that take one (and to the
             calibration draw from a ``Dataset``).
@@ -103,9 +101,9 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     began = time.perf_counter()
     execution = Execution.pop_from(options)
     config = run_config(config, bits, solver, options)
-    dataset, calibration, evaluation = _calibration_data(
+    dataset, calibration, evaluation = calibration_data(
         calibration, config.calibration_size, evaluation, config.seed)
-    model = _validate_model(model).eval()
+    model = validate_model(model).eval()
     float_layers = linear_layers(model, calibration)
 
     sampler, executor, notes = None, InlineExecutor(), []
@@ -115,6 +113,9 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             check_budget(run_plan(model, calibration, sampler, config, pack=execution.pack),
                          execution.max_cloud_seconds)
         executor = execution.open(sampler, fallback=cloud_fallback(sampler, config))
+        if config.time_limit is not None and "layer_time_limit" not in sampler.parameters:
+            raise ValueError(f"solver {solver_name!r} takes no time limit per layer; "
+                             f"time_limit applies to lns and exact-bb")
     else:
         solver_name = None
     store = open_cache(cache) if config.method == "qubo" else None
@@ -201,14 +202,16 @@ class _Run:
         lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
+        setting = None
         if config.method == "qubo" and config.start == "gptq":
             # the windows are centred on GPTQ's integers, so GPTQ's solution is a state
-            q_g, q_b_g = self._baseline_round("gptq", weight, bias, X, X_hat, options)
+            q_g, q_b_g, setting = self._baseline_round("gptq", weight, bias, X, X_hat, options)
             start_integers = np.column_stack([q_g, q_b_g])
             lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X,
                                  center=start_integers, **options)
-        q, q_b, hits, proven = self._round(lq, weight, bias, X, X_hat, options,
-                                           start_integers)
+        q, q_b, hits, proven, chosen = self._round(lq, weight, bias, X, X_hat, options,
+                                                   start_integers)
+        setting = setting or chosen
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
@@ -217,25 +220,30 @@ class _Run:
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
                             weight_offset=lq.weight_grid.offset, proven_optimal=proven,
-                            execution=self.layer_execution if config.method == "qubo" else None)
+                            execution=self.layer_execution if config.method == "qubo" else None,
+                            gptq_setting=setting)
         write_layer(module, layer)
         return layer
 
     def _round(self, lq: LayerQUBO, weight, bias, X, X_hat, options, start_integers=None):
-        """Integer weights and bias of the layer by this run's method, cache hits, and how
-        many neurons the solver proved optimal (``None`` for solvers that prove nothing)."""
+        """Integer weights and bias of the layer by this run's method, cache hits, how
+        many neurons the solver proved optimal (``None`` for solvers that prove nothing),
+        and the GPTQ setting a baseline chose (``None`` without GPTQ)."""
         method = self.config.method
         if method == "qubo":
-            return self._solve(lq, start_integers)
+            return (*self._solve(lq, start_integers), None)
         if method == "rtn":
             rtn = lq.rtn_integers()
-            return rtn[:, :-1], rtn[:, -1], 0, None
-        return (*self._baseline_round(method, weight, bias, X, X_hat, options), 0, None)
+            return rtn[:, :-1], rtn[:, -1], 0, None, None
+        q, q_b, setting = self._baseline_round(method, weight, bias, X, X_hat, options)
+        return q, q_b, 0, None, setting
 
     def _solve(self, lq: LayerQUBO, start_integers):
         seed = self.config.seed
         parameters = {"seed": seed} if seed is not None and "seed" in self.sampler.parameters \
             else {}
+        if self.config.time_limit is not None:
+            parameters["layer_time_limit"] = self.config.time_limit
         starts = None if start_integers is None else lq.samples(lq.states(start_integers))
         began = time.perf_counter()
         solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
@@ -253,14 +261,16 @@ class _Run:
                 sum(map(bool, proofs)) if proofs else None)
 
     def _baseline_round(self, method, weight, bias, X, X_hat, options):
-        function = BASELINES[method]
-        extra = dict(self.config.method_options) if method == self.config.method else {}
-        if self.config.seed is not None and "seed" in inspect.signature(function).parameters:
+        """A baseline's integers and GPTQ setting; GPTQ as the QUBO's start takes only the
+        run's GPTQ options (``act_order``, ``damp``)."""
+        extra = dict(self.config.method_options)
+        if method != self.config.method:
+            extra = {k: v for k, v in extra.items() if k in GPTQ_OPTIONS}
+        if method == "adaround" and self.config.seed is not None:
             extra.setdefault("seed", self.config.seed)
         grid_options = {k: v for k, v in options.items() if k not in _WINDOW_OPTIONS}
-        q, q_b = function(weight, bias, X_hat, bits=self.config.bits, float_inputs=X,
-                          **grid_options, **extra)
-        return np.asarray(q, dtype=np.int64), np.asarray(q_b, dtype=np.int64)
+        return baseline_round(method, weight, bias, X_hat, bits=self.config.bits,
+                              float_inputs=X, method_options=extra, **grid_options)
 
 
 def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
@@ -271,39 +281,6 @@ def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
     return float(np.sum((target - output) ** 2))
 
 
-def _calibration_data(calibration, size, evaluation, seed):
-    """``(dataset name or None, calibration array, evaluation pair or None)``."""
-    dataset = None
-    if isinstance(calibration, Dataset):
-        dataset = calibration.name
-        if evaluation is None:
-            evaluation = (calibration.x_test, calibration.y_test)
-        calibration = calibration.calibration(
-            DEFAULT_CALIBRATION_SIZE if size is None else size, seed=seed or 0)
-    elif size is not None:
-        raise ValueError("calibration_size applies to a Dataset; with an array of inputs, "
-                         "pass the inputs you want to calibrate on")
-    if hasattr(calibration, "detach"):
-        calibration = calibration.detach().cpu().numpy()
-    try:
-        calibration = np.asarray(calibration, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"calibration must be a numeric array: {exc}") from None
-    if calibration.ndim < 2 or len(calibration) == 0:
-        raise ValueError(f"calibration must be a non-empty batch (m, …) of inputs, got shape "
-                         f"{calibration.shape}")
-    if not np.all(np.isfinite(calibration)):
-        raise ValueError("calibration contains NaN or Inf values")
-    return dataset, calibration, evaluation
-
-
-def _validate_model(model):
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
-        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
-            raise ValueError(f"the model's {name} contains NaN or Inf values")
-    return model
 
 
 def _accuracies(model, quantized, calibration, evaluation, config) -> dict:

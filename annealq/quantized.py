@@ -59,6 +59,7 @@ class LayerResult:
     weight_offset: np.ndarray | None = None
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
     execution: dict | None = None  # solved_by, wall vs summed solve seconds (QUBO runs)
+    gptq_setting: dict | None = None  # GPTQ's setting chosen for the layer (gptq, cd, start)
 
     @property
     def weight(self) -> np.ndarray:
@@ -78,6 +79,8 @@ class LayerResult:
             entry["proven_optimal"] = self.proven_optimal
         if self.execution is not None:
             entry.update(self.execution)
+        if self.gptq_setting is not None:
+            entry["gptq_setting"] = self.gptq_setting
         return entry
 
     def to_dict(self) -> dict:

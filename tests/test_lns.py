@@ -130,3 +130,22 @@ def test_lns_skips_annealing_for_integer_windows_from_a_warm_start(monkeypatch):
     for i in range(lq.n_neurons):
         assert warm[i].energy <= lq.energy(i, starts[i]) + 1e-9
         assert cold[i].energy == pytest.approx(lq.energy(i, cold[i].sample))
+
+
+def test_layer_time_limit_shares_the_time_and_keeps_every_neuron_no_worse():
+    import time
+
+    from annealq import formulate_layer
+    from solvers.lns.sampler import LNSSolver
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 120)) @ rng.normal(size=(120, 120))
+    lq = formulate_layer(rng.normal(size=(6, 120)), rng.normal(size=6), X, bits=4,
+                         window_bits=4)
+    began = time.perf_counter()
+    results = LNSSolver(seed=0).sample_layer(lq, layer_time_limit=0.2)
+    assert time.perf_counter() - began < 5
+    full = LNSSolver(seed=0).sample_layer(lq)
+    # the same random streams, stopped early: each neuron at an earlier point of its search
+    assert all(r.energy >= f.energy - 1e-9 * abs(f.energy) for r, f in zip(results, full))
+    assert results[0].info["options"]["layer_time_limit"] == 0.2

@@ -249,12 +249,50 @@ def test_baseline_methods_go_through_annealq_baselines():
     gptq = quantize(model, x, bits=2, method="gptq", quiet=True)
     first = gptq.layers[0]
     X = torch.as_tensor(x).flatten(1).double().numpy()
-    q, q_b = baselines.gptq_layer(model[1].weight, model[1].bias, X, bits=2, float_inputs=X)
+    q, q_b, setting = baselines.tuned_gptq_layer(model[1].weight, model[1].bias, X, bits=2,
+                                                 float_inputs=X)
     np.testing.assert_array_equal(first.int_weight, q)
     np.testing.assert_array_equal(first.int_bias, q_b)
+    assert gptq.report["layers"][0]["gptq_setting"] == setting
+    # the fixed setting of the benchmarks before tuning, explicitly
+    fixed = quantize(model, x, bits=2, method="gptq", act_order=True, damp=0.01, quiet=True)
+    q, q_b = baselines.gptq_layer(model[1].weight, model[1].bias, X, bits=2, float_inputs=X)
+    np.testing.assert_array_equal(fixed.layers[0].int_weight, q)
+    assert [(t["act_order"], t["damp"]) for t in fixed.layers[0].gptq_setting["tried"]] \
+        == [(True, 0.01)]
+    assert fixed.report["options"] == {"act_order": True, "damp": 0.01}
     adaround = quantize(model, x, bits=2, method="adaround", iterations=20, quiet=True)
     assert adaround.report["options"] == {"iterations": 20}
     assert all(layer.energy <= layer.rtn_energy * 1.5 for layer in adaround.layers)
+
+
+def test_tuned_gptq_is_chosen_per_layer_and_shared_by_cd_and_the_qubo_start():
+    import torch
+
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    x = np.random.default_rng(4).normal(size=(60, 10))
+    gptq = quantize(model, x, bits=2, method="gptq", cache=False, quiet=True)
+    settings = [layer["gptq_setting"] for layer in gptq.report["layers"]]
+    for setting, layer in zip(settings, gptq.layers):
+        assert len(setting["tried"]) == 6  # act-order on/off × three dampings
+        assert setting["error"] == min(t["error"] for t in setting["tried"])
+        assert setting["error"] == pytest.approx(layer.energy, rel=1e-9)
+    # every fixed setting of the grid is worse or equal on the first layer (same inputs)
+    for act_order in (True, False):
+        fixed = quantize(model, x, bits=2, method="gptq", act_order=act_order, damp=0.001,
+                         cache=False, quiet=True)
+        assert gptq.layers[0].energy <= fixed.layers[0].energy * (1 + 1e-12)
+    cd = quantize(model, x, bits=2, method="cd", cache=False, quiet=True)
+    assert cd.report["layers"][0]["gptq_setting"] == settings[0]
+    assert cd.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-12)
+    qubo = quantize(model, x, bits=2, solver="steepest", window_bits=2, start="gptq",
+                    damp=0.01, cache=False, quiet=True)
+    assert [t["damp"] for t in qubo.report["layers"][0]["gptq_setting"]["tried"]] == [0.01] * 2
+    with pytest.raises(ValueError, match="go with start='gptq'"):
+        quantize(model, x, bits=2, solver="steepest", damp=0.01, cache=False, quiet=True)
+    with pytest.raises(ValueError, match="act_order must be True or False"):
+        quantize(model, x, bits=2, method="gptq", act_order="yes", cache=False, quiet=True)
 
 
 @pytest.mark.parametrize("solver", ["steepest", "batch-sa", "lns", "neal", "qpu-mock"])
@@ -327,3 +365,25 @@ def test_affine_one_bit_grid_through_the_pipeline_and_save_load(tmp_path):
         assert torch.equal(again.model(xt), result.model(xt))
     with pytest.raises(ValueError, match="affine"):
         quantize(model, x, bits=2, scheme="affine", method="gptq", cache=False)
+
+
+@pytest.mark.parametrize("solver", ["lns", "exact-bb"])
+def test_time_limit_per_layer_is_anytime_and_never_worse_than_the_start(solver):
+    import time
+
+    import torch
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 12), torch.nn.ReLU(), torch.nn.Linear(12, 4))
+    x = np.random.default_rng(5).normal(size=(80, 30))
+    gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
+    began = time.perf_counter()
+    timed = quantize(model, x, bits=3, solver=solver, window_bits=3, start="gptq",
+                     time_limit=0.05, cache=False, quiet=True, seed=0)
+    assert time.perf_counter() - began < 30
+    assert timed.report["config"]["time_limit"] == 0.05
+    assert timed.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)
+    with pytest.raises(ValueError, match="takes no time limit per layer"):
+        quantize(model, x, bits=3, solver="steepest", time_limit=1.0, cache=False, quiet=True)
+    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+        quantize(model, x, bits=3, solver=solver, time_limit=0, cache=False, quiet=True)

@@ -84,7 +84,7 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
             return []
         run = replace(self.options, **options)
         if initial_states is None:
-            starts = lq.states(lq.rtn_integers()[rows], rows)
+            starts = rtn_states(lq, rows)
         else:
             starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
         begin = time.perf_counter()
@@ -93,6 +93,15 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
         info = timing({"options": run.to_dict(), "layer_neurons": len(rows)}, wall)
         return [SolveResult(sample, float(energy), dict(info), wall / len(rows))
                 for sample, energy in zip(lq.samples(states, rows), energies)]
+
+
+def rtn_states(lq, rows) -> np.ndarray:
+    """RTN's states for ``rows``, each integer moved into its entry's window (windows
+    centred on another solution, e.g. GPTQ's, need not contain RTN's integers)."""
+    rows = np.asarray(rows, dtype=int)
+    spans = np.stack([lq.integer_form(int(i))[0] for i in rows])
+    base = lq.base[rows]
+    return lq.states(np.clip(lq.rtn_integers()[rows], base, base + spans), rows)
 
 
 def make_sampler(**options) -> BatchSASampler:

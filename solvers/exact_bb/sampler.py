@@ -15,6 +15,8 @@ given initial state, else the rounded continuous optimum.
 
 from __future__ import annotations
 
+import time
+
 import dimod
 import numpy as np
 
@@ -40,31 +42,47 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
         -2.0
     """
 
-    parameters = {"time_limit": [], "initial_states": []}
+    parameters = {"time_limit": [], "layer_time_limit": [], "initial_states": []}
 
-    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT):
+    def __init__(self, time_limit: float = DEFAULT_TIME_LIMIT,
+                 layer_time_limit: float | None = None):
         self.time_limit = _validate_time_limit(time_limit)
+        self.layer_time_limit = None if layer_time_limit is None else \
+            _validate_time_limit(layer_time_limit)
 
     @property
     def defaults(self) -> dict:
-        return {"time_limit": self.time_limit}
+        return {"time_limit": self.time_limit, "layer_time_limit": self.layer_time_limit}
 
     @property
     def properties(self):
         return {"time_limit": self.time_limit}
 
-    def sample(self, bqm, time_limit=None, initial_states=None):
+    def sample(self, bqm, time_limit=None, initial_states=None, layer_time_limit=None):
+        """One BQM; ``layer_time_limit`` caps ``time_limit`` (one BQM is one neuron)."""
         order, h, Q, offset = dense_qubo(bqm)
         incumbent = start_state(initial_states, order, bqm.vartype)
-        result = solve_dense(h, Q, offset, incumbent=incumbent,
-                             time_limit=self._limit(time_limit))
+        limit = self._limit(time_limit)
+        layer_time_limit = self.layer_time_limit if layer_time_limit is None \
+            else layer_time_limit
+        if layer_time_limit is not None:
+            limit = min(limit, _validate_time_limit(layer_time_limit))
+        result = solve_dense(h, Q, offset, incumbent=incumbent, time_limit=limit)
         return dimod.SampleSet.from_samples_bqm(
             (as_vartype(result.u, bqm.vartype)[None, :], order), bqm, info=_info(result))
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None, time_limit=None):
-        """Search each of ``neurons`` of layer ``lq``; one SolveResult each, in order."""
+    def sample_layer(self, lq, *, neurons=None, initial_states=None, time_limit=None,
+                     layer_time_limit=None):
+        """Search each of ``neurons`` of layer ``lq``; one SolveResult each, in order.
+
+        ``layer_time_limit``: seconds for the whole call (an anytime budget): the
+        incumbent's polish gets a third, then each neuron an equal share of what is left
+        (at most ``time_limit``); every neuron keeps the best found, never worse than its
+        incumbent."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         integers = max(lq.window_bits, lq.bias_window_bits) > 1
+        budget = _Budget(self._limit(time_limit), layer_time_limit
+                         if layer_time_limit is not None else self.layer_time_limit, len(rows))
         if initial_states is None:
             incumbents = BatchSASampler().sample_layer(lq, neurons=rows)
             initial_states = [r.sample for r in incumbents]
@@ -72,10 +90,11 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
             # a better incumbent prunes more: polish it with lns's integer windows first
             labels = lq.labels()
             states = polish_integers(lq, rows, np.stack(
-                [lq.assignment(i, s) for i, s in zip(rows, initial_states)]))
+                [lq.assignment(i, s) for i, s in zip(rows, initial_states)]),
+                time_limit=budget.polish())
             gram = lq.entry_gram
             return [self._integer_search(lq, gram, i, dict(zip(labels, state.tolist())),
-                                         self._limit(time_limit))
+                                         budget.next())
                     for i, state in zip(rows, states)]
         labels = lq.labels()
         results = []
@@ -83,7 +102,7 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
             cols = np.flatnonzero(lq.free[i])
             incumbent = lq.assignment(i, start)[cols]
             found = solve_dense(lq.linear[i, cols], lq.quadratic(i), float(lq.offset[i]),
-                                incumbent=incumbent, time_limit=self._limit(time_limit))
+                                incumbent=incumbent, time_limit=budget.next())
             sample = {labels[k]: int(found.u[j]) for j, k in enumerate(cols)}
             results.append(SolveResult(sample, lq.energy(i, sample), _info(found),
                                        found.seconds))
@@ -109,6 +128,28 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
 
     def _limit(self, time_limit) -> float:
         return self.time_limit if time_limit is None else _validate_time_limit(time_limit)
+
+
+class _Budget:
+    """Per-neuron time limits: ``per_neuron`` each, or equal shares of a layer budget."""
+
+    MINIMUM = 1e-3  # a neuron out of time still returns its incumbent
+
+    def __init__(self, per_neuron: float, layer, neurons: int):
+        self.per_neuron, self.left = per_neuron, neurons
+        self.deadline = None if layer is None else \
+            time.perf_counter() + _validate_time_limit(layer)
+        self.total = None if layer is None else float(layer)
+
+    def polish(self) -> float | None:
+        return None if self.deadline is None else self.total / 3
+
+    def next(self) -> float:
+        if self.deadline is None:
+            return self.per_neuron
+        share = (self.deadline - time.perf_counter()) / max(self.left, 1)
+        self.left -= 1
+        return min(self.per_neuron, max(share, self.MINIMUM))
 
 
 def _info(result) -> dict:

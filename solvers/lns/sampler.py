@@ -15,8 +15,9 @@ lower energy.
 
 Parameters: ``search``, ``anneal`` (``None``: as above), ``rounds`` (windows per neuron, default 100 for bits, 1,000 for
 integers), ``window`` (variables per window, default 32 over the layer's window bits; or
-entries per window, default 24), ``seed``, ``time_limit`` (seconds for a layer, default
-none), and ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
+entries per window, default 24), ``seed``, ``time_limit`` (seconds for the window search
+of a call, default none), ``layer_time_limit`` (seconds for the whole call, annealing
+included: an anytime budget, the best found when it runs out, never worse than the start), and ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
 RTN's) replace the batch-sa stage's start; the result is never worse than the start.
 """
 
@@ -32,7 +33,7 @@ from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo
 from solvers import missing_package
-from solvers.batch_sa.sampler import BatchSASampler
+from solvers.batch_sa.sampler import BatchSASampler, rtn_states
 from solvers.lns.search import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
                                 polish, polish_integers)
 
@@ -40,16 +41,18 @@ from solvers.lns.search import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DE
 class LNSSolver(dimod.Sampler, LayerSampler):
     """batch-sa, then exact window search on every neuron (see module docs)."""
 
-    parameters = {"search": [], "anneal": [], "rounds": [], "window": [], "seed": [], "time_limit": [], "num_reads": [],
+    parameters = {"search": [], "anneal": [], "rounds": [], "window": [], "seed": [],
+                  "time_limit": [], "layer_time_limit": [], "num_reads": [],
                   "num_sweeps": [], "initial_states": []}
 
     def __init__(self, *, search: str = "auto", anneal: bool | None = None,
                  rounds: int | None = None,
                  window: int | None = None, seed: int = 0, time_limit: float | None = None,
-                 **batch_sa_options):
+                 layer_time_limit: float | None = None, **batch_sa_options):
         _check(search, rounds, window)
-        self.defaults_ = {"search": search, "anneal": anneal, "rounds": rounds, "window": window, "seed": seed,
-                          "time_limit": time_limit, **batch_sa_options}
+        self.defaults_ = {"search": search, "anneal": anneal, "rounds": rounds,
+                          "window": window, "seed": seed, "time_limit": time_limit,
+                          "layer_time_limit": layer_time_limit, **batch_sa_options}
         self._annealer = BatchSASampler(seed=seed, **batch_sa_options)
 
     @property
@@ -79,28 +82,27 @@ class LNSSolver(dimod.Sampler, LayerSampler):
         if anneal is None:
             anneal = not (integers and initial_states is not None)
         begin = time.perf_counter()
-        if anneal:
+        if anneal:  # not interruptible, but counted against layer_time_limit
             annealed = self._annealer.sample_layer(lq, neurons=rows,
                                                    initial_states=initial_states,
                                                    **annealer_options)
             states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
         else:
             if initial_states is None:  # RTN, moved into each entry's window
-                spans = np.stack([lq.integer_form(i)[0] for i in rows])
-                starts = lq.states(np.clip(lq.rtn_integers()[rows], lq.base[rows],
-                                           lq.base[rows] + spans), rows)
+                starts = rtn_states(lq, rows)
             else:
                 starts = np.stack([lq.assignment(i, s) for i, s in zip(rows, initial_states)])
             states = starts.astype(np.int8)
+        search_time = _search_time(options, time.perf_counter() - begin)
         if integers:
             states = polish_integers(
-                lq, rows, states, seed=options["seed"], time_limit=options["time_limit"],
+                lq, rows, states, seed=options["seed"], time_limit=search_time,
                 rounds=_default(options["rounds"], DEFAULT_INTEGER_ROUNDS),
                 window=_default(options["window"], DEFAULT_ENTRY_WINDOW))
         else:
             states = polish(lq, rows, states, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
                             window=options["window"], seed=options["seed"],
-                            time_limit=options["time_limit"])
+                            time_limit=search_time)
         wall = time.perf_counter() - begin
         info = timing({"options": options, "layer_neurons": len(rows)}, wall)
         return [SolveResult(sample, lq.energy(i, sample), dict(info), wall / len(rows))
@@ -121,7 +123,8 @@ class LNSSolver(dimod.Sampler, LayerSampler):
         form = _BQMForm(Q, h, offset)
         u = polish(form, [0], u, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
                    window=options["window"], seed=options["seed"],
-                   time_limit=options["time_limit"]) if len(order) else u
+                   time_limit=_search_time(options, time.perf_counter() - begin)) \
+            if len(order) else u
         seconds = time.perf_counter() - begin
         return dimod.SampleSet.from_samples_bqm((as_vartype(u, bqm.vartype), order), bqm,
                                                 info=timing({"options": options}, seconds))
@@ -152,6 +155,16 @@ def _check(search, rounds, window) -> None:
         raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
     if (rounds is not None and rounds < 0) or (window is not None and window < 1):
         raise ValueError(f"rounds must be >= 0 and window >= 1, got {rounds}, {window}")
+
+
+def _search_time(options, spent: float) -> float | None:
+    """The window search's seconds: ``time_limit``, within what ``layer_time_limit`` (the
+    whole call's budget, the annealing stage included) leaves."""
+    limits = [options["time_limit"]]
+    if options.get("layer_time_limit") is not None:
+        limits.append(max(options["layer_time_limit"] - spent, 0.0))
+    limits = [limit for limit in limits if limit is not None]
+    return min(limits) if limits else None
 
 
 def _default(value, default):

@@ -64,7 +64,8 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
             ``window_bits``, so a window covers about 32 weights' worth of choices.
         seed: picks the windows' seed variables; neuron ``i`` draws from its own stream
             ``(seed, i)``, so its result does not depend on the other neurons of the call.
-        time_limit: seconds for the whole call; rounds stop when it is spent.
+        time_limit: seconds for the whole call, shared out equally among the neurons still
+            to search; a neuron's rounds stop when its share is spent.
         window_time: seconds for one window's search; a window not finished by then
             keeps the best assignment found (never worse than before).
 
@@ -80,9 +81,19 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
     out = np.array(states, dtype=np.int8, copy=True)
     for row, i in enumerate(neurons):
         rng = np.random.default_rng((seed, int(i)))
-        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng, deadline,
-                                  window_time)
+        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng,
+                                  _share(deadline, len(neurons) - row), window_time)
     return out
+
+
+def _share(deadline, neurons_left: int):
+    """This neuron's deadline: an equal share of the time left, so that a time limit
+    leaves no neuron of the call unsearched (a neuron that finishes early leaves its
+    time to the rest)."""
+    if deadline is None:
+        return None
+    now = time.perf_counter()
+    return now + max(deadline - now, 0.0) / neurons_left
 
 
 def _polish_neuron(lq, i, state, table, rounds, rng, deadline, window_time):
@@ -139,7 +150,8 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
         i = int(i)
         offsets = lq.integers(i, out[row]) - lq.base[i]
         offsets = _polish_entries(lq, i, offsets, gram, table, rounds,
-                                  np.random.default_rng((seed, i)), deadline, max_nodes)
+                                  np.random.default_rng((seed, i)),
+                                  _share(deadline, len(neurons) - row), max_nodes)
         out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
     return out
 

@@ -1,0 +1,132 @@
+"""Layer error against time on one layer, in one run: tuned GPTQ, CD, and the whole-grid
+QUBO (``window_bits=4``, windows on tuned GPTQ's integers) solved by ``batch-sa``, ``lns``
+and ``exact-bb`` from tuned GPTQ, the search solvers at several per-layer time limits.
+
+Run from the repository root (a few minutes per bit width on 2 idle cores):
+
+    ANNEALQ_DATA=../shared/data python benchmarks/pareto.py --dataset mnist --bits 4 3 2
+
+It writes ``benchmarks/pareto_<dataset>.json`` (every point, with the command) and
+``benchmarks/pareto_<dataset>.png`` (one panel per bit width; log time). Times of the QUBO
+rows include tuned GPTQ's, which gives their start; the layer is the dataset's reference
+MLP's first layer on 1,000 calibration images (every method sees the same inputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from annealq.baselines import cd_layer, layer_error, tuned_gptq_layer
+from annealq.capture import layer_inputs, linear_layers
+from annealq.data.datasets import load_dataset
+from annealq.data.models import reference_model
+from annealq.dispatch import solve_layer
+from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.registry import get_sampler
+
+LNS_LIMITS = (3.0, 10.0, None)   # seconds per layer (None: lns's own stopping rule)
+EXACT_LIMITS = (30.0,)
+BATCH_SA = ({"num_reads": 4, "num_sweeps": 64},)
+
+
+def layer_points(W, b, X, bits: int, progress=print) -> list[dict]:
+    """Every method's ``{"method", "seconds", "error"}`` on this layer."""
+    plain = formulate_layer(W, b, X, bits=bits)
+    points = []
+
+    def add(method, seconds, q, q_b):
+        error = float(layer_error(plain, q, q_b, inputs=X).sum())
+        points.append({"method": method, "seconds": seconds, "error": error})
+        progress(f"  int{bits} {method}: {error:.6g} in {seconds:.2f} s")
+
+    tuned_gptq_layer(W[:1], b[:1], X, bits=bits)  # untimed warm-up: imports, caches
+    begin = time.perf_counter()
+    q, q_b, _ = tuned_gptq_layer(W, b, X, bits=bits)
+    gptq_seconds = time.perf_counter() - begin
+    add("GPTQ (tuned)", gptq_seconds, q, q_b)
+    begin = time.perf_counter()
+    cd = cd_layer(W, b, X, bits=bits, start=(q, q_b))
+    add("CD (from tuned GPTQ)", gptq_seconds + time.perf_counter() - begin, *cd)
+    start = np.column_stack([q, q_b])
+    lq = formulate_layer(W, b, X, bits=bits, window_bits=4, center=start)
+    warm = lq.samples(lq.states(start))
+    runs = [(f"batch-sa ({p['num_reads']} reads, {p['num_sweeps']} sweeps)", "batch-sa", p)
+            for p in BATCH_SA]
+    runs += [("lns" + (f", {limit:g} s" if limit else ", to convergence"), "lns",
+              {"seed": 0} | ({"layer_time_limit": limit} if limit else {}))
+             for limit in LNS_LIMITS]
+    runs += [(f"exact-bb, {limit:g} s", "exact-bb", {"layer_time_limit": limit})
+             for limit in EXACT_LIMITS]
+    for label, name, params in runs:
+        sampler = get_sampler(name, **params)
+        # untimed warm-up on one neuron: compiled kernels load, as in bench solvers
+        solve_layer(LayerQUBO.select(lq, [0]), sampler, initial_states=warm[:1])
+        begin = time.perf_counter()
+        solved = solve_layer(lq, sampler, initial_states=warm)
+        seconds = time.perf_counter() - begin
+        samples = [s if lq.energy(i, s) < r.energy else r.sample  # never worse than GPTQ
+                   for i, (r, s) in enumerate(zip(solved, warm))]
+        add(label, gptq_seconds + seconds, *lq.decode(samples))
+    return points
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--bits", type=int, nargs="+", default=[4, 3, 2])
+    parser.add_argument("--out-dir", default="benchmarks")
+    args = parser.parse_args(argv)
+    data = load_dataset(args.dataset)
+    model, _ = reference_model(data)
+    x = data.calibration(1000, seed=0)
+    _, first = linear_layers(model, x)[0]
+    X = np.asarray(layer_inputs(model, [first], x)[0], dtype=np.float64)
+    W, b = first.weight.detach().double().numpy(), first.bias.detach().double().numpy()
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = "python benchmarks/pareto.py " + " ".join(shlex.quote(a) for a in given)
+    result = {"command": command, "dataset": args.dataset, "layer": 0, "calibration": 1000,
+              "points": {}}
+    for bits in args.bits:
+        result["points"][str(bits)] = layer_points(W, b, X, bits)
+    out = Path(args.out_dir)
+    (out / f"pareto_{args.dataset}.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, out / f"pareto_{args.dataset}.png")
+    return 0
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = result["points"]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
+    for axis, (bits, points) in zip(axes[0], panels.items()):
+        families = {}
+        for point in points:
+            family = point["method"].split(" (")[0].split(",")[0]
+            families.setdefault(family, []).append(point)
+        for family, members in families.items():
+            members = sorted(members, key=lambda p: p["seconds"])
+            axis.plot([p["seconds"] for p in members], [p["error"] for p in members],
+                      "o-", label=family)
+        axis.set_xscale("log")
+        axis.set_xlabel("seconds for the layer (2 cores)")
+        axis.set_ylabel("layer error (squared output error)")
+        axis.set_title(f"{result['dataset']} first layer, int{bits}")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Proven lower bounds on a neuron's whole-grid problem, where the optimum is out of reach.
+
+The problem is ``min f(o) = oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (``H``
+symmetric positive semi-definite), the form of :func:`solvers.exact_bb.box.solve_box`.
+:func:`box_lower_bound` first tries to prove the optimum with the box sphere decoder
+(``proof_share`` of its node budget); failing that it certifies a radius:
+
+1. ``o_c``, the minimiser of ``f`` over the real box (a bounded least-squares problem),
+   and ``g = ∇f(o_c)``. For every ``o`` exactly ``f(o) = f(o_c) + g·δ + δᵀHδ`` with
+   ``δ = o − o_c``, and each ``g_j δ_j ≥ min(g_j (low_j − o_c,j), g_j (high_j − o_c,j))``
+   (≈ 0 at a KKT point: the gradient points out of the box on the bounds, vanishes inside).
+2. A radius ``r`` such that **no** integer point of the box has ``δᵀHδ < r``: the sphere
+   decoder's tree around ``o_c`` with its pruning radius fixed at ``r`` is exhausted
+   without a leaf. The largest such ``r`` within the node budget is found by doubling, then
+   bisection (a failed
+   or unfinished test only lowers the upper end), so ``f(o) ≥ f(o_c) + Σ_j min(…) + r``.
+
+A ridge ``ρ`` keeps the Cholesky factor defined on collinear inputs; the bound subtracts
+``ρ · max ‖δ‖²`` over the box, so it stays valid for the true ``H``. A bias with an int32
+range would make that term useless: :func:`neuron_box` gives it the finite range that
+holds every solution as good as a known one, which leaves the minimum unchanged.
+
+Example:
+    >>> import numpy as np
+    >>> H = np.array([[2.0, 0.9], [0.9, 1.0]]); b = np.array([-1.3, 0.4])
+    >>> low, high = np.array([-2, -2]), np.array([1, 1])
+    >>> result = box_lower_bound(H, b, low, high, incumbent=np.array([0, 0]))
+    >>> best = min(float(o @ H @ o + 2 * b @ o) for o in np.ndindex(4, 4)
+    ...            for o in [np.array(o) - 2])
+    >>> result.proven, bool(abs(result.bound - best) < 1e-9)
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from solvers.exact_bb.box import _box_search, _BoxState, _decision_order, solve_box
+
+RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
+BISECTION_STEPS = 12
+BVLS_MAX = 400    # entries: above, the box relaxation is solved by coordinate descent
+BOX_SWEEPS = 30
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    """A proven lower bound on ``min f`` (``proven``: it is the minimum itself)."""
+
+    bound: float
+    proven: bool
+    radius: float       # the certified ``r`` (0 when proven or none certified)
+    seconds: float
+
+
+def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
+                    proof_share: float = 0.5, relaxed=None) -> BoundResult:
+    """A proven lower bound on ``min oᵀHo + 2bᵀo`` over integers in ``[low, high]``.
+
+    Args:
+        H, b, low, high: the problem (see the module docs); ``H`` positive semi-definite.
+        incumbent: a feasible point (its value bounds the radius search from above).
+        max_nodes: search-tree nodes in all (a node budget, not a time limit, so the
+            bound does not depend on the machine's load); ``proof_share`` of them for the
+            exact proof attempt.
+        relaxed: ``(H, b, low, high, constant)``, a problem whose minimum plus
+            ``constant`` is at most this one's (:func:`neuron_box`'s), to certify the
+            radius on instead; ``incumbent[:len(low)]`` must be feasible for it.
+
+    Returns:
+        A :class:`BoundResult`; ``bound`` never exceeds the minimum.
+    """
+    begin = time.perf_counter()
+    H, b = np.asarray(H, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    low, high = np.asarray(low, dtype=np.int64), np.asarray(high, dtype=np.int64)
+    incumbent = np.asarray(incumbent, dtype=np.int64)
+    if len(H) == 0:
+        return BoundResult(0.0, True, 0.0, 0.0)
+    proof = solve_box(H, b, low, high, incumbent=incumbent,
+                      max_nodes=max(int(max_nodes * proof_share), 1))
+    if proof.proven:
+        return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
+    shift = 0.0
+    if relaxed is not None:
+        H, b, low, high, shift = relaxed
+    base, R, centre, lo, hi = _relaxation(H, b, low, high)
+    upper = float(np.sum((R @ (proof.o[:len(H)][_order_of(H)] - centre)) ** 2))
+    certified = _certified_radius(R, centre, lo, hi, upper,
+                                  max_nodes - int(max_nodes * proof_share))
+    bound = min(max(proof.lower_bound, base + shift + certified), proof.value)
+    return BoundResult(bound, False, certified, time.perf_counter() - begin)
+
+
+def _certified_radius(R, centre, lo, hi, upper, nodes) -> float:
+    """The largest radius shown empty within ``nodes``: doubling from ``upper / 2^10``
+    while the tests succeed, then bisection; each test gets an equal share of what is
+    left."""
+    certified, radius, top = 0.0, upper / 1024, None
+    for step in range(BISECTION_STEPS):
+        if top is not None:
+            radius = 0.5 * (certified + top)
+        budget = nodes // (BISECTION_STEPS - step)
+        empty, used = _no_point_within(R, centre, lo, hi, radius, budget)
+        nodes -= used
+        if empty:
+            certified = radius
+            radius = 2 * radius if top is None else radius
+        else:
+            top = radius
+        if top is None and radius >= upper:
+            top = upper
+    return certified
+
+
+def neuron_box(gram, steps, projection, low, high, *, incumbent, bias: bool = True):
+    """The whole-grid problem of one neuron in :func:`box_lower_bound`'s form.
+
+    With entry offsets ``o`` from a base point (``q = base + o``), steps ``e`` and
+    ``p = Âᵀr`` at the base, the error is ``c − 2 Σ e_j o_j p_j + (e∘o)ᵀG(e∘o)``
+    (:meth:`annealq.layer.LayerQUBO.integer_form`). Entries with a zero Gram diagonal
+    (dead inputs) change nothing and are dropped. The bias (the last entry, int32 range)
+    gets the finite range that holds every solution at least as good as ``incumbent``:
+    for fixed weights the error is a parabola in the bias, ``f_w(o_w) + H_bb (β − β*(o_w))²``
+    with ``β*`` linear in the weights, so such a solution has
+    ``|β − β*| ≤ √((f(incumbent) − min f_w) / H_bb)``, with ``min f_w`` bounded below by the
+    real box relaxation. The minimum over this box is the whole grid's minimum.
+
+    Args:
+        gram, steps, projection: ``lq.entry_gram`` and ``integer_form(i)``'s ``e, p``.
+        low, high: the weights' integer offsets allowed (the grid, relative to the base).
+        incumbent: integer offsets ``(f+1,)`` of a known solution (weights, then bias).
+
+    Returns:
+        ``(H, b, low, high, incumbent, live, relaxed)`` over the live weights (``live``:
+        which) and then the bias; ``relaxed = (H, b, low, high, constant)`` is the weights'
+        problem with the bias at its real optimum (``None`` without a bias): its minimum
+        plus ``constant`` is below the neuron's, and its radius bounds are often tighter.
+    """
+    f = len(gram) - 1
+    live = np.flatnonzero(np.diag(gram)[:f] > 0)
+    e, p = steps, projection
+    keep = np.append(live, f) if bias and gram[f, f] > 0 else live
+    H = gram[np.ix_(keep, keep)] * np.outer(e[keep], e[keep])
+    b = -e[keep] * p[keep]
+    start = np.asarray(incumbent, dtype=np.int64)[keep]
+    low, high = np.asarray(low)[live], np.asarray(high)[live]
+    if len(keep) == len(live):
+        return H, b, low, high, start, live, None
+    h, H_bb, b_b = H[:-1, -1], H[-1, -1], b[-1]
+    reduced = H[:-1, :-1] - np.outer(h, h) / H_bb  # the bias at its real optimum
+    floor = _relaxation(reduced, b[:-1] - h * b_b / H_bb, low, high)[0] - b_b**2 / H_bb
+    value = float(start @ H @ start + 2 * b @ start)
+    radius = np.sqrt(max(value - floor, 0.0) / H_bb)
+    # β* = −(h·o_w + b_b) / H_bb over the weights' box
+    reach = np.minimum(h * low, h * high).sum(), np.maximum(h * low, h * high).sum()
+    lo_b = int(np.floor(-(reach[1] + b_b) / H_bb - radius)) - 1
+    hi_b = int(np.ceil(-(reach[0] + b_b) / H_bb + radius)) + 1
+    lo_b, hi_b = min(lo_b, int(start[-1])), max(hi_b, int(start[-1]))
+    relaxed = (reduced, b[:-1] - h * b_b / H_bb, low, high, -b_b**2 / H_bb)
+    return H, b, np.append(low, lo_b), np.append(high, hi_b), start, live, relaxed
+
+
+def _order_of(H) -> np.ndarray:
+    n = len(H)
+    return _decision_order(H + RIDGE * max(float(np.mean(np.diag(H))), 1e-300) * np.eye(n))
+
+
+def _relaxation(H, b, low, high):
+    """``f(o_c) + Σ min(g·δ) − ρ max‖δ‖²`` and the ridged factor around ``o_c``, permuted
+    in the decision order."""
+    from scipy.optimize import lsq_linear  # lazily: scipy.optimize is slow to import
+
+    n = len(H)
+    ridge = RIDGE * max(float(np.mean(np.diag(H))), 1e-300)
+    order = _order_of(H)
+    ridged = (H + ridge * np.eye(n))[np.ix_(order, order)]
+    R = np.linalg.cholesky(ridged).T
+    lo, hi, b_o = low[order], high[order], b[order]
+    # ‖R o + R⁻ᵀ b‖² = oᵀ(H + ρ)o + 2bᵀo + const: a bounded least-squares problem
+    target = -np.linalg.solve(R.T, b_o)
+    H_o = H[np.ix_(order, order)]
+    if n <= BVLS_MAX:
+        solution = lsq_linear(R, target, bounds=(lo.astype(float), hi.astype(float)),
+                              method="bvls", tol=1e-12)
+        centre = np.clip(solution.x, lo, hi)
+    else:  # any point of the box keeps the bound valid; descent makes it a tight one
+        centre = _box_descent(H_o, b_o, lo.astype(float), hi.astype(float))
+    value = float(centre @ H_o @ centre + 2 * b_o @ centre)
+    g = 2 * (H_o @ centre + b_o)
+    linear = float(np.sum(np.minimum(g * (lo - centre), g * (hi - centre))))
+    slack = ridge * float(np.sum(np.maximum((lo - centre) ** 2, (hi - centre) ** 2)))
+    return value + min(linear, 0.0) - slack, R, centre, lo, hi
+
+
+def _box_descent(H, b, lo, hi, sweeps: int = BOX_SWEEPS) -> np.ndarray:
+    """Cyclic coordinate descent on ``oᵀHo + 2bᵀo`` over the real box (each coordinate
+    to its exact clipped minimiser in turn): O(n²) per sweep."""
+    diag = np.diag(H)
+    o = np.clip(-b / np.where(diag > 0, diag, 1.0), lo, hi)
+    gradient = H @ o + b  # half the gradient
+    for _ in range(sweeps):
+        for j in range(len(o)):
+            if diag[j] <= 0:
+                continue
+            new = min(max(o[j] - gradient[j] / diag[j], lo[j]), hi[j])
+            if new != o[j]:
+                gradient += H[:, j] * (new - o[j])
+                o[j] = new
+    return o
+
+
+def _no_point_within(R, centre, lo, hi, radius, max_nodes) -> tuple[bool, int]:
+    """Whether the box holds no integer point with ``‖R(o − centre)‖² < radius`` (the whole
+    tree searched within ``max_nodes``), and the nodes used."""
+    n = len(centre)
+    state, found = _BoxState(n), np.zeros(n, dtype=np.int64)
+    finished, best, used = _box_search(R, centre, lo, hi, found, radius, state.o,
+                                       state.centre, state.partial, state.up, state.down,
+                                       state.meta, max(int(max_nodes), 1))
+    return bool(finished and best >= radius), int(used)

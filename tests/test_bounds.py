@@ -1,0 +1,62 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from annealq import formulate_layer
+from annealq.baselines import layer_error, tuned_gptq_layer
+from solvers.exact_bb.bound import box_lower_bound, neuron_box
+
+
+def _brute(H, b, low, high):
+    points = np.array(list(itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)])))
+    return np.min(np.einsum("ki,ij,kj->k", points, H, points) + 2 * points @ b)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bound_is_below_the_brute_force_minimum_and_equals_it_when_proven(seed,
+                                                                             monkeypatch):
+    if seed % 2:  # the large-neuron path: the box relaxation by coordinate descent
+        monkeypatch.setattr("solvers.exact_bb.bound.BVLS_MAX", 0)
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(12, 6)) @ np.diag(rng.uniform(0.1, 3, 6))
+    A[:, 1] = A[:, 0] + 0.01 * rng.normal(size=12)  # nearly collinear: a hard lattice
+    H, b = A.T @ A, rng.normal(size=6) * 3
+    low, high = np.full(6, -2), np.full(6, 1)
+    best = _brute(H, b, low, high)
+    proved = box_lower_bound(H, b, low, high, incumbent=np.zeros(6, int))
+    assert proved.proven and proved.bound == pytest.approx(best, abs=1e-9)
+    # a budget too small to prove: a certified radius, never above the minimum
+    tight = box_lower_bound(H, b, low, high, incumbent=np.zeros(6, int), max_nodes=8)
+    assert not tight.proven and tight.bound <= best + 1e-9
+
+
+def test_neuron_bounds_are_below_every_method_and_prove_small_neurons():
+    rng = np.random.default_rng(3)
+    X = np.maximum(rng.normal(size=(200, 7)) @ rng.normal(size=(7, 7)), 0)
+    W, bias = rng.normal(size=(5, 7)), rng.normal(size=5)
+    q, q_b, _ = tuned_gptq_layer(W, bias, X, bits=2)
+    plain = formulate_layer(W, bias, X, bits=2)
+    gptq = layer_error(plain, q, q_b, inputs=X)
+    lq = formulate_layer(W, bias, X, bits=2, window_bits=2, center=np.column_stack([q, q_b]))
+    grid = lq.weight_grid
+    for i in range(5):
+        _, e, p = lq.integer_form(i)
+        base = lq.base[i]
+        H, h, low, high, start, live, relaxed = neuron_box(
+            lq.entry_gram, e, p, grid.q_min - base[:-1], grid.q_max - base[:-1],
+            incumbent=np.append(q[i], q_b[i]) - base)
+        assert float(lq.offset[i] + start @ H @ start + 2 * h @ start) == pytest.approx(gptq[i])
+        full = box_lower_bound(H, h, low, high, incumbent=start, relaxed=relaxed)
+        weak = box_lower_bound(H, h, low, high, incumbent=start, relaxed=relaxed,
+                               max_nodes=50)
+        assert full.proven and lq.offset[i] + full.bound <= gptq[i] * (1 + 1e-9)
+        assert weak.bound <= full.bound + 1e-9
+        if i == 0:  # the whole grid by brute force: every weight vector, its best bias
+            weights = np.array(list(itertools.product(range(grid.q_min, grid.q_max + 1),
+                                                      repeat=7)))
+            residual = (X @ W[0] + bias[0])[:, None] - X @ (weights * grid.step[0]).T
+            step_b = lq.bias_grid.step[0]
+            q_bias = np.rint(residual.mean(axis=0) / step_b)
+            errors = np.sum((residual - q_bias * step_b) ** 2, axis=0)
+            assert lq.offset[i] + full.bound == pytest.approx(errors.min(), rel=1e-9)
