@@ -34,6 +34,7 @@ import numpy as np
 
 from annealq.grid import Grid, bias_grid, weight_grid
 from annealq.layer import BIAS_LABEL, LayerQUBO, weight_label
+from annealq.statistics import statistics_of
 
 __all__ = ["BIAS_LABEL", "LayerQUBO", "formulate_layer", "weight_label"]
 
@@ -46,7 +47,10 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     Args:
         weight: ``(n, f)`` float weights (numpy array or CPU torch tensor).
         bias: ``(n,)`` float bias, or ``None`` for a layer without one.
-        inputs: ``X̂ (m, f)``, what the *quantized* network feeds this layer.
+        inputs: ``X̂ (m, f)``, what the *quantized* network feeds this layer; or, when
+            the rows are too many to hold (a convolution's patches), the ``inputs`` side of
+            an :class:`~annealq.statistics.InputStatistics` (``float_inputs`` then its
+            ``float_inputs`` side or ``None``): the same QUBO from the rows' moments.
         bits: weight bit width, 1..8.
         float_inputs: ``X (m, f)``, what the float network feeds it (defaults to ``inputs``);
             the target is ``X Wᵀ + b``.
@@ -76,11 +80,16 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     W = _as_matrix(weight, "weight")
     n, f = W.shape
     b = np.zeros(n) if bias is None else _as_vector(bias, "bias", n)
-    X_hat = _as_inputs(inputs, "inputs", f)
-    X = X_hat if float_inputs is None else _as_inputs(float_inputs, "float_inputs", f)
-    if X.shape[0] != X_hat.shape[0]:
-        raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
-                         f"{X_hat.shape[0]}: they must be the same calibration samples")
+    stats = statistics_of(inputs, float_inputs)
+    if stats is None:
+        X_hat = _as_inputs(inputs, "inputs", f)
+        X = X_hat if float_inputs is None else _as_inputs(float_inputs, "float_inputs", f)
+        if X.shape[0] != X_hat.shape[0]:
+            raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
+                             f"{X_hat.shape[0]}: they must be the same calibration samples")
+    elif stats.features != f or stats.rows == 0:
+        raise ValueError(f"the input statistics have {stats.features} features and "
+                         f"{stats.rows} rows; the weight has {f} columns")
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
 
     w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel)
@@ -100,7 +109,26 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     entry_step = np.column_stack([np.repeat(w_grid.step[:, None], f, axis=1), b_grid.step])
     scales = entry_step[:, columns] * weights
 
-    # One Gram product for the layer and one product for every neuron's linear terms.
+    if stats is None:
+        entry_gram, projection, offset = _data_terms(W, b, X_hat, X, w_grid, b_grid, base)
+    else:  # the same terms from the rows' moments (annealq.statistics)
+        down = np.column_stack([w_grid.dequantize(base[:, :-1]), b_grid.dequantize(base[:, -1])])
+        offset, projection = stats.residual(values, down)
+        entry_gram, projection = stats.gram, projection.T
+    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
+        else entry_gram[np.ix_(columns, columns)]
+    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
+    linear[~free] = 0.0
+
+    return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
+                     has_bias=bias is not None, columns=columns, weights=weights,
+                     window_bits=k_w, bias_window_bits=k_b)
+
+
+def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
+    """``ÂᵀÂ``, ``Âᵀ R`` ``(f+1, n)`` and ``‖r_i‖²`` at the all-down integers ``base``:
+    one Gram product for the layer and one product for every neuron's linear terms."""
+    f = W.shape[1]
     target = X @ W.T + b
     residual = target - X_hat @ w_grid.dequantize(base[:, :-1]).T - b_grid.dequantize(base[:, -1])
     entry_gram = np.empty((f + 1, f + 1))
@@ -108,15 +136,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     entry_gram[:f, f] = entry_gram[f, :f] = X_hat.sum(axis=0)
     entry_gram[f, f] = X_hat.shape[0]
     projection = np.vstack([X_hat.T @ residual, residual.sum(axis=0)])  # Âᵀ R, (f+1, n)
-    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
-        else entry_gram[np.ix_(columns, columns)]
-    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
-    linear[~free] = 0.0
-    offset = np.einsum("mi,mi->i", residual, residual)
-
-    return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
-                     has_bias=bias is not None, columns=columns, weights=weights,
-                     window_bits=k_w, bias_window_bits=k_b)
+    return entry_gram, projection, np.einsum("mi,mi->i", residual, residual)
 
 
 def _window_sizes(window_bits, bias_window_bits, bits) -> tuple[int, int]:

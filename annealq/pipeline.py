@@ -30,18 +30,21 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from annealq.activations import ActivationGrid, QuantizedInputLinear
+from annealq.activations import ActivationGrid
 from annealq.baselines import adaround_layer, cd_layer, gptq_layer
 from annealq.cache import open_cache
 from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig
+from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
 from annealq.data.datasets import Dataset
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
+from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
 from annealq.registry import resolve_sampler
 from annealq.report import build_report
+from annealq.statistics import output_error
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
@@ -101,7 +104,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     config = _config(config, bits, solver, options)
     dataset, calibration, evaluation = _calibration_data(
         calibration, config.calibration_size, evaluation, config.seed)
-    model = _validate_model(model).eval()
+    # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
+    model, folded = fold_batchnorm(_validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
 
     sampler = None
@@ -127,7 +131,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
-                                 len(calibration), accuracies, timing)
+                                 len(calibration), accuracies, timing, folded=folded)
     return result
 
 
@@ -165,12 +169,12 @@ class _Run:
         quantized = copy.deepcopy(model)
         result = QuantizationResult(quantized, self.solver_name, method=config.method)
         float_inputs = layer_inputs(model, [layer for _, layer in float_layers], calibration)
-        total = sum(layer.out_features for _, layer in float_layers)
+        total = sum(outputs(layer) for _, layer in float_layers)
         # disable=None: a bar on a terminal only, so logs and pipes stay clean
         with tqdm(total=total, unit="neuron", desc=f"{config.method} int{config.bits}",
                   disable=True if quiet else None) as bar:
             for (name, float_layer), X in zip(float_layers, float_inputs):
-                bar.set_postfix_str(f"layer {name} ({float_layer.out_features} neurons)")
+                bar.set_postfix_str(f"layer {name} ({outputs(float_layer)} neurons)")
                 layer = self._layer(result, name, float_layer, X, calibration)
                 result.layers.append(layer)
                 bar.update(layer.out_features)
@@ -189,14 +193,14 @@ class _Run:
         if config.activation_bits is not None:
             input_grid = ActivationGrid.calibrate(raw, bits=config.activation_bits)
             raw = input_grid.fake_quantize(raw)
-            module = QuantizedInputLinear.from_linear(module, input_grid)
+            module = with_input_grid(module, input_grid)
             if name:
                 replace_module(quantized, name, module)
             else:  # the model is this one nn.Linear
                 result.model = module
             options["input_step"] = input_grid.step
-        X_hat = raw.double().cpu().numpy()
-        weight, bias = float_layer.weight, float_layer.bias
+        X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
+        weight, bias = dense_parameters(float_layer)
         lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
@@ -211,11 +215,12 @@ class _Run:
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
-                            lq.bias_grid.step, _output_error(lq, X, X_hat, q, q_b),
-                            _output_error(lq, X, X_hat, rtn[:, :-1], rtn[:, -1]), seconds,
+                            lq.bias_grid.step, output_error(lq, q, q_b, X_hat, X),
+                            output_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X), seconds,
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
-                            weight_offset=lq.weight_grid.offset, proven_optimal=proven)
+                            weight_offset=lq.weight_grid.offset, proven_optimal=proven,
+                            **describe_layer(float_layer, X_hat))
         write_layer(module, layer)
         return layer
 
@@ -256,14 +261,6 @@ class _Run:
         q, q_b = function(weight, bias, X_hat, bits=self.config.bits, float_inputs=X,
                           **grid_options, **extra)
         return np.asarray(q, dtype=np.int64), np.asarray(q_b, dtype=np.int64)
-
-
-def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
-    """``‖X Wᵀ + b − X̂ (s q)ᵀ − s_b q_b‖²``: the layer's squared output error, directly."""
-    f = lq.n_inputs
-    target = X @ lq.values[:, :f].T + lq.values[:, f]
-    output = X_hat @ lq.weight_grid.dequantize(q).T + lq.bias_grid.dequantize(q_b)
-    return float(np.sum((target - output) ** 2))
 
 
 def _calibration_data(calibration, size, evaluation, seed):

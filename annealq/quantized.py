@@ -54,6 +54,8 @@ class LayerResult:
     input_grid: ActivationGrid | None = None
     weight_offset: np.ndarray | None = None
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
+    kernel: list | None = None  # a conv's [C_out, C_in, kh, kw] (the weight's rows flatten it)
+    patches: int | None = None  # a conv's calibration rows: patches of all images
 
     @property
     def weight(self) -> np.ndarray:
@@ -71,6 +73,8 @@ class LayerResult:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
             entry["proven_optimal"] = self.proven_optimal
+        if self.kernel is not None:
+            entry.update(kernel=list(self.kernel), patches=self.patches)
         return entry
 
     def to_dict(self) -> dict:
@@ -132,7 +136,8 @@ def write_layer(module, layer: LayerResult) -> None:
     import torch
 
     with torch.no_grad():
-        module.weight.copy_(torch.as_tensor(layer.weight))
+        # a conv's weight (C_out, C_in, kh, kw) is its rows (C_out, C_in·kh·kw)
+        module.weight.copy_(torch.as_tensor(layer.weight).reshape(module.weight.shape))
         if module.bias is not None:
             module.bias.copy_(torch.as_tensor(layer.int_bias * layer.bias_step))
 
