@@ -72,7 +72,7 @@ class CNNConfig:
 
 
 REFERENCE_CNNS = {
-    "digits": CNNConfig((1, 8, 8), False, (8, 16), (False, True), epochs=20, batch_size=64),
+    "digits": CNNConfig((1, 8, 8), False, (8, 16), (False, True), epochs=8, batch_size=64),
     "cifar10": CNNConfig((3, 32, 32), True, (32, 64, 128), (True, True, True), epochs=10,
                          flip=True),
 }
