@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                                "min/max (two levels {min, max} at one bit)")
     quantize.add_argument("--per-channel", action="store_true",
                           help="one grid per output neuron instead of one per layer")
+    quantize.add_argument("--group-size", type=int, default=None, metavar="G",
+                          help="one weight step per G consecutive inputs of each row "
+                               "(GPTQ/AWQ-style int4 groups; still an exact QUBO)")
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")

@@ -98,8 +98,9 @@ def run_demo(args) -> int:
 def _grid_options(args) -> dict:
     """The formulation options the user changed from their defaults."""
     options = {"window_bits": args.window_bits, "scheme": args.scheme,
-               "per_channel": args.per_channel}
-    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False}
+               "per_channel": args.per_channel, "group_size": args.group_size}
+    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False,
+                "group_size": None}
     return {k: v for k, v in options.items() if v != defaults[k]}
 
 

@@ -41,7 +41,8 @@ __all__ = ["BIAS_LABEL", "LayerQUBO", "formulate_layer", "weight_label"]
 def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                     scheme: str = "reference", per_channel: bool = False,
                     bias_step=None, input_step=None, window_bits: int = 1,
-                    bias_window_bits: int | None = None, center=None) -> LayerQUBO:
+                    bias_window_bits: int | None = None, center=None,
+                    group_size: int | None = None) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
@@ -69,6 +70,8 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
             ``window_bits=1``, else ``window_bits + 2``) on its int32 grid.
         center: optional integers ``(n, f+1)`` (weights, then bias) to centre the windows
             on, e.g. GPTQ's solution, so that it is representable (a warm start).
+        group_size: one weight step per ``group_size`` consecutive inputs of each row
+            (:func:`~annealq.grid.weight_grid`); each variable carries its group's step.
 
     Returns:
         A :class:`LayerQUBO`.
@@ -92,7 +95,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                          f"{stats.rows} rows; the weight has {f} columns")
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
 
-    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel)
+    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size)
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
     values = np.column_stack([W, b])
     if k_w == 1 and k_b == 1 and center is None:
@@ -106,7 +109,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         if bias is None:
             base[:, -1] = 0
             free[:, columns == f] = False
-    entry_step = np.column_stack([np.repeat(w_grid.step[:, None], f, axis=1), b_grid.step])
+    entry_step = np.column_stack([w_grid.column_steps(f), b_grid.step])
     scales = entry_step[:, columns] * weights
 
     if stats is None:

@@ -220,6 +220,7 @@ class _Run:
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
                             weight_offset=lq.weight_grid.offset, proven_optimal=proven,
+                            group_size=lq.weight_grid.group_size,
                             **describe_layer(float_layer, X_hat))
         write_layer(module, layer)
         return layer

@@ -19,6 +19,7 @@ import numpy as np
 
 from annealq.activations import ActivationGrid
 from annealq.files import atomic_write
+from annealq.grid import Grid
 
 FORMAT = "annealq.quantized"
 FORMAT_VERSION = 1
@@ -56,13 +57,14 @@ class LayerResult:
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
     kernel: list | None = None  # a conv's [C_out, C_in, kh, kw] (the weight's rows flatten it)
     patches: int | None = None  # a conv's calibration rows: patches of all images
+    group_size: int | None = None  # weight_step (and offset) (n, groups): one per g inputs
 
     @property
     def weight(self) -> np.ndarray:
         """The dequantized weights ``offset + int_weight * weight_step`` (offset: affine
-        grids only)."""
-        values = self.int_weight * self.weight_step[:, None]
-        return values if self.weight_offset is None else values + self.weight_offset[:, None]
+        grids only; steps and offsets per group of inputs with ``group_size``)."""
+        grid = Grid(self.weight_step, 0, 0, self.weight_offset, self.group_size)
+        return grid.dequantize(self.int_weight)
 
     def report(self) -> dict:
         entry = {"name": self.name, "in_features": self.in_features,
@@ -73,6 +75,8 @@ class LayerResult:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
             entry["proven_optimal"] = self.proven_optimal
+        if self.group_size is not None:
+            entry["group_size"] = self.group_size
         if self.kernel is not None:
             entry.update(kernel=list(self.kernel), patches=self.patches)
         return entry
