@@ -33,6 +33,14 @@ METHODS = (
     ("QUBO down/up, neal (1 read, 1,000 sweeps)", "qubo", "neal", {}, {}),
     ("QUBO whole grid to int4 (4-bit window), lns from GPTQ", "qubo", "lns", {},
      {"window_bits": 4, "start": "gptq"}),
+    # group-wise steps: one per g consecutive inputs of each row (int4 checkpoints' layout)
+    *((f"{name}, groups of {g}", method, solver, params, {**extra, "group_size": g})
+      for g in (32, 128)
+      for name, method, solver, params, extra in (
+          ("RTN", "rtn", None, None, {}),
+          ("GPTQ (act-order, 1 % damping)", "gptq", None, None, {}),
+          ("QUBO whole grid, lns from GPTQ", "qubo", "lns", {},
+           {"window_bits": 4, "start": "gptq"}))),
 )
 
 
