@@ -233,3 +233,49 @@ def test_quantized_cnn_saves_and_reloads(tmp_path):
     np.testing.assert_allclose(conv.weight.detach().numpy().reshape(4, -1),
                                first.int_weight * first.weight_step[:, None], rtol=1e-6)
     assert first.int_weight.min() >= -2 and first.int_weight.max() <= 1
+
+
+class _Net(nn.Module):
+    """Not a Sequential: the head is registered first but runs last."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4 * 4 * 4, 3)
+        self.body = nn.Conv2d(2, 4, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = F.avg_pool2d(torch.relu(self.norm(self.body(x))), 2)
+        return self.head(y.flatten(1))
+
+
+def _outputs(model, names, x):
+    found = {}
+    def keep(name):
+        def hook(module, inputs, output):
+            found[name] = output.detach().double()  # returns None: the output stays
+        return hook
+
+    hooks = [model.get_submodule(n).register_forward_hook(keep(n)) for n in names]
+    with torch.no_grad():
+        model(torch.as_tensor(x))
+    for hook in hooks:
+        hook.remove()
+    return found
+
+
+def test_any_module_is_captured_in_execution_order_with_exact_errors():
+    torch.manual_seed(5)
+    model = _Net().eval()
+    with torch.no_grad():
+        model.norm.running_var.uniform_(0.5, 2.0)
+    x = _data(10)
+    result = quantize(model, x, bits=2, method="cd", cache=False, quiet=True)
+    assert [layer.name for layer in result.layers] == ["body", "head"]
+    assert result.report["folded_batchnorm"] == [{"layer": "body", "batchnorm": "norm"}]
+    folded, _ = fold_batchnorm(model, x)
+    target = _outputs(folded, ["body", "head"], x)
+    output = _outputs(result.model, ["body", "head"], x)
+    for layer in result.layers:
+        error = ((target[layer.name] - output[layer.name]) ** 2).sum().item()
+        assert layer.energy == pytest.approx(error, rel=1e-4)
