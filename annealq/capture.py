@@ -32,7 +32,7 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
         for hook in hooks:
             hook.remove()
     if not order:
-        raise ValueError("the model has no nn.Linear (or nn.Conv2d) layer to quantize")
+        raise ValueError("the model has no nn.Linear layer to quantize (and no nn.Conv2d)")
     return [(names[module], module) for module in order]
 
 
