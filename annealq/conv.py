@@ -118,7 +118,9 @@ def layer_rows(module, inputs, float_inputs):
     if isinstance(module, nn.Conv2d):
         stats = patch_statistics(module, inputs, float_inputs)
         return stats.inputs, stats.float_inputs
-    return inputs.double().cpu().numpy(), float_inputs
+    if hasattr(inputs, "detach"):  # the tensor a hook captured
+        inputs = inputs.detach().double().cpu().numpy()
+    return inputs, float_inputs
 
 
 def describe_layer(module, inputs) -> dict:

@@ -4,7 +4,8 @@
 :class:`~annealq.protocol.LayerSampler` gets the whole layer from its shared form, any
 other ``dimod.Sampler`` one BQM per neuron. With a cache, the solver is wrapped in the
 caching composite (:class:`~annealq.cache.CachedSampler`), so cache hits are handled in
-one place for every path.
+one place for every path. Where the problems run is the ``executor``'s business
+(:mod:`annealq.executors`: this process, local processes, Dask, Leap's futures).
 
 Example:
     >>> import dimod
@@ -21,14 +22,16 @@ from collections.abc import Iterable, Mapping
 import dimod
 
 from annealq.cache import CachedSampler, CacheStore
+from annealq.executors.base import BQMWork, Executor, InlineExecutor, LayerWork
 from annealq.protocol import LayerSampler
 from annealq.results import SolveResult
-from annealq.solve import call_parameters, solve_one
+from annealq.solve import call_parameters
 
 
 def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sampler, *,
                initial_states: Iterable[Mapping] | None = None,
                cache: CacheStore | None = None, solver_name: str | None = None,
+               executor: Executor | None = None, progress=None,
                **parameters) -> list[SolveResult]:
     """Solve each BQM with ``sampler`` and return its lowest-energy sample.
 
@@ -43,19 +46,24 @@ def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sample
             sampler's ``initial_states`` when it accepts them.
         cache: a ``CacheStore``, or ``None`` for no caching.
         solver_name: names the solver in cache keys (default: the sampler's class).
+        executor: where the problems are solved (default: here, one after another).
+        progress: called with a count as problems are answered.
         **parameters: passed to ``sampler.sample``.
     """
     bqms = list(bqms)
     starts = _starts(initial_states, len(bqms))
     if cache is not None:
-        return CachedSampler(sampler, cache, solver_name).sample_bqms(
+        return CachedSampler(sampler, cache, solver_name, executor=executor,
+                             progress=progress).sample_bqms(
             bqms, initial_states=starts, **parameters)
-    return [solve_one(bqm, sampler, call_parameters(bqm, sampler, start, parameters))[0]
-            for bqm, start in zip(bqms, starts)]
+    calls = [call_parameters(bqm, sampler, start, parameters)
+             for bqm, start in zip(bqms, starts)]
+    return _run(BQMWork(sampler, bqms, calls), len(bqms), executor, progress)
 
 
 def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None,
                 cache: CacheStore | None = None, solver_name: str | None = None,
+                executor: Executor | None = None, progress=None,
                 **parameters) -> list[SolveResult]:
     """Solve every neuron of a :class:`~annealq.layer.LayerQUBO`, in neuron order.
 
@@ -65,12 +73,27 @@ def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None,
     :func:`annealq.cache.layer_hashes`).
     """
     starts = None if initial_states is None else _starts(initial_states, lq.n_neurons)
+    rows = list(range(lq.n_neurons))
     if cache is not None:
-        sampler = CachedSampler(sampler, cache, solver_name)
+        return CachedSampler(sampler, cache, solver_name, executor=executor,
+                             progress=progress).sample_layer(
+            lq, neurons=rows, initial_states=starts, **parameters)
     if isinstance(sampler, LayerSampler):
-        return sampler.sample_layer(lq, neurons=list(range(lq.n_neurons)),
-                                    initial_states=starts, **parameters)
-    return solve_bqms(lq.bqms(), sampler, initial_states=starts, **parameters)
+        return _run(LayerWork(sampler, lq, rows, starts, parameters), len(rows), executor,
+                    progress)
+    return solve_bqms(lq.bqms(), sampler, initial_states=starts, executor=executor,
+                      progress=progress, **parameters)
+
+
+def _run(work, count: int, executor, progress) -> list[SolveResult]:
+    """Every position of ``work`` through ``executor``, back in order."""
+    executor = InlineExecutor() if executor is None else executor
+    results: list = [None] * count
+    for k, result, _ in executor.solve(work, range(count)):
+        results[k] = result
+        if progress is not None:
+            progress(1)
+    return results
 
 
 def _starts(initial_states, count: int) -> list:

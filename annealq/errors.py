@@ -15,3 +15,7 @@ class ProblemTooLargeError(AnnealqError, ValueError):
 
 class DatasetNotFoundError(AnnealqError, FileNotFoundError):
     """A dataset's files are not in the data folder and cannot be downloaded here."""
+
+
+class TokenRejectedError(SolverUnavailableError):
+    """Leap refused the configured D-Wave API token (HTTP 401); never falls back."""

@@ -58,6 +58,7 @@ class LayerResult:
     kernel: list | None = None  # a conv's [C_out, C_in, kh, kw] (the weight's rows flatten it)
     patches: int | None = None  # a conv's calibration rows: patches of all images
     group_size: int | None = None  # weight_step (and offset) (n, groups): one per g inputs
+    execution: dict | None = None  # solved_by, wall vs summed solve seconds (QUBO runs)
 
     @property
     def weight(self) -> np.ndarray:
@@ -79,6 +80,8 @@ class LayerResult:
             entry["group_size"] = self.group_size
         if self.kernel is not None:
             entry.update(kernel=list(self.kernel), patches=self.patches)
+        if self.execution is not None:
+            entry.update(self.execution)
         return entry
 
     def to_dict(self) -> dict:

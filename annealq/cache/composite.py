@@ -5,8 +5,9 @@ a list of BQMs (:meth:`~CachedSampler.sample_bqms`) or a whole layer
 (:meth:`~CachedSampler.sample_layer`, for any child: a layer solver gets the misses at
 once, any other sampler one BQM per miss) goes through the same steps, written once in
 ``_answer``: one lookup for all keys, a hit kept only when it covers exactly the problem's
-variables (its energy recomputed from the problem), the misses solved, and each result
-committed as soon as it is solved.
+variables (its energy recomputed from the problem), the misses handed to an
+:class:`~annealq.executors.Executor` (in this process by default; local processes, a Dask
+cluster or Leap's futures otherwise), and each result committed as soon as it arrives.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import dimod
 
 from annealq.cache.keys import bqm_hash, cache_key, layer_hashes, validate_text
 from annealq.cache.store import CacheStore
-from annealq.protocol import LayerSampler
+from annealq.executors.base import BQMWork, Executor, InlineExecutor, LayerWork
+from annealq.protocol import CloudSampler, LayerSampler
 from annealq.results import SolveResult
 from annealq.solve import call_parameters, solve_one
 
@@ -32,8 +34,12 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         child: any ``dimod.Sampler`` (a :class:`~annealq.protocol.LayerSampler` is given
             a layer's misses at once).
         store: where results live.
-        solver_name: part of every key; name the solver *and* its configuration (which
-            QPU, which time limit) when they change answers. Default: the child's class.
+        solver_name: part of every key; name the solver *and* its configuration when they
+            change answers. Default: the child's class. A cloud child's identity (which
+            QPU or hybrid solver, the mock's topology) is appended.
+        executor: where misses are solved (default: in this process, in order).
+        progress: called with a count as problems are answered (hits at once, misses as
+            each result arrives), e.g. a progress bar's ``update``.
         **fixed_parameters: passed to every ``child.sample`` call and part of every key;
             ``sample()``'s own keyword arguments override them.
 
@@ -53,16 +59,20 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
     """
 
     def __init__(self, child: dimod.Sampler, store: CacheStore, solver_name: str | None = None,
-                 **fixed_parameters):
+                 *, executor: Executor | None = None, progress=None, **fixed_parameters):
         if not isinstance(store, CacheStore):
             raise TypeError(f"store must be a CacheStore, got {type(store).__name__}")
         if solver_name is None:
             solver_name = f"{type(child).__module__}.{type(child).__qualname__}"
+        if isinstance(child, CloudSampler):  # which QPU or hybrid solver answered
+            solver_name = f"{solver_name}@{child.identity}"
         validate_text(solver_name, "solver_name")
         self._children = [child]
         self.store = store
         self.solver_name = solver_name
         self.fixed_parameters = dict(fixed_parameters)
+        self.executor = InlineExecutor() if executor is None else executor
+        self.progress = progress
         self.hits = 0
         self.misses = 0
 
@@ -113,12 +123,10 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
                  for bqm, start in zip(bqms, starts)]
         keys = [self.key(bqm, **kwargs) for bqm, kwargs in zip(bqms, calls)]
 
-        def solve(misses):
-            for k in misses:
-                yield (k, *solve_one(bqms[k], self.child, calls[k]))
-
+        work = BQMWork(self.child, bqms, calls)
         return self._answer(keys, [set(bqm.variables) for bqm in bqms],
-                            lambda k, sample: float(bqms[k].energy(sample)), solve)
+                            lambda k, sample: float(bqms[k].energy(sample)),
+                            lambda misses: self.executor.solve(work, misses))
 
     def sample_layer(self, lq, *, neurons=None, initial_states=None,
                      **parameters) -> list[SolveResult]:
@@ -136,16 +144,10 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
                           {**keyed, "initial_state": None if starts is None else starts[k]})
                 for k, i in enumerate(rows)]
 
-        def solve(misses):
-            solved = self.child.sample_layer(
-                lq, neurons=[rows[k] for k in misses],
-                initial_states=None if starts is None else [starts[k] for k in misses],
-                **parameters)
-            for k, result in zip(misses, solved):
-                yield k, result, None
-
+        work = LayerWork(self.child, lq, rows, starts, parameters)
         return self._answer(keys, [set(lq.variables(i)) for i in rows],
-                            lambda k, sample: lq.energy(rows[k], sample), solve)
+                            lambda k, sample: lq.energy(rows[k], sample),
+                            lambda misses: self.executor.solve(work, misses))
 
     def _answer(self, keys, variables, energy_of, solve) -> list[SolveResult]:
         """Hits from one lookup, then ``solve(misses)``'s ``(k, result, sampleset)``, each
@@ -160,8 +162,15 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         misses = [k for k, result in enumerate(results) if result is None]
         self.hits += len(keys) - len(misses)
         self.misses += len(misses)
+        self._advance(len(keys) - len(misses))
         if misses:
             for k, result, sampleset in solve(misses):
-                self.store.put(keys[k], self.solver_name, result, sampleset)
+                if not result.info.get("fallback"):  # a stand-in's answer: retry next run
+                    self.store.put(keys[k], self.solver_name, result, sampleset)
                 results[k] = result
+                self._advance(1)
         return results
+
+    def _advance(self, count: int) -> None:
+        if self.progress is not None and count:
+            self.progress(count)
