@@ -134,7 +134,13 @@ def main(argv=None) -> int:
                         help="columns or method names to run (default all)")
     parser.add_argument("--calibration", type=int, default=1000)
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent))
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="only rewrite CNN.md from cnn_results.json (nothing is run)")
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        table = json.loads((Path(args.out_dir) / "cnn_results.json").read_text())
+        (Path(args.out_dir) / "CNN.md").write_text(markdown(table))
+        return 0
     columns = [m for m in METHODS if args.methods is None or m[0] in args.methods
                or m[1] in args.methods]
     command = "python benchmarks/cnn.py " + " ".join(map(shlex.quote, argv or sys.argv[1:]))
