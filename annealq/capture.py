@@ -1,5 +1,6 @@
-"""Capture: find a torch model's ``nn.Linear`` layers through forward hooks, in execution
-order, and record what each one receives on the calibration set.
+"""Capture: find a torch model's ``nn.Linear`` and ``nn.Conv2d`` layers through forward
+hooks, in execution order, and record what each one receives on the calibration set. Any
+module works (not only ``nn.Sequential``): a layer is reached when the forward pass runs it.
 
 Example:
     >>> import numpy as np, torch
@@ -15,20 +16,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from annealq.conv import quantizable, unsupported_reason
+
 
 def linear_layers(model, example) -> list[tuple[str, object]]:
-    """The model's ``nn.Linear`` modules as ``(name, module)`` in execution order."""
+    """The model's quantizable layers (``nn.Linear``, ``nn.Conv2d`` with ``groups=1``) as
+    ``(name, module)`` in the order the forward pass runs them."""
     names = {module: name for name, module in model.named_modules()}
     order: list = []
     hooks = [module.register_forward_hook(lambda m, i, o: order.append(m) if m not in order else None)
-             for module in model.modules() if isinstance(module, nn.Linear)]
+             for module in model.modules() if quantizable(module)]
     try:
         forward(model, example)
     finally:
         for hook in hooks:
             hook.remove()
     if not order:
-        raise ValueError("the model has no nn.Linear layer to quantize")
+        raise ValueError("the model has no nn.Linear layer to quantize (and no nn.Conv2d)")
     return [(names[module], module) for module in order]
 
 
@@ -38,15 +42,19 @@ def replace_module(root, name: str, module) -> None:
 
 
 def layer_inputs(model, modules, calibration) -> list[np.ndarray]:
-    """What each of ``modules`` receives in one forward pass, as ``(m, f)`` float64."""
-    return [x.double().cpu().numpy() for x in layer_input_tensors(model, modules, calibration)]
+    """What each of ``modules`` receives in one forward pass: ``(m, f)`` float64 arrays for
+    linear layers, the input tensors ``(N, C, H, W)`` themselves for convolutions."""
+    return [x if isinstance(module, nn.Conv2d) else x.double().cpu().numpy()
+            for module, x in zip(modules, layer_input_tensors(model, modules, calibration))]
 
 
 def layer_input_tensors(model, modules, calibration) -> list:
     captured: dict = {}
 
     def capture(module, inputs, output):
-        captured.setdefault(module, inputs[0].detach().reshape(-1, module.in_features))
+        x = inputs[0].detach()
+        captured.setdefault(module, x if isinstance(module, nn.Conv2d)
+                            else x.reshape(-1, module.in_features))
 
     hooks = [module.register_forward_hook(capture) for module in modules]
     try:
@@ -79,8 +87,7 @@ def not_quantized(model, float_layers) -> list[dict]:
         count = sum(p.numel() for p in module.parameters(recurse=False))
         if count == 0 or name in done:
             continue
-        reason = ("not run on the calibration inputs" if isinstance(module, nn.Linear)
-                  else "not an nn.Linear: kept in float")
+        reason = unsupported_reason(module) or "not run on the calibration inputs"
         entries.append({"name": name, "type": type(module).__name__, "parameters": count,
                         "reason": reason})
     return entries

@@ -148,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--model", metavar="FILE", help="a torch.save(model) or TorchScript "
                           "file (default: the dataset's reference MLP, trained once and cached)")
     quantize.add_argument("--bits", type=_BITS, required=True, help="weight bits, 1..8")
+    _arch_option(quantize)
     _solver_options(quantize, default="auto")
     quantize.add_argument("--method", default="qubo",
                           help="qubo (default), rtn, gptq, cd or adaround")
@@ -161,6 +162,9 @@ def _parser() -> argparse.ArgumentParser:
                                "min/max (two levels {min, max} at one bit)")
     quantize.add_argument("--per-channel", action="store_true",
                           help="one grid per output neuron instead of one per layer")
+    quantize.add_argument("--group-size", type=int, default=None, metavar="G",
+                          help="one weight step per G consecutive inputs of each row "
+                               "(GPTQ/AWQ-style int4 groups; still an exact QUBO)")
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")
@@ -190,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train (again) and cache a dataset's reference MLP")
     train.add_argument("--dataset", required=True, metavar="NAME")
+    _arch_option(train)
     train.add_argument("--out", metavar="FILE",
                        help="also save the whole module here (torch.save(model))")
     _data_options(train)
@@ -200,6 +205,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_bench_parser(commands)
     return parser
+
+
+def _arch_option(parser) -> None:
+    parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
+                        help="the reference model: the dataset's MLP (default) or its CNN "
+                             "(digits and cifar10; convs quantized like dense layers)")
 
 
 def _data_options(parser) -> None:

@@ -15,6 +15,7 @@ from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import QuantizeConfig
 from annealq.credentials import token_configured
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
+from annealq.data.cnn import reference_cnn
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
 from annealq.files import atomic_write, check_writable, write_together
 from annealq.grid import validate_bits
@@ -124,8 +125,9 @@ def run_demo(args) -> int:
 def _grid_options(args) -> dict:
     """The formulation options the user changed from their defaults."""
     options = {"window_bits": args.window_bits, "scheme": args.scheme,
-               "per_channel": args.per_channel}
-    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False}
+               "per_channel": args.per_channel, "group_size": args.group_size}
+    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False,
+                "group_size": None}
     return {k: v for k, v in options.items() if v != defaults[k]}
 
 
@@ -169,8 +171,8 @@ def run_quantize(args) -> int:
         if args.model:
             model, origin = load_model(args.model, example=data.x_test[:64]), args.model
         else:
-            model, path = reference_model(data, seed=args.seed)
-            origin = f"reference model, seed {args.seed}, cached at {path}"
+            model, path = _reference(args, data)
+            origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
         check_model_fits(model, data, origin)
         if args.dry_run:
             print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
@@ -242,15 +244,21 @@ def run_train(args) -> int:
     check_writable("--out", args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
-    model, path = reference_model(data, seed=args.seed, retrain=True)
+    model, path = _reference(args, data, retrain=True)
     seconds = time.perf_counter() - start
-    print(f"{data.name} MLP {describe(model)}: test accuracy "
+    print(f"{data.name} {describe(model)}: test accuracy "
           f"{accuracy(model, data.x_test, data.y_test):.2%}, trained in {seconds:.1f} s "
           f"(seed {args.seed}); cached at {path}")
     if args.out:
         atomic_write(args.out, lambda stream: torch.save(model, stream))
         print(f"model written to {args.out}")
     return 0
+
+
+def _reference(args, data, retrain: bool = False):
+    """The dataset's reference model of ``--arch`` (``mlp`` or ``cnn``) and its cache file."""
+    build = reference_cnn if getattr(args, "arch", "mlp") == "cnn" else reference_model
+    return build(data, seed=args.seed, retrain=retrain)
 
 
 def _json_writer(data):
@@ -263,7 +271,7 @@ def _print_summary(result, data, model, origin) -> None:
     solver = report["solver"] or report["method"]
     inputs = (f"int{report['activation_bits']} activations" if report["activation_bits"]
               else "float activations")
-    print(f"{data.name}: MLP {describe(model)} ({origin})")
+    print(f"{data.name}: {describe(model)} ({origin})")
     print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
           + (f", solver {report['solver']}" if report["solver"] else "")
           + f"; {report['calibration_size']} calibration images from the training split, "
@@ -275,10 +283,18 @@ def _print_summary(result, data, model, origin) -> None:
     print("\n" + header)
     for layer in report["layers"]:
         shape = f"{layer['in_features']}x{layer['out_features']}"
+        if "kernel" in layer:  # a conv: its kernel (C_out x C_in x kh x kw)
+            shape = "x".join(map(str, layer["kernel"]))
         hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
         print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
               f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
+    convs = [layer for layer in report["layers"] if "kernel" in layer]
+    if convs:
+        print("conv layers are dense layers over their patches: " + ", ".join(
+            f"{layer['name']} ({layer['patches']} patches)" for layer in convs))
+    for entry in report.get("folded_batchnorm", []):
+        print(f"BatchNorm {entry['batchnorm']} folded into layer {entry['layer']}")
     for entry in report["not_quantized"]:
         print(f"not quantized: {entry['name']} ({entry['type']}, {entry['parameters']} "
               f"parameters: {entry['reason']})")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
-from annealq.grid import SCHEMES, validate_bits
+from annealq.grid import SCHEMES, validate_bits, validate_group_size
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
 STARTS = ("rtn", "gptq")
@@ -31,7 +31,8 @@ MAX_WINDOW_BITS = 16
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
 _FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
-                         "bias_window_bits": None, "bias_step": None, "input_step": None}
+                         "bias_window_bits": None, "bias_step": None, "input_step": None,
+                         "group_size": None}
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class QuantizeConfig:
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         fallback: the solver to use when ``solver`` cannot run here.
         start: the QUBO solver's warm start, ``"rtn"`` or ``"gptq"``.
-        scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step: the
-            grids and windows of :func:`~annealq.formulation.formulate_layer`.
+        scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step,
+            group_size: the grids and windows of
+            :func:`~annealq.formulation.formulate_layer` (``group_size``: one weight step
+            per that many consecutive inputs of each row).
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
@@ -70,6 +73,7 @@ class QuantizeConfig:
     bias_window_bits: int | None = None
     bias_step: float | None = None
     input_step: float | None = None
+    group_size: int | None = None
     activation_bits: int | None = None
     calibration_size: int | None = None
     seed: int | None = None
@@ -86,6 +90,8 @@ class QuantizeConfig:
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
         _validate_time_limit(self.time_limit, self.method)
+        if self.group_size is not None:
+            object.__setattr__(self, "group_size", validate_group_size(self.group_size))
         if self.activation_bits is not None and self.input_step is not None:
             raise ValueError("input_step is set by activation_bits; give one or the other")
         for name in ("solver", "fallback"):

@@ -34,19 +34,24 @@ import numpy as np
 
 from annealq.grid import Grid, bias_grid, weight_grid
 from annealq.layer import BIAS_LABEL, LayerQUBO, weight_label
+from annealq.statistics import statistics_of
 
 __all__ = ["BIAS_LABEL", "LayerQUBO", "formulate_layer", "weight_label"]
 
 def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                     scheme: str = "reference", per_channel: bool = False,
                     bias_step=None, input_step=None, window_bits: int = 1,
-                    bias_window_bits: int | None = None, center=None) -> LayerQUBO:
+                    bias_window_bits: int | None = None, center=None,
+                    group_size: int | None = None) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
         weight: ``(n, f)`` float weights (numpy array or CPU torch tensor).
         bias: ``(n,)`` float bias, or ``None`` for a layer without one.
-        inputs: ``X̂ (m, f)``, what the *quantized* network feeds this layer.
+        inputs: ``X̂ (m, f)``, what the *quantized* network feeds this layer; or, when
+            the rows are too many to hold (a convolution's patches), the ``inputs`` side of
+            an :class:`~annealq.statistics.InputStatistics` (``float_inputs`` then its
+            ``float_inputs`` side or ``None``): the same QUBO from the rows' moments.
         bits: weight bit width, 1..8.
         float_inputs: ``X (m, f)``, what the float network feeds it (defaults to ``inputs``);
             the target is ``X Wᵀ + b``.
@@ -65,6 +70,8 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
             ``window_bits=1``, else ``window_bits + 2``) on its int32 grid.
         center: optional integers ``(n, f+1)`` (weights, then bias) to centre the windows
             on, e.g. GPTQ's solution, so that it is representable (a warm start).
+        group_size: one weight step per ``group_size`` consecutive inputs of each row
+            (:func:`~annealq.grid.weight_grid`); each variable carries its group's step.
 
     Returns:
         A :class:`LayerQUBO`.
@@ -76,14 +83,19 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     W = _as_matrix(weight, "weight")
     n, f = W.shape
     b = np.zeros(n) if bias is None else _as_vector(bias, "bias", n)
-    X_hat = _as_inputs(inputs, "inputs", f)
-    X = X_hat if float_inputs is None else _as_inputs(float_inputs, "float_inputs", f)
-    if X.shape[0] != X_hat.shape[0]:
-        raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
-                         f"{X_hat.shape[0]}: they must be the same calibration samples")
+    stats = statistics_of(inputs, float_inputs)
+    if stats is None:
+        X_hat = _as_inputs(inputs, "inputs", f)
+        X = X_hat if float_inputs is None else _as_inputs(float_inputs, "float_inputs", f)
+        if X.shape[0] != X_hat.shape[0]:
+            raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
+                             f"{X_hat.shape[0]}: they must be the same calibration samples")
+    elif stats.features != f or stats.rows == 0:
+        raise ValueError(f"the input statistics have {stats.features} features and "
+                         f"{stats.rows} rows; the weight has {f} columns")
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
 
-    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel)
+    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size)
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
     values = np.column_stack([W, b])
     if k_w == 1 and k_b == 1 and center is None:
@@ -97,10 +109,29 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         if bias is None:
             base[:, -1] = 0
             free[:, columns == f] = False
-    entry_step = np.column_stack([np.repeat(w_grid.step[:, None], f, axis=1), b_grid.step])
+    entry_step = np.column_stack([w_grid.column_steps(f), b_grid.step])
     scales = entry_step[:, columns] * weights
 
-    # One Gram product for the layer and one product for every neuron's linear terms.
+    if stats is None:
+        entry_gram, projection, offset = _data_terms(W, b, X_hat, X, w_grid, b_grid, base)
+    else:  # the same terms from the rows' moments (annealq.statistics)
+        down = np.column_stack([w_grid.dequantize(base[:, :-1]), b_grid.dequantize(base[:, -1])])
+        offset, projection = stats.residual(values, down)
+        entry_gram, projection = stats.gram, projection.T
+    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
+        else entry_gram[np.ix_(columns, columns)]
+    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
+    linear[~free] = 0.0
+
+    return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
+                     has_bias=bias is not None, columns=columns, weights=weights,
+                     window_bits=k_w, bias_window_bits=k_b)
+
+
+def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
+    """``ÂᵀÂ``, ``Âᵀ R`` ``(f+1, n)`` and ``‖r_i‖²`` at the all-down integers ``base``:
+    one Gram product for the layer and one product for every neuron's linear terms."""
+    f = W.shape[1]
     target = X @ W.T + b
     residual = target - X_hat @ w_grid.dequantize(base[:, :-1]).T - b_grid.dequantize(base[:, -1])
     entry_gram = np.empty((f + 1, f + 1))
@@ -108,15 +139,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     entry_gram[:f, f] = entry_gram[f, :f] = X_hat.sum(axis=0)
     entry_gram[f, f] = X_hat.shape[0]
     projection = np.vstack([X_hat.T @ residual, residual.sum(axis=0)])  # Âᵀ R, (f+1, n)
-    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
-        else entry_gram[np.ix_(columns, columns)]
-    linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
-    linear[~free] = 0.0
-    offset = np.einsum("mi,mi->i", residual, residual)
-
-    return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
-                     has_bias=bias is not None, columns=columns, weights=weights,
-                     window_bits=k_w, bias_window_bits=k_b)
+    return entry_gram, projection, np.einsum("mi,mi->i", residual, residual)
 
 
 def _window_sizes(window_bits, bias_window_bits, bits) -> tuple[int, int]:

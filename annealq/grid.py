@@ -15,6 +15,12 @@ Schemes (DESIGN.md §1):
   ``max W`` (an offset per row or tensor, ``value = offset + s·q``); at one bit the two
   levels are ``{min, max}`` instead of the reference ``{−max|W|, 0}``.
 
+**Group-wise steps** (``group_size=g``, the format of GPTQ's and AWQ's int4 checkpoints):
+one step (and offset) per ``g`` consecutive inputs of each row, from that group's weights
+by the same scheme; ``step`` is then ``(n, ⌈f/g⌉)``. The rounding problem stays the same
+exact QUBO: a weight's variables just carry its group's step (the Gram form's rows and
+columns are rescaled group by group).
+
 Example:
     >>> import numpy as np
     >>> grid = weight_grid(np.array([[0.5, -1.0], [0.25, 0.0]]), bits=2)
@@ -65,6 +71,7 @@ class Grid:
     q_min: int
     q_max: int
     offset: np.ndarray | None = None
+    group_size: int | None = None  # step and offset (n, groups): one per g inputs
 
     def rtn(self, values: np.ndarray) -> np.ndarray:
         """Round-to-nearest integers of ``values`` (rows match ``step``), clipped to the range."""
@@ -83,7 +90,12 @@ class Grid:
         """The grid of ``rows`` only (their steps and offsets), for a sub-layer."""
         rows = np.asarray(rows, dtype=int)
         return Grid(self.step[rows], self.q_min, self.q_max,
-                    None if self.offset is None else self.offset[rows])
+                    None if self.offset is None else self.offset[rows], self.group_size)
+
+    def column_steps(self, columns: int) -> np.ndarray:
+        """Each weight's step ``(n, columns)`` (its row's, or its group's)."""
+        return np.broadcast_to(self._per_row(self.step, np.empty((1, columns))),
+                               (len(self.step), columns))
 
     def _scaled(self, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -91,14 +103,16 @@ class Grid:
             values = values - self._per_row(self.offset, values)
         return values / self._per_row(self.step, values)
 
-    @staticmethod
-    def _per_row(array, values) -> np.ndarray:
-        # 2-D values are (rows, columns): broadcast one entry per row; 1-D ones are per row.
+    def _per_row(self, array, values) -> np.ndarray:
+        # 2-D values are (rows, columns): broadcast one entry per row (or repeat each
+        # group's over its columns); 1-D ones are per row.
+        if array.ndim == 2:
+            return np.repeat(array, self.group_size, axis=1)[:, :np.shape(values)[-1]]
         return array[:, None] if np.ndim(values) == 2 else array
 
 
 def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
-                per_channel: bool = False) -> Grid:
+                per_channel: bool = False, group_size: int | None = None) -> Grid:
     """The grid of a weight matrix ``(n, f)`` for ``bits`` bits.
 
     Args:
@@ -106,9 +120,12 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
         bits: 1..8.
         scheme: ``"reference"`` (default, the paper's) or ``"symmetric"``.
         per_channel: one step per output row instead of one for the tensor.
+        group_size: one step per ``group_size`` consecutive inputs of each row (the last
+            group may be shorter); overrides ``per_channel``.
 
     Raises:
-        ValueError: bits out of range, an unknown scheme, or ``"symmetric"`` at one bit.
+        ValueError: bits out of range, an unknown scheme, ``"symmetric"`` at one bit, or
+            a group size that is not a positive integer.
     """
     bits = validate_bits(bits)
     if scheme not in SCHEMES:
@@ -117,6 +134,8 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     if scheme == "symmetric" and q_max == 0:
         raise ValueError("the symmetric scheme needs bits >= 2 (q_max is 0 at one bit)")
     weight = np.asarray(weight, dtype=np.float64)
+    if group_size is not None:
+        return _group_grid(weight, bits, scheme, validate_group_size(group_size))
     if scheme == "affine":
         return _affine_grid(weight, q_min, q_max, per_channel)
     if per_channel:
@@ -129,14 +148,34 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     return Grid(step=step, q_min=q_min, q_max=q_max)
 
 
+def validate_group_size(group_size) -> int:
+    """``group_size`` as an int, or ``ValueError`` unless it is a positive integer."""
+    if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) \
+            or group_size < 1:
+        raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
+    return int(group_size)
+
+
+def _group_grid(weight: np.ndarray, bits: int, scheme: str, g: int) -> Grid:
+    """One grid per ``g`` consecutive columns: each group's per-row grid, side by side."""
+    grids = [weight_grid(weight[:, start:start + g], bits, scheme=scheme, per_channel=True)
+             for start in range(0, weight.shape[1], g)]
+    offset = None if grids[0].offset is None else np.column_stack([x.offset for x in grids])
+    return Grid(np.column_stack([x.step for x in grids]), grids[0].q_min, grids[0].q_max,
+                offset, g)
+
+
 def bias_grid(weight_step: np.ndarray, *, bias_step=None, input_step=None) -> Grid:
     """The int32 grid of the bias, one step per output row.
 
     The step is ``bias_step`` when given (a scalar or one per row); otherwise
     ``input_step * weight_step`` when the layer's inputs are quantized with step
-    ``input_step`` (the integer-arithmetic convention), else the weight step.
+    ``input_step`` (the integer-arithmetic convention), else the weight step. With
+    group-wise weight steps ``(n, groups)`` the row's largest one is used.
     """
     weight_step = np.asarray(weight_step, dtype=np.float64)
+    if weight_step.ndim == 2:
+        weight_step = weight_step.max(axis=1)
     if bias_step is not None:
         step = np.broadcast_to(np.asarray(bias_step, dtype=np.float64), weight_step.shape).copy()
     elif input_step is not None:

@@ -80,7 +80,7 @@ class LayerQUBO:
     @property
     def entry_steps(self) -> np.ndarray:
         """``(n, f+1)``: each entry's grid step (weights, then bias)."""
-        return np.column_stack([np.repeat(self.weight_grid.step[:, None], self.n_inputs, axis=1),
+        return np.column_stack([self.weight_grid.column_steps(self.n_inputs),
                                 self.bias_grid.step])
 
     def labels(self) -> list:
@@ -180,8 +180,7 @@ class LayerQUBO:
         """The float values ``(s·q_row (f,), s_b·q_bias)`` of neuron ``i`` under ``sample``."""
         i = self._index(i)
         q = self.integers(i, self.assignment(i, sample))
-        grid = self.weight_grid
-        weights = q[:-1] * grid.step[i] + (0.0 if grid.offset is None else grid.offset[i])
+        weights = self.weight_grid.select([i]).dequantize(q[None, :-1])[0]
         return weights, float(self.bias_grid.step[i] * q[-1])
 
     def energy(self, i: int, sample: Mapping) -> float:

@@ -28,20 +28,23 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from annealq.activations import ActivationGrid, QuantizedInputLinear
+from annealq.activations import ActivationGrid
 from annealq.baselines import GPTQ_OPTIONS, baseline_round
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
 from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
+from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
 from annealq.executors import InlineExecutor
+from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
 from annealq.report import build_report
+from annealq.statistics import output_error
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
@@ -103,7 +106,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     config = run_config(config, bits, solver, options)
     dataset, calibration, evaluation = calibration_data(
         calibration, config.calibration_size, evaluation, config.seed)
-    model = validate_model(model).eval()
+    # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
+    model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
 
     sampler, executor, notes = None, InlineExecutor(), []
@@ -137,7 +141,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
-                                 len(calibration), accuracies, timing)
+                                 len(calibration), accuracies, timing, folded=folded)
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
                          **({"cloud": executor.stats()} if executor.stats() else {}))
     return result
@@ -166,12 +170,12 @@ class _Run:
         quantized = copy.deepcopy(model)
         result = QuantizationResult(quantized, self.solver_name, method=config.method)
         float_inputs = layer_inputs(model, [layer for _, layer in float_layers], calibration)
-        total = sum(layer.out_features for _, layer in float_layers)
+        total = sum(outputs(layer) for _, layer in float_layers)
         # disable=None: a bar on a terminal only, so logs and pipes stay clean
         with tqdm(total=total, unit="neuron", desc=f"{config.method} int{config.bits}",
                   disable=True if quiet else None) as bar:
             for (name, float_layer), X in zip(float_layers, float_inputs):
-                bar.set_postfix_str(f"layer {name} ({float_layer.out_features} neurons)")
+                bar.set_postfix_str(f"layer {name} ({outputs(float_layer)} neurons)")
                 self.progress = bar.update  # the QUBO's neurons count as they are answered
                 layer = self._layer(result, name, float_layer, X, calibration)
                 result.layers.append(layer)
@@ -191,14 +195,14 @@ class _Run:
         if config.activation_bits is not None:
             input_grid = ActivationGrid.calibrate(raw, bits=config.activation_bits)
             raw = input_grid.fake_quantize(raw)
-            module = QuantizedInputLinear.from_linear(module, input_grid)
+            module = with_input_grid(module, input_grid)
             if name:
                 replace_module(quantized, name, module)
             else:  # the model is this one nn.Linear
                 result.model = module
             options["input_step"] = input_grid.step
-        X_hat = raw.double().cpu().numpy()
-        weight, bias = float_layer.weight, float_layer.bias
+        X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
+        weight, bias = dense_parameters(float_layer)
         lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
@@ -215,13 +219,15 @@ class _Run:
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
-                            lq.bias_grid.step, _output_error(lq, X, X_hat, q, q_b),
-                            _output_error(lq, X, X_hat, rtn[:, :-1], rtn[:, -1]), seconds,
+                            lq.bias_grid.step, output_error(lq, q, q_b, X_hat, X),
+                            output_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X), seconds,
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
                             weight_offset=lq.weight_grid.offset, proven_optimal=proven,
+                            gptq_setting=setting,
+                            group_size=lq.weight_grid.group_size,
                             execution=self.layer_execution if config.method == "qubo" else None,
-                            gptq_setting=setting)
+                            **describe_layer(float_layer, X_hat))
         write_layer(module, layer)
         return layer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from annealq.capture import layer_inputs, linear_layers
+from annealq.conv import dense_parameters, layer_rows
 from annealq.formulation import formulate_layer
 from annealq.protocol import CloudSampler
 
@@ -24,8 +25,9 @@ def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = Tr
     cloud = isinstance(sampler, CloudSampler)
     rows = []
     for (name, layer), X in zip(float_layers, inputs):
-        lq = formulate_layer(layer.weight, layer.bias, X, bits=config.bits,
-                             **config.formulation_options())
+        X, float_X = layer_rows(layer, X, None)  # a conv's rows: its patches' moments
+        lq = formulate_layer(*dense_parameters(layer), X, float_inputs=float_X,
+                             bits=config.bits, **config.formulation_options())
         bqms = [bqm for bqm in lq.bqms() if bqm.num_variables]
         calls = [dict(config.solver_params) for _ in bqms]
         groups = sampler.plan(bqms, calls, pack=pack) if cloud and bqms else [

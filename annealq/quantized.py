@@ -22,6 +22,7 @@ import numpy as np
 from annealq.activations import ActivationGrid
 from annealq.architecture import check_linear, describe, target_module
 from annealq.files import atomic_write
+from annealq.grid import Grid
 
 FORMAT = "annealq.quantized"
 FORMAT_VERSION = 2  # 1: one torch.save pickle (read with trust_pickle=True only)
@@ -58,15 +59,18 @@ class LayerResult:
     input_grid: ActivationGrid | None = None
     weight_offset: np.ndarray | None = None
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
+    kernel: list | None = None  # a conv's [C_out, C_in, kh, kw] (the weight's rows flatten it)
+    patches: int | None = None  # a conv's calibration rows: patches of all images
+    group_size: int | None = None  # weight_step (and offset) (n, groups): one per g inputs
     execution: dict | None = None  # solved_by, wall vs summed solve seconds (QUBO runs)
     gptq_setting: dict | None = None  # GPTQ's setting chosen for the layer (gptq, cd, start)
 
     @property
     def weight(self) -> np.ndarray:
         """The dequantized weights ``offset + int_weight * weight_step`` (offset: affine
-        grids only)."""
-        values = self.int_weight * self.weight_step[:, None]
-        return values if self.weight_offset is None else values + self.weight_offset[:, None]
+        grids only; steps and offsets per group of inputs with ``group_size``)."""
+        grid = Grid(self.weight_step, 0, 0, self.weight_offset, self.group_size)
+        return grid.dequantize(self.int_weight)
 
     def report(self) -> dict:
         entry = {"name": self.name, "in_features": self.in_features,
@@ -77,6 +81,10 @@ class LayerResult:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
             entry["proven_optimal"] = self.proven_optimal
+        if self.group_size is not None:
+            entry["group_size"] = self.group_size
+        if self.kernel is not None:
+            entry.update(kernel=list(self.kernel), patches=self.patches)
         if self.execution is not None:
             entry.update(self.execution)
         if self.gptq_setting is not None:
@@ -141,7 +149,8 @@ def write_layer(module, layer: LayerResult) -> None:
     import torch
 
     with torch.no_grad():
-        module.weight.copy_(torch.as_tensor(layer.weight))
+        # a conv's weight (C_out, C_in, kh, kw) is its rows (C_out, C_in·kh·kw)
+        module.weight.copy_(torch.as_tensor(layer.weight).reshape(module.weight.shape))
         if module.bias is not None:
             module.bias.copy_(torch.as_tensor(layer.int_bias * layer.bias_step))
 

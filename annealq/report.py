@@ -31,8 +31,9 @@ def calibration_warning(size: int) -> str | None:
 
 
 def build_report(result, model, float_layers, dataset, config, calibration_size, accuracy,
-                 timing) -> dict:
-    """The run's report (the README's JSON schema), with the whole configuration."""
+                 timing, folded=()) -> dict:
+    """The run's report (the README's JSON schema), with the whole configuration and the
+    BatchNorms folded into the layer before them (``folded``, :mod:`annealq.fold`)."""
     bits, activation_bits, seed = config.bits, config.activation_bits, config.seed
     report = {"dataset": dataset, "bits": bits, "solver": result.solver,
               "method": result.method, "activation_bits": activation_bits,
@@ -50,6 +51,7 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
     report.update({
         "layers": [layer.report() for layer in result.layers],
         "not_quantized": not_quantized(model, float_layers),
+        "folded_batchnorm": list(folded),
         "cache": {"hits": result.cache_hits, "misses": result.cache_misses},
         "timing": timing, "config": plain(config.to_dict()), "start": config.start,
         "annealq_version": __version__})

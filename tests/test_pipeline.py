@@ -179,17 +179,18 @@ def test_activation_bits_8_rounds_each_layers_inputs_to_int8_and_bias_step_is_sx
     assert result.report["activation_bits"] == 8
 
 
-def test_non_linear_layers_stay_float_and_are_reported():
+def test_layers_annealq_does_not_quantize_stay_float_and_are_reported():
     nn = torch.nn
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4),
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(28, 4),
                           nn.ReLU(), nn.Linear(4, 2))
-    x = np.random.default_rng(4).normal(size=(30, 1, 4, 4)).astype(np.float32)
+    x = np.random.default_rng(4).normal(size=(30, 1, 16)).astype(np.float32)
     result = quantize(model, x, bits=2, solver="steepest", cache=False, quiet=True)
     assert [layer.name for layer in result.layers] == ["3", "5"]
     assert torch.equal(result.model[0].weight, model[0].weight)
     assert result.report["not_quantized"] == [
-        {"name": "0", "type": "Conv2d", "parameters": 20, "reason": "not an nn.Linear: kept in float"}]
+        {"name": "0", "type": "Conv1d", "parameters": 8,
+         "reason": "not an nn.Linear or nn.Conv2d: kept in float"}]
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -33,7 +33,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from annealq.baselines.common import _bounds, _validate_inputs, layer_error
+from annealq.baselines.common import _bounds, _validate_inputs, layer_error, statistics_of
 from annealq.baselines.gptq import gptq_layer
 from annealq.formulation import LayerQUBO, formulate_layer
 
@@ -179,12 +179,15 @@ def _energy_and_gradient(lq: LayerQUBO, q, inputs, float_inputs):
     """The error ``E (n,)`` and ``g = −Âᵀ r`` ``(n, f+1)`` at integers ``q (n, f+1)``,
     from the direct residual ``r = X w + b − Â (a + e∘q)`` (once per layer)."""
     f = lq.n_inputs
-    X_hat = _validate_inputs(lq, inputs, "inputs")
-    X = X_hat if float_inputs is None else _validate_inputs(lq, float_inputs, "float_inputs",
-                                                            check_gram=False)
     values = q * lq.entry_steps
     if lq.weight_grid.offset is not None:  # the affine grid: offset + step · q
         values[:, :f] += lq.weight_grid.offset[:, None]
+    if (stats := statistics_of(inputs, float_inputs)) is not None:  # conv patches' moments
+        energy, projection = stats.residual(lq.values, values)
+        return energy, -projection
+    X_hat = _validate_inputs(lq, inputs, "inputs")
+    X = X_hat if float_inputs is None else _validate_inputs(lq, float_inputs, "float_inputs",
+                                                            check_gram=False)
     residual = X @ (lq.values[:, :f] - values[:, :f]).T + (lq.values[:, f] - values[:, f])
     if X is not X_hat:  # X w − X̂ w_q = X (w − w_q) + (X − X̂) w_q
         residual += (X - X_hat) @ values[:, :f].T

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from annealq.formulation import LayerQUBO
+from annealq.statistics import statistics_of
 
 
 def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
@@ -62,6 +63,9 @@ def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
     """
     f = lq.n_inputs
     Q, q_b = _validate_integers(lq, int_weight, int_bias)
+    stats = statistics_of(inputs, float_inputs)
+    if stats is not None:  # the rows' moments (a convolution's patches)
+        return stats.residual(lq.values, np.column_stack([Q, q_b]) * lq.entry_steps)[0]
     X_hat = _validate_inputs(lq, inputs, "inputs")
     X = X_hat if float_inputs is None else _validate_inputs(lq, float_inputs, "float_inputs",
                                                             check_gram=False)
@@ -73,6 +77,9 @@ def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
 
 def _float_input_terms(lq: LayerQUBO, inputs, float_inputs) -> tuple[np.ndarray, np.ndarray]:
     """``p (n, f+1)`` and ``c (n,)`` of the module docstring: what ``X ≠ X̂`` adds."""
+    stats = statistics_of(inputs, float_inputs)
+    if stats is not None:
+        return stats.drift_terms(lq.values[:, :-1])
     X_hat = _validate_inputs(lq, inputs, "inputs")
     X = _validate_inputs(lq, float_inputs, "float_inputs", check_gram=False)
     D = (X - X_hat) @ lq.values[:, :-1].T  # (m, n): T − Â v, the bias cancels

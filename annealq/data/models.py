@@ -182,11 +182,17 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> 
 
 
 def describe(model) -> str:
-    """``784-128-10``: the in/out sizes of the model's ``nn.Linear`` layers, in order."""
+    """``MLP 784-128-10``: the in/out sizes of the model's ``nn.Linear`` layers, in order;
+    ``CNN conv 3-32-64 linear 4096-10`` with ``nn.Conv2d`` layers (their channels)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        return type(model).__name__
-    return "-".join(str(n) for n in [linears[0].in_features, *(m.out_features for m in linears)])
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    dense = "-".join(str(n) for n in [linears[0].in_features,
+                                     *(m.out_features for m in linears)]) if linears else ""
+    if convs:
+        channels = "-".join(str(n) for n in [convs[0].in_channels,
+                                             *(m.out_channels for m in convs)])
+        return f"CNN conv {channels}" + (f" linear {dense}" if dense else "")
+    return f"MLP {dense}" if dense else type(model).__name__
 
 
 def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
