@@ -15,3 +15,8 @@ class ProblemTooLargeError(AnnealqError, ValueError):
 
 class DatasetNotFoundError(AnnealqError, FileNotFoundError):
     """A dataset's files are not in the data folder and cannot be downloaded here."""
+
+
+class ClusterError(AnnealqError, ConnectionError):
+    """Worker processes or a Dask cluster could not be started, reached or kept (the cache
+    keeps what was solved; a rerun resumes from it)."""
