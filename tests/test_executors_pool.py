@@ -28,9 +28,9 @@ from annealq.executors.pool import PoolExecutor  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # cheap settings: the property under test (the chunking changes nothing) does not need
 # the solvers' full effort
-SOLVERS = {"neal": {"seed": 3, "num_sweeps": 50}, "batch-sa": {"seed": 3, "num_sweeps": 200},
+SOLVERS = {"neal": {"seed": 3, "num_sweeps": 20}, "batch-sa": {"seed": 3, "num_sweeps": 200},
            "lns": {"seed": 3, "rounds": 10, "num_sweeps": 100}}
-MNIST_NEURONS = [0, 5, 17, 42, 77, 100, 126, 127]
+MNIST_NEURONS = [0, 17, 42, 77, 126, 127]
 
 
 def _first_layer(name):
