@@ -119,6 +119,8 @@ class PoolExecutor(Executor):
             for future in d.as_completed(futures, loop=self._client.loop):
                 yield from self._result(future)
         except (OSError, d.TimeoutError, d.CancelledError) as error:
+            if not isinstance(error, d.CancelledError) and self._client.status == "running":
+                raise  # a solver's own error, raised on a worker
             raise ClusterError(f"lost the Dask scheduler at {self.address} mid-layer "
                                f"({type(error).__name__}); {RESUME}") from error
         finally:

@@ -1,0 +1,155 @@
+"""Wall time of one layer against the number of Dask workers (benchmarks/SCALE.md).
+
+The first layer of a dataset's reference model, whole grid (``window_bits = bits``) from
+GPTQ, as ``annealq quantize --window-bits B --start gptq`` builds it, solved in this
+process and on private ``LocalCluster``s of 1, 2, … worker processes; the integers of
+every run are compared. Then the per-task overhead: the same layer with a solver that
+does almost nothing (``batch-sa``, one sweep) in 1 task and in one task per neuron.
+
+Run from the repository root (``PYTHONPATH`` so that spawned workers import this tree):
+
+    ANNEALQ_DATA=../shared/data PYTHONPATH=. python benchmarks/scale.py --dataset mnist \\
+        --solver lns --workers 1 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import time
+
+import dimod
+import numpy as np
+
+from annealq import formulate_layer, get_sampler
+from annealq.baselines import gptq_layer
+from annealq.data.datasets import load_dataset
+from annealq.data.models import reference_model
+from annealq.dispatch import solve_layer
+from annealq.executors.base import InlineExecutor
+from annealq.executors.pool import PoolExecutor
+from annealq.pipeline import layer_inputs, linear_layers
+from annealq.protocol import LayerSampler
+from annealq.results import SolveResult
+
+
+def first_layer(dataset: str, bits: int, calibration: int, neurons: int | None):
+    """The first layer, windows over the whole grid centred on GPTQ, and GPTQ's samples."""
+    data = load_dataset(dataset)
+    model, _ = reference_model(data)
+    x = data.calibration(calibration, seed=0)
+    _, linear = linear_layers(model, x)[0]
+    X = layer_inputs(model, [linear], x)[0]
+    W, b = linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+    if neurons is not None:
+        W, b = W[:neurons], b[:neurons]
+    q, q_b = gptq_layer(W, b, X, bits=bits)
+    start = np.column_stack([q, q_b]).astype(np.int64)
+    lq = formulate_layer(W, b, X, bits=bits, window_bits=bits, center=start)
+    return lq, lq.samples(lq.states(start))
+
+
+def run(lq, starts, sampler, executor, parameters) -> dict:
+    began = time.perf_counter()
+    results = solve_layer(lq, sampler, initial_states=starts, executor=executor,
+                          **parameters)
+    wall = time.perf_counter() - began
+    q, q_b = lq.decode([r.sample for r in results])
+    digest = hashlib.sha256(np.column_stack([q, q_b]).astype(np.int64).tobytes())
+    return {"wall_seconds": round(wall, 3),
+            "summed_solve_seconds": round(sum(r.wall_seconds for r in results), 2),
+            "energy": float(sum(r.energy for r in results)),
+            "sha256": digest.hexdigest()[:16],
+            "proven": sum(bool(r.info.get("proven_optimal")) for r in results)}
+
+
+def pool(workers: int, sampler):
+    """A started pool whose workers have imported the solver (start time recorded)."""
+    began = time.perf_counter()
+    executor = PoolExecutor("processes", workers=workers)
+    executor.client.wait_for_workers(workers)
+    executor.client.run(importlib.import_module, type(sampler).__module__)
+    return executor, round(time.perf_counter() - began, 2)
+
+
+class Echo(dimod.Sampler, LayerSampler):
+    """Returns the warm starts (energy 0): a task that costs only its trip to a worker."""
+
+    parameters, properties = {"initial_states": []}, {}
+
+    def sample(self, bqm, **parameters):
+        raise NotImplementedError("layers only")
+
+    def sample_layer(self, lq, *, neurons=None, initial_states=None, **parameters):
+        return [SolveResult(start, 0.0) for start in initial_states]
+
+
+def overhead(lq, starts) -> dict:
+    """Seconds per task on 1 worker: the layer in 1 task vs one task per neuron, for a
+    solver that does nothing (:class:`Echo`: Dask's round trip, the starts and results
+    pickled) and for one-sweep batch-sa (the solver's own per-call cost added)."""
+    n, out = lq.n_neurons, {}
+    for name, sampler in (("echo", Echo()), ("batch-sa-1-sweep",
+                                              get_sampler("batch-sa", num_sweeps=1))):
+        executor, _ = pool(1, sampler)
+        with executor:
+            walls = {}
+            for size in (n, 1):
+                executor.chunk_size = size
+                run(lq, starts, sampler, executor, {})  # warm
+                walls[size] = min(run(lq, starts, sampler, executor, {})["wall_seconds"]
+                                  for _ in range(3))
+            stats = executor.stats()
+        out[name] = {"one_task_seconds": walls[n], "per_neuron_tasks_seconds": walls[1],
+                     "per_task_seconds": round((walls[1] - walls[n]) / (n - 1), 4)}
+    out["scatter_seconds_per_layer"] = round(stats["scatter_seconds"] / stats["layers"], 3)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--solver", default="lns")
+    parser.add_argument("--bits", type=int, default=4)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--calibration", type=int, default=1000)
+    parser.add_argument("--neurons", type=int, help="the first N neurons only")
+    parser.add_argument("--time-limit", type=float, help="exact-bb's seconds per neuron")
+    parser.add_argument("--inline", action="store_true", help="also solve in this process")
+    parser.add_argument("--overhead", action="store_true", help="measure per-task overhead")
+    parser.add_argument("--json", help="append the results to this JSON file")
+    args = parser.parse_args()
+
+    lq, starts = first_layer(args.dataset, args.bits, args.calibration, args.neurons)
+    options = {"time_limit": args.time_limit} if args.time_limit else {}
+    sampler = get_sampler(args.solver, **options)
+    parameters = {"seed": 0} if "seed" in sampler.parameters else {}
+    row = {"dataset": args.dataset, "solver": args.solver, "bits": args.bits,
+           "neurons": lq.n_neurons, "inputs": lq.n_inputs, "variables": lq.gram.shape[0],
+           "options": options, "load": os.getloadavg()[0], "runs": {}}
+    if args.inline:
+        row["runs"]["inline"] = run(lq, starts, sampler, InlineExecutor(), parameters)
+        print("inline", row["runs"]["inline"], flush=True)
+    for workers in args.workers:
+        executor, started = pool(workers, sampler)
+        with executor:
+            result = run(lq, starts, sampler, executor, parameters)
+            stats = executor.stats()
+        result.update(start_seconds=started, tasks=stats["tasks"],
+                      scatter_seconds=stats["scatter_seconds"])
+        row["runs"][str(workers)] = result
+        print(workers, "workers", result, flush=True)
+    if args.overhead:
+        row["overhead"] = overhead(lq, starts)
+        print("overhead", row["overhead"], flush=True)
+    row["load_after"] = os.getloadavg()[0]
+    if args.json:
+        rows = json.load(open(args.json)) if os.path.exists(args.json) else []
+        json.dump(rows + [row], open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
