@@ -109,6 +109,78 @@ def overhead(lq, starts) -> dict:
     return out
 
 
+BANDWIDTH = 1e9  # bytes/s between machines: an assumption of the projection (10 GbE)
+
+
+def projection(row: dict, machines=(8, 64)) -> dict:
+    """Projected wall seconds of ``row``'s layer on ``machines`` machines like this one (2
+    worker processes each), from its measurements (a projection, not a measurement):
+    the 2-worker compute spread over the machines, but never below the slowest chunk of
+    whole neurons; the layer's broadcast in ``log2`` rounds of peer copies at
+    ``BANDWIDTH``; 4 tasks per worker at the measured per-task overhead."""
+    one, two = row["runs"]["1"], row["runs"]["2"]
+    n, per_task = row["neurons"], row["overhead"]["echo"]["per_task_seconds"]
+    t_neuron = one["summed_solve_seconds"] / n
+    compute = two["wall_seconds"] - two["scatter_seconds"]
+    size = 8.0 * row["variables"] ** 2  # the Gram form dominates what is sent
+    out = {}
+    for m in machines:
+        p = 2 * m
+        floor = -(-n // p) * t_neuron
+        broadcast = size / BANDWIDTH * np.ceil(np.log2(p))
+        out[m] = round(max(compute / m, floor) + broadcast + 4 * per_task, 2)
+    return out
+
+
+def smallest_layer(row: dict, workers: int = 2) -> dict:
+    """Neurons of this input width from which ``workers`` workers beat this process: the
+    distributed run's fixed cost (the scatter, and with the start the pool's start) over
+    the time saved per neuron, from the measured per-neuron times."""
+    n = row["neurons"]
+    inline = row["runs"]["inline"]["wall_seconds"] / n
+    spread = row["runs"][str(workers)]
+    per_neuron = (spread["wall_seconds"] - spread["scatter_seconds"]) / n
+    saved = inline - per_neuron
+    if saved <= 0:
+        return {"per_layer": None, "per_run": None}
+    fixed = spread["scatter_seconds"] + 4 * workers * row["overhead"]["echo"]["per_task_seconds"]
+    return {"per_layer": int(np.ceil(fixed / saved)),
+            "per_run": int(np.ceil((fixed + spread["start_seconds"]) / saved))}
+
+
+def tables(rows: list) -> str:
+    """SCALE.md's measured and projected tables from the JSON rows."""
+    lines = ["| layer | solver | in process | 1 worker | 2 workers | speed-up 2 vs 1 | "
+             "2-worker efficiency | same integers | scatter (s) | pool start (s) | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        one, two = runs["1"], runs["2"]
+        same = len({r["sha256"] for r in runs.values()}) == 1
+        inline = runs.get("inline", {}).get("wall_seconds", "–")
+        lines.append(
+            f"| {row['dataset']} {row['inputs']}x{row['neurons']}, {row['variables']} vars "
+            f"| {row['solver']} {row['options'] or ''} | {inline} | {one['wall_seconds']} "
+            f"| {two['wall_seconds']} | {one['wall_seconds'] / two['wall_seconds']:.2f}x "
+            f"| {two['summed_solve_seconds'] / (2 * two['wall_seconds']):.0%} | "
+            f"{'yes' if same else 'NO'} | {two['scatter_seconds']} | {two['start_seconds']} "
+            f"| {row['load']:.1f}–{row['load_after']:.1f} |")
+    lines += ["", "| layer | solver | per task (echo) | per task (1-sweep batch-sa) | "
+              "projected 8 machines (s) | projected 64 machines (s) | pays from (neurons, "
+              "per layer / with the pool's start) |", "|---|---|---|---|---|---|---|"]
+    measured = {row["dataset"]: row["overhead"] for row in rows if "overhead" in row}
+    for row in rows:
+        if row["dataset"] not in measured:
+            continue
+        row = {**row, "overhead": measured[row["dataset"]]}
+        o, p, least = row["overhead"], projection(row), smallest_layer(row) \
+            if "inline" in row["runs"] else {"per_layer": "–", "per_run": "–"}
+        lines.append(f"| {row['dataset']} | {row['solver']} | {o['echo']['per_task_seconds']} "
+                     f"| {o['batch-sa-1-sweep']['per_task_seconds']} | {p[8]} | {p[64]} | "
+                     f"{least['per_layer']} / {least['per_run']} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist")
@@ -121,7 +193,12 @@ def main():
     parser.add_argument("--inline", action="store_true", help="also solve in this process")
     parser.add_argument("--overhead", action="store_true", help="measure per-task overhead")
     parser.add_argument("--json", help="append the results to this JSON file")
+    parser.add_argument("--tables", action="store_true",
+                        help="print SCALE.md's tables from --json and stop")
     args = parser.parse_args()
+    if args.tables:
+        print(tables(json.load(open(args.json))))
+        return
 
     lq, starts = first_layer(args.dataset, args.bits, args.calibration, args.neurons)
     options = {"time_limit": args.time_limit} if args.time_limit else {}
