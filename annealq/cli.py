@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--out", metavar="FILE",
                           help="save the quantized model (integers, steps, structure) here")
     _data_options(quantize)
+    _execution_options(quantize)
     quantize.add_argument("--quiet", action="store_true", help="no progress bar")
     quantize.set_defaults(run=run.run_quantize)
 
@@ -136,6 +137,32 @@ def _solver_options(parser, *, default: str) -> None:
                              "'auto' = hybrid with a token, else neal)")
     parser.add_argument("--fallback", default=None, metavar="SOLVER",
                         help="solver to use when --solver cannot run here (e.g. neal)")
+
+
+def _execution_options(parser) -> None:
+    group = parser.add_argument_group("where problems run (results do not depend on it)")
+    group.add_argument("--solver-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a solver parameter (num_reads=100, time_limit=5, "
+                            "chain_strength=2.0, ...); repeatable")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="solve chunks of each layer on N local worker processes")
+    group.add_argument("--dask-scheduler", metavar="ADDRESS",
+                       help="solve on a running Dask cluster (tcp://host:port)")
+    group.add_argument("--max-in-flight", type=int, default=8, metavar="N",
+                       help="cloud problems submitted and not yet answered, at most (8)")
+    group.add_argument("--no-pack", action="store_true",
+                       help="one neuron per cloud problem (default: several per hybrid "
+                            "BQM or QPU anneal, to cut billed time)")
+    group.add_argument("--max-cloud-seconds", type=float, metavar="S",
+                       help="billed seconds the run may spend: a plan over it is refused, "
+                            "and what is left when it is spent goes to the fallback solver")
+    group.add_argument("--problem-timeout", type=float, metavar="S",
+                       help="seconds a cloud problem may take before it is retried")
+    group.add_argument("--retries", type=int, default=3, metavar="N",
+                       help="retries of a cloud problem after a transient fault (3)")
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the plan (problems, variables, estimated billed seconds) "
+                            "and exit without submitting anything")
 
 
 def _cache_options(parser) -> None:

@@ -9,6 +9,7 @@ import time
 import torch
 
 from annealq.cache import CacheStore, default_cache_path
+from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import QuantizeConfig
 from annealq.credentials import token_configured
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
@@ -104,10 +105,12 @@ def _grid_options(args) -> dict:
 
 def run_quantize(args) -> int:
     # everything the user typed is checked before any data is read or anything is solved
+    solver_params = parse_solver_params(args.solver_param)
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
-        start=args.start, activation_bits=args.activation_bits,
+        start=args.start, activation_bits=args.activation_bits, solver_params=solver_params,
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args))
+    execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
     for option, path in (("--report", args.report), ("--out", args.out)):
         _check_writable(option, path)
@@ -116,7 +119,8 @@ def run_quantize(args) -> int:
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
         # and is resolved by quantize() after the model is checked, so its warning
         # never comes before an error
-        solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+        solver, sampler = resolve_sampler(args.solver, fallback=args.fallback,
+                                          **solver_params)
     elif args.solver != "auto":
         solver_spec(args.solver)  # an unknown name is an error whatever the method
 
@@ -126,8 +130,12 @@ def run_quantize(args) -> int:
     else:
         model, path = reference_model(data, seed=args.seed)
         origin = f"reference model, seed {args.seed}, cached at {path}"
+    if args.dry_run:
+        print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
+                      solver, config, execution))
+        return 0
     result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
-                      cache=_cache_argument(args), quiet=args.quiet)
+                      cache=_cache_argument(args), quiet=args.quiet, **execution.to_dict())
     _print_summary(result, data, model, origin)
     if args.out:
         result.save(args.out)

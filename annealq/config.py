@@ -117,6 +117,19 @@ class QuantizeConfig:
         return cls(**data)
 
 
+def run_config(config, bits, solver, options) -> QuantizeConfig:
+    """The run's configuration: ``config`` itself, or one built from the keyword arguments
+    (a solver given as an object is recorded by its ``solver_name``)."""
+    if config is not None:
+        if bits is not None or options:
+            raise ValueError("give either config= or the keyword arguments it holds, not both")
+        return config
+    if bits is None:
+        raise ValueError("quantize() needs bits (or a config)")
+    name = solver if isinstance(solver, str) else DEFAULT_SOLVER
+    return QuantizeConfig.from_options(bits=bits, solver=name, **options)
+
+
 def _validate_method(method, start, scheme, method_options) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")

@@ -17,6 +17,7 @@ ENV_FILE_VARIABLE = "ANNEALQ_ENV_FILE"
 # reads are longer because uploading a large BQM to the hybrid solver takes a while.
 REQUEST_TIMEOUT = (5.0, 60.0)
 HTTP_RETRY_TOTAL = 2
+_env_file_token: list[str] = []  # the .env file the token was read from, if it was
 
 
 def load_env_file(path: str | os.PathLike | None = None) -> Path | None:
@@ -30,8 +31,20 @@ def load_env_file(path: str | os.PathLike | None = None) -> Path | None:
     candidate = Path(path or os.environ.get(ENV_FILE_VARIABLE) or ".env")
     if not candidate.is_file():
         return None
+    had_token = bool(os.environ.get("DWAVE_API_TOKEN"))
     load_dotenv(candidate, override=False)
+    if not had_token and os.environ.get("DWAVE_API_TOKEN"):
+        _env_file_token[:] = [str(candidate.resolve())]
     return candidate
+
+
+def token_source() -> str:
+    """Where the token in use comes from, for error messages (never the token itself)."""
+    if os.environ.get("DWAVE_API_TOKEN"):
+        if _env_file_token:
+            return f"DWAVE_API_TOKEN in the .env file {_env_file_token[0]}"
+        return "the DWAVE_API_TOKEN environment variable"
+    return "the dwave-cloud-client config file (dwave config inspect)"
 
 
 def token_configured() -> bool:
@@ -63,3 +76,9 @@ def redact(text: str) -> str:
         except Exception:
             token = None
     return text.replace(token, "<redacted>") if token else text
+
+
+def auth_message(what: str) -> str:
+    """The one line for a rejected token: where it came from, never the token."""
+    return redact(f"Leap rejected the D-Wave API token while {what} (the token comes from "
+                  f"{token_source()}); check it in the Leap dashboard")

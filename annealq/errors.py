@@ -17,6 +17,9 @@ class DatasetNotFoundError(AnnealqError, FileNotFoundError):
     """A dataset's files are not in the data folder and cannot be downloaded here."""
 
 
+class TokenRejectedError(SolverUnavailableError):
+    """Leap refused the configured D-Wave API token (HTTP 401); never falls back."""
+
 class ClusterError(AnnealqError, ConnectionError):
     """Worker processes or a Dask cluster could not be started, reached or kept (the cache
     keeps what was solved; a rerun resumes from it)."""

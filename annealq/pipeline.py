@@ -34,13 +34,15 @@ from annealq.activations import ActivationGrid, QuantizedInputLinear
 from annealq.baselines import adaround_layer, cd_layer, gptq_layer
 from annealq.cache import open_cache
 from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
-from annealq.config import DEFAULT_SOLVER, QuantizeConfig
+from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
 from annealq.data.datasets import Dataset
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
+from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
+from annealq.executors import InlineExecutor
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.plan import check_budget, run_plan
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
-from annealq.registry import resolve_sampler
 from annealq.report import build_report
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
@@ -89,7 +91,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             arguments that describe the run (``bits``, ``method``, ``solver`` by name, …).
         **options: :func:`~annealq.formulation.formulate_layer` options (``scheme``,
             ``per_channel``, ``window_bits``, …); with ``gptq``/``adaround``/``cd`` also that
-            method's own options.
+            method's own options; and :class:`~annealq.execution.Execution`'s (``workers``,
+            ``dask_scheduler``, ``max_in_flight``, ``pack``, …: where problems run).
 
     Returns:
         A :class:`QuantizationResult`.
@@ -98,24 +101,30 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
         ValueError: bad bits, method, options, model or calibration data (named).
     """
     began = time.perf_counter()
-    config = _config(config, bits, solver, options)
+    execution = Execution.pop_from(options)
+    config = run_config(config, bits, solver, options)
     dataset, calibration, evaluation = _calibration_data(
         calibration, config.calibration_size, evaluation, config.seed)
     model = _validate_model(model).eval()
     float_layers = linear_layers(model, calibration)
 
-    sampler = None
+    sampler, executor, notes = None, InlineExecutor(), []
     if config.method == "qubo":
-        solver_name, sampler = _sampler(solver, config, solver_name)
+        solver_name, sampler = resolve(solver, config, solver_name, notes)
+        if execution.max_cloud_seconds is not None:  # refuse a plan over budget up front
+            check_budget(run_plan(model, calibration, sampler, config, pack=execution.pack),
+                         execution.max_cloud_seconds)
+        executor = execution.open(sampler, fallback=cloud_fallback(sampler, config))
     else:
         solver_name = None
     store = open_cache(cache) if config.method == "qubo" else None
     try:
-        run = _Run(config, sampler, solver_name, store)
+        run = _Run(config, sampler, solver_name, store, executor)
         result = run.quantize(model, float_layers, calibration, quiet=quiet)
         if store is not None:
             store.record_run(result.cache_hits, result.cache_misses)
     finally:
+        executor.close()
         if store is not None and store is not cache:
             store.close()
 
@@ -128,6 +137,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
                                  len(calibration), accuracies, timing)
+    result.report.update(execution=execution.to_dict(), solver_notes=notes,
+                         **({"cloud": executor.stats()} if executor.stats() else {}))
     return result
 
 
@@ -138,19 +149,6 @@ def rtn_model(model, calibration, *, bits: int, activation_bits: int | None = No
                     activation_bits=activation_bits, **scheme_options).model
 
 
-def _config(config, bits, solver, options) -> QuantizeConfig:
-    """The run's configuration: ``config`` itself, or one built from the keyword arguments
-    (a solver given as an object is recorded by its ``solver_name``)."""
-    if config is not None:
-        if bits is not None or options:
-            raise ValueError("give either config= or the keyword arguments it holds, not both")
-        return config
-    if bits is None:
-        raise ValueError("quantize() needs bits (or a config)")
-    name = solver if isinstance(solver, str) else DEFAULT_SOLVER
-    return QuantizeConfig.from_options(bits=bits, solver=name, **options)
-
-
 @dataclass
 class _Run:
     """One quantization pass: the settings shared by every layer."""
@@ -159,6 +157,8 @@ class _Run:
     sampler: object
     solver_name: str | None
     store: object
+    executor: object
+    progress: object = None
 
     def quantize(self, model, float_layers, calibration, *, quiet: bool) -> QuantizationResult:
         config = self.config
@@ -171,9 +171,10 @@ class _Run:
                   disable=True if quiet else None) as bar:
             for (name, float_layer), X in zip(float_layers, float_inputs):
                 bar.set_postfix_str(f"layer {name} ({float_layer.out_features} neurons)")
+                self.progress = bar.update  # the QUBO's neurons count as they are answered
                 layer = self._layer(result, name, float_layer, X, calibration)
                 result.layers.append(layer)
-                bar.update(layer.out_features)
+                bar.update(0 if config.method == "qubo" else layer.out_features)
                 log.info("layer %s (%dx%d): error %.6g, RTN %.6g, %.2f s", name,
                          layer.in_features, layer.out_features, layer.energy,
                          layer.rtn_energy, layer.solve_seconds)
@@ -215,7 +216,8 @@ class _Run:
                             _output_error(lq, X, X_hat, rtn[:, :-1], rtn[:, -1]), seconds,
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
-                            weight_offset=lq.weight_grid.offset, proven_optimal=proven)
+                            weight_offset=lq.weight_grid.offset, proven_optimal=proven,
+                            execution=self.layer_execution if config.method == "qubo" else None)
         write_layer(module, layer)
         return layer
 
@@ -235,8 +237,11 @@ class _Run:
         parameters = {"seed": seed} if seed is not None and "seed" in self.sampler.parameters \
             else {}
         starts = None if start_integers is None else lq.samples(lq.states(start_integers))
+        began = time.perf_counter()
         solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
-                             solver_name=self.solver_name, **parameters)
+                             solver_name=self.solver_name, executor=self.executor,
+                             progress=self.progress, **parameters)
+        self.layer_execution = execution_summary(solved, self.solver_name, began)
         samples = [r.sample for r in solved]
         if starts is not None:
             # never worse than the warm start, whatever the solver does with it
@@ -299,15 +304,6 @@ def _validate_model(model):
         if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
             raise ValueError(f"the model's {name} contains NaN or Inf values")
     return model
-
-
-def _sampler(solver, config: QuantizeConfig, solver_name):
-    if isinstance(solver, str):
-        return resolve_sampler(config.solver, fallback=config.fallback, **config.solver_params)
-    if config.solver_params:
-        raise ValueError("solver_params apply to a solver given by name; configure a "
-                         "sampler object yourself")
-    return solver_name or f"{type(solver).__module__}.{type(solver).__qualname__}", solver
 
 
 def _accuracies(model, quantized, calibration, evaluation, config) -> dict:

@@ -52,3 +52,60 @@ class LayerSampler(abc.ABC):
     def defaults(self) -> dict:
         """The parameters in force; part of every cache key."""
         return {}
+
+
+class CloudSampler(abc.ABC):
+    """A solver whose problems run remotely (Leap's QPU or hybrid solvers).
+
+    Implementations are ``dimod.Sampler`` subclasses too (``sample`` blocks until its
+    answer is in). The cloud executor (:class:`~annealq.executors.cloud.CloudExecutor`)
+    uses the rest: it asks for a plan that packs a layer's neurons into problems, submits
+    problems without waiting (:meth:`submit` returns a :class:`PendingProblem`), keeps a
+    bounded number in flight and collects them as they finish.
+    """
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """Which remote solver answers (its name or chip id, or the mock's topology): part
+        of every cache key, so two solvers' answers never mix."""
+
+    @abc.abstractmethod
+    def plan(self, bqms, calls, *, pack: bool) -> list[list[int]]:
+        """Group the positions of ``bqms`` into problems (each position exactly once)."""
+
+    @abc.abstractmethod
+    def estimate_seconds(self, bqms, calls) -> float:
+        """Billed seconds of one problem made of ``bqms``, from the solver's properties."""
+
+    @abc.abstractmethod
+    def classify(self, exc: BaseException) -> tuple[str, float | None]:
+        """What a failure means: ``("transient", retry_after or None)`` (retry),
+        ``("auth", None)`` (a rejected token: stop), ``("fatal", None)`` (a bug or bad
+        parameter: stop) or ``("failed", None)`` (this problem cannot be solved here, e.g.
+        too large: the fallback solver takes it)."""
+
+    @abc.abstractmethod
+    def submit(self, bqms, calls) -> PendingProblem:
+        """Send one problem made of ``bqms`` (their ``sample()`` keyword arguments in
+        ``calls``) and return at once."""
+
+
+class PendingProblem(abc.ABC):
+    """A submitted cloud problem."""
+
+    @abc.abstractmethod
+    def done(self) -> bool:
+        """Whether :meth:`results` would return (or raise) without waiting."""
+
+    @abc.abstractmethod
+    def results(self) -> list:
+        """``(SolveResult, SampleSet | None)`` per BQM of the problem, in order; energies
+        recomputed exactly from each BQM. Raises what the client raised."""
+
+    def billed_seconds(self) -> float:
+        """What the solver charged for it (after :meth:`results`)."""
+        return 0.0
+
+    def cancel(self) -> None:
+        """Give up on it (best effort)."""

@@ -54,6 +54,7 @@ class LayerResult:
     input_grid: ActivationGrid | None = None
     weight_offset: np.ndarray | None = None
     proven_optimal: int | None = None  # neurons whose solver proved their optimum
+    execution: dict | None = None  # solved_by, wall vs summed solve seconds (QUBO runs)
 
     @property
     def weight(self) -> np.ndarray:
@@ -71,6 +72,8 @@ class LayerResult:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
             entry["proven_optimal"] = self.proven_optimal
+        if self.execution is not None:
+            entry.update(self.execution)
         return entry
 
     def to_dict(self) -> dict:

@@ -23,7 +23,7 @@ from importlib.metadata import entry_points
 import dimod
 
 from annealq.credentials import load_env_file, token_configured
-from annealq.errors import SolverUnavailableError
+from annealq.errors import SolverUnavailableError, TokenRejectedError
 
 ENTRY_POINT_GROUP = "annealq.solvers"
 log = logging.getLogger(__name__)
@@ -165,25 +165,30 @@ def emulation_note(name: str | None) -> str | None:
             f"({spec.description})")
 
 
-def resolve_sampler(name: str, *, fallback: str | None = None,
+def resolve_sampler(name: str, *, fallback: str | None = None, notes: list | None = None,
                     **params) -> tuple[str, dimod.Sampler]:
     """Build solver ``name`` and return ``(name actually used, sampler)``.
 
     ``"auto"`` is ``hybrid`` when a D-Wave token is configured, otherwise ``neal`` (with one
-    warning). When ``name`` cannot run here and ``fallback`` names another solver, that one
-    is used instead, with a warning; without a fallback the error propagates (fail fast).
+    warning); a configured token with Leap unreachable also gives ``neal`` with one warning
+    (a rejected token stays an error). When ``name`` cannot run here and ``fallback`` names
+    another solver, that one is used instead, with a warning; without a fallback the error
+    propagates (fail fast). ``notes`` collects the reason of any substitution.
     """
+    notes = [] if notes is None else notes
     if name == "auto":
         if token_configured():
-            name = "hybrid"
+            name, fallback = "hybrid", fallback or "neal"
         else:
-            log.warning("no D-Wave API token configured: solver 'auto' uses local simulated "
-                        "annealing (neal)")
+            notes.append("no D-Wave API token configured: solver 'auto' uses local "
+                         "simulated annealing (neal)")
+            log.warning("%s", notes[-1])
             name = "neal"
     try:
         return name, get_sampler(name, **params)
     except SolverUnavailableError as exc:
-        if fallback is None or fallback == name:
+        if fallback is None or fallback == name or isinstance(exc, TokenRejectedError):
             raise
-        log.warning("%s; falling back to %r", exc, fallback)
+        notes.append(f"{exc}; falling back to {fallback!r}")
+        log.warning("%s", notes[-1])
         return fallback, get_sampler(fallback)

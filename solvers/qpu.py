@@ -21,6 +21,9 @@ with ``reinitialize_state`` so every read restarts from the warm start. Give
 mock, the classical substitute (steepest descent) starts from that state instead.
 Reported in each SampleSet's ``info``: ``chain_break_fraction`` (mean over reads),
 ``chain_length`` (max and mean), ``qpu_access_time`` (µs) and ``problem_id``.
+
+Through the cloud executor, several neurons share one anneal on disjoint clique embeddings
+(:mod:`solvers.qpu_pack`; ``pack=False`` / ``--no-pack`` sends one neuron per anneal).
 """
 
 from __future__ import annotations
@@ -28,10 +31,16 @@ from __future__ import annotations
 import dimod
 import numpy as np
 
-from annealq.credentials import cloud_options, redact, token_configured
-from annealq.errors import ProblemTooLargeError, SolverUnavailableError
+import time
+
+from annealq.credentials import auth_message, cloud_options, redact, token_configured
+from annealq.errors import ProblemTooLargeError, SolverUnavailableError, TokenRejectedError
+from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
+from annealq.results import best_result
 from solvers import missing_package
+from solvers.cloud import classify
+from solvers.qpu_pack import CliqueTiles, plan_tiles, submit_packed
 
 EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
 QPU_SOLVER = {"qpu": True, "order_by": "-num_active_qubits"}
@@ -41,7 +50,7 @@ MOCK_TOPOLOGIES = {"pegasus": [16], "zephyr": [12, 4]}
 REVERSE_SCHEDULE = ((0.0, 1.0), (5.0, 0.45), (15.0, 0.45), (20.0, 1.0))
 
 
-class CliqueQPUSampler(dimod.Sampler):
+class CliqueQPUSampler(dimod.Sampler, CloudSampler):
     """Clique-embeds each BQM on a QPU (or a mock of one) and reports embedding statistics.
 
     Args:
@@ -59,6 +68,7 @@ class CliqueQPUSampler(dimod.Sampler):
                 self.child = child
 
         self._clique = _CliqueOnChild(qpu)
+        self._tiles = None
         self.emulation = emulation
         unknown = sorted(set(defaults) - set(self.parameters))
         if unknown:
@@ -73,7 +83,17 @@ class CliqueQPUSampler(dimod.Sampler):
     def properties(self):
         return {"largest_clique_size": self.largest_clique_size, "emulation": self.emulation,
                 "chip_id": self._clique.child.properties.get("chip_id"),
-                "topology": self._clique.child.properties.get("topology")}
+                "topology": self._clique.child.properties.get("topology"),
+                "identity": self.identity}
+
+    @property
+    def identity(self) -> str:
+        properties = self._clique.child.properties
+        topology = properties.get("topology", {})
+        shape = "x".join(map(str, topology.get("shape", [])))
+        chip = properties.get("chip_id") or getattr(
+            getattr(self._clique.child, "solver", None), "name", None)
+        return f"{chip}:{topology.get('type')}{shape}"
 
     @property
     def largest_clique_size(self) -> int:
@@ -86,24 +106,99 @@ class CliqueQPUSampler(dimod.Sampler):
             return dimod.SampleSet.from_samples_bqm(
                 (np.zeros((1, 0), dtype=np.int8), []), bqm,
                 info={"emulation": self.emulation, "skipped": "no variables"})
+        sampleset, reverse = self._submit(bqm, initial_states, parameters)
+        return self._finish(sampleset, reverse)
+
+    def plan(self, bqms, calls, *, pack: bool) -> list[list[int]]:
+        if not pack or len(bqms) < 2:
+            return [[k] for k in range(len(bqms))]
+        if self._tiles is None:
+            self._tiles = CliqueTiles(self._clique.child.to_networkx_graph())
+        return plan_tiles(self._tiles, bqms, self.largest_clique_size)
+
+    def estimate_seconds(self, bqms, calls) -> float:
+        solver = None if self.emulation else self._clique.child.solver
+        if solver is None:  # a mock QPU bills nothing
+            return 0.0
+        parameters = {k: v for k, v in {**self.defaults, **calls[0]}.items()
+                      if k in ("num_reads", "annealing_time", "anneal_schedule",
+                               "readout_thermalization", "programming_thermalization")}
+        qubits = sum(b.num_variables for b in bqms) * max(2, self.largest_clique_size // 16)
+        return float(solver.estimate_qpu_access_time(num_qubits=qubits, **parameters)) / 1e6
+
+    def submit(self, bqms, calls) -> PendingProblem:
+        starts = [call.get("initial_states") for call in calls]
+        parameters = {k: v for k, v in {**self.defaults, **calls[0]}.items()
+                      if k != "initial_states"}
+        if len(bqms) == 1:
+            return _Pending(self, bqms[0], *self._submit(bqms[0], starts[0], parameters))
+        if any(b.num_variables > self.largest_clique_size for b in bqms):
+            self._check_size(max(bqms, key=lambda b: b.num_variables))
+        if any(start is not None for start in starts):
+            parameters = _reverse_anneal(bqms[0], starts[0], parameters)
+            parameters.pop("initial_state")
+            starts = [_first(bqm, start) for bqm, start in zip(bqms, starts)]
+        else:
+            starts = None
+        parameters.pop("chain_strength", None)  # each neuron's chains get their own
+        return submit_packed(self._clique.child, self._tiles, bqms, parameters, starts,
+                             self.emulation)
+
+    def classify(self, exc):
+        return classify(exc)
+
+    def _check_size(self, bqm) -> None:
         limit = self.largest_clique_size
         if bqm.num_variables > limit:
             raise ProblemTooLargeError(
                 f"a BQM of {bqm.num_variables} variables does not fit this QPU's largest "
                 f"clique embedding ({limit} variables); use the 'hybrid' solver (or a local "
                 f"one such as 'neal') for neurons of this size")
+
+    def _submit(self, bqm, initial_states, parameters):
+        """The clique sampler's (unresolved) sample set and the reverse anneal's settings."""
+        self._check_size(bqm)
         parameters = {**self.defaults, **parameters}
-        reverse = initial_states is not None
-        if reverse:
+        reverse = None
+        if initial_states is not None:
             parameters = _reverse_anneal(bqm, initial_states, parameters)
-        sampleset = self._clique.sample(bqm, return_embedding=True, **parameters)
+            reverse = {"anneal_schedule": [list(p) for p in parameters["anneal_schedule"]],
+                       "reinitialize_state": parameters["reinitialize_state"]}
+        return self._clique.sample(bqm, return_embedding=True, **parameters), reverse
+
+    def _finish(self, sampleset, reverse):
         sampleset.resolve()
         sampleset.info.update(_embedding_report(sampleset, self.emulation))
-        if reverse:
-            sampleset.info["reverse_anneal"] = {
-                "anneal_schedule": [list(point) for point in parameters["anneal_schedule"]],
-                "reinitialize_state": parameters["reinitialize_state"]}
+        if reverse is not None:
+            sampleset.info["reverse_anneal"] = reverse
         return sampleset
+
+
+class _Pending(PendingProblem):
+    """One neuron on its own clique embedding."""
+
+    def __init__(self, sampler, bqm, sampleset, reverse):
+        self.sampler, self.bqm, self.sampleset, self.reverse = sampler, bqm, sampleset, reverse
+        self.began = time.perf_counter()
+
+    def done(self) -> bool:
+        return self.sampleset.done()
+
+    def results(self) -> list:
+        sampleset = self.sampler._finish(self.sampleset, self.reverse)
+        return [(best_result(self.bqm, sampleset, time.perf_counter() - self.began),
+                 sampleset)]
+
+    def billed_seconds(self) -> float:
+        return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
+
+
+def _first(bqm, initial_states) -> dict | None:
+    """The first warm-start sample as ``{label: value}``, or ``None``."""
+    if initial_states is None:
+        return None
+    array, labels = dimod.as_samples(initial_states, labels_type=dimod.variables.Variables)
+    return dict(zip(labels, array[0].tolist()))
 
 
 def _reverse_anneal(bqm, initial_states, parameters: dict) -> dict:
@@ -157,6 +252,8 @@ def make_qpu(*, solver=None, **defaults) -> CliqueQPUSampler:
         # both samplers) does not select a hybrid solver here
         qpu = DWaveSampler(solver=solver or QPU_SOLVER, **cloud_options())
     except Exception as exc:  # network, auth and solver-selection errors from the client
+        if classify(exc)[0] == "auth":
+            raise TokenRejectedError(auth_message("connecting to Leap")) from None
         raise SolverUnavailableError(
             f"could not reach a D-Wave QPU: {redact(f'{type(exc).__name__}: {exc}')}") from None
     return CliqueQPUSampler(qpu, emulation=False, **defaults)

@@ -112,5 +112,5 @@ def test_the_python_api_reads_a_token_and_endpoint_from_dotenv(tmp_path, monkeyp
         (tmp_path / ".env").write_text(f"DWAVE_API_TOKEN={emu.token}\n"
                                        f"DWAVE_API_ENDPOINT={emu.endpoint}\n")
         sampler = get_sampler("hybrid")
-        assert type(sampler).__name__ == "DefaultsComposite"
+        assert type(sampler).__name__ == "HybridSampler"
         assert emu.stats()["requests"] > 0

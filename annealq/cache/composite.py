@@ -17,7 +17,7 @@ import dimod
 from annealq.cache.keys import bqm_hash, cache_key, layer_hashes, validate_text
 from annealq.cache.store import CacheStore
 from annealq.executors.base import BQMWork, Executor, InlineExecutor, LayerWork
-from annealq.protocol import LayerSampler
+from annealq.protocol import CloudSampler, LayerSampler
 from annealq.results import SolveResult
 from annealq.solve import call_parameters, solve_one
 
@@ -34,8 +34,9 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         child: any ``dimod.Sampler`` (a :class:`~annealq.protocol.LayerSampler` is given
             a layer's misses at once).
         store: where results live.
-        solver_name: part of every key; name the solver *and* its configuration (which
-            QPU, which time limit) when they change answers. Default: the child's class.
+        solver_name: part of every key; name the solver *and* its configuration when they
+            change answers. Default: the child's class. A cloud child's identity (which
+            QPU or hybrid solver, the mock's topology) is appended.
         executor: where misses are solved (default: in this process, in order).
         progress: called with a count as problems are answered (hits at once, misses as
             each result arrives), e.g. a progress bar's ``update``.
@@ -63,6 +64,8 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
             raise TypeError(f"store must be a CacheStore, got {type(store).__name__}")
         if solver_name is None:
             solver_name = f"{type(child).__module__}.{type(child).__qualname__}"
+        if isinstance(child, CloudSampler):  # which QPU or hybrid solver answered
+            solver_name = f"{solver_name}@{child.identity}"
         validate_text(solver_name, "solver_name")
         self._children = [child]
         self.store = store

@@ -194,6 +194,21 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
     return answer
 
 
+def _components(bqm):
+    """The BQM's connected components, each as a BQM of its own (offset dropped)."""
+    order = list(bqm.variables)
+    linear, (rows, cols, values), _ = bqm.to_numpy_vectors(order)
+    index = {v: k for k, v in enumerate(order)}
+    for component in dimod.traversal.connected_components(bqm):
+        members = np.array(sorted(index[v] for v in component))
+        local = np.full(len(order), -1)
+        local[members] = np.arange(len(members))
+        mask = local[rows] >= 0
+        yield dimod.BinaryQuadraticModel.from_numpy_vectors(
+            linear[members], (local[rows[mask]], local[cols[mask]], values[mask]), 0.0,
+            bqm.vartype, variable_order=[order[k] for k in members])
+
+
 def hybrid_answer(bqm: dimod.BinaryQuadraticModel, seed: int,
                   time_limit: float, charge_time: float) -> dict:
     """Answer a hybrid BQM problem classically, in the ``bq`` format.
@@ -208,9 +223,15 @@ def hybrid_answer(bqm: dimod.BinaryQuadraticModel, seed: int,
         The ``answer`` field of the SAPI problem response.
     """
     if bqm.num_variables:
-        sampleset = _anneal(bqm, _HYBRID_READS, seed, _HYBRID_UPDATE_BUDGET)
-        # like Leap's hybrid solvers, return the best sample found
-        sampleset = sampleset.truncate(1)
+        # like Leap's hybrid solvers, decompose: each connected component (several
+        # neurons packed into one BQM are disjoint) is annealed on its own, with its share
+        # of the problem's update budget, and the best sample found is returned
+        best = {}
+        for index, part in enumerate(_components(bqm)):
+            share = _HYBRID_UPDATE_BUDGET * part.num_variables // bqm.num_variables
+            found = _anneal(part, _HYBRID_READS, (seed + index) % 2**31, max(1, share))
+            best.update(found.first.sample)
+        sampleset = dimod.SampleSet.from_samples_bqm(best, bqm)
     else:
         sampleset = dimod.SampleSet.from_samples_bqm([{}], bqm)
     # times in microseconds, as Leap's hybrid solvers report them

@@ -1,0 +1,142 @@
+"""How and where a run's problems are solved: settings that change the wall time, the cost and
+the fault handling of a run, not its problems.
+
+:class:`Execution` holds them for the API (``quantize(..., workers=2)``) and the CLI
+(``--workers 2``); :meth:`Execution.open` picks the backend: the cloud executor for Leap
+solvers, local processes or a Dask cluster for local solvers when asked, else inline.
+
+Example:
+    >>> options = {"workers": 2, "window_bits": 2}
+    >>> Execution.pop_from(options).workers, options
+    (2, {'window_bits': 2})
+    >>> Execution(max_in_flight=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_in_flight must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass, fields
+
+import time
+from collections import Counter
+
+from annealq.executors.base import Executor, InlineExecutor
+from annealq.executors.cloud import CloudExecutor, CloudPolicy
+from annealq.protocol import CloudSampler
+from annealq.registry import get_sampler, resolve_sampler
+
+CLOUD_FALLBACK = "neal"  # solves what the cloud could not, unless the run names another
+
+KINDS = ("inline", "processes", "dask")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where problems run, and the cloud path's limits.
+
+    Attributes:
+        executor: ``"inline"``, ``"processes"`` or ``"dask"`` (default: cloud solvers get the
+            cloud executor, ``dask_scheduler`` means Dask, ``workers`` local processes).
+        workers: local worker processes (or the ``LocalCluster``'s size with ``"dask"``).
+        dask_scheduler: a running Dask scheduler's address, ``"tcp://host:port"``.
+        max_in_flight: cloud problems submitted and not yet answered, at most.
+        pack: several neurons per cloud problem (hybrid: one BQM; QPU: disjoint cliques).
+        max_cloud_seconds: billed seconds the run may spend; a plan over it is refused
+            and the rest of a run that reaches it goes to the fallback solver.
+        retries: attempts after the first for a cloud problem that failed transiently.
+        problem_timeout: seconds one cloud problem may take (default: from its estimate).
+    """
+
+    executor: str | None = None
+    workers: int | None = None
+    dask_scheduler: str | None = None
+    max_in_flight: int = 8
+    pack: bool = True
+    max_cloud_seconds: float | None = None
+    retries: int = 3
+    problem_timeout: float | None = None
+
+    def __post_init__(self):
+        if self.executor is not None and self.executor not in KINDS:
+            raise ValueError(f"executor must be one of {', '.join(KINDS)}, got "
+                             f"{self.executor!r}")
+        for name, least in (("workers", 1), ("max_in_flight", 1), ("retries", 0)):
+            value = getattr(self, name)
+            if value is None and name == "workers":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or value < least:
+                kind = "positive" if least else "non-negative"
+                raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
+        for name in ("max_cloud_seconds", "problem_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, numbers.Real) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.dask_scheduler is not None and not isinstance(self.dask_scheduler, str):
+            raise ValueError(f"dask_scheduler must be an address such as "
+                             f"'tcp://127.0.0.1:8786', got {self.dask_scheduler!r}")
+
+    @classmethod
+    def pop_from(cls, options: dict) -> Execution:
+        """Take this class's fields out of ``quantize``'s keyword arguments."""
+        given = {f.name: options.pop(f.name) for f in fields(cls) if f.name in options}
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
+    def policy(self) -> CloudPolicy:
+        return CloudPolicy(max_in_flight=self.max_in_flight, pack=self.pack,
+                           retries=self.retries, problem_timeout=self.problem_timeout,
+                           max_cloud_seconds=self.max_cloud_seconds)
+
+    def open(self, sampler, *, fallback=None) -> Executor:
+        """The executor for ``sampler``; ``fallback`` (a sampler) solves what the cloud
+        could not. The caller closes it."""
+        if isinstance(sampler, CloudSampler) and self.executor in (None, "inline"):
+            return CloudExecutor(self.policy(), fallback=fallback)
+        kind = self.executor or ("dask" if self.dask_scheduler else
+                                 "processes" if self.workers else "inline")
+        if kind == "inline":
+            return InlineExecutor()
+        return _pool(kind, self.workers, self.dask_scheduler)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve(solver, config, solver_name, notes: list):
+    """``(name, sampler)`` of a run: a registered name built with the run's parameters (and
+    its fallback), or a sampler object as given."""
+    if isinstance(solver, str):
+        return resolve_sampler(config.solver, fallback=config.fallback, notes=notes,
+                               **config.solver_params)
+    if config.solver_params and solver_name is None:  # (the CLI names what it built)
+        raise ValueError("solver_params apply to a solver given by name; configure a "
+                         "sampler object yourself")
+    return solver_name or f"{type(solver).__module__}.{type(solver).__qualname__}", solver
+
+
+def cloud_fallback(sampler, config):
+    """``(name, sampler)`` that takes the neurons a cloud solver could not solve."""
+    if not isinstance(sampler, CloudSampler):
+        return None
+    name = config.fallback or CLOUD_FALLBACK
+    return name, get_sampler(name)
+
+
+def execution_summary(solved, solver_name, began: float) -> dict:
+    """A layer's ``solved_by`` counts (the cache, the solver, a fallback) and its wall time
+    since ``began`` (``perf_counter``) against the summed solve time of its problems (their
+    ratio: the parallelism)."""
+    wall_seconds = time.perf_counter() - began
+    solved_by = Counter("cache" if r.info.get("cached") else
+                        r.info.get("solved_by", solver_name) for r in solved)
+    summed = sum(r.wall_seconds for r in solved if not r.info.get("cached"))
+    return {"solved_by": dict(sorted(solved_by.items())), "wall_seconds": wall_seconds,
+            "summed_solve_seconds": summed}
+
+
+def _pool(kind: str, workers, scheduler) -> Executor:
+    raise ValueError(f"executor {kind!r} (workers / dask_scheduler) is not available in "
+                     f"this version")

@@ -1,0 +1,208 @@
+"""Leap problems in flight together: the cloud executor.
+
+For a :class:`~annealq.protocol.CloudSampler`, a layer's cache misses become a plan of
+problems (several neurons per problem when packing pays: one BQM with disjoint labels on the
+hybrid solver, disjoint clique embeddings on a QPU). Up to ``max_in_flight`` problems are
+submitted without waiting, through the cloud client's futures; each is collected when its
+future is done and its neurons are yielded at once, so the cache commits them as they
+arrive. Faults are handled per problem:
+
+* transient errors (HTTP 429 and 5xx, dropped connections, a problem past its timeout)
+  are retried up to ``retries`` times, waiting ``backoff · 2^attempt`` seconds (or the
+  server's ``Retry-After``, when the client passes it on);
+* a problem too large for the solver, one that still fails after its retries, and
+  problems beyond the budget (``max_cloud_seconds``) are solved by the fallback solver,
+  and their results say so (``info["fallback"]``, never cached);
+* a rejected token is an error at once, naming where the token came from, never the token.
+
+Example (a sampler that is not a cloud sampler is solved in place):
+    >>> import dimod
+    >>> from annealq.executors.base import BQMWork
+    >>> bqm = dimod.BQM({"a": 1.0}, {}, 0.0, "BINARY")
+    >>> [(k, r, _)] = CloudExecutor().solve(BQMWork(dimod.ExactSolver(), [bqm], [{}]), [0])
+    >>> k, r.sample
+    (0, {'a': 0})
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from annealq.credentials import auth_message
+from annealq.errors import SolverUnavailableError, TokenRejectedError
+from annealq.executors.base import Executor, LayerWork
+from annealq.protocol import CloudSampler
+from annealq.results import timing
+from annealq.solve import solve_one
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.005
+
+
+@dataclass(frozen=True)
+class CloudPolicy:
+    """Limits of the cloud path (see :class:`annealq.execution.Execution`)."""
+
+    max_in_flight: int = 8
+    pack: bool = True
+    retries: int = 3
+    problem_timeout: float | None = None
+    max_cloud_seconds: float | None = None
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+@dataclass
+class _Task:
+    positions: list
+    attempt: int = 0
+    not_before: float = 0.0
+    errors: list = field(default_factory=list)
+
+
+class CloudExecutor(Executor):
+    """Submits a cloud sampler's problems concurrently, packed, budgeted and retried.
+
+    Args:
+        policy: the limits.
+        fallback: ``(name, dimod.Sampler)`` that solves neurons the cloud could not, or
+            ``None`` (then such a neuron is an error).
+        sleep, clock: injected for tests.
+    """
+
+    def __init__(self, policy: CloudPolicy = CloudPolicy(), *, fallback=None,
+                 sleep=time.sleep, clock=time.monotonic):
+        self.policy = policy
+        self.fallback = fallback
+        self._sleep, self._clock = sleep, clock
+        self.spent = 0.0  # billed seconds of answered problems (the budget's account)
+        self.counts = {"problems": 0, "neurons": 0, "billed_seconds": 0.0,
+                       "estimated_seconds": 0.0, "retries": 0, "failures": 0,
+                       "timeouts": 0, "fallback_neurons": 0, "max_in_flight": 0}
+
+    def stats(self) -> dict:
+        return {**self.counts, "billed_seconds": round(self.counts["billed_seconds"], 6),
+                "estimated_seconds": round(self.counts["estimated_seconds"], 6)}
+
+    def solve(self, work, positions):
+        if isinstance(work, LayerWork) or not isinstance(work.sampler, CloudSampler):
+            return work.solve(positions)
+        return self._solve(work, list(positions))
+
+    def _solve(self, work, positions):
+        sampler = work.sampler
+        empty = {k for k in positions if work.bqms[k].num_variables == 0}
+        yield from work.solve(sorted(empty))  # nothing to send: solved here at once
+        positions = [k for k in positions if k not in empty]
+        if not positions:
+            return
+        groups = sampler.plan([work.bqms[k] for k in positions],
+                              [work.calls[k] for k in positions], pack=self.policy.pack)
+        waiting = [_Task([positions[g] for g in group]) for group in groups]
+        flying: list = []  # (task, pending, deadline, estimate)
+        while waiting or flying:
+            progressed = False
+            now = self._clock()
+            for task in [t for t in waiting if t.not_before <= now]:
+                if len(flying) >= self.policy.max_in_flight:
+                    break
+                waiting.remove(task)
+                progressed = True
+                answer = self._launch(work, task, flying, waiting)
+                if answer is not None:
+                    yield from answer
+            for entry in list(flying):
+                task, pending, deadline, estimate = entry
+                if pending.done():
+                    flying.remove(entry)
+                    progressed = True
+                    yield from self._collect(work, task, pending, estimate, waiting)
+                elif self._clock() > deadline:
+                    flying.remove(entry)
+                    progressed = True
+                    pending.cancel()
+                    self.counts["timeouts"] += 1
+                    yield from self._failed(work, task, TimeoutError(
+                        f"no answer within {deadline - task.not_before:.0f} s"), waiting,
+                        transient=True)
+            if not progressed:
+                self._sleep(POLL_SECONDS)
+
+    def _launch(self, work, task, flying, waiting):
+        """Submit ``task``; return answers instead when it goes to the fallback."""
+        sampler = work.sampler
+        bqms = [work.bqms[k] for k in task.positions]
+        calls = [work.calls[k] for k in task.positions]
+        estimate = sampler.estimate_seconds(bqms, calls)
+        budget = self.policy.max_cloud_seconds
+        reserved = sum(entry[3] for entry in flying)
+        if budget is not None and self.spent + reserved + estimate > budget:
+            return self._fall_back(work, task, f"the cloud budget of {budget:g} s is spent")
+        try:
+            pending = sampler.submit(bqms, calls)
+        except Exception as exc:  # the client's submit errors are classified below
+            return list(self._failed(work, task, exc, waiting))
+        timeout = self.policy.problem_timeout or max(60.0, 10.0 * estimate)
+        task.not_before = self._clock()
+        flying.append((task, pending, task.not_before + timeout, estimate))
+        self.counts["problems"] += 1
+        self.counts["neurons"] += len(bqms)
+        self.counts["estimated_seconds"] += estimate
+        self.counts["max_in_flight"] = max(self.counts["max_in_flight"], len(flying))
+        return None
+
+    def _collect(self, work, task, pending, estimate, waiting):
+        try:
+            answers = pending.results()
+        except Exception as exc:
+            yield from self._failed(work, task, exc, waiting)
+            return
+        billed = pending.billed_seconds()
+        self.spent += billed
+        self.counts["billed_seconds"] += billed
+        for k, (result, sampleset) in zip(task.positions, answers):
+            result.info.setdefault("solved_by", work.sampler.identity)
+            yield k, result, sampleset
+
+    def _failed(self, work, task, exc, waiting, transient=None):
+        kind, wait = work.sampler.classify(exc)
+        if kind == "auth":
+            raise TokenRejectedError(auth_message("submitting a problem")) from None
+        if kind == "fatal":
+            raise exc
+        task.errors.append(f"{type(exc).__name__}: {exc}")
+        if (transient or kind == "transient") and task.attempt < self.policy.retries:
+            delay = wait if wait is not None else min(
+                self.policy.backoff * 2 ** task.attempt, self.policy.max_backoff)
+            task.attempt += 1
+            task.not_before = self._clock() + delay
+            self.counts["retries"] += 1
+            log.debug("cloud problem failed (%s); retry %d in %.2f s", exc, task.attempt,
+                      delay)
+            waiting.append(task)
+            return
+        self.counts["failures"] += 1
+        yield from self._fall_back(work, task, task.errors[-1])
+
+    def _fall_back(self, work, task, reason: str):
+        if self.fallback is None:
+            raise SolverUnavailableError(
+                f"a cloud problem of {len(task.positions)} neuron(s) could not be solved "
+                f"({reason}); give a fallback solver (--fallback neal) to solve such "
+                f"neurons locally")
+        name, sampler = self.fallback
+        if not self.counts["fallback_neurons"]:
+            log.warning("%s: solving with %r instead (the report counts them)", reason, name)
+        self.counts["fallback_neurons"] += len(task.positions)
+        answers = []
+        for k in task.positions:
+            call = {key: value for key, value in work.calls[k].items()
+                    if key in sampler.parameters}
+            result, sampleset = solve_one(work.bqms[k], sampler, call)
+            result.info.update(timing({"fallback": True, "solved_by": name,
+                                       "fallback_reason": reason},
+                                      result.info.get("timing", {}).get("solve_seconds", 0.0)))
+            answers.append((k, result, sampleset))
+        return answers

@@ -1,0 +1,86 @@
+"""What the ``qpu`` and ``hybrid`` solvers share: failure classes of dwave-cloud-client, and
+packing several neurons' BQMs into one problem with disjoint labels and back.
+
+Example:
+    >>> import dimod
+    >>> a = dimod.BQM({"x": 1.0}, {}, 0.5, "BINARY")
+    >>> b = dimod.BQM({"x": -1.0, "y": 2.0}, {("x", "y"): -3.0}, 0.0, "BINARY")
+    >>> packed, labels = combine([a, b])
+    >>> sorted(packed.variables), labels
+    ([0, 1, 2], [[0], [1, 2]])
+    >>> sampleset = dimod.ExactSolver().sample(packed)
+    >>> [(s, float(e)) for s, e in split(sampleset, [a, b], labels)]
+    [({'x': 0}, 0.5), ({'x': 1, 'y': 1}, -2.0)]
+"""
+
+from __future__ import annotations
+
+import dimod
+import numpy as np
+
+from annealq.errors import ProblemTooLargeError
+
+TRANSIENT_CODES = (429, *range(500, 600))
+
+
+def classify(exc: BaseException) -> tuple[str, float | None]:
+    """The cloud executor's reading of a dwave-cloud-client (or requests) failure."""
+    import requests
+    from dwave.cloud import exceptions as cloud
+    from dwave.cloud.api import exceptions as api
+
+    if isinstance(exc, (cloud.SolverAuthenticationError, api.ResourceAuthenticationError)):
+        return "auth", None
+    if isinstance(exc, ProblemTooLargeError):
+        return "failed", None
+    if getattr(exc, "error_code", None) in TRANSIENT_CODES:
+        return "transient", _retry_after(exc)
+    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
+                        cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
+                        ConnectionError)):
+        return "transient", None
+    if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
+        return "fatal", None
+    return "failed", None
+
+
+def _retry_after(exc) -> float | None:
+    response = getattr(exc, "response", None)
+    value = None if response is None else response.headers.get("Retry-After")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def combine(bqms) -> tuple[dimod.BinaryQuadraticModel, list[list[int]]]:
+    """One BQM holding ``bqms`` side by side on integer labels; and each one's labels, in
+    the order of its variables."""
+    packed = dimod.BinaryQuadraticModel(bqms[0].vartype)
+    labels, start = [], 0
+    for bqm in bqms:
+        mapping = {v: start + t for t, v in enumerate(bqm.variables)}
+        packed.update(bqm.relabel_variables(mapping, inplace=False))
+        labels.append(list(range(start, start + bqm.num_variables)))
+        start += bqm.num_variables
+    return packed, labels
+
+
+def split(sampleset: dimod.SampleSet, bqms, labels) -> list[tuple[dict, float]]:
+    """Each BQM's best sample among ``sampleset``'s rows (read by label) and its energy,
+    recomputed exactly from that BQM."""
+    order = {v: c for c, v in enumerate(sampleset.variables)}
+    rows = sampleset.record.sample
+    answers = []
+    for bqm, own in zip(bqms, labels):
+        block = rows[:, [order[v] for v in own]]
+        energies = bqm.energies((block, list(bqm.variables)))
+        best = int(np.argmin(energies))
+        answers.append((dict(zip(bqm.variables, block[best].tolist())), float(energies[best])))
+    return answers
+
+
+def sizes(bqm) -> tuple[int, int]:
+    """``(variables, biases)`` of a BQM as solver limits count them."""
+    return bqm.num_variables, bqm.num_variables + bqm.num_interactions

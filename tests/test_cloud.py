@@ -1,0 +1,202 @@
+"""The cloud path end to end: the real dwave-cloud-client (LeapHybridSampler, DWaveSampler)
+against the project's Leap emulator — concurrency, packing, faults, budget, fallback,
+resume, and no token anywhere."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import annealq
+from annealq.cache import CacheStore
+from annealq.errors import SolverUnavailableError
+from annealq.testing import LeapEmulator
+from tests.conftest import CANARY_TOKEN
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = annealq.load_dataset("digits")
+    model, _ = annealq.reference_model(data)
+    return data, model
+
+
+def _point_at(monkeypatch, tmp_path, emulator, token=None):
+    config = tmp_path / "dwave.conf"
+    config.write_text("")
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
+    monkeypatch.setenv("DWAVE_API_ENDPOINT", emulator.endpoint)
+    monkeypatch.setenv("DWAVE_API_TOKEN", token or emulator.token)
+
+
+@pytest.fixture
+def leap(monkeypatch, tmp_path):
+    """An emulator with realistic-ratio service times (time scale 200) and 8 hybrid slots."""
+    with LeapEmulator(time_scale=200.0, slots={"hybrid": 8, "qpu": 1}) as emulator:
+        _point_at(monkeypatch, tmp_path, emulator)
+        yield emulator
+
+
+def _run(data, model, solver, **options):
+    return annealq.quantize(model, data, bits=2, solver=solver, cache=False, quiet=True,
+                            seed=0, calibration_size=200, **options)
+
+
+def test_hybrid_packs_a_layer_into_few_problems_and_bills_less(leap, digits):
+    data, model = digits
+    alone = _run(data, model, "hybrid", pack=False, max_in_flight=8)
+    billed_alone = leap.stats()["billed_seconds"]
+    packed = _run(data, model, "hybrid")
+    cloud = packed.report["cloud"]
+    assert alone.report["cloud"]["problems"] == 74 and cloud["problems"] <= 4
+    assert cloud["neurons"] == 74
+    # the mock solver's minimum_time_limit curve: ≥ 5x fewer billed seconds
+    assert alone.report["cloud"]["billed_seconds"] >= 5 * cloud["billed_seconds"]
+    assert sum(billed_alone.values()) == pytest.approx(alone.report["cloud"]["billed_seconds"])
+    assert alone.report["cloud"]["max_in_flight"] > 1
+    for layer in packed.report["layers"]:
+        assert layer["solved_by"] == {"hybrid:hybrid_bqm_solver": layer["out_features"]}
+        assert layer["energy"] < layer["rtn_energy"]
+
+
+def test_qpu_puts_several_digits_neurons_in_one_anneal(leap, digits):
+    data, model = digits
+    result = _run(data, model, "qpu")
+    cloud = result.report["cloud"]
+    assert cloud["neurons"] == 74
+    # 65-variable neurons: at least 4 per anneal on the emulated Advantage (Pegasus P16)
+    assert cloud["neurons"] / cloud["problems"] >= 4
+    assert leap.stats()["problems_submitted"] == cloud["problems"]
+
+
+@pytest.fixture(scope="module")
+def fault_free(digits, tmp_path_factory):
+    data, model = digits
+    with pytest.MonkeyPatch.context() as monkeypatch, \
+            LeapEmulator(time_scale=500.0, slots=8) as clean:
+        _point_at(monkeypatch, tmp_path_factory.mktemp("clean"), clean)
+        return _run(data, model, "hybrid")
+
+
+@pytest.mark.parametrize("faults", [
+    "http429_count=2,retry_after=0", "http5xx_count=2", "drop_count=2", "latency=0.01",
+])
+def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_path, digits,
+                                                             fault_free, faults):
+    data, model = digits
+    reference = fault_free
+    with LeapEmulator(time_scale=500.0, slots=8, faults=faults) as faulty:
+        _point_at(monkeypatch, tmp_path, faulty)
+        result = _run(data, model, "hybrid")
+        injected = sum(faulty.stats()["faults"].get(k, 0) for k in
+                       ("http429", "http5xx", "drop"))
+    for a, b in zip(reference.layers, result.layers):
+        assert (a.int_weight == b.int_weight).all() and (a.int_bias == b.int_bias).all()
+    assert result.report["cloud"]["fallback_neurons"] == 0
+    if "latency" not in faults:
+        assert injected >= 1
+
+
+def test_a_problem_that_never_finishes_times_out_and_is_retried(monkeypatch, tmp_path, digits):
+    data, model = digits
+    with LeapEmulator(time_scale=500.0, slots=8, faults="never_finish_count=1") as emulator:
+        _point_at(monkeypatch, tmp_path, emulator)
+        # small problems (one neuron each), so that only the stuck one meets the timeout
+        result = _run(data, model, "hybrid", pack=False, problem_timeout=3.0)
+    cloud = result.report["cloud"]
+    assert cloud["timeouts"] == 1 and cloud["retries"] >= 1
+    assert cloud["fallback_neurons"] == 0
+
+
+def test_persistent_faults_fall_back_per_neuron_and_the_report_says_so(monkeypatch, tmp_path,
+                                                                       digits):
+    data, model = digits
+    with LeapEmulator(time_scale=500.0, slots=8, faults="http5xx=1.0,scope=submit") as emu:
+        _point_at(monkeypatch, tmp_path, emu)
+        result = _run(data, model, "hybrid", retries=1)
+    layers = result.report["layers"]
+    assert layers[0]["solved_by"] == {"neal": 64} and layers[1]["solved_by"] == {"neal": 10}
+    assert result.report["cloud"]["fallback_neurons"] == 74
+    assert result.report["cloud"]["failures"] >= 1
+
+
+def test_a_rejected_token_is_one_clear_error_naming_its_source(monkeypatch, tmp_path, digits):
+    data, model = digits
+    with LeapEmulator(time_scale=500.0, token="the-right-token") as emulator:
+        _point_at(monkeypatch, tmp_path, emulator, token=CANARY_TOKEN)
+        with pytest.raises(SolverUnavailableError) as error:
+            _run(data, model, "hybrid")
+    message = str(error.value)
+    assert "rejected" in message and "DWAVE_API_TOKEN" in message
+    assert CANARY_TOKEN not in message
+
+
+def test_auto_with_leap_unreachable_falls_back_to_neal(monkeypatch, tmp_path, digits, caplog):
+    data, model = digits
+    config = tmp_path / "dwave.conf"
+    config.write_text("")
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
+    monkeypatch.setenv("DWAVE_API_ENDPOINT", "http://127.0.0.1:9/sapi/v2/")  # nothing there
+    monkeypatch.setenv("DWAVE_API_TOKEN", CANARY_TOKEN)
+    result = _run(data, model, "auto")
+    assert result.report["solver"] == "neal"
+    assert any("falling back to 'neal'" in note for note in result.report["solver_notes"])
+    assert CANARY_TOKEN not in json.dumps(result.report) + caplog.text
+
+
+def test_budget_refuses_a_plan_over_it_and_stops_submitting_when_spent(leap, digits):
+    data, model = digits
+    with pytest.raises(ValueError, match="over --max-cloud-seconds"):
+        _run(data, model, "hybrid", pack=False, max_cloud_seconds=10.0)
+    # a plan within budget whose estimate is exceeded in flight is cut by the executor
+    plan = annealq.plan.run_plan(model, data.calibration(200), annealq.get_sampler("hybrid"),
+                                 annealq.config.QuantizeConfig(bits=2), pack=False)
+    assert plan["problems"] == 74 and plan["estimated_billed_seconds"] > 70
+
+
+def test_dry_run_prints_the_plan_and_submits_nothing(leap, capsys):
+    from annealq.cli import main
+
+    assert main(["quantize", "--dataset", "digits", "--bits", "2", "--solver", "hybrid",
+                 "--dry-run", "--calibration", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing was submitted" in out and "billed s" in out
+    assert leap.stats()["problems_submitted"] == 0
+
+
+def test_kill_9_mid_layer_resumes_with_only_the_unfinished_neurons(leap, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    command = [sys.executable, "-m", "annealq", "quantize", "--dataset", "digits", "--bits",
+               "2", "--solver", "hybrid", "--no-pack", "--max-in-flight", "2",
+               "--calibration", "200", "--cache", str(cache), "--quiet"]
+    with LeapEmulator(time_scale=20.0, slots=2) as slow:  # ~50 ms a problem
+        env = {**os.environ, "DWAVE_API_ENDPOINT": slow.endpoint}
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _entries(cache) < 10:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    done = _entries(cache)
+    assert 10 <= done < 74
+    with LeapEmulator(time_scale=500.0, slots=8) as fast:
+        env = {**os.environ, "DWAVE_API_ENDPOINT": fast.endpoint}
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+        submitted = fast.stats()["problems_submitted"]
+    # one entry per distinct neuron problem (a neuron without variables is not submitted)
+    assert submitted == _entries(cache) - done and _entries(cache) >= 72
+
+
+def _entries(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with CacheStore(path) as store:
+            return store.stats()["entries"]
+    except Exception:  # the file is being created
+        return 0
