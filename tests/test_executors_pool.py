@@ -98,6 +98,22 @@ def test_workers_give_the_integers_of_one_process(cluster, layers, inline, worke
         assert pool.stats()["tasks"] >= len(inline) * min(workers, len(MNIST_NEURONS))
 
 
+def test_quantize_on_a_dask_scheduler_gives_the_integers_of_one_process(cluster, tmp_path):
+    data = annealq.load_dataset("digits")
+    model, _ = annealq.reference_model(data)
+    options = {"bits": 2, "solver": "neal", "seed": 0, "quiet": True, "calibration_size": 300,
+               "solver_params": {"num_sweeps": 100}}
+    here = annealq.quantize(model, data, cache=False, **options)
+    cluster.scale(2)
+    there = annealq.quantize(model, data, cache=tmp_path / "cache.sqlite",
+                             dask_scheduler=cluster.scheduler_address, **options)
+    for a, b in zip(here.layers, there.layers):
+        assert np.array_equal(a.int_weight, b.int_weight)
+        assert np.array_equal(a.int_bias, b.int_bias)
+    assert there.report["execution"]["dask_scheduler"] == cluster.scheduler_address
+    assert there.cache_misses == sum(layer.out_features for layer in here.layers)
+
+
 def test_a_worker_killed_mid_layer_changes_nothing(cluster, layers, inline):
     lq, rows = layers["digits"]
     with _scaled(cluster, 2) as pool:
