@@ -130,6 +130,21 @@ def test_a_worker_killed_mid_layer_changes_nothing(cluster, layers, inline):
         assert set(pool.client.run(os.getpid).values()) != set(pids.values())
 
 
+def test_a_solver_the_workers_cannot_import_is_one_clear_error(cluster, layers, tmp_path,
+                                                              monkeypatch):
+    (tmp_path / "only_here.py").write_text(
+        "from solvers.batch_sa.sampler import BatchSASampler\n"
+        "class OnlyHere(BatchSASampler):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # here, not on the running workers
+    from only_here import OnlyHere
+
+    lq, rows = layers["digits"]
+    with PoolExecutor("dask", scheduler=cluster.scheduler_address) as pool:
+        with pytest.raises(ClusterError, match=r"could not load the layer \(ModuleNotFound"
+                                               r"Error.*only_here.*install annealq"):
+            list(pool.solve(LayerWork(OnlyHere(), lq, rows, None, {}), range(len(rows))))
+
+
 def test_importing_the_pool_executor_does_not_load_dask():
     code = ("import sys, annealq, annealq.executors.pool; "
             "print([m for m in sys.modules if m.startswith(('distributed', 'dask'))])")

@@ -88,6 +88,8 @@ class PoolExecutor(Executor):
         self._stats = {"executor": kind, "scheduler": scheduler, "layers": 0, "tasks": 0,
                        "start_seconds": 0.0, "scatter_seconds": 0.0}
         self._stats["start_seconds"] = round(time.perf_counter() - began, 3)
+        log.info("Dask %s at %s ready in %.1f s", "local cluster" if self._cluster else
+                 "scheduler", scheduler, self._stats["start_seconds"])
 
     @property
     def client(self):
@@ -107,9 +109,7 @@ class PoolExecutor(Executor):
         try:
             chunks = _chunks(positions, self.chunk_size or math.ceil(
                 len(positions) / (CHUNKS_PER_WORKER * self._threads())))
-            begin = time.perf_counter()
-            [scattered] = self._client.scatter([shared], broadcast=True, hash=False)
-            self._stats["scatter_seconds"] += time.perf_counter() - begin
+            scattered = self._scatter(shared)
             futures = [self._client.submit(_solve_chunk, type(work).__name__, scattered,
                                            chunk, payload(chunk), pure=False,
                                            key=f"annealq-{layer}-{n}")
@@ -129,6 +129,21 @@ class PoolExecutor(Executor):
             if scattered is not None:
                 scattered.release()
 
+    def _scatter(self, shared):
+        """``shared`` on every worker (its future); a worker that cannot unpickle it (no
+        annealq, another version, a solver defined only here) is one clear error."""
+        begin = time.perf_counter()
+        try:
+            [scattered] = self._client.scatter([shared], broadcast=True, hash=False)
+        except (OSError, self._distributed.TimeoutError, self._distributed.CancelledError):
+            raise
+        except Exception as error:  # distributed re-raises the worker's as an Exception
+            raise ClusterError(f"the Dask workers could not load the layer ({error}); "
+                               f"install annealq (this version) and the solver's packages "
+                               f"on every worker") from error
+        self._stats["scatter_seconds"] += time.perf_counter() - begin
+        return scattered
+
     def _threads(self) -> int:
         """Worker threads in the cluster, after waiting up to ``timeout`` for one."""
         if not self._client.nthreads():
@@ -145,6 +160,10 @@ class PoolExecutor(Executor):
         except self._distributed.KilledWorker as error:
             raise ClusterError(f"a chunk of neurons killed {error.last_worker!r} and "
                                f"other workers (out of memory?); {RESUME}") from error
+        except ImportError as error:  # raised on a worker that lacks the solver's code
+            raise ClusterError(f"a Dask worker could not import {error.name or error}: "
+                               f"install annealq (this version) and the solver's packages "
+                               f"on every worker; {RESUME}") from error
 
     def stats(self) -> dict:
         """Layers and tasks sent, seconds spent starting the pool and scattering layers."""
