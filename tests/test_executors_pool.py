@@ -3,6 +3,7 @@ integers from 1, 2 and 4 workers as from this process, a worker killed mid-layer
 nothing, a scheduler that vanishes gives one clear error and the rerun resumes from the
 cache."""
 
+import contextlib
 import json
 import os
 import signal
@@ -74,7 +75,7 @@ def inline(layers):
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                   silence_logs=50) as cluster:
         yield cluster
 
@@ -181,22 +182,30 @@ def scheduler(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
-                                   "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--host", "127.0.0.1", "--port", "0",
+                                   "--dashboard-address", "127.0.0.1:0",
                                    "--scheduler-file", str(file)], **quiet)]
     try:
-        deadline = time.monotonic() + 30
-        while not file.exists() or not file.read_text():
+        deadline, address = time.monotonic() + 30, None
+        while address is None:
             assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
+            with contextlib.suppress(OSError, ValueError):  # not yet (fully) written
+                address = json.loads(file.read_text())["address"]
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-             "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "5"], **quiet))
+             "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
+             "--death-timeout", "5"], **quiet))
         yield address, processes[0]
     finally:
+        for process in processes:  # a worker's nanny takes its worker process with it
+            process.terminate()
         for process in processes:
-            process.kill()
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
 
 
 def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(scheduler, layers, inline,

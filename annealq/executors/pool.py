@@ -264,7 +264,7 @@ def _local_cluster(distributed, workers: int):
     try:
         return distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=logging.CRITICAL)
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     except RuntimeError as error:
         raise ClusterError(f"could not start {workers} local worker processes ({error}); a "
                            f"script that runs with workers= must do so under "
