@@ -115,6 +115,22 @@ def test_quantize_on_a_dask_scheduler_gives_the_integers_of_one_process(cluster,
     assert there.cache_misses == sum(layer.out_features for layer in here.layers)
 
 
+def test_cache_hits_are_not_sent(cluster, layers, tmp_path):
+    lq, rows = layers["digits"]
+    sampler, params = get_sampler("batch-sa"), SOLVERS["batch-sa"]
+    with CacheStore(tmp_path / "cache.sqlite") as store, \
+            PoolExecutor("dask", scheduler=cluster.scheduler_address) as pool:
+        CachedSampler(sampler, store, executor=pool).sample_layer(lq, neurons=rows[:40],
+                                                                  **params)
+        sent = pool.stats()["tasks"]
+        again = CachedSampler(sampler, store, executor=pool)
+        again.sample_layer(lq, **params)
+        assert (again.hits, again.misses) == (40, len(rows) - 40)
+        assert pool.stats()["layers"] == 2 and pool.stats()["tasks"] > sent
+        again.sample_layer(lq, **params)
+        assert pool.stats()["layers"] == 2  # all hits: nothing scattered, no task
+
+
 def test_a_worker_killed_mid_layer_changes_nothing(cluster, layers, inline):
     lq, rows = layers["digits"]
     with _scaled(cluster, 2) as pool:
