@@ -24,3 +24,8 @@ class TokenRejectedError(SolverUnavailableError):
 class CacheError(AnnealqError, ValueError):
     """The cache file cannot be used (damaged, locked, unreadable, a folder, ...); the
     message names the file and what to do."""
+
+
+class ClusterError(AnnealqError, ConnectionError):
+    """Worker processes or a Dask cluster could not be started, reached or kept (the cache
+    keeps what was solved; a rerun resumes from it)."""

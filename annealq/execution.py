@@ -25,6 +25,7 @@ from collections import Counter
 
 from annealq.executors.base import Executor, InlineExecutor
 from annealq.executors.cloud import CloudExecutor, CloudPolicy
+from annealq.executors.pool import PoolExecutor
 from annealq.protocol import CloudSampler
 from annealq.registry import get_sampler, resolve_sampler
 
@@ -139,5 +140,4 @@ def execution_summary(solved, solver_name, began: float) -> dict:
 
 
 def _pool(kind: str, workers, scheduler) -> Executor:
-    raise ValueError(f"executor {kind!r} (workers / dask_scheduler) is not available in "
-                     f"this version")
+    return PoolExecutor(kind, workers, scheduler)
