@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import inspect
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -97,14 +98,18 @@ def target_module(architecture, dtype: str, model, input_grids: dict):
 
 
 def check_linear(module, name: str, shape: tuple, *stored_shapes) -> None:
-    """``module`` is an ``nn.Linear`` of weight ``shape`` (out, in); ``stored_shapes`` are the
-    integer weights', the integer bias's and the steps'."""
-    if not isinstance(module, nn.Linear):
-        raise ValueError(f"layer {name!r} is no nn.Linear of the model")
-    expected = (tuple(shape), tuple(shape[:1]), tuple(shape[:1]))
-    if tuple(module.weight.shape) != tuple(shape) or tuple(map(tuple, stored_shapes)) != expected:
-        raise ValueError(f"layer {name!r}: the model's weight is {tuple(module.weight.shape)}, "
-                         f"the file's {tuple(shape)} (integers {stored_shapes[0]})")
+    """``module`` is an ``nn.Linear`` or ``nn.Conv2d`` whose weight rows are ``shape`` (out,
+    in; a conv's in is ``C_in·kh·kw``); ``stored_shapes`` are the integer weights', the
+    integer bias's and the steps' (one per row, or per row and group)."""
+    if not isinstance(module, (nn.Linear, nn.Conv2d)):
+        raise ValueError(f"layer {name!r} is no nn.Linear or nn.Conv2d of the model")
+    weight = tuple(module.weight.shape)
+    rows = (weight[0], int(np.prod(weight[1:])))
+    weights, bias, steps = (tuple(shape_) for shape_ in stored_shapes)
+    if rows != tuple(shape) or weights != tuple(shape) or bias != tuple(shape[:1]) \
+            or steps[:1] != tuple(shape[:1]):
+        raise ValueError(f"layer {name!r}: the model's weight is {weight}, the file's "
+                         f"{tuple(shape)} (integers {weights})")
 
 
 def _describe(module) -> dict:
