@@ -133,7 +133,8 @@ def bounds_markdown(table: dict) -> list[str]:
         return []
     lines = ["## Distance to a proven lower bound (each layer alone, on its float inputs)", "",
              "Filled by " + ", ".join(f"`{c}`" for c in table.get("bounds_commands", []))
-             + ". Per layer, the sum over neurons of a proven lower bound on the neuron's "
+             + " (each writes its cells as it goes; a run stopped early keeps the cells it "
+             "finished). Per layer, the sum over neurons of a proven lower bound on the neuron's "
              "whole-grid problem (`benchmarks/bounds.py`: the exact optimum where the sphere "
              "decoder finishes within its node budget, else a certified radius around the "
              "real box minimiser), and each method's layer error as % above it: an upper "

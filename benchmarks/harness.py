@@ -531,7 +531,8 @@ def _paper_markdown(table, skip) -> str:
     machine = table["machine"]
     lines = ["# Accuracy, layer error and time: float, RTN, GPTQ, AdaRound and QUBO", "",
              "Filled by these runs of the committed code, in order (each run skips the cells "
-             "already in `results.json`):", "",
+             "already in `results.json`; a run stopped early keeps the cells it finished):",
+             "",
              *[f"- `{c}`" for c in table.get("commands", [])], "",
              f"Machine: {machine}. Calibration: {table['calibration']} images from each "
              "training split; accuracy on the test split. Reference grid (DESIGN.md §1), "

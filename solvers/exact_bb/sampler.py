@@ -38,7 +38,7 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
 
     Example:
         >>> bqm = dimod.BQM({"a": 1.0, "b": -2.0}, {("a", "b"): 3.0}, 0.0, "BINARY")
-        >>> BranchAndBoundSolver().sample(bqm).first.energy
+        >>> float(BranchAndBoundSolver().sample(bqm).first.energy)
         -2.0
     """
 
