@@ -48,7 +48,8 @@ class Execution:
         max_cloud_seconds: billed seconds the run may spend; a plan over it is refused
             and the rest of a run that reaches it goes to the fallback solver.
         retries: attempts after the first for a cloud problem that failed transiently.
-        problem_timeout: seconds one cloud problem may take (default: from its estimate).
+        problem_timeout: seconds one cloud problem may take, upload and queue included
+            (default: 10× its estimated service time, at least 600 s).
     """
 
     executor: str | None = None

@@ -37,12 +37,27 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
         return "transient", _retry_after(exc)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
+                        cloud.ProblemUploadError,
+                        # seen under heavy load: an answer whose decoded sample set the
+                        # client held only weakly was collected before it was read
+                        cloud.InvalidAPIResponseError,
                         cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
                         ConnectionError)):
         return "transient", None
     if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
         return "fatal", None
     return "failed", None
+
+
+def cancel(sampleset) -> None:
+    """Ask Leap to cancel the problem behind an unresolved sample set (best effort: dimod
+    keeps the client's future as ``_future`` until the set is resolved)."""
+    future = getattr(sampleset, "_future", None)
+    try:
+        if future is not None:
+            future.cancel()
+    except Exception:  # cancelling is a courtesy; the executor has moved on
+        pass
 
 
 def _retry_after(exc) -> float | None:

@@ -23,7 +23,7 @@ from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
-from solvers.cloud import classify, combine, sizes, split
+from solvers.cloud import cancel as _cancel, classify, combine, sizes, split
 from solvers.qpu import _qpu_unavailable
 
 
@@ -123,6 +123,9 @@ class _Pending(PendingProblem):
         own = self.sampleset if len(self.bqms) == 1 else None
         return [(SolveResult(sample, energy, timing(dict(shared), seconds), seconds), own)
                 for sample, energy in split(self.sampleset, self.bqms, self.labels)]
+
+    def cancel(self) -> None:
+        _cancel(self.sampleset)
 
     def billed_seconds(self) -> float:
         charge = self.sampleset.info.get("charge_time")

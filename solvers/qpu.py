@@ -39,7 +39,7 @@ from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import best_result
 from solvers import missing_package
-from solvers.cloud import classify
+from solvers.cloud import cancel, classify
 from solvers.qpu_pack import CliqueTiles, plan_tiles, submit_packed
 
 EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
@@ -191,6 +191,9 @@ class _Pending(PendingProblem):
 
     def billed_seconds(self) -> float:
         return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
+
+    def cancel(self) -> None:
+        cancel(self.sampleset)
 
 
 def _first(bqm, initial_states) -> dict | None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from annealq.protocol import PendingProblem
 from annealq.results import SolveResult, timing
-from solvers.cloud import combine
+from solvers.cloud import cancel, combine
 
 MAX_TILES = 64
 
@@ -139,3 +139,6 @@ class _PackedPending(PendingProblem):
 
     def billed_seconds(self) -> float:
         return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
+
+    def cancel(self) -> None:
+        cancel(self.sampleset)

@@ -200,3 +200,18 @@ def _entries(path) -> int:
             return store.stats()["entries"]
     except Exception:  # the file is being created
         return 0
+
+
+def test_a_neuron_too_large_for_the_qpu_goes_to_the_fallback(no_token):
+    import numpy as np
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(400, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = np.random.default_rng(0).normal(size=(64, 400))
+    result = annealq.quantize(model, x, bits=2, solver="qpu-mock", cache=False, quiet=True,
+                              fallback="steepest")
+    first, second = result.report["layers"]
+    assert first["solved_by"] == {"steepest": 3}  # ~400 variables > the 180-clique limit
+    assert list(second["solved_by"]) == ["MockDWaveSampler:pegasus16"]
+    assert result.report["cloud"]["fallback_neurons"] == 3

@@ -81,6 +81,23 @@ def test_notebook_runs_offline_in_small_configuration(name, limit_s, figures, of
         assert "Leap run at this scale" in text  # the cost estimate comes first
 
 
+def test_the_qpu_notebook_runs_through_the_real_client_against_the_leap_emulator(
+        offline_small, monkeypatch):
+    """The one setting that separates offline from Leap: ANNEALQ_NOTEBOOK_LEAP=emulator
+    sends the qpu and hybrid cells through dwave-cloud-client to the local emulator."""
+    monkeypatch.delenv("ANNEALQ_NOTEBOOK_OFFLINE")
+    monkeypatch.setenv("ANNEALQ_NOTEBOOK_LEAP", "emulator")
+    (offline_small / "missing-dwave.conf").write_text("")
+    notebook = nbformat.read(NOTEBOOKS / "qpu_vs_sa_energy_gaps.ipynb", as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=3 * CELL_TIMEOUT_S,
+                                     kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    assert not [out for out in outputs(notebook) if out.output_type == "error"]
+    text = text_of(notebook)
+    assert "Mode: Leap emulator" in text and "QPU access time used" in text
+
+
 def test_committed_notebooks_keep_their_figures():
     """A reader on GitHub sees figures: the committed copies hold a full run's outputs."""
     for name, _, figures in CASES:

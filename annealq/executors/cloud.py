@@ -144,7 +144,9 @@ class CloudExecutor(Executor):
             pending = sampler.submit(bqms, calls)
         except Exception as exc:  # the client's submit errors are classified below
             return list(self._failed(work, task, exc, waiting))
-        timeout = self.policy.problem_timeout or max(60.0, 10.0 * estimate)
+        # default: generous (uploads of large BQMs and Leap's queue count too); a problem
+        # that never finishes is still caught
+        timeout = self.policy.problem_timeout or max(600.0, 10.0 * estimate)
         task.not_before = self._clock()
         flying.append((task, pending, task.not_before + timeout, estimate))
         self.counts["problems"] += 1

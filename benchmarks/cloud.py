@@ -1,0 +1,76 @@
+"""The cloud path on the Leap emulator: one problem per neuron in a row (the old path),
+concurrent, and concurrent + packed, for ``hybrid`` and ``qpu``; and a run with injected
+transient faults, compared with the fault-free run.
+
+    ANNEALQ_DATA=../shared/data python -m benchmarks.cloud benchmarks/cloud.json [CASE ...]
+
+CASE is ``dataset/solver`` (default: all of CASES); runs already in the JSON file are kept.
+
+The emulator answers classically (an emulation, not quantum hardware); its service times
+are the mock solvers' own (hybrid: the minimum_time_limit curve; QPU: the client's access
+time model) divided by the time scale below.
+"""
+import json, os, sys, tempfile, time
+
+import numpy as np
+
+import annealq
+from annealq.testing import LeapEmulator
+
+TIME_SCALE = 1.0  # the mock solvers' own service times, unscaled
+SLOTS = {"hybrid": 8, "qpu": 1}
+MODES = {"sequential": {"pack": False, "max_in_flight": 1},
+         "concurrent": {"pack": False, "max_in_flight": 16},
+         "concurrent+packed": {"max_in_flight": 16}}
+FAULTS = "http429=0.05,http5xx=0.05,retry_after=0,scope=submit+poll+answer+upload,seed=3"
+
+
+def run(emulator, data, model, solver, options):
+    os.environ["DWAVE_API_ENDPOINT"] = emulator.endpoint
+    os.environ["DWAVE_API_TOKEN"] = emulator.token
+    began = time.perf_counter()
+    result = annealq.quantize(model, data, bits=2, solver=solver, cache=False, quiet=True,
+                              seed=0, **options)
+    wall = time.perf_counter() - began
+    cloud = result.report["cloud"]
+    digest = [int(np.sum(L.int_weight * np.arange(1, L.int_weight.size + 1).reshape(
+        L.int_weight.shape))) for L in result.layers]
+    return {"problems": cloud["problems"], "neurons": cloud["neurons"],
+            "billed_seconds": round(cloud["billed_seconds"], 3), "wall_seconds": round(wall, 2),
+            "retries": cloud["retries"], "fallback_neurons": cloud["fallback_neurons"],
+            "layer_errors": [round(L.energy, 2) for L in result.layers],
+            "integers_digest": digest}
+
+
+CASES = ("digits/hybrid", "mnist/hybrid", "digits/qpu")
+
+
+def main(out, cases):
+    config = os.path.join(tempfile.mkdtemp(), "dwave.conf")
+    open(config, "w").close()
+    os.environ["DWAVE_CONFIG_FILE"] = config
+    rows = json.load(open(out))["runs"] if os.path.exists(out) else {}
+    for case in cases or CASES:
+        dataset, solver = case.split("/")
+        data = annealq.load_dataset(dataset)
+        model, _ = annealq.reference_model(data)
+        for mode, options in MODES.items():
+            with LeapEmulator(time_scale=TIME_SCALE, slots=SLOTS) as emulator:
+                rows[f"{dataset}/{solver}/{mode}"] = row = run(emulator, data, model, solver,
+                                                               options)
+            print(dataset, solver, mode, row, flush=True)
+        with LeapEmulator(time_scale=TIME_SCALE, slots=SLOTS, faults=FAULTS) as emulator:
+            row = run(emulator, data, model, solver, MODES["concurrent+packed"])
+            row["injected_faults"] = emulator.stats()["faults"]
+            clean = rows[f"{dataset}/{solver}/concurrent+packed"]
+            row["identical_to_fault_free"] = (row["integers_digest"] == clean["integers_digest"]
+                                              and row["layer_errors"] == clean["layer_errors"])
+            rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
+        print(dataset, solver, "faults", row, flush=True)
+        with open(out, "w") as stream:  # after every case: a long run keeps what it did
+            json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,
+                       "runs": rows}, stream, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
