@@ -83,7 +83,7 @@ def cluster():
 def _scaled(cluster, n):
     cluster.scale(n)
     pool = PoolExecutor("dask", scheduler=cluster.scheduler_address, timeout=20)
-    pool.client.wait_for_workers(n, timeout=60)
+    pool.client.wait_for_workers(n, timeout=120)
     return pool
 
 
@@ -210,11 +210,11 @@ def scheduler(tmp_path):
                 address = json.loads(file.read_text())["address"]
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-             "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
+             "--no-nanny", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
              "--death-timeout", "5"], **quiet))
         yield address, processes[0]
     finally:
-        for process in processes:  # a worker's nanny takes its worker process with it
+        for process in processes:
             process.terminate()
         for process in processes:
             try:
@@ -229,22 +229,22 @@ def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(scheduler, laye
     address, process = scheduler
     lq, rows = layers["digits"]
     sampler = get_sampler("lns")
-    done = []
+    done, killed = [], []
 
     def kill_after_the_first(count):
         done.append(count)
         if len(done) == 1:
             process.kill()
+            killed.append(time.perf_counter())
 
     with CacheStore(tmp_path / "cache.sqlite") as store:
         with PoolExecutor("dask", scheduler=address, timeout=5) as pool:
-            pool.client.wait_for_workers(1, timeout=60)
+            pool.client.wait_for_workers(1, timeout=120)  # minutes on a loaded machine
             pool.chunk_size = 4
-            began = time.perf_counter()
             with pytest.raises(ClusterError) as error:
                 solve_layer(lq, sampler, cache=store, executor=pool,
                             progress=kill_after_the_first, **SOLVERS["lns"])
-            assert time.perf_counter() - began < 20
+            assert time.perf_counter() - killed[0] < 20  # noticed at once, not at a timeout
         message = str(error.value)
         assert "\n" not in message and f"lost the Dask scheduler at {address}" in message
         assert "a rerun resumes" in message
