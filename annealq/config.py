@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.grid import SCHEMES, validate_bits, validate_group_size
+from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
 STARTS = ("rtn", "gptq")
@@ -106,6 +107,8 @@ class QuantizeConfig:
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
         given = {k: v for k, v in options.items() if k in own and v is not None}
+        if "window_bits" not in given and _whole_grid(given):
+            given["window_bits"] = bits  # an integer-model solver: the whole grid costs no more
         return cls(bits=bits, **given, method_options=method_options)
 
     def formulation_options(self) -> dict:
@@ -165,6 +168,18 @@ def _validate_gptq_options(method_options) -> None:
     if damp is not None and (isinstance(damp, bool) or not isinstance(damp, numbers.Real)
                              or not 0 <= damp < float("inf")):
         raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
+
+
+def _whole_grid(options) -> bool:
+    """Whether the run's QUBO solver (by name) prefers the whole grid
+    (:attr:`~annealq.registry.SolverSpec.whole_grid`)."""
+    name = options.get("solver", DEFAULT_SOLVER)
+    if options.get("method", "qubo") != "qubo" or not isinstance(name, str):
+        return False
+    try:
+        return solver_spec(name).whole_grid
+    except ValueError:  # an unknown name is reported where the solver is built
+        return False
 
 
 def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:

@@ -123,20 +123,29 @@ def cloud_fallback(sampler, config):
     """``(name, sampler)`` that takes the neurons a cloud solver could not solve."""
     if not isinstance(sampler, CloudSampler):
         return None
-    name = config.fallback or CLOUD_FALLBACK
+    # a solver may name its own (hybrid-nl: lns, the local whole-grid search)
+    name = config.fallback or getattr(sampler, "fallback_solver", CLOUD_FALLBACK)
     return name, get_sampler(name)
 
 
-def execution_summary(solved, solver_name, began: float) -> dict:
+CLOUD_LAYER_KEYS = ("problems", "uploaded_bytes", "billed_seconds", "fallback_neurons")
+
+
+def execution_summary(solved, solver_name, began: float, before=None, after=None) -> dict:
     """A layer's ``solved_by`` counts (the cache, the solver, a fallback) and its wall time
     since ``began`` (``perf_counter``) against the summed solve time of its problems (their
-    ratio: the parallelism)."""
+    ratio: the parallelism); with a cloud executor's stats ``before`` and ``after`` the
+    layer, also its problems, uploaded bytes, billed seconds and fallback neurons."""
     wall_seconds = time.perf_counter() - began
     solved_by = Counter("cache" if r.info.get("cached") else
                         r.info.get("solved_by", solver_name) for r in solved)
     summed = sum(r.wall_seconds for r in solved if not r.info.get("cached"))
-    return {"solved_by": dict(sorted(solved_by.items())), "wall_seconds": wall_seconds,
-            "summed_solve_seconds": summed}
+    summary = {"solved_by": dict(sorted(solved_by.items())), "wall_seconds": wall_seconds,
+               "summed_solve_seconds": summed}
+    if after:
+        summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
+                            for key in CLOUD_LAYER_KEYS}
+    return summary
 
 
 def _pool(kind: str, workers, scheduler) -> Executor:

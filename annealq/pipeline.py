@@ -142,8 +142,12 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
                                  len(calibration), accuracies, timing, folded=folded)
+    cloud = executor.stats()
+    if cloud:  # and what each layer sent and was billed
+        cloud["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
+                           for layer in result.layers]
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
-                         **({"cloud": executor.stats()} if executor.stats() else {}))
+                         **({"cloud": cloud} if cloud else {}))
     return result
 
 
@@ -251,11 +255,12 @@ class _Run:
         if self.config.time_limit is not None:
             parameters["layer_time_limit"] = self.config.time_limit
         starts = None if start_integers is None else lq.samples(lq.states(start_integers))
-        began = time.perf_counter()
+        began, before = time.perf_counter(), self.executor.stats()
         solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
                              solver_name=self.solver_name, executor=self.executor,
                              progress=self.progress, **parameters)
-        self.layer_execution = execution_summary(solved, self.solver_name, began)
+        self.layer_execution = execution_summary(solved, self.solver_name, began,
+                                                 before, self.executor.stats())
         samples = [r.sample for r in solved]
         if starts is not None:
             # never worse than the warm start, whatever the solver does with it

@@ -13,7 +13,8 @@ import numpy as np
 from annealq.capture import layer_inputs, linear_layers
 from annealq.conv import dense_parameters, layer_rows
 from annealq.formulation import formulate_layer
-from annealq.protocol import CloudSampler
+from annealq.integer_model import IntegerForm
+from annealq.protocol import CloudLayerSampler, CloudSampler
 
 
 def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = True) -> dict:
@@ -28,14 +29,10 @@ def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = Tr
         X, float_X = layer_rows(layer, X, None)  # a conv's rows: its patches' moments
         lq = formulate_layer(*dense_parameters(layer), X, float_inputs=float_X,
                              bits=config.bits, **config.formulation_options())
-        bqms = [bqm for bqm in lq.bqms() if bqm.num_variables]
-        calls = [dict(config.solver_params) for _ in bqms]
-        groups = sampler.plan(bqms, calls, pack=pack) if cloud and bqms else [
-            [k] for k in range(len(bqms))]
-        seconds = sum(sampler.estimate_seconds([bqms[k] for k in group],
-                                               [calls[k] for k in group])
-                      for group in groups) if cloud else 0.0
-        sizes = [bqm.num_variables for bqm in bqms] or [0]
+        if isinstance(sampler, CloudLayerSampler):  # integer models of groups of neurons
+            groups, seconds, sizes = _layer_plan(lq, sampler, config, pack)
+        else:
+            groups, seconds, sizes = _bqm_plan(lq, sampler, config, pack, cloud)
         rows.append({"layer": name, "neurons": lq.n_neurons, "problems": len(groups),
                      "variables_per_neuron": {"max": int(max(sizes)),
                                               "mean": float(np.mean(sizes))},
@@ -44,6 +41,26 @@ def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = Tr
             "neurons": sum(row["neurons"] for row in rows),
             "problems": sum(row["problems"] for row in rows),
             "estimated_billed_seconds": sum(row["estimated_billed_seconds"] for row in rows)}
+
+
+def _bqm_plan(lq, sampler, config, pack, cloud):
+    bqms = [bqm for bqm in lq.bqms() if bqm.num_variables]
+    calls = [dict(config.solver_params) for _ in bqms]
+    groups = sampler.plan(bqms, calls, pack=pack) if cloud and bqms else [
+        [k] for k in range(len(bqms))]
+    seconds = sum(sampler.estimate_seconds([bqms[k] for k in group],
+                                           [calls[k] for k in group])
+                  for group in groups) if cloud else 0.0
+    return groups, seconds, [bqm.num_variables for bqm in bqms] or [0]
+
+
+def _layer_plan(lq, sampler, config, pack):
+    rows = list(range(lq.n_neurons))
+    groups = sampler.plan_layer(lq, rows, pack=pack)
+    seconds = sum(sampler.estimate_layer_seconds(lq, group, dict(config.solver_params))
+                  for group in groups)
+    # an integer model's variables are the free entries (weights and bias), not bits
+    return groups, seconds, (IntegerForm.of_layer(lq, rows).span > 0).sum(axis=1).tolist()
 
 
 def check_budget(plan: dict, budget: float | None) -> None:

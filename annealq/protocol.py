@@ -91,6 +91,28 @@ class CloudSampler(abc.ABC):
         ``calls``) and return at once."""
 
 
+class CloudLayerSampler(CloudSampler, LayerSampler):
+    """A cloud solver whose problems are groups of a layer's neurons over the layer's shared
+    form (Leap's nonlinear solver: one integer model per group), not BQMs. The cloud
+    executor plans, budgets, retries and falls back with these methods exactly as it does
+    with a :class:`CloudSampler`'s BQM problems."""
+
+    @abc.abstractmethod
+    def plan_layer(self, lq, rows, *, pack: bool) -> list[list[int]]:
+        """Group the positions of ``rows`` (neurons of ``lq``) into problems that fit the
+        solver's limits (each position exactly once)."""
+
+    @abc.abstractmethod
+    def estimate_layer_seconds(self, lq, rows, parameters) -> float:
+        """Billed seconds of one problem made of neurons ``rows``."""
+
+    @abc.abstractmethod
+    def submit_layer(self, lq, rows, starts, parameters) -> PendingProblem:
+        """Send neurons ``rows`` of ``lq`` (warm starts ``starts``, one ``{label: 0/1}``
+        per row, or ``None``) as one problem and return at once; its results are one per
+        row."""
+
+
 class PendingProblem(abc.ABC):
     """A submitted cloud problem."""
 
@@ -106,6 +128,10 @@ class PendingProblem(abc.ABC):
     def billed_seconds(self) -> float:
         """What the solver charged for it (after :meth:`results`)."""
         return 0.0
+
+    def uploaded_bytes(self) -> int:
+        """The bytes of problem data sent for it (the report's ``cloud`` section)."""
+        return 0
 
     def cancel(self) -> None:
         """Give up on it (best effort)."""

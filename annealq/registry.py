@@ -44,12 +44,16 @@ class SolverSpec:
             cheap, offline, and never reveals a credential.
         description: one line for ``annealq solvers``.
         emulation: results are a classical emulation of quantum hardware.
+        whole_grid: the solver's problems are as small over the whole grid as over the
+            down/up window (integer models), so a run that sets no ``window_bits`` gets
+            ``window_bits = bits``.
     """
 
     factory: Callable[..., dimod.Sampler]
     unavailable: Callable[[], str | None] = _always_available
     description: str = ""
     emulation: bool = False
+    whole_grid: bool = False
 
 
 @dataclass(frozen=True)

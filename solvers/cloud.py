@@ -18,7 +18,9 @@ from __future__ import annotations
 import dimod
 import numpy as np
 
+from annealq.credentials import token_configured
 from annealq.errors import ProblemTooLargeError
+from solvers import missing_package
 
 TRANSIENT_CODES = (429, *range(500, 600))
 
@@ -58,6 +60,28 @@ def cancel(sampleset) -> None:
             future.cancel()
     except Exception:  # cancelling is a courtesy; the executor has moved on
         pass
+
+
+def leap_unavailable() -> str | None:
+    """Why the Leap solvers cannot run here (``None`` when they can): cheap and offline."""
+    missing = missing_package("dwave.system", "dwave-system")
+    if missing:
+        return missing
+    if not token_configured():
+        return "no D-Wave API token configured (set DWAVE_API_TOKEN in the environment or .env)"
+    return None
+
+
+def file_size(bqm: dimod.BinaryQuadraticModel) -> int:
+    """The bytes of the file the client uploads for ``bqm`` (dimod's BQM file format)."""
+    with bqm.to_file() as file:
+        return file.seek(0, 2)
+
+
+def qp_size(num_qubits: int, couplings: int) -> int:
+    """The bytes of a QPU problem's ``qp`` encoding (base64 doubles): one linear bias per
+    qubit of the chip and one per coupling, at least one per logical interaction."""
+    return 4 * -(-8 * num_qubits // 3) + 4 * -(-8 * couplings // 3)
 
 
 def _retry_after(exc) -> float | None:

@@ -28,7 +28,7 @@ class ExactMinimumSolver(dimod.Sampler):
 
     Example:
         >>> bqm = dimod.BQM({"a": 1.0, "b": -2.0}, {("a", "b"): -1.0}, 0.5, "BINARY")
-        >>> ExactMinimumSolver().sample(bqm).first.energy
+        >>> float(ExactMinimumSolver().sample(bqm).first.energy)
         -1.5
     """
 

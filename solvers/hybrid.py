@@ -23,8 +23,8 @@ from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
-from solvers.cloud import cancel as _cancel, classify, combine, sizes, split
-from solvers.qpu import _qpu_unavailable
+from solvers.cloud import (cancel as _cancel, classify, combine, file_size, leap_unavailable,
+                           sizes, split)
 
 
 class HybridSampler(dimod.Sampler, CloudSampler):
@@ -99,16 +99,19 @@ class HybridSampler(dimod.Sampler, CloudSampler):
         call = {**self.defaults, **calls[0],
                 "time_limit": self._time_limit(packed.num_variables, calls[0])}
         return _Pending(self._hybrid.sample(packed, **call), bqms, labels,
-                        call["time_limit"])
+                        call["time_limit"], file_size(packed))
 
     def classify(self, exc):
         return classify(exc)
 
 
 class _Pending(PendingProblem):
-    def __init__(self, sampleset, bqms, labels, time_limit):
+    def __init__(self, sampleset, bqms, labels, time_limit, size):
         self.sampleset, self.bqms, self.labels = sampleset, bqms, labels
-        self.time_limit = time_limit
+        self.time_limit, self.size = time_limit, size
+
+    def uploaded_bytes(self) -> int:
+        return self.size
 
     def done(self) -> bool:
         return self.sampleset.done()
@@ -119,6 +122,7 @@ class _Pending(PendingProblem):
         shared = {key: info[key] for key in ("problem_id", "run_time", "charge_time",
                                              "qpu_access_time", "emulation") if key in info}
         shared["packed_neurons"] = len(self.bqms)
+        shared["uploaded_bytes"] = self.size
         seconds = info.get("run_time", 0) / 1e6 / len(self.bqms)
         own = self.sampleset if len(self.bqms) == 1 else None
         return [(SolveResult(sample, energy, timing(dict(shared), seconds), seconds), own)
@@ -149,5 +153,5 @@ def make_sampler(*, solver=None, **defaults):
     return HybridSampler(hybrid, **defaults)
 
 
-SPEC = SolverSpec(make_sampler, _qpu_unavailable,
+SPEC = SolverSpec(make_sampler, leap_unavailable,
                   "Leap hybrid BQM solver (needs a Leap token)")

@@ -33,14 +33,14 @@ import numpy as np
 
 import time
 
-from annealq.credentials import auth_message, cloud_options, redact, token_configured
+from annealq.credentials import auth_message, cloud_options, redact
 from annealq.errors import ProblemTooLargeError, SolverUnavailableError, TokenRejectedError
 from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import best_result
 from solvers import missing_package
-from solvers.cloud import cancel, classify
-from solvers.qpu_pack import CliqueTiles, plan_tiles, submit_packed
+from solvers.cloud import cancel, classify, leap_unavailable, qp_size
+from solvers.qpu_pack import CliqueTiles, embedding_report, plan_tiles, submit_packed
 
 EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
 QPU_SOLVER = {"qpu": True, "order_by": "-num_active_qubits"}
@@ -131,7 +131,9 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         parameters = {k: v for k, v in {**self.defaults, **calls[0]}.items()
                       if k != "initial_states"}
         if len(bqms) == 1:
-            return _Pending(self, bqms[0], *self._submit(bqms[0], starts[0], parameters))
+            pending = _Pending(self, bqms[0], *self._submit(bqms[0], starts[0], parameters))
+            pending.size = self._qp_bytes(bqms)
+            return pending
         if any(b.num_variables > self.largest_clique_size for b in bqms):
             self._check_size(max(bqms, key=lambda b: b.num_variables))
         if any(start is not None for start in starts):
@@ -141,8 +143,17 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         else:
             starts = None
         parameters.pop("chain_strength", None)  # each neuron's chains get their own
-        return submit_packed(self._clique.child, self._tiles, bqms, parameters, starts,
-                             self.emulation)
+        pending = submit_packed(self._clique.child, self._tiles, bqms, parameters, starts,
+                                self.emulation)
+        pending.size = self._qp_bytes(bqms)
+        return pending
+
+    def _qp_bytes(self, bqms) -> int:
+        """The problem's ``qp`` payload, at least (a mock QPU uploads nothing)."""
+        if self.emulation:
+            return 0
+        qubits = len(self._clique.child.properties["qubits"])
+        return qp_size(qubits, sum(b.num_interactions for b in bqms))
 
     def classify(self, exc):
         return classify(exc)
@@ -168,7 +179,7 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
 
     def _finish(self, sampleset, reverse):
         sampleset.resolve()
-        sampleset.info.update(_embedding_report(sampleset, self.emulation))
+        sampleset.info.update(embedding_report(sampleset, self.emulation, EMULATION_NOTE))
         if reverse is not None:
             sampleset.info["reverse_anneal"] = reverse
         return sampleset
@@ -180,6 +191,7 @@ class _Pending(PendingProblem):
     def __init__(self, sampler, bqm, sampleset, reverse):
         self.sampler, self.bqm, self.sampleset, self.reverse = sampler, bqm, sampleset, reverse
         self.began = time.perf_counter()
+        self.size = 0
 
     def done(self) -> bool:
         return self.sampleset.done()
@@ -191,6 +203,9 @@ class _Pending(PendingProblem):
 
     def billed_seconds(self) -> float:
         return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
+
+    def uploaded_bytes(self) -> int:
+        return self.size
 
     def cancel(self) -> None:
         cancel(self.sampleset)
@@ -228,22 +243,6 @@ def _reverse_anneal(bqm, initial_states, parameters: dict) -> dict:
     return {**parameters, "initial_state": spin,
             "anneal_schedule": [list(point) for point in schedule],
             "reinitialize_state": parameters.get("reinitialize_state", True)}
-
-
-def _embedding_report(sampleset, emulation: bool) -> dict:
-    context = sampleset.info.get("embedding_context", {})
-    lengths = [len(chain) for chain in context.get("embedding", {}).values()] or [0]
-    report = {
-        "chain_length": {"max": int(max(lengths)), "mean": float(np.mean(lengths))},
-        "chain_strength": context.get("chain_strength"),
-        "qpu_access_time": sampleset.info.get("timing", {}).get("qpu_access_time"),
-        "emulation": emulation,
-    }
-    if "chain_break_fraction" in sampleset.record.dtype.names:
-        report["chain_break_fraction"] = float(np.mean(sampleset.record.chain_break_fraction))
-    if emulation:
-        report["note"] = EMULATION_NOTE
-    return report
 
 
 def make_qpu(*, solver=None, **defaults) -> CliqueQPUSampler:
@@ -291,16 +290,7 @@ def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
     return CliqueQPUSampler(qpu, emulation=True, **defaults)
 
 
-def _qpu_unavailable() -> str | None:
-    missing = missing_package("dwave.system", "dwave-system")
-    if missing:
-        return missing
-    if not token_configured():
-        return "no D-Wave API token configured (set DWAVE_API_TOKEN in the environment or .env)"
-    return None
-
-
-SPEC = SolverSpec(make_qpu, _qpu_unavailable,
+SPEC = SolverSpec(make_qpu, leap_unavailable,
                   "D-Wave QPU, clique embedding (needs a Leap token)")
 MOCK_SPEC = SolverSpec(make_mock_qpu, lambda: missing_package("dwave.system", "dwave-system"),
                        f"offline QPU path: {EMULATION_NOTE}", emulation=True)

@@ -101,6 +101,7 @@ class _PackedPending(PendingProblem):
     def __init__(self, sampleset, bqms, scaled, labels, embedding, strength, emulation):
         self.sampleset, self.bqms, self.scaled, self.labels = sampleset, bqms, scaled, labels
         self.embedding, self.strength, self.emulation = embedding, strength, emulation
+        self.size = 0  # the sampler sets the qp payload
 
     def done(self) -> bool:
         return self.sampleset.done()
@@ -140,5 +141,25 @@ class _PackedPending(PendingProblem):
     def billed_seconds(self) -> float:
         return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
 
+    def uploaded_bytes(self) -> int:
+        return self.size
+
     def cancel(self) -> None:
         cancel(self.sampleset)
+
+
+def embedding_report(sampleset, emulation: bool, note: str) -> dict:
+    """The QPU answer's chains, chain strength and access time, for ``info``."""
+    context = sampleset.info.get("embedding_context", {})
+    lengths = [len(chain) for chain in context.get("embedding", {}).values()] or [0]
+    report = {
+        "chain_length": {"max": int(max(lengths)), "mean": float(np.mean(lengths))},
+        "chain_strength": context.get("chain_strength"),
+        "qpu_access_time": sampleset.info.get("timing", {}).get("qpu_access_time"),
+        "emulation": emulation,
+    }
+    if "chain_break_fraction" in sampleset.record.dtype.names:
+        report["chain_break_fraction"] = float(np.mean(sampleset.record.chain_break_fraction))
+    if emulation:
+        report["note"] = note
+    return report

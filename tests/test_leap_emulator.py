@@ -68,7 +68,7 @@ def test_binds_localhost_and_frees_port_on_close():
     assert emu.token == "emulator-token"
     r = requests.get(emu.endpoint + "solvers/remote/", headers={"X-Auth-Token": "x"},
                      timeout=5)
-    assert r.status_code == 200 and len(r.json()) == 2
+    assert r.status_code == 200 and len(r.json()) == 3  # QPU, hybrid BQM, hybrid NL
     emu.close()
     emu.close()     # idempotent
     with pytest.raises(requests.ConnectionError):

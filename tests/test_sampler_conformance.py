@@ -19,7 +19,7 @@ from annealq.protocol import LayerSampler
 from annealq.testing import LeapEmulator
 
 LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "qpu-mock"]
-CLOUD = ["qpu", "hybrid"]
+CLOUD = ["qpu", "hybrid", "hybrid-nl"]
 
 
 @pytest.fixture(scope="module")

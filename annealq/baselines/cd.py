@@ -109,7 +109,7 @@ def cd_layer(weight, bias, inputs, *, bits: int, float_inputs=None, start=None,
     q = _validate_start(lq, start, lo, hi)
     energy, gradient = _energy_and_gradient(lq, q, inputs, float_inputs)
     start_energy = energy.copy()
-    descend = _greedy if rule == "greedy" else _cyclic
+    descend = greedy_descent if rule == "greedy" else _cyclic
     steps, converged = descend(lq.entry_gram, gradient, energy, lq.entry_steps, lo, hi, q,
                                max_steps=sweeps * (lq.n_inputs + 1),
                                tol=RELATIVE_TOLERANCE * start_energy)
@@ -215,7 +215,7 @@ def _moves(gram_diag, gradient, steps, lo, hi, q):
     return delta, change
 
 
-def _greedy(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
+def greedy_descent(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
     """CDQuant's greedy rule in place on ``q``, ``gradient``, ``energy``: per neuron, the
     single best move of all coordinates, until none improves or ``max_steps``."""
     n = len(q)

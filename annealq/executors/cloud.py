@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from annealq.credentials import auth_message
 from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.executors.base import Executor, LayerWork
-from annealq.protocol import CloudSampler
+from annealq.protocol import CloudLayerSampler, CloudSampler, LayerSampler
 from annealq.results import timing
-from annealq.solve import solve_one
+from annealq.solve import call_parameters, solve_one
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
@@ -80,27 +80,28 @@ class CloudExecutor(Executor):
         self.spent = 0.0  # billed seconds of answered problems (the budget's account)
         self.counts = {"problems": 0, "neurons": 0, "billed_seconds": 0.0,
                        "estimated_seconds": 0.0, "retries": 0, "failures": 0,
-                       "timeouts": 0, "fallback_neurons": 0, "max_in_flight": 0}
+                       "timeouts": 0, "fallback_neurons": 0, "max_in_flight": 0,
+                       "uploaded_bytes": 0}
 
     def stats(self) -> dict:
         return {**self.counts, "billed_seconds": round(self.counts["billed_seconds"], 6),
                 "estimated_seconds": round(self.counts["estimated_seconds"], 6)}
 
     def solve(self, work, positions):
+        if isinstance(work, LayerWork) and isinstance(work.sampler, CloudLayerSampler):
+            return self._solve(_LayerProblems(work), list(positions))
         if isinstance(work, LayerWork) or not isinstance(work.sampler, CloudSampler):
             return work.solve(positions)
-        return self._solve(work, list(positions))
+        return self._solve(_BQMProblems(work), list(positions))
 
-    def _solve(self, work, positions):
-        sampler = work.sampler
-        empty = {k for k in positions if work.bqms[k].num_variables == 0}
-        yield from work.solve(sorted(empty))  # nothing to send: solved here at once
-        positions = [k for k in positions if k not in empty]
+    def _solve(self, problems, positions):
+        local = problems.local(positions)
+        if local:  # nothing to send: solved here at once
+            yield from problems.work.solve(local)
+        positions = [k for k in positions if k not in set(local)]
         if not positions:
             return
-        groups = sampler.plan([work.bqms[k] for k in positions],
-                              [work.calls[k] for k in positions], pack=self.policy.pack)
-        waiting = [_Task([positions[g] for g in group]) for group in groups]
+        waiting = [_Task(group) for group in problems.plan(positions, self.policy.pack)]
         flying: list = []  # (task, pending, deadline, estimate)
         while waiting or flying:
             progressed = False
@@ -110,7 +111,7 @@ class CloudExecutor(Executor):
                     break
                 waiting.remove(task)
                 progressed = True
-                answer = self._launch(work, task, flying, waiting)
+                answer = self._launch(problems, task, flying, waiting)
                 if answer is not None:
                     yield from answer
             for entry in list(flying):
@@ -118,58 +119,56 @@ class CloudExecutor(Executor):
                 if pending.done():
                     flying.remove(entry)
                     progressed = True
-                    yield from self._collect(work, task, pending, estimate, waiting)
+                    yield from self._collect(problems, task, pending, waiting)
                 elif self._clock() > deadline:
                     flying.remove(entry)
                     progressed = True
                     pending.cancel()
                     self.counts["timeouts"] += 1
-                    yield from self._failed(work, task, TimeoutError(
+                    yield from self._failed(problems, task, TimeoutError(
                         f"no answer within {deadline - task.not_before:.0f} s"), waiting,
                         transient=True)
             if not progressed:
                 self._sleep(POLL_SECONDS)
 
-    def _launch(self, work, task, flying, waiting):
+    def _launch(self, problems, task, flying, waiting):
         """Submit ``task``; return answers instead when it goes to the fallback."""
-        sampler = work.sampler
-        bqms = [work.bqms[k] for k in task.positions]
-        calls = [work.calls[k] for k in task.positions]
-        estimate = sampler.estimate_seconds(bqms, calls)
+        estimate = problems.estimate(task.positions)
         budget = self.policy.max_cloud_seconds
         reserved = sum(entry[3] for entry in flying)
         if budget is not None and self.spent + reserved + estimate > budget:
-            return self._fall_back(work, task, f"the cloud budget of {budget:g} s is spent")
+            return self._fall_back(problems, task, f"the cloud budget of {budget:g} s is spent")
         try:
-            pending = sampler.submit(bqms, calls)
+            pending = problems.submit(task.positions)
         except Exception as exc:  # the client's submit errors are classified below
-            return list(self._failed(work, task, exc, waiting))
+            return list(self._failed(problems, task, exc, waiting))
         # default: generous (uploads of large BQMs and Leap's queue count too); a problem
         # that never finishes is still caught
         timeout = self.policy.problem_timeout or max(600.0, 10.0 * estimate)
         task.not_before = self._clock()
         flying.append((task, pending, task.not_before + timeout, estimate))
         self.counts["problems"] += 1
-        self.counts["neurons"] += len(bqms)
+        self.counts["neurons"] += len(task.positions)
         self.counts["estimated_seconds"] += estimate
+        self.counts["uploaded_bytes"] += pending.uploaded_bytes()
         self.counts["max_in_flight"] = max(self.counts["max_in_flight"], len(flying))
         return None
 
-    def _collect(self, work, task, pending, estimate, waiting):
+    def _collect(self, problems, task, pending, waiting):
         try:
             answers = pending.results()
         except Exception as exc:
-            yield from self._failed(work, task, exc, waiting)
+            yield from self._failed(problems, task, exc, waiting)
             return
         billed = pending.billed_seconds()
         self.spent += billed
         self.counts["billed_seconds"] += billed
         for k, (result, sampleset) in zip(task.positions, answers):
-            result.info.setdefault("solved_by", work.sampler.identity)
+            result.info.setdefault("solved_by", problems.sampler.identity)
             yield k, result, sampleset
 
-    def _failed(self, work, task, exc, waiting, transient=None):
-        kind, wait = work.sampler.classify(exc)
+    def _failed(self, problems, task, exc, waiting, transient=None):
+        kind, wait = problems.sampler.classify(exc)
         if kind == "auth":
             raise TokenRejectedError(auth_message("submitting a problem")) from None
         if kind == "fatal":
@@ -186,9 +185,9 @@ class CloudExecutor(Executor):
             waiting.append(task)
             return
         self.counts["failures"] += 1
-        yield from self._fall_back(work, task, task.errors[-1])
+        yield from self._fall_back(problems, task, task.errors[-1])
 
-    def _fall_back(self, work, task, reason: str):
+    def _fall_back(self, problems, task, reason: str):
         if self.fallback is None:
             raise SolverUnavailableError(
                 f"a cloud problem of {len(task.positions)} neuron(s) could not be solved "
@@ -198,13 +197,88 @@ class CloudExecutor(Executor):
         if not self.counts["fallback_neurons"]:
             log.warning("%s: solving with %r instead (the report counts them)", reason, name)
         self.counts["fallback_neurons"] += len(task.positions)
-        answers = []
-        for k in task.positions:
-            call = {key: value for key, value in work.calls[k].items()
-                    if key in sampler.parameters}
-            result, sampleset = solve_one(work.bqms[k], sampler, call)
+        answers = problems.fall_back(task.positions, sampler)
+        for _, result, _ in answers:
             result.info.update(timing({"fallback": True, "solved_by": name,
                                        "fallback_reason": reason},
                                       result.info.get("timing", {}).get("solve_seconds", 0.0)))
-            answers.append((k, result, sampleset))
+        return answers
+
+
+class _BQMProblems:
+    """A :class:`CloudSampler`'s problems: BQMs, several per problem where packing pays."""
+
+    def __init__(self, work):
+        self.work, self.sampler = work, work.sampler
+
+    def local(self, positions) -> list:
+        return sorted(k for k in positions if self.work.bqms[k].num_variables == 0)
+
+    def _pick(self, positions):
+        return ([self.work.bqms[k] for k in positions],
+                [self.work.calls[k] for k in positions])
+
+    def plan(self, positions, pack: bool) -> list:
+        groups = self.sampler.plan(*self._pick(positions), pack=pack)
+        return [[positions[g] for g in group] for group in groups]
+
+    def estimate(self, positions) -> float:
+        return self.sampler.estimate_seconds(*self._pick(positions))
+
+    def submit(self, positions):
+        return self.sampler.submit(*self._pick(positions))
+
+    def fall_back(self, positions, sampler) -> list:
+        answers = []
+        for k in positions:
+            call = {key: value for key, value in self.work.calls[k].items()
+                    if key in sampler.parameters}
+            answers.append((k, *solve_one(self.work.bqms[k], sampler, call)))
+        return answers
+
+
+class _LayerProblems:
+    """A :class:`CloudLayerSampler`'s problems: groups of a layer's neurons."""
+
+    def __init__(self, work):
+        self.work, self.sampler = work, work.sampler
+
+    def local(self, positions) -> list:
+        return []
+
+    def _rows(self, positions) -> list:
+        return [self.work.rows[k] for k in positions]
+
+    def _starts(self, positions):
+        starts = self.work.starts
+        return None if starts is None else [starts[k] for k in positions]
+
+    def plan(self, positions, pack: bool) -> list:
+        groups = self.sampler.plan_layer(self.work.lq, self._rows(positions), pack=pack)
+        return [[positions[g] for g in group] for group in groups]
+
+    def estimate(self, positions) -> float:
+        return self.sampler.estimate_layer_seconds(self.work.lq, self._rows(positions),
+                                                   self.work.parameters)
+
+    def submit(self, positions):
+        return self.sampler.submit_layer(self.work.lq, self._rows(positions),
+                                         self._starts(positions), self.work.parameters)
+
+    def fall_back(self, positions, sampler) -> list:
+        """The neurons through ``sampler``: all at once for a layer solver, else one BQM
+        each (with the warm starts where it takes them)."""
+        lq, rows, starts = self.work.lq, self._rows(positions), self._starts(positions)
+        parameters = {key: value for key, value in self.work.parameters.items()
+                      if key in sampler.parameters}
+        if isinstance(sampler, LayerSampler):
+            solved = sampler.sample_layer(lq, neurons=rows, initial_states=starts,
+                                          **parameters)
+            return [(k, result, None) for k, result in zip(positions, solved)]
+        answers = []
+        for t, (k, i) in enumerate(zip(positions, rows)):
+            bqm = lq.bqm(i)
+            call = call_parameters(bqm, sampler, None if starts is None else starts[t],
+                                   parameters)
+            answers.append((k, *solve_one(bqm, sampler, call)))
         return answers

@@ -34,7 +34,7 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
 
     Example:
         >>> bqm = dimod.BQM({"a": 1.0, "b": -2.0}, {("a", "b"): 3.0}, 0.0, "BINARY")
-        >>> BatchSASampler(seed=1).sample(bqm).first.energy
+        >>> float(BatchSASampler(seed=1).sample(bqm).first.energy)
         -2.0
     """
 

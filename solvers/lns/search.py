@@ -149,15 +149,23 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
     for row, i in enumerate(neurons):
         i = int(i)
         offsets = lq.integers(i, out[row]) - lq.base[i]
-        offsets = _polish_entries(lq, i, offsets, gram, table, rounds,
-                                  np.random.default_rng((seed, i)),
-                                  _share(deadline, len(neurons) - row), max_nodes)
+        offsets = polish_offsets(*lq.integer_form(i), gram, offsets, table=table,
+                                 rounds=rounds, rng=np.random.default_rng((seed, i)),
+                                 deadline=_share(deadline, len(neurons) - row),
+                                 max_nodes=max_nodes)
         out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
     return out
 
 
-def _polish_entries(lq, i, o, gram, table, rounds, rng, deadline, max_nodes):
-    span, e, projection = lq.integer_form(i)
+def polish_offsets(span, e, projection, gram, o, *, table, rounds: int, rng,
+                   deadline: float | None = None,
+                   max_nodes: int = DEFAULT_MAX_NODES) -> np.ndarray:
+    """One neuron's window search in its integer form (:meth:`LayerQUBO.integer_form`):
+    minimise ``−2 Σ_c e_c o_c p_c + (e∘o)ᵀ G (e∘o)`` over ``0 ≤ o ≤ span`` from ``o``.
+
+    ``table`` is :func:`neighbours` of ``gram``; ``deadline`` a ``perf_counter`` time.
+    Also what the Leap emulator runs on a layer's integer model (its nonlinear solver).
+    """
     live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))
     if len(live) == 0:
         return o

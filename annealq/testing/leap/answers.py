@@ -5,6 +5,12 @@ they are decoded into a BQM over the active qubits, sampled with simulated
 annealing (dwave-samplers) and re-encoded in the ``qp`` answer format.
 Hybrid problems are uploaded dimod BQM files; they are sampled the same way
 and answered in the ``bq`` format (a serialized :class:`dimod.SampleSet`).
+Nonlinear problems are uploaded ``dwave-optimization`` models; the emulator
+recognises annealq's layer models (:mod:`annealq.integer_model`) and runs
+greedy coordinate descent (CDQuant's, :meth:`IntegerForm.descend`)
+on their integers from their initial state; any other model gets its initial
+state back. They are answered in the
+``binary-ref`` format: a URL from which the client fetches the states file.
 
 Every RNG seed derives from the problem content, so the same problem always
 gets the same answer.
@@ -20,16 +26,19 @@ import dimod
 import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver
 
+from annealq.integer_model import NotALayerModel, read_layer_model
 from annealq.testing.leap.solvers import EMULATION_LABEL
 
 __all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
-           'qpu_access_time_us']
+           'nl_answer', 'qpu_access_time_us']
 
 # budget of spin updates per problem (reads x sweeps x variables): keeps every
 # emulated answer in the millisecond range whatever the problem size
 _QPU_UPDATE_BUDGET = 2_000_000
 _HYBRID_UPDATE_BUDGET = 4_000_000
 _HYBRID_READS = 8
+# coordinate-descent moves per entry of a nonlinear layer model, at most
+_NL_DESCENT_STEPS = 10
 
 
 def problem_seed(*parts) -> int:
@@ -245,3 +254,51 @@ def hybrid_answer(bqm: dimod.BinaryQuadraticModel, seed: int,
     sampleset = dimod.SampleSet(sampleset.record, sampleset.variables, info,
                                 sampleset.vartype)
     return {'format': 'bq', 'data': sampleset.to_serializable(use_bytes=False)}
+
+
+def _search_layer(model) -> str:
+    """Improve a recognised layer model's state 0 in place; return what was done."""
+    try:
+        form, start, decision = read_layer_model(model)
+    except NotALayerModel:
+        return "not an annealq layer model: its initial state is returned"
+    offsets = np.zeros_like(form.span) if start is None else start
+    # CDQuant's greedy coordinate descent on the model's integers (deterministic)
+    offsets = form.descend(offsets, max_steps=_NL_DESCENT_STEPS * form.span.shape[1])
+    if not model.states.size():
+        model.states.resize(1)
+    decision.set_state(0, offsets)
+    return "greedy coordinate descent (CDQuant) from the initial state"
+
+
+def nl_answer(model, time_limit: float, charge_time: float,
+              url: str) -> tuple[dict, bytes]:
+    """Answer a nonlinear problem classically, in the ``binary-ref`` format.
+
+    Args:
+        model: The uploaded :class:`dwave.optimization.Model`.
+        time_limit: Run time (s).
+        charge_time: Billed time (s).
+        url: Where the client fetches the states file.
+
+    Returns:
+        The ``answer`` field of the SAPI problem response, and the states file.
+    """
+    how = _search_layer(model)
+    if not model.is_locked():
+        model.lock()
+    if not model.states.size():
+        model.states.resize(1)
+    data = model.states.to_file().read()
+    answer = {
+        'format': 'binary-ref',
+        'auth_method': 'sapi-token',
+        'url': url,
+        # times in microseconds, as Leap's hybrid solvers report them
+        'timing': {'qpu_access_time': 0, 'warnings': [],
+                   'charge_time': int(round(charge_time * 1e6)),
+                   'run_time': int(round(time_limit * 1e6)),
+                   'emulation': f"{EMULATION_LABEL}; {how}"},
+        'shape': {},
+    }
+    return answer, data

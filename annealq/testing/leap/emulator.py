@@ -25,13 +25,16 @@ logger = logging.getLogger(__name__)
 
 
 def _normalize_slots(slots: Union[int, Mapping], qpu_slots: int) -> dict:
+    # the nonlinear solver ('nl') has as many slots as the hybrid BQM solver by default
     if isinstance(slots, Mapping):
         result = {'hybrid': 4, 'qpu': qpu_slots}
         result.update({k: int(v) for k, v in slots.items()})
+        result.setdefault('nl', result['hybrid'])
     else:
-        result = {'hybrid': int(slots), 'qpu': int(qpu_slots)}
-    if set(result) != {'hybrid', 'qpu'} or min(result.values()) < 1:
-        raise ValueError(f"slots must be positive counts for 'hybrid' and 'qpu', got {result}")
+        result = {'hybrid': int(slots), 'qpu': int(qpu_slots), 'nl': int(slots)}
+    if set(result) != {'hybrid', 'qpu', 'nl'} or min(result.values()) < 1:
+        raise ValueError(f"slots must be positive counts for 'hybrid', 'qpu' and 'nl', "
+                         f"got {result}")
     return result
 
 
@@ -59,26 +62,32 @@ class LeapEmulator:
             slot; ``1000`` makes a 3 s hybrid problem take 3 ms.
         faults: Fault specification: ``None``, a :class:`FaultSpec`, a
             mapping, or a ``"key=value,..."`` string (see :func:`parse_faults`).
-        slots: Concurrent service slots for the hybrid solver (an int), or a
-            mapping ``{'hybrid': n, 'qpu': m}``.
+        slots: Concurrent service slots for the hybrid solvers (an int), or a
+            mapping ``{'hybrid': n, 'qpu': m, 'nl': k}`` (``nl``, the nonlinear
+            solver, defaults to the hybrid count).
         qpu_slots: Slots of the QPU when ``slots`` is an int (a QPU runs one
             problem at a time).
         token: The only accepted API token; ``None`` accepts any token (and
             the fault string's ``token=`` key is used if given).
         port: TCP port on 127.0.0.1; ``0`` picks a free one.
         pegasus_m: Pegasus size of the emulated QPU (16: Advantage-like).
+        nl_limits: Overrides of the nonlinear solver's published limits
+            (``maximum_state_size``, ``maximum_decision_state_size``,
+            ``maximum_number_of_nodes``, in bytes and nodes), e.g. small ones to
+            make a client split a layer.
     """
 
     def __init__(self, time_scale: float = 1.0,
                  faults: Union[None, str, Mapping, FaultSpec] = None,
                  slots: Union[int, Mapping] = 4, token: Optional[str] = None,
-                 port: int = 0, qpu_slots: int = 1, pegasus_m: int = 16):
+                 port: int = 0, qpu_slots: int = 1, pegasus_m: int = 16,
+                 nl_limits: Optional[Mapping] = None):
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
         spec = parse_faults(faults)
         self._required_token = token if token is not None else spec.token
         self.injector = FaultInjector(spec)
-        self.catalog = SolverCatalog(pegasus_m)
+        self.catalog = SolverCatalog(pegasus_m, nl_limits=nl_limits)
         self.store = ProblemStore(self.catalog, self.injector, time_scale,
                                   _normalize_slots(slots, qpu_slots))
         self._requests = 0
@@ -86,6 +95,7 @@ class LeapEmulator:
         self._closed = False
         self._server = _Server((_HOST, port), SapiHandler)
         self._server.emulator = self
+        self.store.endpoint = self.endpoint  # nonlinear answers are fetched from a URL
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={'poll_interval': 0.05},
                                         name='leap-emulator-http', daemon=True)

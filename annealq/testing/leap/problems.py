@@ -1,6 +1,6 @@
 """Problem queue, service slots, billing and status bookkeeping.
 
-Each solver kind (``qpu``, ``hybrid``) has its own FIFO queue served by a
+Each solver kind (``qpu``, ``hybrid``, ``nl``) has its own FIFO queue served by a
 fixed number of worker threads, one per slot. A worker takes the next
 PENDING problem, marks it IN_PROGRESS, computes the classical answer and then
 holds the slot for the rest of the problem's emulated service time divided by
@@ -58,7 +58,9 @@ class ProblemStore:
         self._in_service = {kind: 0 for kind in slots}
         self._counts = {'submitted': 0, 'completed': 0, 'cancelled': 0, 'failed': 0}
         self._max_concurrent = {kind: 0 for kind in slots}
-        self._billed = {catalog.qpu_name: 0.0, catalog.hybrid_name: 0.0}
+        self._billed = {catalog.qpu_name: 0.0, catalog.hybrid_name: 0.0,
+                        catalog.nl_name: 0.0}
+        self.endpoint = ''          # set by the emulator once it listens
         self._workers = [
             threading.Thread(target=self._serve, args=(kind,), daemon=True,
                              name=f"leap-emulator-{kind}-{i}")
@@ -94,9 +96,42 @@ class ProblemStore:
                           data=job.get('data') or {}, label=job.get('label'))
         if kind == 'qpu':
             self._prepare_qpu(problem)
+        elif kind == 'nl':
+            self._prepare_nl(problem)
         else:
             self._prepare_hybrid(problem)
         return problem
+
+    def _uploaded(self, problem: Problem) -> bytes:
+        raw = self.uploads.data(str(problem.data.get('data')))
+        if raw is None:
+            raise _SubmitError(400, "problem data reference is not a completed upload")
+        return raw
+
+    def _prepare_nl(self, problem: Problem) -> None:
+        if problem.type != 'nl' or problem.data.get('format') != 'ref':
+            raise _SubmitError(400, "nonlinear problems must be nl in 'ref' format")
+        raw = self._uploaded(problem)
+        try:
+            from dwave.optimization import Model
+            model = Model.from_file(io.BytesIO(raw))
+        except Exception as exc:    # any decoding failure is the client's fault
+            raise _SubmitError(400, f"uploaded data is not a nonlinear model: {exc}") from None
+        props = self.catalog.nl_data['properties']
+        for size, limit in ((model.num_nodes(), 'maximum_number_of_nodes'),
+                            (model.state_size(), 'maximum_state_size'),
+                            (model.decision_state_size(), 'maximum_decision_state_size')):
+            if size > props[limit]:
+                raise _SubmitError(400, f"model is over the solver's {limit} "
+                                        f"({size} > {props[limit]})")
+        minimum = self.catalog.nl_min_time_limit(model)
+        time_limit = float(problem.params.get('time_limit') or minimum)
+        if time_limit > props['maximum_time_limit_hrs'] * 3600:
+            raise _SubmitError(400, "time_limit is over the solver's maximum_time_limit_hrs")
+        problem.model = model
+        # like Leap's: a time limit under the estimated minimum still runs (and is billed)
+        # for the minimum
+        problem.service_s = problem.billed_s = max(time_limit, minimum)
 
     def _prepare_qpu(self, problem: Problem) -> None:
         if problem.type not in ('ising', 'qubo') or problem.data.get('format') != 'qp':
@@ -112,9 +147,7 @@ class ProblemStore:
     def _prepare_hybrid(self, problem: Problem) -> None:
         if problem.type != 'bqm' or problem.data.get('format') != 'ref':
             raise _SubmitError(400, "hybrid problems must be bqm in 'ref' format")
-        raw = self.uploads.data(str(problem.data.get('data')))
-        if raw is None:
-            raise _SubmitError(400, "problem data reference is not a completed upload")
+        raw = self._uploaded(problem)
         try:
             bqm = dimod.BQM.from_file(io.BytesIO(raw))
         except Exception as exc:    # any decoding failure is the client's fault
@@ -168,6 +201,12 @@ class ProblemStore:
         self._finish(problem, COMPLETED, answer=answer)
 
     def _compute(self, problem: Problem) -> dict:
+        if problem.kind == 'nl':
+            answer, problem.answer_data = answers.nl_answer(
+                problem.model, problem.service_s, problem.billed_s,
+                f"{self.endpoint}problems/{problem.id}/answer/data/")
+            problem.model = None    # the states file is all that is kept
+            return answer
         if problem.kind == 'qpu':
             return answers.qpu_answer(self.catalog.qpu_solver, problem.data,
                                       problem.type, problem.params)

@@ -27,8 +27,8 @@ class Problem:
     """One submitted problem and its emulated life cycle."""
 
     id: str
-    kind: str                   # 'qpu' or 'hybrid'
-    type: str                   # 'ising', 'qubo' or 'bqm'
+    kind: str                   # 'qpu', 'hybrid' or 'nl'
+    type: str                   # 'ising', 'qubo', 'bqm' or 'nl'
     solver: dict                # solver identity as submitted
     params: dict
     data: dict
@@ -42,6 +42,8 @@ class Problem:
     service_s: float = 0.0      # emulated (unscaled) service time
     billed_s: float = 0.0       # what a completed problem is charged
     bqm: Optional[dimod.BinaryQuadraticModel] = None
+    model: object = None        # a nonlinear problem's dwave.optimization.Model
+    answer_data: Optional[bytes] = None     # its states file, fetched by URL
     seed: int = 0
     wake: threading.Event = dataclasses.field(default_factory=threading.Event)
 

@@ -38,6 +38,7 @@ _ROUTES = [
     ('GET', r'problems/(?P<pid>[^/]+)', 'get_problem', 'answer'),
     ('DELETE', r'problems/(?P<pid>[^/]+)', 'cancel_one', 'cancel'),
     ('GET', r'problems/(?P<pid>[^/]+)/answer', 'get_answer', 'answer'),
+    ('GET', r'problems/(?P<pid>[^/]+)/answer/data', 'get_answer_data', 'answer'),
     ('GET', r'problems/(?P<pid>[^/]+)/messages', 'get_messages', 'answer'),
     ('POST', r'bqm/multipart', 'upload_initiate', 'upload'),
     ('PUT', r'bqm/multipart/(?P<uid>[^/]+)/part/(?P<part>\d+)', 'upload_part', 'upload'),
@@ -134,6 +135,8 @@ class SapiHandler(http.server.BaseHTTPRequestHandler):
             status, payload = handler(**args)
         except (_HttpError, UploadError) as exc:
             return self._send_error(exc.status, str(exc))
+        if isinstance(payload, bytes):  # a binary answer (nonlinear states file)
+            return self._send(status, payload, 'application/octet-stream')
         self._send_json(status, payload)
 
     def _inject(self, fault: str) -> None:
@@ -238,6 +241,12 @@ class SapiHandler(http.server.BaseHTTPRequestHandler):
         if problem.answer is None or problem.status != 'COMPLETED':
             raise _HttpError(404, f"Problem is {problem.status}; no answer")
         return 200, problem.answer
+
+    def _get_answer_data(self, pid):
+        problem = self._problem(pid)
+        if problem.answer_data is None or problem.status != 'COMPLETED':
+            raise _HttpError(404, f"Problem is {problem.status}; no answer data")
+        return 200, problem.answer_data
 
     def _get_messages(self, pid):
         self._problem(pid)

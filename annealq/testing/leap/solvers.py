@@ -68,6 +68,20 @@ def _hybrid_solver_data() -> dict:
     return data
 
 
+# The mock's limits (1 MiB of state) are placeholders: a 784-input layer's Gram matrix
+# alone is 4.9 MB. The emulator publishes room for a 3072-256 layer's integer model in one
+# problem; the size multipliers and time constant are the mock's.
+NL_LIMITS = {'maximum_state_size': 2**28, 'maximum_decision_state_size': 2**24,
+             'maximum_number_of_nodes': 2**16}
+
+
+def _nl_solver_data(limits: Optional[dict]) -> dict:
+    data = mocks.hybrid_nl_solver_data(**{**NL_LIMITS, **(limits or {})}, avg_load=0.0)
+    data['description'] = f"Emulated hybrid nonlinear solver ({EMULATION_LABEL})"
+    data['properties']['emulation'] = EMULATION_LABEL
+    return data
+
+
 def _get_path(data: dict, path: str):
     node = data
     for key in path.split('.'):
@@ -126,15 +140,19 @@ def apply_filter(data: dict, spec: Optional[str]) -> dict:
 
 
 class SolverCatalog:
-    """The emulated solvers: one Pegasus QPU and one hybrid BQM solver.
+    """The emulated solvers: one Pegasus QPU, one hybrid BQM solver and one hybrid
+    nonlinear solver.
 
     Args:
         pegasus_m: Pegasus size parameter of the QPU (16 is Advantage-like).
+        nl_limits: Overrides of the nonlinear solver's limits (:data:`NL_LIMITS`).
     """
 
-    def __init__(self, pegasus_m: int = 16):
+    def __init__(self, pegasus_m: int = 16, nl_limits: Optional[dict] = None):
         self.qpu_data = _qpu_solver_data(pegasus_m)
         self.hybrid_data = _hybrid_solver_data()
+        self.nl_data = _nl_solver_data(dict(nl_limits or {}))
+        self.nl_name = self.nl_data['identity']['name']
         # a client-side solver object, used for the client's own qp coder
         # ordering and its published QPU access-time model
         self.qpu_solver = StructuredSolver(None, self.qpu_data)
@@ -143,7 +161,7 @@ class SolverCatalog:
 
     def all(self) -> list:
         """Return all solver descriptions."""
-        return [self.qpu_data, self.hybrid_data]
+        return [self.qpu_data, self.hybrid_data, self.nl_data]
 
     def get(self, name: str) -> Optional[dict]:
         """Return the description of the solver called ``name`` or ``None``."""
@@ -153,13 +171,22 @@ class SolverCatalog:
         return None
 
     def kind_of(self, identity) -> Optional[str]:
-        """Return ``'qpu'``, ``'hybrid'`` or ``None`` for a submitted identity."""
+        """Return ``'qpu'``, ``'hybrid'``, ``'nl'`` or ``None`` for a submitted identity."""
         name = identity.get('name') if isinstance(identity, dict) else identity
-        if name == self.qpu_name:
-            return 'qpu'
-        if name == self.hybrid_name:
-            return 'hybrid'
-        return None
+        return {self.qpu_name: 'qpu', self.hybrid_name: 'hybrid',
+                self.nl_name: 'nl'}.get(name)
+
+    def nl_min_time_limit(self, model) -> float:
+        """Minimum ``time_limit`` (s) of a nonlinear model, by the rule
+        ``LeapHybridNLSampler.estimated_min_time_limit`` applies to these properties."""
+        props = self.nl_data['properties']
+        nodes, state = model.num_nodes(), model.state_size()
+        return max(props.get('num_nodes_multiplier', 8.306792043756981e-05) * nodes
+                   + props.get('state_size_multiplier', 2.8379674360396316e-10) * state
+                   + props.get('num_nodes_state_size_multiplier', 2.1097317822863966e-12)
+                   * nodes * state
+                   + props.get('offset', 0.012671678446550175),
+                   props.get('min_time_limit', 5))
 
     def hybrid_min_time_limit(self, num_variables: int) -> float:
         """Minimum ``time_limit`` (s), interpolated the way ``LeapHybridSampler`` does."""

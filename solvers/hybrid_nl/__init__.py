@@ -1,0 +1,1 @@
+"""``hybrid-nl``: a layer's rounding as one integer model for Leap's nonlinear solver."""
