@@ -176,6 +176,9 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
 
     def sample(self, bqm, initial_states=None, **parameters) -> dimod.SampleSet:
         """One BQM as a binary model (a one-neuron integer form)."""
+        if bqm.num_variables == 0:  # nothing to send: the one empty sample
+            return dimod.SampleSet.from_samples_bqm((np.zeros((1, 0), dtype=np.int8), []),
+                                                    bqm, info={"skipped": "no variables"})
         [(result, _)] = self.submit([bqm], [{"initial_states": initial_states,
                                              **parameters}]).results()
         return dimod.SampleSet.from_samples_bqm(result.sample, bqm, info=result.info)
