@@ -142,7 +142,7 @@ def execution_summary(solved, solver_name, began: float, before=None, after=None
     summed = sum(r.wall_seconds for r in solved if not r.info.get("cached"))
     summary = {"solved_by": dict(sorted(solved_by.items())), "wall_seconds": wall_seconds,
                "summed_solve_seconds": summed}
-    if after:
+    if after and all(key in after for key in CLOUD_LAYER_KEYS):  # a cloud executor's
         summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
                             for key in CLOUD_LAYER_KEYS}
     return summary

@@ -143,7 +143,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     result.report = build_report(result, model, float_layers, dataset, config,
                                  len(calibration), accuracies, timing, folded=folded)
     cloud = executor.stats()
-    if cloud:  # and what each layer sent and was billed
+    if cloud and all("cloud" in (layer.execution or {}) for layer in result.layers):
+        # what each layer sent and was billed
         cloud["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
                            for layer in result.layers]
     result.report.update(execution=execution.to_dict(), solver_notes=notes,

@@ -25,21 +25,28 @@ MODES = {"sequential": {"pack": False, "max_in_flight": 1},
 FAULTS = "http429=0.05,http5xx=0.05,retry_after=0,scope=submit+poll+answer+upload,seed=3"
 
 
-def run(emulator, data, model, solver, options):
-    os.environ["DWAVE_API_ENDPOINT"] = emulator.endpoint
-    os.environ["DWAVE_API_TOKEN"] = emulator.token
+def run(emulator, data, model, solver, options, bits=2):
+    """One quantization run (on ``emulator`` when given) and what it cost."""
+    if emulator is not None:
+        os.environ["DWAVE_API_ENDPOINT"] = emulator.endpoint
+        os.environ["DWAVE_API_TOKEN"] = emulator.token
     began = time.perf_counter()
-    result = annealq.quantize(model, data, bits=2, solver=solver, cache=False, quiet=True,
+    result = annealq.quantize(model, data, bits=bits, solver=solver, cache=False, quiet=True,
                               seed=0, **options)
     wall = time.perf_counter() - began
-    cloud = result.report["cloud"]
     digest = [int(np.sum(L.int_weight * np.arange(1, L.int_weight.size + 1).reshape(
         L.int_weight.shape))) for L in result.layers]
-    return {"problems": cloud["problems"], "neurons": cloud["neurons"],
-            "billed_seconds": round(cloud["billed_seconds"], 3), "wall_seconds": round(wall, 2),
-            "retries": cloud["retries"], "fallback_neurons": cloud["fallback_neurons"],
-            "layer_errors": [round(L.energy, 2) for L in result.layers],
-            "integers_digest": digest}
+    row = {"wall_seconds": round(wall, 2),
+           "layer_errors": [round(L.energy, 2) for L in result.layers],
+           "test_accuracy": round(result.report["accuracy"]["quantized"], 4),
+           "integers_digest": digest}
+    cloud = result.report.get("cloud")
+    if cloud:
+        row.update(problems=cloud["problems"], neurons=cloud["neurons"],
+                   billed_seconds=round(cloud["billed_seconds"], 3),
+                   retries=cloud["retries"], fallback_neurons=cloud["fallback_neurons"],
+                   uploaded_bytes=[layer["uploaded_bytes"] for layer in cloud["layers"]])
+    return row
 
 
 CASES = ("digits/hybrid", "mnist/hybrid", "digits/qpu")
