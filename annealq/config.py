@@ -107,8 +107,11 @@ class QuantizeConfig:
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
         given = {k: v for k, v in options.items() if k in own and v is not None}
-        if "window_bits" not in given and _whole_grid(given):
+        spec = _qubo_solver(given)
+        if spec is not None and spec.whole_grid and "window_bits" not in given:
             given["window_bits"] = bits  # an integer-model solver: the whole grid costs no more
+        if spec is not None and spec.default_start and "start" not in given:
+            given["start"] = spec.default_start
         return cls(bits=bits, **given, method_options=method_options)
 
     def formulation_options(self) -> dict:
@@ -170,16 +173,17 @@ def _validate_gptq_options(method_options) -> None:
         raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
 
 
-def _whole_grid(options) -> bool:
-    """Whether the run's QUBO solver (by name) prefers the whole grid
-    (:attr:`~annealq.registry.SolverSpec.whole_grid`)."""
+def _qubo_solver(options):
+    """The :class:`~annealq.registry.SolverSpec` of the run's QUBO solver (by name), whose
+    preferences (``whole_grid``, ``default_start``) fill what the run leaves unset; or
+    ``None``."""
     name = options.get("solver", DEFAULT_SOLVER)
     if options.get("method", "qubo") != "qubo" or not isinstance(name, str):
-        return False
+        return None
     try:
-        return solver_spec(name).whole_grid
+        return solver_spec(name)
     except ValueError:  # an unknown name is reported where the solver is built
-        return False
+        return None
 
 
 def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:

@@ -128,11 +128,14 @@ class LayerModel:
 
         model = Model()
         gram = model.constant(form.gram)
-        steps = model.constant(form.steps)
+        rows, columns = _rank_one(form.steps)
         twice_projection = model.constant(2.0 * form.projection)
         offset = model.constant(float(form.offset.sum()))
         o = model.integer(form.span.shape, lower_bound=0, upper_bound=form.span)
-        z = o * steps
+        if rows is None:
+            z = o * model.constant(form.steps)
+        else:  # steps (n, 1) · (1, f+1), broadcast: n + f + 1 numbers instead of n·(f+1)
+            z = o * model.constant(rows) * model.constant(columns)
         objective = (z * (matmul(z, gram) - twice_projection)).sum() + offset
         model.minimize(objective)
         model.lock()
@@ -153,6 +156,17 @@ class LayerModel:
         return self.model.to_file(max_num_states=1).read()
 
 
+def _rank_one(steps):
+    """``(n, 1)`` and ``(1, f+1)`` factors whose product is exactly ``steps`` (a per-tensor
+    or per-channel grid with the bias step a fixed multiple of the weight step), else
+    ``(None, None)``."""
+    rows = steps[:, :1]
+    columns = steps[:1, :] / steps[0, 0]
+    if np.all(rows > 0) and np.array_equal(rows * columns, steps):
+        return rows, columns
+    return None, None
+
+
 def _only(symbols, kind: str):
     found = [s for s in symbols if type(s).__name__ == kind]
     if len(found) != 1:
@@ -161,7 +175,9 @@ def _only(symbols, kind: str):
 
 
 def _other(symbol, known):
-    [other] = [s for s in symbol.iter_predecessors() if not s.equals(known)] or [None]
+    [other] = [s for s in symbol.iter_predecessors() if s.id() != known.id()] or [None]
+    if other is not None and type(other).__name__ == "BroadcastTo":  # a broadcast factor
+        [other] = list(other.iter_predecessors())
     if other is None or type(other).__name__ != "Constant":
         raise NotALayerModel("a layer model's operands are constants")
     return np.asarray(other, dtype=np.float64)
@@ -180,8 +196,14 @@ def read_layer_model(model) -> tuple[IntegerForm, np.ndarray | None, object]:
             or decisions[0].ndim() != 2:
         raise NotALayerModel("a layer model has one 2-D integer decision")
     o = decisions[0]
-    z = _only(o.iter_successors(), "Multiply")
-    steps = _other(z, o)
+    z, steps = o, np.ones(o.shape())
+    while True:  # the steps: one constant, or broadcast factors multiplied in turn
+        factor = _only([s for s in z.iter_successors()
+                        if type(s).__name__ == "Multiply"], "Multiply")
+        steps = steps * _other(factor, z)
+        z = factor
+        if any(type(s).__name__ == "MatrixMultiply" for s in z.iter_successors()):
+            break
     product = _only(z.iter_successors(), "MatrixMultiply")
     gram = _other(product, z)
     difference = _only(product.iter_successors(), "Subtract")

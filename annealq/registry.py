@@ -47,6 +47,8 @@ class SolverSpec:
         whole_grid: the solver's problems are as small over the whole grid as over the
             down/up window (integer models), so a run that sets no ``window_bits`` gets
             ``window_bits = bits``.
+        default_start: the warm start a run that sets no ``start`` gets (``"gptq"``,
+            ``"rtn"``; ``None``: each solver's own).
     """
 
     factory: Callable[..., dimod.Sampler]
@@ -54,6 +56,7 @@ class SolverSpec:
     description: str = ""
     emulation: bool = False
     whole_grid: bool = False
+    default_start: str | None = None
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,9 @@ def undisturbed(layer, tmp_path_factory):
 
 @pytest.mark.parametrize("faults", [
     "http429_count=2,retry_after=0", "http5xx_count=2", "drop_count=2",
-    "http5xx_count=1,scope=upload", "drop_count=1,scope=answer", "latency=0.01",
+    "http5xx_count=1,scope=upload", "drop_count=1,scope=answer",
+    "http5xx_count=1,scope=answer", "http429_count=1,retry_after=0,scope=answer",
+    "latency=0.01",
 ])
 def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_path, layer,
                                                              undisturbed, faults):
@@ -167,7 +169,7 @@ def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_pa
 
 @pytest.mark.parametrize("faults", [
     "http5xx=1.0,scope=submit", "http429=1.0,retry_after=0,scope=upload",
-    "drop=1.0,scope=answer", "never_finish=1.0",
+    "drop=1.0,scope=answer", "http5xx=1.0,scope=answer", "never_finish=1.0",
 ])
 def test_persistent_faults_fall_back_cleanly(monkeypatch, tmp_path, layer, faults):
     with LeapEmulator(time_scale=500.0, faults=faults) as emulator:
@@ -198,7 +200,8 @@ def test_a_model_runs_end_to_end_one_problem_per_layer_and_caches(leap, digits, 
         again = annealq.quantize(model, data, bits=4, solver="hybrid-nl", cache=store,
                                  quiet=True, seed=0, calibration_size=200)
     report = result.report
-    assert report["config"]["window_bits"] == 4  # the whole grid by default
+    # the whole grid from GPTQ's integers by default
+    assert report["config"]["window_bits"] == 4 and report["config"]["start"] == "gptq"
     cloud = report["cloud"]
     assert cloud["problems"] == 2 and cloud["neurons"] == 74 and cloud["fallback_neurons"] == 0
     assert [row["problems"] for row in cloud["layers"]] == [1, 1]

@@ -13,7 +13,8 @@ recomputed exactly from the layer; a neuron whose answer is worse than its start
 start. The objective the solver reports is never used.
 
 The solver takes the whole grid by default: a run with ``--solver hybrid-nl`` and no
-``--window-bits`` uses ``window_bits = bits`` (the model is no larger for it).
+``--window-bits`` uses ``window_bits = bits`` (the model is no larger for it), and, with no
+``--start``, starts from GPTQ's integers (tuned per layer; ``--start rtn`` for RTN's).
 
 Parameters: ``time_limit`` (seconds per problem; default the solver's estimated minimum for
 the model, from its published multipliers) and ``solver`` at construction.
@@ -212,6 +213,10 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
         return classify(exc)
 
 
+class AnswerLost(ConnectionError):
+    """The answer of a finished problem could not be read back (transient: retried)."""
+
+
 class _Pending(PendingProblem):
     """One integer model in flight; its results are the neurons' exact errors."""
 
@@ -227,7 +232,12 @@ class _Pending(PendingProblem):
     def results(self) -> list:
         result = self.future.result()
         self.info = dict(result.info)
-        answer = self.layer.offsets(0)
+        try:
+            answer = self.layer.offsets(0)  # reads the states file the client downloaded
+        except ValueError as exc:
+            # the client keeps the body of a failed download (an HTTP error's JSON) as the
+            # states file: the answer is lost, so the problem goes again (a retry)
+            raise AnswerLost(f"the answer's states file is unreadable ({exc})") from None
         if answer.shape != self.start.shape or np.any(answer < 0) or \
                 np.any(answer > self.form.span):
             raise ValueError(f"the nonlinear solver's state has shape {answer.shape} or "
@@ -278,4 +288,4 @@ def make_sampler(*, solver=None, **defaults):
 
 SPEC = SolverSpec(make_sampler, leap_unavailable,
                   "Leap hybrid nonlinear solver: a layer as one integer model, whole grid "
-                  "(needs a Leap token)", whole_grid=True)
+                  "(needs a Leap token)", whole_grid=True, default_start="gptq")
