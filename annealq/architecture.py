@@ -32,6 +32,7 @@ from torch import nn
 
 from annealq.activations import ActivationGrid, QuantizedInputLinear
 from annealq.capture import replace_module
+from annealq.fold import apply_folds
 
 _CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
                          "ParameterDict", "Sequential"})
@@ -78,15 +79,16 @@ def build(description: dict):
                          f"{exc}") from None
 
 
-def target_module(architecture, dtype: str, model, input_grids: dict):
-    """The module a saved result loads into: a copy of ``model`` (its layers with an input
-    grid made :class:`QuantizedInputLinear`), else the one ``architecture`` describes."""
+def target_module(architecture, dtype: str, model, input_grids: dict, folded=()):
+    """The module a saved result loads into: a copy of ``model`` (the BatchNorms the run
+    ``folded`` folded the same way, its layers with an input grid made
+    :class:`QuantizedInputLinear`), else the one ``architecture`` describes."""
     if model is None:
         if architecture is None:
             raise ValueError("the file records no architecture (not an nn.Sequential of "
                              "standard layers): pass the float model, load(path, model=...)")
         return build(architecture).to(getattr(torch, dtype)).eval()
-    module = copy.deepcopy(model).eval()
+    module = apply_folds(model, folded) if folded else copy.deepcopy(model).eval()
     for name, grid in input_grids.items():
         current = module.get_submodule(name)
         if grid is not None and not isinstance(current, QuantizedInputLinear):

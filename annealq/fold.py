@@ -49,11 +49,7 @@ def fold_batchnorm(model, example) -> tuple[nn.Module, list[dict]]:
     pairs = _find_pairs(model, example)
     if not pairs:
         return model, []
-    folded = copy.deepcopy(model).eval()
-    modules = dict(folded.named_modules())
-    for layer_name, norm_name in pairs:
-        replace_module(folded, layer_name, _folded_layer(modules[layer_name], modules[norm_name]))
-        replace_module(folded, norm_name, nn.Identity())
+    folded = apply_folds(model, [{"layer": a, "batchnorm": b} for a, b in pairs])
     expected, got = forward(model, example), forward(folded, example)
     scale = max(float(expected.abs().max()), 1.0)
     if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale):
@@ -61,6 +57,26 @@ def fold_batchnorm(model, example) -> tuple[nn.Module, list[dict]]:
                     "output is read by more than its BatchNorm?)")
         return model, []
     return folded, [{"layer": a, "batchnorm": b} for a, b in pairs]
+
+
+def apply_folds(model, pairs) -> nn.Module:
+    """A copy of ``model`` (eval mode) with the ``pairs`` ``[{"layer", "batchnorm"}]`` folded:
+    what :func:`fold_batchnorm` found; also how a saved result of a folded model is loaded
+    into its float model (the layers gain their biases, the BatchNorms become identities).
+
+    Raises:
+        ValueError: a pair that does not name a conv or linear layer and its BatchNorm.
+    """
+    folded = copy.deepcopy(model).eval()
+    modules = dict(folded.named_modules())
+    for pair in pairs:
+        layer, norm = modules.get(pair["layer"]), modules.get(pair["batchnorm"])
+        if layer is None or norm is None or not _matches(layer, norm):
+            raise ValueError(f"the model has no layer {pair['layer']!r} followed by "
+                             f"BatchNorm {pair['batchnorm']!r} to fold")
+        replace_module(folded, pair["layer"], _folded_layer(layer, norm))
+        replace_module(folded, pair["batchnorm"], nn.Identity())
+    return folded
 
 
 def _find_pairs(model, example) -> list[tuple[str, str]]:

@@ -246,7 +246,8 @@ def _load_safe(path: Path, model) -> QuantizationResult:
             name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
             for name in _ARRAYS}}) for k, entry in enumerate(meta["layers"])]
         module = target_module(meta.get("architecture"), meta.get("dtype", "float32"), model,
-                               {layer.name: layer.input_grid for layer in layers})
+                               {layer.name: layer.input_grid for layer in layers},
+                               (meta.get("report") or {}).get("folded_batchnorm", ()))
         state = {name: tensors.pop(f"state.{name}") for name in meta["state"]}
         if tensors:
             raise ValueError(f"tensors {', '.join(sorted(tensors)[:3])} are not described")

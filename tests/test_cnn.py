@@ -72,6 +72,8 @@ def test_quantize_command_with_the_digits_cnn(tmp_path, digits_cnn):
     assert "BatchNorm 2 folded into layer 1" in out.stdout
     row = next(line for line in out.stdout.splitlines() if line.startswith("4 "))
     assert row.split()[1] == "16x8x3x3"
-    # the file holds the CNN's integers; reloading a CNN whose BatchNorms were folded needs
-    # its folded architecture (tests/test_conv.py reloads one through the API)
-    assert (tmp_path / "q.pt").stat().st_size > 0
+    # the file reloads into the float CNN: its BatchNorms folded as the run folded them
+    data, model, _ = digits_cnn
+    loaded = annealq.load(tmp_path / "q.pt", model=model)
+    assert [type(m).__name__ for m in loaded.model][2] == "Identity"
+    assert accuracy(loaded.model, data.x_test, data.y_test) == pytest.approx(report["accuracy"]["quantized"])
