@@ -158,6 +158,9 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
         call = {k: v for k, v in {**self.defaults_, **parameters}.items()
                 if k in self._nl.parameters}
         call["time_limit"] = self._time_limit(layer.model, parameters)
+        if "label" in self._nl.parameters:  # what Leap's dashboard lists the problem as
+            call.setdefault("label", f"annealq layer model: {form.neurons} neuron(s) x "
+                                     f"{form.span.shape[1]} entries")
         size = len(layer.to_bytes())
         future = self._threads.submit(
             lambda: self._nl.sample(layer.model, **call).result())
