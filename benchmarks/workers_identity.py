@@ -5,7 +5,7 @@ int2, seed 0, no cache, in this process and with ``workers=1, 2, 4`` (a private
 ``LocalCluster``); the SHA-256 of all layers' integers must be the same for all four.
 Run from the repository root (``PYTHONPATH`` so that spawned workers import this tree):
 
-    ANNEALQ_DATA=../shared/data PYTHONPATH=. python benchmarks/workers_identity.py out.json
+    ANNEALQ_DATA=../shared/data PYTHONPATH=. python benchmarks/workers_identity.py out.json [DATASET ...]
 """
 
 import hashlib
@@ -49,5 +49,5 @@ def main(out: str, datasets=("digits", "mnist"), solvers=("neal", "batch-sa", "l
     return rows
 
 
-if __name__ == "__main__":
-    main(sys.argv[1])
+if __name__ == "__main__":  # out.json [DATASET ...]
+    main(sys.argv[1], *([tuple(sys.argv[2:])] if len(sys.argv) > 2 else []))
