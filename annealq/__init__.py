@@ -42,6 +42,7 @@ _EXPORTS = {
     "Dataset": "annealq.data.datasets",
     "load_dataset": "annealq.data.datasets",
     "load_model": "annealq.data.models",
+    "save_model": "annealq.data.model_file",
     "reference_model": "annealq.data.models",
 }
 

@@ -145,8 +145,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "report errors, accuracy and time")
     quantize.add_argument("--dataset", required=True, metavar="NAME",
                           help="digits, mnist, fashion-mnist, emnist or cifar10")
-    quantize.add_argument("--model", metavar="FILE", help="a torch.save(model) or TorchScript "
-                          "file (default: the dataset's reference MLP, trained once and cached)")
+    quantize.add_argument("--model", metavar="FILE", help="a model file of annealq.save_model "
+                          "(safetensors) or TorchScript (default: the dataset's reference "
+                          "model, trained once and cached)")
+    quantize.add_argument("--trust-pickle", action="store_true",
+                          help="also read a --model pickled with torch.save(model): that "
+                               "can run arbitrary code, so only for files you trust")
     quantize.add_argument("--bits", type=_BITS, required=True, help="weight bits, 1..8")
     _arch_option(quantize)
     _solver_options(quantize, default="auto")
@@ -196,7 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, metavar="NAME")
     _arch_option(train)
     train.add_argument("--out", metavar="FILE",
-                       help="also save the whole module here (torch.save(model))")
+                       help="also save the model here (annealq.save_model: safetensors, no pickle)")
     _data_options(train)
     train.set_defaults(run=run.run_train)
 

@@ -16,8 +16,9 @@ from annealq.config import QuantizeConfig
 from annealq.credentials import token_configured
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
+from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
-from annealq.files import atomic_write, check_writable, write_together
+from annealq.files import check_writable, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model
 from annealq.quantized import writer
@@ -169,7 +170,9 @@ def run_quantize(args) -> int:
         data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
         _check_calibration(args.calibration, data)
         if args.model:
-            model, origin = load_model(args.model, example=data.x_test[:64]), args.model
+            model = load_model(args.model, example=data.x_test[:64],
+                               trust_pickle=getattr(args, "trust_pickle", False))
+            origin = args.model
         else:
             model, path = _reference(args, data)
             origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
@@ -250,7 +253,7 @@ def run_train(args) -> int:
           f"{accuracy(model, data.x_test, data.y_test):.2%}, trained in {seconds:.1f} s "
           f"(seed {args.seed}); cached at {path}")
     if args.out:
-        atomic_write(args.out, lambda stream: torch.save(model, stream))
+        save_model(model, args.out)  # safetensors and a JSON architecture: no pickle
         print(f"model written to {args.out}")
     return 0
 

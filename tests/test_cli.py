@@ -95,6 +95,8 @@ def _model_file(folder, kind):
     """A --model file of each bad kind (or None for a path that does not exist)."""
     import torch
 
+    from annealq import save_model
+
     path = folder / f"{kind}.pt"
     nn = torch.nn
     if kind == "garbage":
@@ -105,9 +107,9 @@ def _model_file(folder, kind):
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
         with torch.no_grad():
             model[1].weight[2, 3] = float("nan")
-        torch.save(model, path)
+        save_model(model, path)
     elif kind == "no_linear":
-        torch.save(nn.Sequential(nn.Flatten(), nn.ReLU()), path)
+        save_model(nn.Sequential(nn.Flatten(), nn.ReLU()), path)
     return path
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from annealq import formulate_layer, get_sampler, solve_bqms
+from annealq import formulate_layer, get_sampler, save_model, solve_bqms
 from annealq.cache import CacheStore
 from annealq.cache.keys import entry_checksum
 from annealq.cache.repair import check_cache, repair_cache
@@ -218,18 +218,20 @@ def _models(folder):
     nn = torch.nn
     torch.manual_seed(0)
     good = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    torch.save(good, folder / "good.pt")
-    data = bytearray((folder / "good.pt").read_bytes())
+    torch.save(good, folder / "pickled.pt")  # a torch.save zip, damaged below
+    data = bytearray((folder / "pickled.pt").read_bytes())
     middle = len(data) // 2
     data[middle:middle + 16] = b"\xff" * 16
     (folder / "damaged.pt").write_bytes(bytes(data))
-    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
-    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), folder / "wide.pt")
+    save_model(good, folder / "good.pt")
+    save_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
+    save_model(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), folder / "wide.pt")
     (folder / "folder.pt").mkdir()
 
 
 @pytest.mark.parametrize("name, message", [
     ("damaged.pt", "is damaged"), ("five.pt", "gives 5 outputs per input, but digits has 10"),
+    ("pickled.pt", "is a pickled module"),
     ("wide.pt", "cannot run on digits's inputs"), ("folder.pt", "is a folder, not a file")])
 def test_bad_model_files_and_models_that_do_not_fit_the_dataset(tmp_path, capsys, name,
                                                                 message):

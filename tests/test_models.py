@@ -24,11 +24,30 @@ def _outputs(model, x):
         return model(torch.as_tensor(x, dtype=torch.float32))
 
 
-def test_whole_module_file_loads(tmp_path):
+def test_a_pickled_module_loads_only_when_trusted(tmp_path):
     model, x = _sequential(), np.random.default_rng(0).normal(size=(7, 6))
     torch.save(model, tmp_path / "m.pt")
-    loaded = load_model(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="is a pickled module.*--trust-pickle"):
+        load_model(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt", trust_pickle=True)
     assert torch.equal(_outputs(loaded, x), _outputs(model, x))
+
+
+def test_a_saved_model_loads_without_unpickling_and_checks_its_tensors(tmp_path):
+    from annealq import save_model
+
+    model, x = _sequential(), np.random.default_rng(0).normal(size=(7, 6))
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert torch.equal(_outputs(loaded, x), _outputs(model, x))
+    data = bytearray((tmp_path / "m.safetensors").read_bytes())
+    data[-8:] = b"\x7f" * 8  # the last tensor's bytes
+    (tmp_path / "bad.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="is damaged"):
+        load_model(tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="not an nn.Sequential of standard"):
+        save_model(_Custom(), tmp_path / "custom.safetensors")
+    assert not (tmp_path / "custom.safetensors").exists()
 
 
 def test_scripted_sequential_is_rebuilt_as_an_ordinary_module_with_equal_outputs(tmp_path):
@@ -102,3 +121,16 @@ def test_reference_model_is_trained_reproducibly_once_and_then_read_from_the_cac
 def test_reference_configs_have_a_wide_hidden_layer_for_the_image_datasets():
     for name in ("mnist", "fashion-mnist", "emnist", "cifar10"):
         assert max(REFERENCE_MODELS[name].hidden) >= 128
+
+
+def test_train_out_writes_a_model_file_that_loads_without_unpickling(tmp_path, monkeypatch):
+    from annealq.cli import main
+
+    monkeypatch.setenv("ANNEALQ_MODELS", str(tmp_path / "models"))
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path / "m.safetensors")]) == 0
+    loaded = load_model(tmp_path / "m.safetensors")
+    x = np.random.default_rng(2).random((5, 64))
+    from annealq import load_dataset, reference_model
+
+    cached, _ = reference_model(load_dataset("digits"), models_dir=tmp_path / "models")
+    assert torch.equal(_outputs(loaded, x), _outputs(cached, x))

@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annealq import formulate_layer
+from annealq import formulate_layer, save_model
 from annealq.cli import main
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
@@ -66,11 +66,12 @@ def _files(folder: Path) -> dict:
     torch.manual_seed(0)
     made = {}
     good = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
-    torch.save(good, folder / "good.pt")
-    data = bytearray((folder / "good.pt").read_bytes())
+    torch.save(good, folder / "pickled.pt")  # a torch.save zip, damaged below
+    data = bytearray((folder / "pickled.pt").read_bytes())
     data[len(data) // 2:len(data) // 2 + 16] = b"\xff" * 16
     (folder / "damaged.pt").write_bytes(bytes(data))
-    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
+    save_model(good, folder / "good.pt")
+    save_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
     (folder / "text.pt").write_text("not a model\n")
     for name in ("good", "damaged", "five", "text"):
         made[f"model:{name}"] = folder / f"{name}.pt"

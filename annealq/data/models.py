@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from annealq.data.model_file import is_model_file, read_model, torch_load
 from annealq.files import atomic_write, check_zip
 
 log = logging.getLogger(__name__)
@@ -125,24 +126,30 @@ def models_folder(models_dir=None) -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "annealq" / "models"
 
 
-def load_model(path, *, example=None):
-    """Read a model file: a whole module (``torch.save(model)``) or TorchScript.
+def load_model(path, *, example=None, trust_pickle: bool = False):
+    """Read a model file: :func:`~annealq.data.model_file.save_model`'s (safetensors and a
+    JSON architecture), TorchScript, or — with ``trust_pickle`` — a whole pickled module.
 
     Args:
         path: the file.
         example: inputs to check a rebuilt TorchScript model against the original on.
+        trust_pickle: read a ``torch.save(model)`` file, which unpickles the module's
+            classes and can run arbitrary code: only for files from a source you trust.
 
     Returns:
         A ``torch.nn.Module`` in eval mode, on the CPU.
 
     Raises:
-        ValueError: a missing or unreadable file, or one that holds no usable module.
+        ValueError: a missing, damaged or unreadable file, a pickled module without
+            ``trust_pickle``, or one that holds no usable module.
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"model file {path} is a folder, not a file")
     if not path.is_file():
         raise ValueError(f"model file {path} does not exist")
+    if is_model_file(path):
+        return read_model(path)
     if zipfile.is_zipfile(path):
         check_zip(path, "model file")  # torch reads damaged tensor bytes without a word
     if _is_torchscript(path):
@@ -156,14 +163,10 @@ def load_model(path, *, example=None):
         if example is not None:
             _check_same_outputs(model, script, example, path)
         return model.eval()
-    try:
-        model = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # unpickling raises anything; the user needs one line
-        raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({_first_line(exc)})") from None
+    model = torch_load(path, trust_pickle)
     if not isinstance(model, torch.nn.Module):
-        hint = (" (a state_dict does not record the architecture: save the whole module "
-                "with torch.save(model))" if isinstance(model, dict) else "")
+        hint = (" (a state_dict does not record the architecture: save the model with "
+                "annealq.save_model(model, path))" if isinstance(model, dict) else "")
         raise ValueError(f"model file {path} holds a {type(model).__name__}, not a "
                          f"torch.nn.Module{hint}")
     return model.eval()
