@@ -308,11 +308,10 @@ def _print_summary(result, data, model, origin) -> None:
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
-    cloud = report.get("cloud")
-    if cloud:
-        print(f"cloud: {cloud['problems']} problems, {cloud['uploaded_bytes']:,} bytes "
-              f"uploaded, {cloud['billed_seconds']:.1f} billed s, {cloud['retries']} "
-              f"retries, {cloud['fallback_neurons']} neurons solved by the fallback")
+    if report.get("cloud"):
+        print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
+              " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
+              "fallback".format(**report["cloud"]))
 
 
 def _ratio(rtn: float, energy: float) -> str:
