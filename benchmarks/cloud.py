@@ -8,14 +8,15 @@ CASE is ``dataset/solver`` (default: all of CASES); runs already in the JSON fil
 
 The emulator answers classically (an emulation, not quantum hardware); its service times
 are the mock solvers' own (hybrid: the minimum_time_limit curve; QPU: the client's access
-time model) divided by the time scale below.
+time model) divided by the time scale below. It runs in a process of its own
+(``annealq leap-emulator``), as Leap is a server of its own: its classical answers then
+do not hold the client's interpreter lock.
 """
-import json, os, sys, tempfile, time
+import contextlib, json, os, signal, subprocess, sys, tempfile, time
 
 import numpy as np
 
 import annealq
-from annealq.testing import LeapEmulator
 
 TIME_SCALE = 1.0  # the mock solvers' own service times, unscaled
 SLOTS = {"hybrid": 8, "qpu": 1}
@@ -52,6 +53,30 @@ def run(emulator, data, model, solver, options, bits=2):
 CASES = ("digits/hybrid", "mnist/hybrid", "digits/qpu")
 
 
+class _Served:
+    def __init__(self, endpoint, token):
+        self.endpoint, self.token, self.stats = endpoint, token, None
+
+
+@contextlib.contextmanager
+def emulator_process(faults=None):
+    """``annealq leap-emulator`` in a process of its own; ``.stats`` once it has stopped."""
+    command = [sys.executable, "-m", "annealq", "leap-emulator", "--time-scale",
+               str(TIME_SCALE), "--slots", str(SLOTS["hybrid"]), "--qpu-slots",
+               str(SLOTS["qpu"])] + (["--faults", faults] if faults else [])
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = proc.stdout.readline().rsplit(" at ", 1)[1].strip()
+        served = _Served(endpoint, proc.stdout.readline().split(": ", 1)[1].strip())
+        yield served
+        proc.send_signal(signal.SIGINT)
+        served.stats = json.loads(proc.stdout.read().splitlines()[-1].split(": ", 1)[1])
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def main(out, cases):
     config = os.path.join(tempfile.mkdtemp(), "dwave.conf")
     open(config, "w").close()
@@ -62,17 +87,23 @@ def main(out, cases):
         data = annealq.load_dataset(dataset)
         model, _ = annealq.reference_model(data)
         for mode, options in MODES.items():
-            with LeapEmulator(time_scale=TIME_SCALE, slots=SLOTS) as emulator:
+            with emulator_process() as emulator:
                 rows[f"{dataset}/{solver}/{mode}"] = row = run(emulator, data, model, solver,
                                                                options)
             print(dataset, solver, mode, row, flush=True)
-        with LeapEmulator(time_scale=TIME_SCALE, slots=SLOTS, faults=FAULTS) as emulator:
+        # the emulator answers each neuron from its own BQM, packed or not: the modes must
+        # agree on every integer
+        sequential = rows[f"{dataset}/{solver}/sequential"]["integers_digest"]
+        for mode in MODES:
+            row = rows[f"{dataset}/{solver}/{mode}"]
+            row["identical_to_sequential"] = row["integers_digest"] == sequential
+        with emulator_process(FAULTS) as emulator:
             row = run(emulator, data, model, solver, MODES["concurrent+packed"])
-            row["injected_faults"] = emulator.stats()["faults"]
-            clean = rows[f"{dataset}/{solver}/concurrent+packed"]
-            row["identical_to_fault_free"] = (row["integers_digest"] == clean["integers_digest"]
-                                              and row["layer_errors"] == clean["layer_errors"])
-            rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
+        row["injected_faults"] = emulator.stats["faults"]
+        clean = rows[f"{dataset}/{solver}/concurrent+packed"]
+        row["identical_to_fault_free"] = (row["integers_digest"] == clean["integers_digest"]
+                                          and row["layer_errors"] == clean["layer_errors"])
+        rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
         print(dataset, solver, "faults", row, flush=True)
         with open(out, "w") as stream:  # after every case: a long run keeps what it did
             json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,

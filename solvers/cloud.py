@@ -95,14 +95,23 @@ def _retry_after(exc) -> float | None:
 
 def combine(bqms) -> tuple[dimod.BinaryQuadraticModel, list[list[int]]]:
     """One BQM holding ``bqms`` side by side on integer labels; and each one's labels, in
-    the order of its variables."""
-    packed = dimod.BinaryQuadraticModel(bqms[0].vartype)
-    labels, start = [], 0
+    the order of its variables.
+
+    Built from the BQMs' numpy vectors in one call (a neuron's BQM holds ~300k couplers, so
+    adding them one by one would dominate a packed layer's time)."""
+    linear, rows, cols, values, labels, offset, start = [], [], [], [], [], 0.0, 0
     for bqm in bqms:
-        mapping = {v: start + t for t, v in enumerate(bqm.variables)}
-        packed.update(bqm.relabel_variables(mapping, inplace=False))
+        lin, (row, col, value), off = bqm.to_numpy_vectors(list(bqm.variables))
+        linear.append(lin)
+        rows.append(row.astype(np.int64) + start)
+        cols.append(col.astype(np.int64) + start)
+        values.append(value)
+        offset += off
         labels.append(list(range(start, start + bqm.num_variables)))
         start += bqm.num_variables
+    packed = dimod.BinaryQuadraticModel.from_numpy_vectors(
+        np.concatenate(linear), (np.concatenate(rows), np.concatenate(cols),
+                                 np.concatenate(values)), offset, bqms[0].vartype)
     return packed, labels
 
 

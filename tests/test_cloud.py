@@ -61,6 +61,10 @@ def test_hybrid_packs_a_layer_into_few_problems_and_bills_less(leap, digits):
     for layer in packed.report["layers"]:
         assert layer["solved_by"] == {"hybrid:hybrid_bqm_solver": layer["out_features"]}
         assert layer["energy"] < layer["rtn_energy"]
+    # the emulator answers a neuron from its own BQM, packed or not: splitting the packed
+    # answers back must give every neuron exactly its unpacked integers
+    for one, other in zip(alone.layers, packed.layers):
+        assert (one.int_weight == other.int_weight).all()
 
 
 def test_qpu_puts_several_digits_neurons_in_one_anneal(leap, digits):

@@ -1,5 +1,6 @@
 """LeapEmulator driven by the real, unmodified Ocean samplers and cloud client."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -326,6 +327,10 @@ def test_cli_prints_endpoint_and_stops_on_interrupt():
         assert r.status_code == 200
         proc.send_signal(2)     # SIGINT, as Ctrl-C
         assert proc.wait(timeout=10) == 0
+        lines = proc.stdout.read().splitlines()
+        assert lines[0].startswith("token: ")
+        stats = json.loads(lines[-1].removeprefix("stats: "))
+        assert stats["requests"] == 1 and stats["problems_submitted"] == 0
     finally:
         if proc.poll() is None:
             proc.kill()

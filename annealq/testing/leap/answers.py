@@ -32,10 +32,13 @@ from annealq.testing.leap.solvers import EMULATION_LABEL
 __all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
            'nl_answer', 'qpu_access_time_us']
 
-# budget of spin updates per problem (reads x sweeps x variables): keeps every
+# budget of spin updates per QPU problem (reads x sweeps x variables): keeps every
 # emulated answer in the millisecond range whatever the problem size
 _QPU_UPDATE_BUDGET = 2_000_000
-_HYBRID_UPDATE_BUDGET = 4_000_000
+# budget of bias visits per connected component of a hybrid problem (reads x sweeps x
+# (variables + interactions)): a dense 784-variable neuron gets 26 sweeps, ~0.05 s, so the
+# emulator's own work stays small beside the service times it emulates
+_HYBRID_VISIT_BUDGET = 64_000_000
 _HYBRID_READS = 8
 # coordinate-descent moves per entry of a nonlinear layer model, at most
 _NL_DESCENT_STEPS = 10
@@ -95,6 +98,13 @@ def decode_qp_bqm(solver, data: dict, problem_type: str) -> dimod.BinaryQuadrati
 def _anneal(bqm, num_reads: int, seed: int, budget: int) -> dimod.SampleSet:
     n = max(1, bqm.num_variables)
     sweeps = int(max(16, min(1000, budget // (n * num_reads))))
+    return SimulatedAnnealingSampler().sample(
+        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
+
+
+def _anneal_visits(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
+    visits = num_reads * (bqm.num_variables + bqm.num_interactions)
+    sweeps = int(max(16, min(1000, _HYBRID_VISIT_BUDGET // max(1, visits))))
     return SimulatedAnnealingSampler().sample(
         bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
 
@@ -204,7 +214,9 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
 
 
 def _components(bqm):
-    """The BQM's connected components, each as a BQM of its own (offset dropped)."""
+    """The BQM's connected components: each one's labels, and a BQM of its own on the
+    integers ``0..n-1`` in that order (offset dropped), so that sampling it does not
+    depend on how the variables were labelled."""
     order = list(bqm.variables)
     linear, (rows, cols, values), _ = bqm.to_numpy_vectors(order)
     index = {v: k for k, v in enumerate(order)}
@@ -213,18 +225,17 @@ def _components(bqm):
         local = np.full(len(order), -1)
         local[members] = np.arange(len(members))
         mask = local[rows] >= 0
-        yield dimod.BinaryQuadraticModel.from_numpy_vectors(
+        yield [order[k] for k in members], dimod.BinaryQuadraticModel.from_numpy_vectors(
             linear[members], (local[rows[mask]], local[cols[mask]], values[mask]), 0.0,
-            bqm.vartype, variable_order=[order[k] for k in members])
+            bqm.vartype)
 
 
-def hybrid_answer(bqm: dimod.BinaryQuadraticModel, seed: int,
-                  time_limit: float, charge_time: float) -> dict:
+def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
+                  charge_time: float) -> dict:
     """Answer a hybrid BQM problem classically, in the ``bq`` format.
 
     Args:
         bqm: The uploaded BQM.
-        seed: Content-derived RNG seed.
         time_limit: Requested run time (s).
         charge_time: Billed time (s), at least the solver's minimum.
 
@@ -233,13 +244,16 @@ def hybrid_answer(bqm: dimod.BinaryQuadraticModel, seed: int,
     """
     if bqm.num_variables:
         # like Leap's hybrid solvers, decompose: each connected component (several
-        # neurons packed into one BQM are disjoint) is annealed on its own, with its share
-        # of the problem's update budget, and the best sample found is returned
+        # neurons packed into one BQM are disjoint) is annealed on its own with the same
+        # budget and a seed from its own content (not its labels), so a neuron gets the
+        # same answer whether it came alone or packed with others
         best = {}
-        for index, part in enumerate(_components(bqm)):
-            share = _HYBRID_UPDATE_BUDGET * part.num_variables // bqm.num_variables
-            found = _anneal(part, _HYBRID_READS, (seed + index) % 2**31, max(1, share))
-            best.update(found.first.sample)
+        for labels, part in _components(bqm):
+            linear, (rows, cols, values), _ = part.to_numpy_vectors(range(len(labels)))
+            seed = problem_seed(part.vartype.name, linear.tobytes(), rows.tobytes(),
+                                cols.tobytes(), values.tobytes())
+            found = _anneal_visits(part, _HYBRID_READS, seed).first.sample
+            best.update((label, found[k]) for k, label in enumerate(labels))
         sampleset = dimod.SampleSet.from_samples_bqm(best, bqm)
     else:
         sampleset = dimod.SampleSet.from_samples_bqm([{}], bqm)

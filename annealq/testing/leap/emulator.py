@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import logging
 import signal
 import threading
@@ -186,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the emulator until interrupted (Ctrl-C).
+    """Run the emulator until interrupted (Ctrl-C), then print its :meth:`stats` line.
 
     Args:
         argv: Command-line arguments (default: ``sys.argv[1:]``).
@@ -213,6 +214,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"token: {emulator.token}", flush=True)
             while not stop.wait(0.2):
                 pass
+            # what was served, on one line (problems, billed seconds, injected faults)
+            print(f"stats: {json.dumps(emulator.stats(), sort_keys=True)}", flush=True)
     finally:
         signal.signal(signal.SIGINT, previous)
     return 0

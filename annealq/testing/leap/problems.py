@@ -158,7 +158,6 @@ class ProblemStore:
         minimum = self.catalog.hybrid_min_time_limit(bqm.num_variables)
         time_limit = float(problem.params.get('time_limit') or minimum)
         problem.bqm = bqm
-        problem.seed = answers.problem_seed(raw, sorted(problem.params.items()))
         problem.service_s = time_limit
         problem.billed_s = max(time_limit, minimum)
 
@@ -211,8 +210,8 @@ class ProblemStore:
             return answers.qpu_answer(self.catalog.qpu_solver, problem.data,
                                       problem.type, problem.params)
         minimum = self.catalog.hybrid_min_time_limit(problem.bqm.num_variables)
-        return answers.hybrid_answer(problem.bqm, problem.seed,
-                                     problem.service_s, max(problem.service_s, minimum))
+        return answers.hybrid_answer(problem.bqm, problem.service_s,
+                                     max(problem.service_s, minimum))
 
     def _finish(self, problem: Problem, status: str, answer=None, error=None) -> None:
         with self._cond:

@@ -44,7 +44,6 @@ class Problem:
     bqm: Optional[dimod.BinaryQuadraticModel] = None
     model: object = None        # a nonlinear problem's dwave.optimization.Model
     answer_data: Optional[bytes] = None     # its states file, fetched by URL
-    seed: int = 0
     wake: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def status_message(self, with_answer: bool = False) -> dict:
