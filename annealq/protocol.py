@@ -64,6 +64,10 @@ class CloudSampler(abc.ABC):
     bounded number in flight and collects them as they finish.
     """
 
+    #: how many problems :meth:`submit` may build and upload at once, in threads (1: one
+    #: at a time, for a sampler whose submit is not thread-safe)
+    concurrent_submits: int = 1
+
     @property
     @abc.abstractmethod
     def identity(self) -> str:

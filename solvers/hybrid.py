@@ -35,6 +35,11 @@ class HybridSampler(dimod.Sampler, CloudSampler):
         **defaults: sampling parameters for every call (``time_limit``, …).
     """
 
+    # building a packed BQM and uploading it (~17 MB for 5 MNIST neurons) takes longer than
+    # a problem's turn on the solver: several uploads at once keep the solver's slots busy
+    # (the cloud client's solver is thread-safe; nothing here is shared between submits)
+    concurrent_submits = 4
+
     def __init__(self, hybrid, **defaults):
         unknown = sorted(set(defaults) - set(hybrid.parameters))
         if unknown:

@@ -334,3 +334,17 @@ def test_cli_prints_endpoint_and_stops_on_interrupt():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
+def test_the_emulators_beta_range_is_dwave_samplers_default(vartype):
+    from dwave.samplers.sa.sampler import _default_ising_beta_range
+    from annealq.testing.leap.answers import _beta_range
+    rng = np.random.default_rng(4)
+    Q = np.triu(rng.normal(size=(30, 30)))
+    Q[rng.random(Q.shape) < 0.5] = 0.0
+    Q[3, :] = Q[:, 3] = 0.0     # an uncoupled, unbiased variable
+    bqm = dimod.BQM(Q, vartype)
+    spin = bqm.spin
+    expected = _default_ising_beta_range(dict(spin.linear), dict(spin.quadratic))
+    assert _beta_range(bqm) == pytest.approx(expected, rel=1e-12)

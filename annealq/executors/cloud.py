@@ -3,9 +3,10 @@
 For a :class:`~annealq.protocol.CloudSampler`, a layer's cache misses become a plan of
 problems (several neurons per problem when packing pays: one BQM with disjoint labels on the
 hybrid solver, disjoint clique embeddings on a QPU). Up to ``max_in_flight`` problems are
-submitted without waiting, through the cloud client's futures; each is collected when its
-future is done and its neurons are yielded at once, so the cache commits them as they
-arrive. Faults are handled per problem:
+submitted without waiting, through the cloud client's futures (a sampler whose
+``concurrent_submits`` is above 1 builds and uploads that many problems at once, in
+threads); each is collected when its future is done and its neurons are yielded at once,
+so the cache commits them as they arrive. Faults are handled per problem:
 
 * transient errors (HTTP 429 and 5xx, dropped connections, a problem past its timeout)
   are retried up to ``retries`` times, waiting ``backoff · 2^attempt`` seconds (or the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from annealq.credentials import auth_message
@@ -102,46 +104,78 @@ class CloudExecutor(Executor):
         if not positions:
             return
         waiting = [_Task(group) for group in problems.plan(positions, self.policy.pack)]
-        flying: list = []  # (task, pending, deadline, estimate)
-        while waiting or flying:
-            progressed = False
-            now = self._clock()
-            for task in [t for t in waiting if t.not_before <= now]:
-                if len(flying) >= self.policy.max_in_flight:
-                    break
-                waiting.remove(task)
-                progressed = True
-                answer = self._launch(problems, task, flying, waiting)
-                if answer is not None:
-                    yield from answer
-            for entry in list(flying):
-                task, pending, deadline, estimate = entry
-                if pending.done():
-                    flying.remove(entry)
+        flying: list = []  # (task, pending or its upload's future, deadline, estimate)
+        threads = min(self.policy.max_in_flight,
+                      getattr(problems.sampler, "concurrent_submits", 1))
+        uploads = ThreadPoolExecutor(threads) if threads > 1 else None
+        try:
+            while waiting or flying:
+                progressed = False
+                now = self._clock()
+                for task in [t for t in waiting if t.not_before <= now]:
+                    if len(flying) >= self.policy.max_in_flight:
+                        break
+                    waiting.remove(task)
                     progressed = True
-                    yield from self._collect(problems, task, pending, waiting)
-                elif self._clock() > deadline:
-                    flying.remove(entry)
-                    progressed = True
+                    answer = self._launch(problems, task, flying, waiting, uploads)
+                    if answer is not None:
+                        yield from answer
+                for entry in list(flying):
+                    task, pending, deadline, estimate = entry
+                    if pending.done():
+                        flying.remove(entry)
+                        progressed = True
+                        yield from (self._uploaded(problems, task, pending, flying, waiting,
+                                                   estimate) if isinstance(pending, Future)
+                                    else self._collect(problems, task, pending, waiting))
+                    elif deadline is not None and self._clock() > deadline:
+                        flying.remove(entry)
+                        progressed = True
+                        pending.cancel()
+                        self.counts["timeouts"] += 1
+                        yield from self._failed(problems, task, TimeoutError(
+                            f"no answer within {deadline - task.not_before:.0f} s"),
+                            waiting, transient=True)
+                if not progressed:
+                    self._sleep(POLL_SECONDS)
+        finally:  # stopped early (an error, or the caller gave up): nothing left running
+            if uploads is not None:
+                uploads.shutdown(wait=True, cancel_futures=True)
+            for _, pending, _, _ in flying:
+                if isinstance(pending, Future):
+                    pending = None if pending.cancelled() or pending.exception() else \
+                        pending.result()
+                if pending is not None:
                     pending.cancel()
-                    self.counts["timeouts"] += 1
-                    yield from self._failed(problems, task, TimeoutError(
-                        f"no answer within {deadline - task.not_before:.0f} s"), waiting,
-                        transient=True)
-            if not progressed:
-                self._sleep(POLL_SECONDS)
 
-    def _launch(self, problems, task, flying, waiting):
-        """Submit ``task``; return answers instead when it goes to the fallback."""
+    def _launch(self, problems, task, flying, waiting, uploads=None):
+        """Submit ``task`` (in a thread when ``uploads`` is given); return answers instead
+        when it goes to the fallback."""
         estimate = problems.estimate(task.positions)
         budget = self.policy.max_cloud_seconds
         reserved = sum(entry[3] for entry in flying)
         if budget is not None and self.spent + reserved + estimate > budget:
             return self._fall_back(problems, task, f"the cloud budget of {budget:g} s is spent")
+        if uploads is not None:
+            flying.append((task, uploads.submit(problems.submit, task.positions), None,
+                           estimate))
+            return None
         try:
             pending = problems.submit(task.positions)
         except Exception as exc:  # the client's submit errors are classified below
             return list(self._failed(problems, task, exc, waiting))
+        self._submitted(task, pending, flying, estimate)
+        return None
+
+    def _uploaded(self, problems, task, upload, flying, waiting, estimate):
+        try:
+            pending = upload.result()
+        except Exception as exc:  # the client's submit errors are classified below
+            yield from self._failed(problems, task, exc, waiting)
+            return
+        self._submitted(task, pending, flying, estimate)
+
+    def _submitted(self, task, pending, flying, estimate) -> None:
         # default: generous (uploads of large BQMs and Leap's queue count too); a problem
         # that never finishes is still caught
         timeout = self.policy.problem_timeout or max(600.0, 10.0 * estimate)
@@ -152,7 +186,6 @@ class CloudExecutor(Executor):
         self.counts["estimated_seconds"] += estimate
         self.counts["uploaded_bytes"] += pending.uploaded_bytes()
         self.counts["max_in_flight"] = max(self.counts["max_in_flight"], len(flying))
-        return None
 
     def _collect(self, problems, task, pending, waiting):
         try:

@@ -24,6 +24,8 @@ import math
 
 import dimod
 import numpy as np
+import scipy.sparse
+import scipy.sparse.csgraph
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver
 
 from annealq.integer_model import NotALayerModel, read_layer_model
@@ -36,10 +38,10 @@ __all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
 # emulated answer in the millisecond range whatever the problem size
 _QPU_UPDATE_BUDGET = 2_000_000
 # budget of bias visits per connected component of a hybrid problem (reads x sweeps x
-# (variables + interactions)): a dense 784-variable neuron gets 26 sweeps, ~0.05 s, so the
-# emulator's own work stays small beside the service times it emulates
-_HYBRID_VISIT_BUDGET = 64_000_000
-_HYBRID_READS = 8
+# (variables + interactions), at least 16 sweeps): a dense 619-variable neuron gets 16
+# sweeps, ~0.1 s, so the emulator's own work stays small beside the service it emulates
+_HYBRID_VISIT_BUDGET = 8_000_000
+_HYBRID_READS = 2
 # coordinate-descent moves per entry of a nonlinear layer model, at most
 _NL_DESCENT_STEPS = 10
 
@@ -102,11 +104,33 @@ def _anneal(bqm, num_reads: int, seed: int, budget: int) -> dimod.SampleSet:
         bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
 
 
+def _beta_range(bqm) -> list[float]:
+    """dwave-samplers' default beta range for ``bqm``, computed with numpy (its own loop
+    over the couplings costs more than the sweeps of a dense neuron)."""
+    h, (rows, cols, J), _ = bqm.to_numpy_vectors(range(bqm.num_variables))
+    if bqm.vartype is dimod.BINARY:     # the same problem over spins, as it anneals
+        n = len(h)
+        h, J = h / 2 + (np.bincount(rows, J, n) + np.bincount(cols, J, n)) / 4, J / 4
+    h, J = np.abs(h), np.abs(J)
+    field = h + np.bincount(rows, J, len(h)) + np.bincount(cols, J, len(h))
+    smallest = np.where(h > 0, h, np.inf)
+    nonzero = J > 0
+    for ends in (rows, cols):
+        np.minimum.at(smallest, ends[nonzero], J[nonzero])
+    hot = math.log(2) / (2 * field.max()) if field.max() > 0 else 1.0
+    gaps = smallest[np.isfinite(smallest)]
+    if not len(gaps):
+        return [0.1, 1.0]
+    least = gaps.min()
+    return [hot, math.log(np.sum(gaps == least) / 0.01) / (2 * least)]
+
+
 def _anneal_visits(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
     visits = num_reads * (bqm.num_variables + bqm.num_interactions)
     sweeps = int(max(16, min(1000, _HYBRID_VISIT_BUDGET // max(1, visits))))
     return SimulatedAnnealingSampler().sample(
-        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
+        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed,
+        beta_range=_beta_range(bqm))
 
 
 def _reverse_anneal(bqm, num_reads: int, initial_state, active) -> dimod.SampleSet:
@@ -214,20 +238,32 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
 
 
 def _components(bqm):
-    """The BQM's connected components: each one's labels, and a BQM of its own on the
-    integers ``0..n-1`` in that order (offset dropped), so that sampling it does not
-    depend on how the variables were labelled."""
+    """The BQM's connected components with couplings: each one's labels, and a BQM of its
+    own on the integers ``0..n-1`` in that order (offset dropped), so that sampling it
+    does not depend on how the variables were labelled; then the labels of the variables
+    without couplings and their lowest-energy values."""
     order = list(bqm.variables)
     linear, (rows, cols, values), _ = bqm.to_numpy_vectors(order)
-    index = {v: k for k, v in enumerate(order)}
-    for component in dimod.traversal.connected_components(bqm):
-        members = np.array(sorted(index[v] for v in component))
-        local = np.full(len(order), -1)
-        local[members] = np.arange(len(members))
-        mask = local[rows] >= 0
-        yield [order[k] for k in members], dimod.BinaryQuadraticModel.from_numpy_vectors(
-            linear[members], (local[rows[mask]], local[cols[mask]], values[mask]), 0.0,
+    n = len(order)
+    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    count, which = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    members = np.argsort(which, kind='stable')      # grouped, variable order kept
+    bounds = np.searchsorted(which[members], np.arange(count + 1))
+    local = np.empty(n, dtype=np.int64)
+    local[members] = np.arange(n) - bounds[which[members]]
+    edges = np.argsort(which[rows], kind='stable')
+    edge_bounds = np.searchsorted(which[rows][edges], np.arange(count + 1))
+    alone = []
+    for c in range(count):
+        own, coupled = members[bounds[c]:bounds[c + 1]], edges[edge_bounds[c]:edge_bounds[c + 1]]
+        if not len(coupled):
+            alone.extend(own)
+            continue
+        yield [order[k] for k in own], dimod.BinaryQuadraticModel.from_numpy_vectors(
+            linear[own], (local[rows[coupled]], local[cols[coupled]], values[coupled]), 0.0,
             bqm.vartype)
+    low = (0, 1) if bqm.vartype is dimod.BINARY else (-1, 1)
+    yield [order[k] for k in alone], np.where(linear[alone] < 0, low[1], low[0])
 
 
 def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
@@ -247,8 +283,9 @@ def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
         # neurons packed into one BQM are disjoint) is annealed on its own with the same
         # budget and a seed from its own content (not its labels), so a neuron gets the
         # same answer whether it came alone or packed with others
-        best = {}
-        for labels, part in _components(bqm):
+        *parts, (uncoupled, values) = _components(bqm)
+        best = dict(zip(uncoupled, values.tolist()))
+        for labels, part in parts:
             linear, (rows, cols, values), _ = part.to_numpy_vectors(range(len(labels)))
             seed = problem_seed(part.vartype.name, linear.tobytes(), rows.tobytes(),
                                 cols.tobytes(), values.tobytes())

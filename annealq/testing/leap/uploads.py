@@ -32,7 +32,7 @@ class UploadError(Exception):
 class _Upload:
     def __init__(self, size: int):
         self.size = size
-        self.parts: dict = {}       # part number -> bytes
+        self.parts: dict = {}       # part number -> (bytes, their MD5 digest)
         self.data: Optional[bytes] = None
 
 
@@ -68,7 +68,7 @@ class UploadStore:
             upload = self._get(upload_id)
             if upload.data is not None:
                 raise UploadError(409, "upload already combined")
-            upload.parts[part] = data
+            upload.parts[part] = (data, digest)
         return {}
 
     def status(self, upload_id: str) -> dict:
@@ -77,8 +77,8 @@ class UploadStore:
             upload = self._get(upload_id)
             if upload.data is not None:
                 return {'status': 'UPLOAD_COMPLETED', 'parts': []}
-            parts = [{'part_number': n, 'checksum': hashlib.md5(d).hexdigest()}
-                     for n, d in sorted(upload.parts.items())]
+            parts = [{'part_number': n, 'checksum': digest.hex()}
+                     for n, (_, digest) in sorted(upload.parts.items())]
         return {'status': 'UPLOAD_IN_PROGRESS', 'parts': parts}
 
     def combine(self, upload_id: str, checksum: Optional[str]) -> dict:
@@ -87,8 +87,8 @@ class UploadStore:
             upload = self._get(upload_id)
             if upload.data is not None:
                 return {}
-            ordered = [upload.parts[n] for n in sorted(upload.parts)]
-            digests = b''.join(hashlib.md5(d).digest() for d in ordered)
+            ordered = [upload.parts[n][0] for n in sorted(upload.parts)]
+            digests = b''.join(upload.parts[n][1] for n in sorted(upload.parts))
             if checksum is not None and hashlib.md5(digests).hexdigest() != checksum:
                 raise UploadError(400, "combined checksum mismatch")
             data = b''.join(ordered)
