@@ -339,7 +339,7 @@ def test_cli_prints_endpoint_and_stops_on_interrupt():
 @pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
 def test_the_emulators_beta_range_is_dwave_samplers_default(vartype):
     from dwave.samplers.sa.sampler import _default_ising_beta_range
-    from annealq.testing.leap.answers import _beta_range
+    from annealq.testing.leap.anneal import beta_range as _beta_range
     rng = np.random.default_rng(4)
     Q = np.triu(rng.normal(size=(30, 30)))
     Q[rng.random(Q.shape) < 0.5] = 0.0

@@ -19,48 +19,21 @@ gets the same answer.
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
 
 import dimod
 import numpy as np
-import scipy.sparse
-import scipy.sparse.csgraph
-from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver
+from dwave.samplers import SteepestDescentSolver
 
 from annealq.integer_model import NotALayerModel, read_layer_model
+from annealq.testing.leap.anneal import anneal, anneal_components, problem_seed
 from annealq.testing.leap.solvers import EMULATION_LABEL
 
 __all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
            'nl_answer', 'qpu_access_time_us']
 
-# budget of spin updates per QPU problem (reads x sweeps x variables): keeps every
-# emulated answer in the millisecond range whatever the problem size
-_QPU_UPDATE_BUDGET = 2_000_000
-# budget of bias visits per connected component of a hybrid problem (reads x sweeps x
-# (variables + interactions), at least 16 sweeps): a dense 619-variable neuron gets 16
-# sweeps, ~0.1 s, so the emulator's own work stays small beside the service it emulates
-_HYBRID_VISIT_BUDGET = 8_000_000
-_HYBRID_READS = 2
 # coordinate-descent moves per entry of a nonlinear layer model, at most
 _NL_DESCENT_STEPS = 10
-
-
-def problem_seed(*parts) -> int:
-    """Derive a 32-bit RNG seed from the problem content.
-
-    Args:
-        *parts: ``bytes`` or ``str`` pieces that identify the problem.
-
-    Returns:
-        A seed in ``[0, 2**31)``.
-    """
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part if isinstance(part, bytes) else str(part).encode())
-        digest.update(b'\0')
-    # dwave-samplers rejects seeds >= 2**31 in practice, so keep 31 bits
-    return int.from_bytes(digest.digest()[:4], 'little') & 0x7FFFFFFF
 
 
 def _doubles(text: str) -> np.ndarray:
@@ -95,42 +68,6 @@ def decode_qp_bqm(solver, data: dict, problem_type: str) -> dimod.BinaryQuadrati
     quadratic = {edge: float(b) for edge, b in zip(couplers, quad)}
     vartype = dimod.SPIN if problem_type == 'ising' else dimod.BINARY
     return dimod.BinaryQuadraticModel(linear, quadratic, 0.0, vartype)
-
-
-def _anneal(bqm, num_reads: int, seed: int, budget: int) -> dimod.SampleSet:
-    n = max(1, bqm.num_variables)
-    sweeps = int(max(16, min(1000, budget // (n * num_reads))))
-    return SimulatedAnnealingSampler().sample(
-        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
-
-
-def _beta_range(bqm) -> list[float]:
-    """dwave-samplers' default beta range for ``bqm``, computed with numpy (its own loop
-    over the couplings costs more than the sweeps of a dense neuron)."""
-    h, (rows, cols, J), _ = bqm.to_numpy_vectors(range(bqm.num_variables))
-    if bqm.vartype is dimod.BINARY:     # the same problem over spins, as it anneals
-        n = len(h)
-        h, J = h / 2 + (np.bincount(rows, J, n) + np.bincount(cols, J, n)) / 4, J / 4
-    h, J = np.abs(h), np.abs(J)
-    field = h + np.bincount(rows, J, len(h)) + np.bincount(cols, J, len(h))
-    smallest = np.where(h > 0, h, np.inf)
-    nonzero = J > 0
-    for ends in (rows, cols):
-        np.minimum.at(smallest, ends[nonzero], J[nonzero])
-    hot = math.log(2) / (2 * field.max()) if field.max() > 0 else 1.0
-    gaps = smallest[np.isfinite(smallest)]
-    if not len(gaps):
-        return [0.1, 1.0]
-    least = gaps.min()
-    return [hot, math.log(np.sum(gaps == least) / 0.01) / (2 * least)]
-
-
-def _anneal_visits(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
-    visits = num_reads * (bqm.num_variables + bqm.num_interactions)
-    sweeps = int(max(16, min(1000, _HYBRID_VISIT_BUDGET // max(1, visits))))
-    return SimulatedAnnealingSampler().sample(
-        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed,
-        beta_range=_beta_range(bqm))
 
 
 def _reverse_anneal(bqm, num_reads: int, initial_state, active) -> dimod.SampleSet:
@@ -227,7 +164,7 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
     if active and params.get('initial_state') is not None:
         sampleset = _reverse_anneal(bqm, reads, params['initial_state'], active)
     elif active:
-        sampleset = _anneal(bqm, reads, seed, _QPU_UPDATE_BUDGET)
+        sampleset = anneal(bqm, reads, seed)
     else:
         sampleset = dimod.SampleSet.from_samples(
             ([[]] * reads, []), bqm.vartype, energy=[0.0] * reads)
@@ -235,35 +172,6 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
                                params.get('answer_mode', 'histogram'))
     answer['timing'] = _qpu_timing(solver, len(active), params)
     return answer
-
-
-def _components(bqm):
-    """The BQM's connected components with couplings: each one's labels, and a BQM of its
-    own on the integers ``0..n-1`` in that order (offset dropped), so that sampling it
-    does not depend on how the variables were labelled; then the labels of the variables
-    without couplings and their lowest-energy values."""
-    order = list(bqm.variables)
-    linear, (rows, cols, values), _ = bqm.to_numpy_vectors(order)
-    n = len(order)
-    graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    count, which = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    members = np.argsort(which, kind='stable')      # grouped, variable order kept
-    bounds = np.searchsorted(which[members], np.arange(count + 1))
-    local = np.empty(n, dtype=np.int64)
-    local[members] = np.arange(n) - bounds[which[members]]
-    edges = np.argsort(which[rows], kind='stable')
-    edge_bounds = np.searchsorted(which[rows][edges], np.arange(count + 1))
-    alone = []
-    for c in range(count):
-        own, coupled = members[bounds[c]:bounds[c + 1]], edges[edge_bounds[c]:edge_bounds[c + 1]]
-        if not len(coupled):
-            alone.extend(own)
-            continue
-        yield [order[k] for k in own], dimod.BinaryQuadraticModel.from_numpy_vectors(
-            linear[own], (local[rows[coupled]], local[cols[coupled]], values[coupled]), 0.0,
-            bqm.vartype)
-    low = (0, 1) if bqm.vartype is dimod.BINARY else (-1, 1)
-    yield [order[k] for k in alone], np.where(linear[alone] < 0, low[1], low[0])
 
 
 def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
@@ -279,19 +187,9 @@ def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
         The ``answer`` field of the SAPI problem response.
     """
     if bqm.num_variables:
-        # like Leap's hybrid solvers, decompose: each connected component (several
-        # neurons packed into one BQM are disjoint) is annealed on its own with the same
-        # budget and a seed from its own content (not its labels), so a neuron gets the
-        # same answer whether it came alone or packed with others
-        *parts, (uncoupled, values) = _components(bqm)
-        best = dict(zip(uncoupled, values.tolist()))
-        for labels, part in parts:
-            linear, (rows, cols, values), _ = part.to_numpy_vectors(range(len(labels)))
-            seed = problem_seed(part.vartype.name, linear.tobytes(), rows.tobytes(),
-                                cols.tobytes(), values.tobytes())
-            found = _anneal_visits(part, _HYBRID_READS, seed).first.sample
-            best.update((label, found[k]) for k, label in enumerate(labels))
-        sampleset = dimod.SampleSet.from_samples_bqm(best, bqm)
+        # like Leap's hybrid solvers, decompose: several neurons packed into one BQM are
+        # disjoint components, each annealed on its own
+        sampleset = dimod.SampleSet.from_samples_bqm(anneal_components(bqm), bqm)
     else:
         sampleset = dimod.SampleSet.from_samples_bqm([{}], bqm)
     # times in microseconds, as Leap's hybrid solvers report them
