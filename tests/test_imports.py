@@ -2,9 +2,9 @@
 loads with ``import annealq``."""
 
 import ast
+import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -102,17 +102,55 @@ def test_no_module_is_over_three_hundred_lines():
     assert long == {}
 
 
-def _import_alone(name):
-    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True,
-                            text=True, cwd=ROOT)
-    return name, result.returncode, result.stderr.strip().splitlines()[-1:]
+# Importing torch, numba and the Ocean stack costs seconds per interpreter; this script
+# loads those third-party libraries once, checks that none of the project's modules came
+# with them, then imports each project module in a forked child of its own, where no
+# project module is loaded yet: what is tested is that every module of the project
+# imports alone, whatever the order. It prints one failure per line.
+_FORK_EACH = r"""
+import importlib, os, sys, traceback
+for library in ("numpy", "scipy", "torch", "numba", "dimod", "dwave.samplers",
+                "dwave.system", "dwave.cloud", "dwave.optimization", "minorminer",
+                "networkx", "hypothesis", "safetensors", "dotenv", "distributed"):
+    try:
+        importlib.import_module(library)
+    except ImportError:
+        pass
+own = [m for m in sys.modules if m.split(".")[0] in ("annealq", "solvers", "benchmarks")]
+assert not own, f"third-party imports loaded project modules: {own}"
+for name in sys.argv[1:]:
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            print(name, traceback.format_exc().strip().splitlines()[-1])
+            sys.stdout.flush()
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status:
+        print(name, "exit status", status)
+"""
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter():
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        names = sorted(set(MODULES) - {"annealq.__main__"})  # that one runs the CLI
-        failures = [r for r in pool.map(_import_alone, names) if r[1] != 0]
+    names = sorted(set(MODULES) - {"annealq.__main__"})  # that one runs the CLI
+    result = subprocess.run([sys.executable, "-c", _FORK_EACH, *names], capture_output=True,
+                            text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    failures = sorted(set(result.stdout.splitlines()))
     assert failures == []
+
+
+def test_the_import_check_catches_a_module_that_needs_another_loaded_first(tmp_path):
+    # a module that only works when something else has been imported before it
+    (tmp_path / "needs_order.py").write_text("import sys\nsys.modules['annealq.cli']\n")
+    result = subprocess.run([sys.executable, "-c", _FORK_EACH, "annealq.grid", "needs_order"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.split()[:1] == ["needs_order"], result.stdout + result.stderr
 
 
 def test_import_annealq_pulls_in_neither_torch_nor_the_cloud_client():
