@@ -5,6 +5,8 @@ transient faults, compared with the fault-free run.
     ANNEALQ_DATA=../shared/data python -m benchmarks.cloud benchmarks/cloud.json [CASE ...]
 
 CASE is ``dataset/solver`` (default: all of CASES); runs already in the JSON file are kept.
+``dataset/solver/mode`` runs that mode alone, once more: its rows go under
+``"repeats"`` (how much one wall time varies on this machine).
 
 The emulator answers classically (an emulation, not quantum hardware); its service times
 are the mock solvers' own (hybrid: the minimum_time_limit curve; QPU: the client's access
@@ -81,11 +83,19 @@ def main(out, cases):
     config = os.path.join(tempfile.mkdtemp(), "dwave.conf")
     open(config, "w").close()
     os.environ["DWAVE_CONFIG_FILE"] = config
-    rows = json.load(open(out))["runs"] if os.path.exists(out) else {}
+    saved = json.load(open(out)) if os.path.exists(out) else {}
+    rows, repeats = saved.get("runs", {}), saved.get("repeats", {})
     for case in cases or CASES:
-        dataset, solver = case.split("/")
+        dataset, solver, *mode = case.split("/")
         data = annealq.load_dataset(dataset)
         model, _ = annealq.reference_model(data)
+        if mode:
+            with emulator_process() as emulator:
+                row = run(emulator, data, model, solver, MODES[mode[0]])
+            repeats.setdefault(case, []).append(row)
+            print(case, row, flush=True)
+            _write(out, rows, repeats)
+            continue
         for mode, options in MODES.items():
             with emulator_process() as emulator:
                 rows[f"{dataset}/{solver}/{mode}"] = row = run(emulator, data, model, solver,
@@ -105,9 +115,13 @@ def main(out, cases):
                                           and row["layer_errors"] == clean["layer_errors"])
         rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
         print(dataset, solver, "faults", row, flush=True)
-        with open(out, "w") as stream:  # after every case: a long run keeps what it did
-            json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,
-                       "runs": rows}, stream, indent=1)
+        _write(out, rows, repeats)  # after every case: a long run keeps what it did
+
+
+def _write(out, rows, repeats):
+    with open(out, "w") as stream:
+        json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,
+                   "runs": rows, "repeats": repeats}, stream, indent=1)
 
 
 if __name__ == "__main__":
