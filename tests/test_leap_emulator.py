@@ -348,3 +348,26 @@ def test_the_emulators_beta_range_is_dwave_samplers_default(vartype):
     spin = bqm.spin
     expected = _default_ising_beta_range(dict(spin.linear), dict(spin.quadratic))
     assert _beta_range(bqm) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("vartype, labelled", [("BINARY", False), ("SPIN", True)])
+def test_an_uploaded_bqm_file_reads_into_the_vectors_dimod_would_build(vartype, labelled):
+    import io
+
+    from annealq.testing.leap.bqm_file import read_bqm_vectors
+    rng = np.random.default_rng(5)
+    Q = np.triu(rng.normal(size=(40, 40)))
+    Q[rng.random(Q.shape) < 0.6] = 0.0
+    bqm = dimod.BQM(Q, vartype, offset=0.25)
+    if labelled:
+        bqm.relabel_variables({v: ("w", int(v) * 7 % 40, "x") for v in bqm.variables})
+    raw = bqm.to_file().read()
+    vectors = read_bqm_vectors(raw)
+    rebuilt = dimod.BQM.from_numpy_vectors(
+        vectors.linear, (vectors.rows, vectors.cols, vectors.values), vectors.offset,
+        vectors.vartype, variable_order=vectors.labels)
+    assert rebuilt == dimod.BQM.from_file(io.BytesIO(raw)) == bqm
+    assert vectors.labels == list(bqm.variables)
+    state = rng.choice(list(bqm.vartype.value), size=40)
+    assert vectors.energy(state) == pytest.approx(
+        float(bqm.energies((state[None, :], vectors.labels))[0]), rel=1e-12)

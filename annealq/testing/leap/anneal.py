@@ -18,6 +18,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from dwave.samplers import SimulatedAnnealingSampler
 
+from annealq.testing.leap.bqm_file import BQMVectors
+
 __all__ = ['problem_seed', 'anneal', 'anneal_components', 'components', 'beta_range']
 
 # budget of spin updates per QPU problem (reads x sweeps x variables): keeps every
@@ -85,7 +87,7 @@ def _anneal_visits(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
         beta_range=beta_range(bqm))
 
 
-def anneal_components(bqm: dimod.BinaryQuadraticModel) -> dict:
+def anneal_components(bqm: BQMVectors) -> dict:
     """The lowest-energy sample found for ``bqm``, component by component.
 
     Each connected component is annealed on its own with the same budget (at most
@@ -103,13 +105,13 @@ def anneal_components(bqm: dimod.BinaryQuadraticModel) -> dict:
     return best
 
 
-def components(bqm):
+def components(bqm: BQMVectors):
     """The BQM's connected components with couplings: each one's labels, and a BQM of its
     own on the integers ``0..n-1`` in that order (offset dropped), so that sampling it
     does not depend on how the variables were labelled; then the labels of the variables
     without couplings and their lowest-energy values."""
-    order = list(bqm.variables)
-    linear, (rows, cols, values), _ = bqm.to_numpy_vectors(order)
+    order, linear = bqm.labels, bqm.linear
+    rows, cols, values = bqm.rows, bqm.cols, bqm.values
     n = len(order)
     graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     count, which = scipy.sparse.csgraph.connected_components(graph, directed=False)

@@ -27,6 +27,7 @@ from dwave.samplers import SteepestDescentSolver
 
 from annealq.integer_model import NotALayerModel, read_layer_model
 from annealq.testing.leap.anneal import anneal, anneal_components, problem_seed
+from annealq.testing.leap.bqm_file import BQMVectors
 from annealq.testing.leap.solvers import EMULATION_LABEL
 
 __all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
@@ -174,24 +175,23 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
     return answer
 
 
-def hybrid_answer(bqm: dimod.BinaryQuadraticModel, time_limit: float,
-                  charge_time: float) -> dict:
+def hybrid_answer(bqm: BQMVectors, time_limit: float, charge_time: float) -> dict:
     """Answer a hybrid BQM problem classically, in the ``bq`` format.
 
     Args:
-        bqm: The uploaded BQM.
+        bqm: The uploaded BQM, as vectors.
         time_limit: Requested run time (s).
         charge_time: Billed time (s), at least the solver's minimum.
 
     Returns:
         The ``answer`` field of the SAPI problem response.
     """
-    if bqm.num_variables:
-        # like Leap's hybrid solvers, decompose: several neurons packed into one BQM are
-        # disjoint components, each annealed on its own
-        sampleset = dimod.SampleSet.from_samples_bqm(anneal_components(bqm), bqm)
-    else:
-        sampleset = dimod.SampleSet.from_samples_bqm([{}], bqm)
+    # like Leap's hybrid solvers, decompose: several neurons packed into one BQM are
+    # disjoint components, each annealed on its own
+    best = anneal_components(bqm) if bqm.num_variables else {}
+    values = [best[v] for v in bqm.labels]
+    sampleset = dimod.SampleSet.from_samples(([values], bqm.labels), bqm.vartype,
+                                             energy=[bqm.energy(values)])
     # times in microseconds, as Leap's hybrid solvers report them
     info = {
         'run_time': int(round(time_limit * 1e6)),

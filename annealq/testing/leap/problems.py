@@ -17,9 +17,8 @@ import time
 import uuid
 from typing import Optional
 
-import dimod
-
 from annealq.testing.leap import answers
+from annealq.testing.leap.bqm_file import read_bqm_vectors
 from annealq.testing.leap.faults import FaultInjector
 from annealq.testing.leap.records import (CANCELLED, COMPLETED, FAILED, IN_PROGRESS,
                                           PENDING, TERMINAL, Problem, now_iso)
@@ -149,7 +148,7 @@ class ProblemStore:
             raise _SubmitError(400, "hybrid problems must be bqm in 'ref' format")
         raw = self._uploaded(problem)
         try:
-            bqm = dimod.BQM.from_file(io.BytesIO(raw))
+            bqm = read_bqm_vectors(raw)
         except Exception as exc:    # any decoding failure is the client's fault
             raise _SubmitError(400, f"uploaded data is not a BQM file: {exc}") from None
         props = self.catalog.hybrid_data['properties']

@@ -7,8 +7,6 @@ import datetime
 import threading
 from typing import Optional
 
-import dimod
-
 __all__ = ['Problem', 'now_iso', 'PENDING', 'IN_PROGRESS', 'COMPLETED',
            'CANCELLED', 'FAILED', 'TERMINAL']
 
@@ -41,7 +39,7 @@ class Problem:
     never_finish: bool = False
     service_s: float = 0.0      # emulated (unscaled) service time
     billed_s: float = 0.0       # what a completed problem is charged
-    bqm: Optional[dimod.BinaryQuadraticModel] = None
+    bqm: object = None          # a hybrid problem's BQMVectors
     model: object = None        # a nonlinear problem's dwave.optimization.Model
     answer_data: Optional[bytes] = None     # its states file, fetched by URL
     wake: threading.Event = dataclasses.field(default_factory=threading.Event)
