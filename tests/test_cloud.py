@@ -223,3 +223,26 @@ def test_a_neuron_too_large_for_the_qpu_goes_to_the_fallback(no_token):
     assert first["solved_by"] == {"steepest": 3}  # ~400 variables > the 180-clique limit
     assert list(second["solved_by"]) == ["MockDWaveSampler:pegasus16"]
     assert result.report["cloud"]["fallback_neurons"] == 3
+
+
+def test_packing_keeps_every_bias_of_every_neuron_whatever_its_label_order():
+    import dimod
+    import numpy as np
+
+    from solvers.cloud import combine
+    rng = np.random.default_rng(2)
+    bqms = []
+    for k in range(3):
+        n = 6 + k
+        bqm = dimod.BQM(np.triu(rng.normal(size=(n, n))), "BINARY", offset=float(k))
+        # labels that sort differently from their insertion order
+        bqm.relabel_variables({v: ("w", (n - int(v)) * 3, k) for v in bqm.variables})
+        bqms.append(bqm)
+    packed, labels = combine(bqms)
+    assert packed.offset == 0.0 + 1.0 + 2.0
+    assert packed.num_interactions == sum(b.num_interactions for b in bqms)
+    for bqm, own in zip(bqms, labels):
+        at = dict(zip(bqm.variables, own))
+        assert all(packed.get_linear(at[v]) == bias for v, bias in bqm.linear.items())
+        assert all(packed.get_quadratic(at[u], at[v]) == bias
+                   for (u, v), bias in bqm.quadratic.items())
