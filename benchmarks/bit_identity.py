@@ -4,6 +4,9 @@ Run it with one tree before and one after a change, then compare the two JSON fi
 
     ANNEALQ_DATA=../shared/data PYTHONPATH=<tree> python benchmarks/bit_identity.py out.json
 
+``--quick`` runs only the four fast rows (digits neal, batch-sa and lns, MNIST batch-sa),
+about half a minute.
+
 Each run quantizes at int2 with cache=False and seed=0 and records the SHA-256 of all
 layers' integer weights and biases, the layer errors and the time.
 """
@@ -12,6 +15,7 @@ import numpy as np
 import annealq
 
 out = sys.argv[1]
+QUICK = {("digits", "neal"), ("digits", "batch-sa"), ("digits", "lns"), ("mnist", "batch-sa")}
 runs = [
     ("digits", "neal", {}), ("digits", "batch-sa", {}), ("digits", "lns", {}),
     ("digits", "lns", {"window_bits": 4, "start": "gptq"}),
@@ -20,6 +24,8 @@ runs = [
     ("mnist", "batch-sa", {}), ("mnist", "lns", {"window_bits": 4, "start": "gptq"}),
     ("mnist", "neal", {}),
 ]
+if "--quick" in sys.argv[2:]:
+    runs = [run for run in runs if run[:2] in QUICK and not run[2]]
 results = {}
 for name, solver, opts in runs:
     data = annealq.load_dataset(name)
