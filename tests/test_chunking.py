@@ -21,6 +21,7 @@ def layer():
     ("lns", {"seed": 5}),
     ("lns", {"seed": 5, "search": "bits", "anneal": True}),
     ("neal", {"seed": 5, "num_reads": 4}),
+    ("kbest", {"width": 16}),
 ])
 @pytest.mark.parametrize("window_bits", [1, 3])
 def test_chunks_give_the_whole_layers_answer(layer, solver, params, window_bits):

@@ -18,7 +18,7 @@ import annealq
 from annealq.protocol import LayerSampler
 from annealq.testing import LeapEmulator
 
-LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "qpu-mock"]
+LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "kbest", "qpu-mock"]
 CLOUD = ["qpu", "hybrid", "hybrid-nl"]
 
 

@@ -1,0 +1,110 @@
+"""``kbest``: width 1 is GPTQ to the integer, full width is exact, never worse than the
+start, clear option errors (chunk invariance: tests/test_chunking.py)."""
+
+import dimod
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from annealq import formulate_layer, quantize
+from annealq.baselines import gptq_layer, layer_error
+from annealq.dispatch import solve_layer
+from solvers.kbest.sampler import KBestSampler
+
+
+def _layer(seed, n=5, f=9, m=60, separate_float=False):
+    """Correlated inputs (a non-diagonal Hessian), optionally float inputs that differ."""
+    rng = np.random.default_rng(seed)
+    X_hat = rng.normal(size=(m, 3)) @ rng.normal(size=(3, f)) + 0.3 * rng.normal(size=(m, f))
+    X = X_hat + 0.1 * rng.normal(size=(m, f)) if separate_float else None
+    return rng.normal(size=(n, f)) * 0.3, rng.normal(size=n) * 0.2, X_hat, X
+
+
+def _integers(lq, results):
+    q, q_b = lq.decode([r.sample for r in results])
+    return np.column_stack([q, q_b])
+
+
+@pytest.mark.parametrize("bits,act_order,damp,separate_float", [
+    (2, True, 0.01, False), (4, True, 1e-4, True), (3, False, 1e-3, False), (2, False, 0.01, True)])
+def test_width_one_is_gptq_to_the_integer(bits, act_order, damp, separate_float):
+    W, b, X_hat, X = _layer(bits, separate_float=separate_float)
+    q, q_b = gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, act_order=act_order, damp=damp)
+    gptq = np.column_stack([q, q_b])
+    lq = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits, center=gptq)
+    found = KBestSampler(width=1, damps=damp, act_order=act_order).sample_layer(lq)
+    assert np.array_equal(_integers(lq, found), gptq)
+
+
+def test_a_width_that_keeps_every_path_is_exact_on_the_down_up_qubo():
+    W, b, X_hat, _ = _layer(7, n=4, f=8)
+    lq = formulate_layer(W, b, X_hat, bits=3)  # one binary variable per entry
+    found = KBestSampler(width=2 ** 9).sample_layer(lq)
+    for i, result in enumerate(found):
+        ground = dimod.ExactSolver().sample(lq.bqm(i)).first.energy
+        assert result.energy == pytest.approx(ground, rel=1e-9, abs=1e-9)
+
+
+def test_wider_search_beats_gptq_on_a_correlated_layer_and_never_loses_to_the_start():
+    W, b, X_hat, _ = _layer(11, n=6, f=40, m=200)
+    q, q_b = gptq_layer(W, b, X_hat, bits=3, damp=1e-3)
+    gptq = np.column_stack([q, q_b])
+    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3, center=gptq)
+    start = lq.samples(lq.states(gptq))
+    found = solve_layer(lq, KBestSampler(width=16), initial_states=start)
+    integers = _integers(lq, found)
+    plain = formulate_layer(W, b, X_hat, bits=3)
+    ours = layer_error(plain, integers[:, :-1], integers[:, -1], inputs=X_hat)
+    theirs = layer_error(plain, q, q_b, inputs=X_hat)
+    assert np.all(ours <= theirs * (1 + 1e-12)) and ours.sum() < 0.97 * theirs.sum()
+    assert [r.energy for r in found] == pytest.approx(ours, rel=1e-9)
+    # a start better than anything the search finds is kept as it is
+    best = KBestSampler(width=64, damps=(1e-2, 1e-3, 1e-4)).sample_layer(lq, initial_states=start)
+    again = KBestSampler(width=1).sample_layer(lq, initial_states=[r.sample for r in best])
+    assert [r.energy for r in again] <= [r.energy for r in best]
+    assert all(r.info["damp"] is None or r.info["damp"] == 1e-4 for r in again)
+
+
+@given(n=st.integers(1, 7), seed=st.integers(0, 2**16), spin=st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_on_a_bare_bqm_a_full_width_beam_finds_the_ground_state(n, seed, spin):
+    rng = np.random.default_rng(seed)
+    bqm = dimod.BQM({j: rng.normal() for j in range(n)},
+                    {(j, k): rng.normal() for j in range(n) for k in range(j + 1, n)},
+                    0.5, dimod.SPIN if spin else dimod.BINARY)
+    found = KBestSampler().sample(bqm, width=2 ** max(n - 1, 0))
+    ground = dimod.ExactSolver().sample(bqm).first.energy
+    assert found.first.energy == pytest.approx(ground, abs=1e-9)
+
+
+@pytest.mark.parametrize("options,error", [
+    ({"width": 0}, "width must be a positive integer"),
+    ({"width": 2.5}, "width must be a positive integer"),
+    ({"width": True}, "width must be a positive integer"),
+    ({"damps": ()}, "damps must be one or more positive"),
+    ({"damps": (1e-3, -1.0)}, "damps must be one or more positive"),
+    ({"damps": float("nan")}, "damps must be one or more positive"),
+])
+def test_bad_options_are_clear_errors(options, error, small_layer):
+    with pytest.raises(ValueError, match=error):
+        KBestSampler(**options)
+    with pytest.raises(ValueError, match=error):
+        KBestSampler().sample_layer(small_layer, **options)
+    with pytest.raises(TypeError, match="act_order must be a bool"):
+        KBestSampler(act_order="yes")
+    with pytest.raises(ValueError, match="unknown kbest option"):
+        KBestSampler().sample_layer(small_layer, rounds=3)
+
+
+def test_the_pipeline_runs_it_on_the_whole_grid_from_tuned_gptq():
+    import torch
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    x = np.random.default_rng(3).normal(size=(60, 10))
+    gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
+    ours = quantize(model, x, bits=3, solver="kbest", cache=False, quiet=True)
+    assert ours.report["config"]["window_bits"] == 3 and ours.report["start"] == "gptq"
+    assert ours.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)  # same inputs
+    with pytest.raises(ValueError, match="time_limit"):
+        quantize(model, x, bits=3, solver="kbest", time_limit=1.0, cache=False, quiet=True)
