@@ -61,6 +61,7 @@ WINDOW_ROWS = (
      {"search": "bits"}, "warm"),
     ("lns from the start, integer windows (1,000 × 24 entries)", "lns",
      {"search": "integers"}, "warm"),
+    ("kbest from the start (width 64; damps 0.001, 0.0001)", "kbest", {}, "warm"),
 )
 REFERENCE_ROW = 0
 SLOW_ROWS = ("neal, 10 reads",)
@@ -450,6 +451,8 @@ PAPER_METHODS = (
      {"window_bits": 4, "start": "gptq"}),
     ("QUBO 4-bit window, exact-bb from GPTQ (10 s per neuron)", "qubo", "exact-bb",
      {"time_limit": 10.0}, {"window_bits": 4, "start": "gptq"}),
+    # K-best over GPTQ's order: its defaults are the whole grid from tuned GPTQ
+    ("QUBO whole grid, kbest from GPTQ", "qubo", "kbest", {}, {}),
     # the grid for one bit: each weight its row's minimum or maximum (DESIGN.md's {−1, 0}·s
     # leaves half the weights only 0)
     ("RTN, affine per-channel grid", "rtn", None, None,
