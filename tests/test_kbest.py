@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from annealq import formulate_layer, quantize
-from annealq.baselines import gptq_layer, layer_error
+from annealq.baselines import cd_layer, gptq_layer, layer_error
 from annealq.dispatch import solve_layer
 from solvers.kbest.sampler import KBestSampler
 
@@ -32,14 +32,15 @@ def test_width_one_is_gptq_to_the_integer(bits, act_order, damp, separate_float)
     q, q_b = gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, act_order=act_order, damp=damp)
     gptq = np.column_stack([q, q_b])
     lq = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits, center=gptq)
-    found = KBestSampler(width=1, damps=damp, act_order=act_order).sample_layer(lq)
+    found = KBestSampler(width=1, damps=damp, act_order=act_order,
+                         descent=False).sample_layer(lq)
     assert np.array_equal(_integers(lq, found), gptq)
 
 
 def test_a_width_that_keeps_every_path_is_exact_on_the_down_up_qubo():
     W, b, X_hat, _ = _layer(7, n=4, f=8)
     lq = formulate_layer(W, b, X_hat, bits=3)  # one binary variable per entry
-    found = KBestSampler(width=2 ** 9).sample_layer(lq)
+    found = KBestSampler(width=2 ** 9, descent=False).sample_layer(lq)
     for i, result in enumerate(found):
         ground = dimod.ExactSolver().sample(lq.bqm(i)).first.energy
         assert result.energy == pytest.approx(ground, rel=1e-9, abs=1e-9)
@@ -63,6 +64,19 @@ def test_wider_search_beats_gptq_on_a_correlated_layer_and_never_loses_to_the_st
     again = KBestSampler(width=1).sample_layer(lq, initial_states=[r.sample for r in best])
     assert [r.energy for r in again] <= [r.energy for r in best]
     assert all(r.info["damp"] is None or r.info["damp"] == 1e-4 for r in again)
+
+
+def test_the_descent_is_cdquants_greedy_descent_from_the_best_path():
+    W, b, X_hat, X = _layer(13, n=6, f=30, m=150, separate_float=True)
+    lq = formulate_layer(W, b, X_hat, bits=3, float_inputs=X, window_bits=3)
+    plain = formulate_layer(W, b, X_hat, bits=3, float_inputs=X)
+    paths = _integers(lq, KBestSampler(width=1, descent=False).sample_layer(lq))
+    polished = KBestSampler(width=1).sample_layer(lq)
+    q, q_b = cd_layer(W, b, X_hat, bits=3, float_inputs=X, start=(paths[:, :-1], paths[:, -1]))
+    cd = layer_error(plain, q, q_b, inputs=X_hat, float_inputs=X)
+    assert [r.energy for r in polished] == pytest.approx(cd, rel=1e-9)
+    before = layer_error(plain, paths[:, :-1], paths[:, -1], inputs=X_hat, float_inputs=X)
+    assert cd.sum() < before.sum()  # the descent moved something on this layer
 
 
 @given(n=st.integers(1, 7), seed=st.integers(0, 2**16), spin=st.booleans())
@@ -92,6 +106,8 @@ def test_bad_options_are_clear_errors(options, error, small_layer):
         KBestSampler().sample_layer(small_layer, **options)
     with pytest.raises(TypeError, match="act_order must be a bool"):
         KBestSampler(act_order="yes")
+    with pytest.raises(TypeError, match="descent must be a bool"):
+        KBestSampler(descent=1)
     with pytest.raises(ValueError, match="unknown kbest option"):
         KBestSampler().sample_layer(small_layer, rounds=3)
 
