@@ -86,15 +86,17 @@ class IntegerForm:
     def neurons(self) -> int:
         return len(self.span)
 
-    def descend(self, o, *, max_steps: int) -> np.ndarray:
+    def descend(self, o, *, max_steps: int, relative_tolerance: float = 0.0) -> np.ndarray:
         """CDQuant's greedy coordinate descent from offsets ``o``, all neurons at once
-        (:func:`annealq.baselines.cd.greedy_descent`): the new offsets."""
+        (:func:`annealq.baselines.cd.greedy_descent`): the new offsets. A move must lower
+        a neuron's error by more than ``relative_tolerance`` times its error at ``o``."""
         o = np.array(o, dtype=np.int64, copy=True)
+        tol = relative_tolerance * self.energies(o) if relative_tolerance else np.zeros(len(o))
         z = o * self.steps
         gradient = z @ self.gram - self.projection
         energy = np.einsum("ic,ic->i", z, gradient - self.projection)
         greedy_descent(self.gram, gradient, energy, self.steps, np.zeros_like(self.span),
-                       self.span, o, max_steps=max_steps, tol=np.zeros(len(o)))
+                       self.span, o, max_steps=max_steps, tol=tol)
         return o
 
     def energies(self, o) -> np.ndarray:

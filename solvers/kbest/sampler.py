@@ -25,7 +25,7 @@ import time
 import dimod
 import numpy as np
 
-from annealq.baselines.cd import DEFAULT_SWEEPS, RELATIVE_TOLERANCE, greedy_descent
+from annealq.integer_model import IntegerForm
 from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
@@ -34,6 +34,8 @@ from solvers.kbest.search import beam_bqm, beam_search
 
 DEFAULT_WIDTH = 64
 DEFAULT_DAMPS = (1e-3, 1e-4)
+DESCENT_SWEEPS = 10          # CD's own: at most 10 moves per entry
+DESCENT_TOLERANCE = 1e-12    # CD's own: a move must gain this fraction of the error
 
 
 class KBestSampler(dimod.Sampler, LayerSampler):
@@ -87,7 +89,7 @@ class KBestSampler(dimod.Sampler, LayerSampler):
             best[better], best_energy[better] = found[better], energy[better]
             chosen = [damp if b else c for b, c in zip(better, chosen)]
         if options["descent"]:
-            form.descend(best)
+            best = form.descend(best)
         q = form.base + best
         samples = lq.samples(lq.states(q, rows), rows)
         wall = time.perf_counter() - begin
@@ -119,17 +121,15 @@ class KBestSampler(dimod.Sampler, LayerSampler):
 
 class _IntegerForm:
     """Neurons ``rows`` of a layer over integer entry offsets ``o`` (``q = base + o``,
-    ``0 ≤ o ≤ span``): energy ``c − 2 (e∘o)·p + (e∘o)ᵀ G (e∘o)`` (``LayerQUBO.integer_form``)."""
+    ``0 ≤ o ≤ span``): :class:`~annealq.integer_model.IntegerForm`, with the window bases
+    and each entry's float value above its base, which GPTQ's damping is centred on."""
 
     def __init__(self, lq, rows):
         self.lq, self.rows = lq, rows
-        forms = [lq.integer_form(i) for i in rows]
-        self.span = np.stack([f[0] for f in forms])
-        self.e = np.stack([f[1] for f in forms])
-        self.p = np.stack([f[2] for f in forms])
-        self.G = lq.entry_gram
+        self.form = IntegerForm.of_layer(lq, rows)
+        self.span, self.e, self.p = self.form.span, self.form.steps, self.form.projection
+        self.G = self.form.gram
         self.base = lq.base[rows]
-        self.c = lq.offset[rows]
         weights = lq.weight_grid.select(rows).dequantize(self.base[:, :-1])
         bias = lq.bias_grid.select(rows).dequantize(self.base[:, -1]) if lq.has_bias \
             else np.zeros(len(rows))
@@ -147,17 +147,12 @@ class _IntegerForm:
         return np.asarray(q, dtype=np.int64) - self.base
 
     def energies(self, o) -> np.ndarray:
-        V = self.e * o
-        return self.c - 2.0 * np.sum(V * self.p, axis=1) + np.einsum("ij,jk,ik->i", V, self.G, V)
+        return self.form.energies(o)
 
-    def descend(self, o) -> None:
-        """CDQuant's greedy descent in place on the offsets ``o`` (one entry moved per step,
-        per neuron, the best move of all, until none lowers the error)."""
-        V = self.e * o
-        gradient, energy = V @ self.G - self.p, self.energies(o)
-        greedy_descent(self.G, gradient, energy, self.e, np.zeros_like(o), self.span, o,
-                       max_steps=DEFAULT_SWEEPS * o.shape[1],
-                       tol=RELATIVE_TOLERANCE * energy)
+    def descend(self, o) -> np.ndarray:
+        """CDQuant's greedy descent from the offsets ``o`` (CD's sweeps and tolerance)."""
+        return self.form.descend(o, max_steps=DESCENT_SWEEPS * o.shape[1],
+                                 relative_tolerance=DESCENT_TOLERANCE)
 
     def search(self, damp: float, width: int, act_order: bool) -> np.ndarray:
         """One K-best run at ``damp``: GPTQ's damped Hessian, targets and order."""
