@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import dimod
 import numpy as np
@@ -86,6 +87,10 @@ class LayerQUBO:
     def labels(self) -> list:
         """Labels of all variables: ``("w", j)`` and ``("b",)`` with one variable per
         entry; ``("w", j, t)`` and ``("b", t)`` (bit ``t``) with wider windows."""
+        return list(self._labels)
+
+    @cached_property
+    def _labels(self) -> tuple:  # built once: a layer has tens of thousands of variables
         f = self.n_inputs
         labels = []
         for column, weight in zip(self.columns, self.weights):
@@ -94,11 +99,11 @@ class LayerQUBO:
                 labels.append(weight_label(column) + ((bit,) if self.window_bits > 1 else ()))
             else:
                 labels.append(BIAS_LABEL + ((bit,) if self.bias_window_bits > 1 else ()))
-        return labels
+        return tuple(labels)
 
     def variables(self, i: int) -> list:
         """The labels of neuron ``i``'s binary variables."""
-        labels = self.labels()
+        labels = self._labels
         return [labels[k] for k in np.flatnonzero(self.free[self._index(i)])]
 
     def quadratic(self, i: int) -> np.ndarray:
@@ -130,7 +135,7 @@ class LayerQUBO:
             ValueError: a variable is missing from ``sample`` or is not 0/1.
         """
         i = self._index(i)
-        labels = self.labels()
+        labels = self._labels
         u = np.zeros(len(self.columns), dtype=np.int64)
         for k in np.flatnonzero(self.free[i]):
             try:
@@ -191,6 +196,16 @@ class LayerQUBO:
         quadratic = d_u @ self.gram @ d_u - np.sum(self.scales[i] ** 2 * np.diag(self.gram) * u)
         return float(self.offset[i] + self.linear[i] @ u + quadratic)
 
+    def energies(self, states: np.ndarray, neurons=None) -> np.ndarray:
+        """:meth:`energy` of many neurons at once, one matrix product: row ``r`` of
+        ``states`` (0/1 over all ``V`` variables) for neuron ``neurons[r]`` (default all)."""
+        rows = np.arange(self.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
+        u = np.asarray(states, dtype=np.float64) * self.free[rows]
+        d_u = self.scales[rows] * u
+        quadratic = (np.einsum("iv,iv->i", d_u @ self.gram, d_u)
+                     - (self.scales[rows] ** 2 * np.diag(self.gram) * u).sum(axis=1))
+        return self.offset[rows] + np.einsum("iv,iv->i", self.linear[rows], u) + quadratic
+
     def rtn_sample(self, i: int) -> dict:
         """The round-to-nearest assignment of neuron ``i``'s variables, keyed by label."""
         i = self._index(i)
@@ -200,13 +215,13 @@ class LayerQUBO:
         """Neuron ``i``'s sample ``{label: 0/1}`` from a 0/1 vector over all ``V`` variables
         (the inverse of :meth:`assignment`)."""
         i = self._index(i)
-        labels = self.labels()
+        labels = self._labels
         return {labels[k]: int(state[k]) for k in np.flatnonzero(self.free[i])}
 
     def samples(self, states: np.ndarray, neurons=None) -> list[dict]:
         """One sample per row of ``states`` ``(len(neurons), V)`` (``neurons`` default all)."""
         rows = range(self.n_neurons) if neurons is None else neurons
-        labels = self.labels()
+        labels = self._labels
         return [{labels[k]: int(state[k]) for k in np.flatnonzero(self.free[i])}
                 for i, state in zip(rows, states)]
 

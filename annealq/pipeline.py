@@ -255,7 +255,8 @@ class _Run:
             else {}
         if self.config.time_limit is not None:
             parameters["layer_time_limit"] = self.config.time_limit
-        starts = None if start_integers is None else lq.samples(lq.states(start_integers))
+        start_states = None if start_integers is None else lq.states(start_integers)
+        starts = None if start_states is None else lq.samples(start_states)
         began, before = time.perf_counter(), self.executor.stats()
         solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
                              solver_name=self.solver_name, executor=self.executor,
@@ -265,8 +266,9 @@ class _Run:
         samples = [r.sample for r in solved]
         if starts is not None:
             # never worse than the warm start, whatever the solver does with it
-            samples = [start if lq.energy(i, start) < lq.energy(i, sample) else sample
-                       for i, (sample, start) in enumerate(zip(samples, starts))]
+            found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
+            back = lq.energies(start_states) < lq.energies(found)
+            samples = [start if b else sample for b, sample, start in zip(back, samples, starts)]
         q, q_b = lq.decode(samples)
         proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
         return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),

@@ -4,8 +4,8 @@ Run it with one tree before and one after a change, then compare the two JSON fi
 
     ANNEALQ_DATA=../shared/data PYTHONPATH=<tree> python benchmarks/bit_identity.py out.json
 
-``--quick`` runs only the four fast rows (digits neal, batch-sa and lns, MNIST batch-sa),
-about half a minute.
+``--quick`` runs only the six fast rows (digits neal, batch-sa, lns and kbest, MNIST
+batch-sa and kbest), about a minute.
 
 Each run quantizes at int2 with cache=False and seed=0 and records the SHA-256 of all
 layers' integer weights and biases, the layer errors and the time.
@@ -15,14 +15,15 @@ import numpy as np
 import annealq
 
 out = sys.argv[1]
-QUICK = {("digits", "neal"), ("digits", "batch-sa"), ("digits", "lns"), ("mnist", "batch-sa")}
+QUICK = {("digits", "neal"), ("digits", "batch-sa"), ("digits", "lns"), ("digits", "kbest"),
+         ("mnist", "batch-sa"), ("mnist", "kbest")}
 runs = [
     ("digits", "neal", {}), ("digits", "batch-sa", {}), ("digits", "lns", {}),
     ("digits", "lns", {"window_bits": 4, "start": "gptq"}),
     ("digits", "exact-bb", {"window_bits": 2, "start": "gptq", "solver_params": {"time_limit": 30}}),
     ("digits", "neal", {"scheme": "affine", "per_channel": True}),
     ("mnist", "batch-sa", {}), ("mnist", "lns", {"window_bits": 4, "start": "gptq"}),
-    ("mnist", "neal", {}),
+    ("mnist", "neal", {}), ("digits", "kbest", {}), ("mnist", "kbest", {}),
 ]
 if "--quick" in sys.argv[2:]:
     runs = [run for run in runs if run[:2] in QUICK and not run[2]]

@@ -87,6 +87,18 @@ def test_layer_error_is_the_sum_of_neuron_energies():
     assert total == pytest.approx(frobenius, rel=1e-9)
 
 
+def test_energies_of_many_neurons_equal_each_neurons_energy():
+    rng = np.random.default_rng(6)
+    W, b, X_hat = rng.normal(size=(6, 9)), rng.normal(size=6), rng.normal(size=(25, 9))
+    for window_bits in (1, 3):
+        lq = formulate_layer(W, b, X_hat, bits=3, window_bits=window_bits)
+        samples = [{v: int(rng.integers(2)) for v in lq.variables(i)} for i in range(6)]
+        states = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
+        each = [lq.energy(i, s) for i, s in enumerate(samples)]
+        assert lq.energies(states) == pytest.approx(each, rel=1e-12)
+        assert lq.energies(states[[4, 1]], [4, 1]) == pytest.approx([each[4], each[1]], rel=1e-12)
+
+
 def test_layer_without_bias_has_no_bias_variable():
     W, _, X_hat, _ = _layer(2)
     lq = formulate_layer(W, None, X_hat, bits=2)

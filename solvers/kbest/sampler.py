@@ -90,13 +90,13 @@ class KBestSampler(dimod.Sampler, LayerSampler):
             chosen = [damp if b else c for b, c in zip(better, chosen)]
         if options["descent"]:
             best = form.descend(best)
-        q = form.base + best
-        samples = lq.samples(lq.states(q, rows), rows)
+        states = lq.states(form.base + best, rows)
+        samples, energies = lq.samples(states, rows), lq.energies(states, rows)
         wall = time.perf_counter() - begin
         info = {"options": options, "layer_neurons": len(rows)}
-        return [SolveResult(sample, lq.energy(i, sample),
+        return [SolveResult(sample, float(energy),
                             timing({**info, "damp": damp}, wall / len(rows)), wall / len(rows))
-                for i, sample, damp in zip(rows, samples, chosen)]
+                for sample, energy, damp in zip(samples, energies, chosen)]
 
     def sample(self, bqm, initial_states=None, width=None, damps=None, act_order=None,
                descent=None):

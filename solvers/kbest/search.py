@@ -68,19 +68,19 @@ def _beam(U, Z, S, low, high, K):
     choice = np.empty((k, n, K))
     for i1 in range(0, k, BLOCK):
         i2 = min(i1 + BLOCK, k)
-        Z1, E1 = rest[:, :, i1:i2].copy(), np.zeros((n, K, i2 - i1))
-        ancestor = np.broadcast_to(np.arange(K), (n, K)).copy()
+        Z1 = rest[:, :, :i2 - i1]            # the block's targets; each column drops off
+        errors, came_from = [], []
         for jj in range(i2 - i1):
             j = i1 + jj
             s = S[:, j, None]
-            x = Z1[:, :, jj] / s
+            x = Z1[:, :, 0] / s
             lo, hi = low[:, j, None], high[:, j, None]
             near = np.clip(np.rint(x), lo, hi)
             step = np.where(x >= near, 1.0, -1.0)      # the second nearest admissible integer
             other = np.clip(np.where((near + step < lo) | (near + step > hi), near - step,
                                      near + step), lo, hi)
             C = np.stack([near, other], axis=-1)                     # (n, K, 2)
-            err = (Z1[:, :, jj, None] - C * s[:, :, None]) / U[j, j]
+            err = (Z1[:, :, 0, None] - C * s[:, :, None]) / U[j, j]
             child = cost[:, :, None] + err ** 2
             child[:, :, 1][other == near] = np.inf                  # a fixed entry
             child = child.reshape(n, 2 * K)
@@ -91,11 +91,17 @@ def _beam(U, Z, S, low, high, K):
             parent[j] = came
             choice[j] = np.take_along_axis(C.reshape(n, 2 * K), pick, axis=1)
             e = np.take_along_axis(err.reshape(n, 2 * K), pick, axis=1)
-            Z1, E1, ancestor = Z1[rows, came], E1[rows, came], ancestor[rows, came]
-            E1[:, :, jj] = e
-            Z1[:, :, jj + 1:] -= e[:, :, None] * U[j, j + 1:i2]
-        rest = rest[rows, ancestor]
-        rest[:, :, i2:] -= E1 @ U[i1:i2, i2:]
+            errors.append(e)
+            came_from.append(came)
+            Z1 = Z1[:, :, 1:][rows, came]
+            Z1 -= e[:, :, None] * U[j, j + 1:i2]
+        # each surviving path's errors over the block, walked back through its ancestors
+        E1, ancestor = np.empty((n, K, i2 - i1)), np.broadcast_to(np.arange(K), (n, K))
+        for jj in range(i2 - i1 - 1, -1, -1):
+            E1[:, :, jj] = errors[jj][rows, ancestor]
+            ancestor = came_from[jj][rows, ancestor]
+        rest = rest[:, :, i2 - i1:][rows, ancestor]   # only the columns still ahead
+        rest -= E1 @ U[i1:i2, i2:]
     slot = np.argmin(cost, axis=1)
     best = cost[np.arange(n), slot]
     q = np.empty((n, k), dtype=np.int64)
