@@ -390,7 +390,9 @@ def add_bench_parser(commands) -> None:
     paper.add_argument("--methods", nargs="+", default=None,
                        help="columns or methods to run (default all)")
     paper.add_argument("--skip", nargs="+", default=[], metavar="DATASET:COLUMN",
-                       help="cells to leave out, marked 'not run'")
+                       help="cells to leave out, marked 'not run' (remembered)")
+    paper.add_argument("--unskip", nargs="+", default=[], metavar="DATASET:COLUMN",
+                       help="cells an earlier --skip left out, to run again")
     paper.add_argument("--calibration", type=int, default=1000)
     paper.add_argument("--data-dir", default=None)
     paper.add_argument("--out-dir", default="benchmarks")
@@ -464,11 +466,12 @@ PAPER_METHODS = (
 
 def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                 calibration: int = 1000, data_dir=None, out_dir: str | Path = "benchmarks",
-                command: str = "", skip=(), progress=print) -> Path:
+                command: str = "", skip=(), unskip=(), progress=print) -> Path:
     """Run every (dataset, bits, method) cell not yet in ``out_dir/results.json``, writing
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
-    ``skip`` lists ``"dataset:column"`` cells to leave out (marked "not run" in the table).
+    ``skip`` lists ``"dataset:column"`` cells to leave out (marked "not run" in the table);
+    the list is kept in the JSON for later runs until ``unskip`` names a cell again.
     """
     out_dir = Path(out_dir)
     json_path = out_dir / "results.json"
@@ -476,7 +479,7 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     table.update({"calibration": calibration, "machine": _machine()})
     if command:  # every run that filled cells, in order
         table["commands"] = [*table.get("commands", []), command]
-    skip = sorted(set(table.get("skipped", [])) | set(skip))  # kept for later tables
+    skip = sorted((set(table.get("skipped", [])) | set(skip)) - set(unskip))  # kept
     table["skipped"] = skip
     columns = [m for m in PAPER_METHODS if methods is None or m[0] in methods or m[1] in methods]
     for name in datasets:
@@ -624,7 +627,8 @@ def _run_bench_paper(args) -> int:
         return 0
     path = bench_paper(args.datasets, args.bits, methods=args.methods,
                        calibration=args.calibration, data_dir=args.data_dir,
-                       out_dir=args.out_dir, command=_command_line(), skip=args.skip)
+                       out_dir=args.out_dir, command=_command_line(), skip=args.skip,
+                       unskip=args.unskip)
     print(f"wrote {path}")
     return 0
 

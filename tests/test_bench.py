@@ -39,6 +39,20 @@ def test_paper_benchmark_resumes_from_its_json(tmp_path):
     assert len(lines) == 2  # the second run found its cell done and solved nothing
 
 
+def test_paper_benchmark_remembers_skipped_cells_until_unskipped(tmp_path):
+    pytest.importorskip("torch")
+    lines = []
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, skip=["digits:RTN"],
+                progress=lines.append)
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
+    assert lines == []  # the skip was kept in the JSON
+    assert json.loads((tmp_path / "results.json").read_text())["skipped"] == ["digits:RTN"]
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, unskip=["digits:RTN"],
+                progress=lines.append)
+    table = json.loads((tmp_path / "results.json").read_text())
+    assert len(lines) == 1 and "digits|4|RTN" in table["cells"] and table["skipped"] == []
+
+
 def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
     out = tmp_path / "SOLVERS.md"
     section = bench_solvers("digits", [3], neurons=4, exact_neurons=0, out=out,
