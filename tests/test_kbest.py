@@ -79,6 +79,22 @@ def test_the_descent_is_cdquants_greedy_descent_from_the_best_path():
     assert cd.sum() < before.sum()  # the descent moved something on this layer
 
 
+@pytest.mark.parametrize("seed,bits", [(6, 2), (17, 2), (41, 3)])
+def test_never_worse_than_cdquant_from_the_same_start(seed, bits):
+    # a narrow search from another damping: on these layers one neuron's best path lies in
+    # a worse basin than the start's (fails without CD from the start as a candidate)
+    W, b, X_hat, X = _layer(seed, n=8, f=30, m=120, separate_float=True)
+    q, q_b = gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, damp=1e-2)
+    lq = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits,
+                         center=np.column_stack([q, q_b]))
+    start = lq.samples(lq.states(np.column_stack([q, q_b])))
+    found = KBestSampler(width=1, damps=1e-4).sample_layer(lq, initial_states=start)
+    cq, cq_b = cd_layer(W, b, X_hat, bits=bits, float_inputs=X, start=(q, q_b))
+    plain = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X)
+    cd = layer_error(plain, cq, cq_b, inputs=X_hat, float_inputs=X)
+    assert np.all(np.array([r.energy for r in found]) <= cd * (1 + 1e-9))
+
+
 @given(n=st.integers(1, 7), seed=st.integers(0, 2**16), spin=st.booleans())
 @settings(max_examples=25, deadline=None)
 def test_on_a_bare_bqm_a_full_width_beam_finds_the_ground_state(n, seed, spin):

@@ -7,8 +7,9 @@ the whole grid when ``window_bits >= bits``) and runs the search once per dampin
 unconstrained directions near the float weights), columns in GPTQ's activation order
 unless ``act_order=False``; each neuron keeps the lowest exact energy over the runs and
 its ``initial_states`` (never worse than the start); with ``descent`` (default) CDQuant's
-greedy coordinate descent then polishes the best, so the answer is never worse than CD run
-from it. ``width=1`` with one damping and no descent is GPTQ.
+greedy coordinate descent then polishes the best, and also the start, each neuron keeping
+the lower: the answer is never worse than CD run from either (CDQuant from the same start
+included). ``width=1`` with one damping and no descent is GPTQ.
 Its time is fixed by the layer's size: about ``width`` times GPTQ's per damping, no time
 limit to set. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
 searches the whole grid from tuned GPTQ.
@@ -79,8 +80,8 @@ class KBestSampler(dimod.Sampler, LayerSampler):
             return []
         begin = time.perf_counter()
         form = _IntegerForm(lq, rows)
-        best = form.offsets(form.start_integers(initial_states))
-        best_energy = form.energies(best)
+        start = form.offsets(form.start_integers(initial_states))
+        best, best_energy = start.copy(), form.energies(start)
         chosen = [None] * len(rows)
         for damp in options["damps"]:
             found = form.search(damp, options["width"], options["act_order"])
@@ -90,6 +91,13 @@ class KBestSampler(dimod.Sampler, LayerSampler):
             chosen = [damp if b else c for b, c in zip(better, chosen)]
         if options["descent"]:
             best = form.descend(best)
+            if initial_states is not None:
+                # the start's own descent (CD from the start) as one more candidate: the
+                # paths' best can sit in a worse basin than the start does
+                polished = form.descend(start)
+                better = form.energies(polished) < form.energies(best)
+                best[better] = polished[better]
+                chosen = [None if b else c for b, c in zip(better, chosen)]
         states = lq.states(form.base + best, rows)
         samples, energies = lq.samples(states, rows), lq.energies(states, rows)
         wall = time.perf_counter() - begin
