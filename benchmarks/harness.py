@@ -17,6 +17,7 @@ solvers that take GPTQ's solution as their warm start, against the GPTQ error it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -32,7 +33,7 @@ import numpy as np
 from annealq.baselines import tuned_gptq_layer
 from annealq.capture import layer_inputs, linear_layers
 from annealq.data.datasets import load_dataset
-from annealq.data.models import reference_model
+from annealq.data.models import accuracy, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
 from annealq.grid import validate_bits
@@ -393,6 +394,8 @@ def add_bench_parser(commands) -> None:
                        help="cells to leave out, marked 'not run' (remembered)")
     paper.add_argument("--unskip", nargs="+", default=[], metavar="DATASET:COLUMN",
                        help="cells an earlier --skip left out, to run again")
+    paper.add_argument("--rerun", nargs="+", default=[], metavar="COLUMN",
+                       help="columns or methods to run again where their cells exist")
     paper.add_argument("--calibration", type=int, default=1000)
     paper.add_argument("--data-dir", default=None)
     paper.add_argument("--out-dir", default="benchmarks")
@@ -466,12 +469,17 @@ PAPER_METHODS = (
 
 def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                 calibration: int = 1000, data_dir=None, out_dir: str | Path = "benchmarks",
-                command: str = "", skip=(), unskip=(), progress=print) -> Path:
+                command: str = "", skip=(), unskip=(), rerun=(), progress=print) -> Path:
     """Run every (dataset, bits, method) cell not yet in ``out_dir/results.json``, writing
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
-    ``skip`` lists ``"dataset:column"`` cells to leave out (marked "not run" in the table);
-    the list is kept in the JSON for later runs until ``unskip`` names a cell again.
+    A cell counts as done only if it was computed on this machine's reference model: each
+    records the model's fingerprint (:func:`model_fingerprint`), and a cell from another
+    training (cells older than the fingerprint: a different float accuracy) is run again,
+    so no table mixes two trainings of a model. ``rerun`` names columns or methods to run
+    again anyway (after a solver changed). ``skip`` lists ``"dataset:column"`` cells to
+    leave out (marked "not run" in the table); the list is kept in the JSON for later runs
+    until ``unskip`` names a cell again.
     """
     out_dir = Path(out_dir)
     json_path = out_dir / "results.json"
@@ -482,13 +490,18 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     skip = sorted((set(table.get("skipped", [])) | set(skip)) - set(unskip))  # kept
     table["skipped"] = skip
     columns = [m for m in PAPER_METHODS if methods is None or m[0] in methods or m[1] in methods]
+    again = {m[0] for m in PAPER_METHODS if m[0] in rerun or m[1] in rerun}
     for name in datasets:
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
+        fingerprint = model_fingerprint(model)
+        float_accuracy = accuracy(model, data.x_test, data.y_test)
         for bits in bits_list:
             for column, method, solver, params, extra in columns:
                 key = f"{name}|{bits}|{column}"
-                if key in table["cells"] or f"{name}:{column}" in skip:
+                done = key in table["cells"] and column not in again and _same_model(
+                    table["cells"][key], fingerprint, float_accuracy)
+                if done or f"{name}:{column}" in skip:
                     continue
                 result = quantize(model, data, bits=bits, method=method,
                                   solver=solver or "auto", solver_params=params,
@@ -501,7 +514,7 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                     "rtn_energy": sum(layer["rtn_energy"] for layer in report["layers"]),
                     "seconds": report["timing"]["total_seconds"]
                     - report["timing"].get("evaluate_seconds", 0.0),
-                    "layers": report["layers"]}
+                    "layers": report["layers"], "model": fingerprint}
                 progress(f"{key}: accuracy {report['accuracy']['quantized']:.4f}, "
                          f"error {table['cells'][key]['energy']:.6g}")
                 _write_json(json_path, table)
@@ -511,6 +524,24 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     path = out_dir / "RESULTS.md"
     _write_text(path, _paper_markdown(table, skip))
     return path
+
+
+def model_fingerprint(model) -> str:
+    """The first 16 hex digits of the SHA-256 of a model's parameters and buffers, in
+    ``state_dict`` order: two trainings that differ in any bit differ here."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _same_model(cell, fingerprint: str, float_accuracy: float) -> bool:
+    """Whether ``cell`` was computed on the model with this fingerprint (a cell from
+    before fingerprints: on a model with the same float test accuracy)."""
+    if "model" in cell:
+        return cell["model"] == fingerprint
+    return cell["accuracy"]["float"] == float_accuracy
 
 
 def rewrite_paper_markdown(out_dir: str | Path = "benchmarks", *, skip=()) -> Path:
@@ -554,7 +585,17 @@ def _paper_markdown(table, skip) -> str:
         float_acc = next((c["accuracy"]["float"] for k, c in table["cells"].items()
                           if k.startswith(f"{name}|")), None)
         if float_acc is not None:
-            lines += [f"Float accuracy {float_acc:.2%}.", ""]
+            models = sorted({c.get("model", "") for k, c in table["cells"].items()
+                             if k.startswith(f"{name}|")} - {""})
+            lines += [f"Float accuracy {float_acc:.2%}" + (
+                f" (reference model {', '.join(models)})" if models else "") + ".", ""]
+            mixed = sorted({c["accuracy"]["float"] for k, c in table["cells"].items()
+                            if k.startswith(f"{name}|")})
+            if len(models) > 1 or len(mixed) > 1:
+                lines += ["**These cells come from different trainings of the model "
+                          f"(float accuracies {', '.join(f'{a:.2%}' for a in mixed)}): "
+                          "they do not compare. Rerun `annealq bench paper` on one machine.**",
+                          ""]
         header = "| bits | " + " | ".join(c[0] for c in columns) + " |"
         lines += ["Accuracy:", "", header, "|---:|" + "---:|" * len(columns)]
         lines += [_row(table, name, bits, columns, skip,
@@ -628,7 +669,7 @@ def _run_bench_paper(args) -> int:
     path = bench_paper(args.datasets, args.bits, methods=args.methods,
                        calibration=args.calibration, data_dir=args.data_dir,
                        out_dir=args.out_dir, command=_command_line(), skip=args.skip,
-                       unskip=args.unskip)
+                       unskip=args.unskip, rerun=args.rerun)
     print(f"wrote {path}")
     return 0
 

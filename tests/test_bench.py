@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from benchmarks.harness import bench_paper, bench_solvers
+from benchmarks.harness import bench_paper, bench_solvers, rewrite_paper_markdown
 
 
 def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
@@ -51,6 +51,46 @@ def test_paper_benchmark_remembers_skipped_cells_until_unskipped(tmp_path):
                 progress=lines.append)
     table = json.loads((tmp_path / "results.json").read_text())
     assert len(lines) == 1 and "digits|4|RTN" in table["cells"] and table["skipped"] == []
+
+
+def test_paper_benchmark_reruns_cells_of_another_model_and_on_request(tmp_path):
+    pytest.importorskip("torch")
+    lines = []
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
+    json_path = tmp_path / "results.json"
+    table = json.loads(json_path.read_text())
+    cell = table["cells"]["digits|4|RTN"]
+    assert len(cell["model"]) == 16 and "reference model " + cell["model"] in (
+        tmp_path / "RESULTS.md").read_text()
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["GPTQ"],
+                progress=lines.append)
+    assert len(lines) == 1  # same model, another column named: nothing to do
+    # a cell from another training of the model (another fingerprint, or before
+    # fingerprints another float accuracy) is run again
+    for stale in ({"model": "0" * 16}, {"accuracy": {**cell["accuracy"], "float": 0.5}}):
+        table["cells"]["digits|4|RTN"] = {**{k: v for k, v in cell.items() if k != "model"},
+                                          **stale}
+        json_path.write_text(json.dumps(table))
+        bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
+        again = json.loads(json_path.read_text())["cells"]["digits|4|RTN"]
+        assert (again["model"], again["energy"], again["accuracy"]) == (
+            cell["model"], cell["energy"], cell["accuracy"])
+    assert len(lines) == 3
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["rtn"],
+                progress=lines.append)
+    assert len(lines) == 4
+
+
+def test_paper_markdown_flags_cells_of_different_trainings(tmp_path):
+    pytest.importorskip("torch")
+    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lambda _: None)
+    table = json.loads((tmp_path / "results.json").read_text())
+    other = dict(table["cells"]["digits|4|RTN"], model="0" * 16)
+    other["accuracy"] = {**other["accuracy"], "float": 0.5}
+    table["cells"]["digits|8|RTN"] = other
+    (tmp_path / "results.json").write_text(json.dumps(table))
+    text = rewrite_paper_markdown(tmp_path).read_text()
+    assert "different trainings of the model (float accuracies 50.00%, 96.66%)" in text
 
 
 def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
