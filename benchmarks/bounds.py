@@ -30,7 +30,7 @@ from annealq.baselines import FIXED_GPTQ_SETTING, cd_layer, layer_error, tuned_g
 from annealq.baselines.gptq import gptq_layer
 from annealq.capture import layer_inputs, linear_layers
 from annealq.data.datasets import load_dataset
-from annealq.data.models import reference_model
+from annealq.data.models import model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.formulation import formulate_layer
 from annealq.registry import get_sampler
@@ -124,7 +124,7 @@ def bench_bounds(datasets, bits_list, *, table: dict, nodes: int = 200_000,
                 cell = layer_bounds(module.weight, module.bias, X, bits,
                                     nodes=nodes, small_nodes=small_nodes,
                                     progress=progress)
-                cells[f"{name}|{index}|{bits}"] = cell
+                cells[f"{name}|{index}|{bits}"] = {**cell, "model": model_fingerprint(model)}
                 progress(f"  bound {cell['bound']:.6g} ({cell['proven']}/{cell['neurons']} "
                          f"proven, {cell['bound_seconds']:.1f} s)")
     return table

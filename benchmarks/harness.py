@@ -17,7 +17,6 @@ solvers that take GPTQ's solution as their warm start, against the GPTQ error it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -33,7 +32,7 @@ import numpy as np
 from annealq.baselines import tuned_gptq_layer
 from annealq.capture import layer_inputs, linear_layers
 from annealq.data.datasets import load_dataset
-from annealq.data.models import accuracy, reference_model
+from annealq.data.models import accuracy, model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
 from annealq.grid import validate_bits
@@ -474,7 +473,7 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
     A cell counts as done only if it was computed on this machine's reference model: each
-    records the model's fingerprint (:func:`model_fingerprint`), and a cell from another
+    records the model's fingerprint (:func:`~annealq.data.models.model_fingerprint`), and a cell from another
     training (cells older than the fingerprint: a different float accuracy) is run again,
     so no table mixes two trainings of a model. ``rerun`` names columns or methods to run
     again anyway (after a solver changed). ``skip`` lists ``"dataset:column"`` cells to
@@ -524,16 +523,6 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     path = out_dir / "RESULTS.md"
     _write_text(path, _paper_markdown(table, skip))
     return path
-
-
-def model_fingerprint(model) -> str:
-    """The first 16 hex digits of the SHA-256 of a model's parameters and buffers, in
-    ``state_dict`` order: two trainings that differ in any bit differ here."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _same_model(cell, fingerprint: str, float_accuracy: float) -> bool:

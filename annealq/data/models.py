@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
@@ -170,6 +171,21 @@ def load_model(path, *, example=None, trust_pickle: bool = False):
         raise ValueError(f"model file {path} holds a {type(model).__name__}, not a "
                          f"torch.nn.Module{hint}")
     return model.eval()
+
+
+def model_fingerprint(model) -> str:
+    """The first 16 hex digits of the SHA-256 of a model's parameters and buffers (names
+    and bytes, in ``state_dict`` order): two trainings that differ in any bit differ here.
+
+    Example:
+        >>> len(model_fingerprint(nn.Linear(3, 2)))
+        16
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> float:
