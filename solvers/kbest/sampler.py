@@ -1,15 +1,20 @@
-"""``kbest``: K-best search over GPTQ's column order (:mod:`solvers.kbest.search`) — GPTQ's
-greedy path widened to ``width`` paths per neuron, on the layer's exact objective.
+"""``kbest``: K-best search through GPTQ's column loop (:mod:`solvers.kbest.search`) — GPTQ's
+greedy path widened to ``width`` paths per neuron, on the layer's exact objective, the
+columns in the sphere decoder's V-BLAST order.
 
 On a layer (``sample_layer``) it reads each neuron's integer form (every weight's window,
 the whole grid when ``window_bits >= bits``) and runs the search once per damping in
 ``damps`` (GPTQ's relative diagonal damping: it conditions the factorisation and keeps
-unconstrained directions near the float weights), columns in GPTQ's activation order
-unless ``act_order=False``; each neuron keeps the lowest exact energy over the runs and
+unconstrained directions near the float weights), the columns decided in ``order``:
+``"vblast"`` (default; at each step the best-determined column left, as the sphere decoder
+orders them, :func:`~solvers.kbest.search.vblast_order`), ``"act"`` (GPTQ's activation
+order, largest Hessian diagonal first) or ``"input"``; each neuron keeps the lowest exact
+energy over the runs and
 its ``initial_states`` (never worse than the start); with ``descent`` (default) CDQuant's
 greedy coordinate descent then polishes the best, and also the start, each neuron keeping
 the lower: the answer is never worse than CD run from either (CDQuant from the same start
-included). ``width=1`` with one damping and no descent is GPTQ.
+included). ``width=1`` with one damping, ``order="act"`` (or ``"input"``) and no descent
+is GPTQ (with act-order on, or off).
 Its time is fixed by the layer's size: about ``width`` times GPTQ's per damping, no time
 limit to set. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
 searches the whole grid from tuned GPTQ.
@@ -31,10 +36,11 @@ from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo, start_state
-from solvers.kbest.search import beam_bqm, beam_search
+from solvers.kbest.search import beam_bqm, beam_search, vblast_order
 
 DEFAULT_WIDTH = 64
 DEFAULT_DAMPS = (1e-3, 1e-4)
+ORDERS = ("vblast", "act", "input")
 DESCENT_SWEEPS = 10          # CD's own: at most 10 moves per entry
 DESCENT_TOLERANCE = 1e-12    # CD's own: a move must gain this fraction of the error
 
@@ -53,12 +59,12 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         [True, True, True]
     """
 
-    parameters = {"width": [], "damps": [], "act_order": [], "descent": [],
+    parameters = {"width": [], "damps": [], "order": [], "descent": [],
                   "initial_states": []}
 
-    def __init__(self, width: int = DEFAULT_WIDTH, damps=DEFAULT_DAMPS, act_order: bool = True,
+    def __init__(self, width: int = DEFAULT_WIDTH, damps=DEFAULT_DAMPS, order: str = "vblast",
                  descent: bool = True):
-        self.options = _validate(width, damps, act_order, descent)
+        self.options = _validate(width, damps, order, descent)
 
     @property
     def defaults(self) -> dict:
@@ -84,7 +90,7 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         best, best_energy = start.copy(), form.energies(start)
         chosen = [None] * len(rows)
         for damp in options["damps"]:
-            found = form.search(damp, options["width"], options["act_order"])
+            found = form.search(damp, options["width"], options["order"])
             energy = form.energies(found)
             better = energy < best_energy
             best[better], best_energy[better] = found[better], energy[better]
@@ -106,13 +112,13 @@ class KBestSampler(dimod.Sampler, LayerSampler):
                             timing({**info, "damp": damp}, wall / len(rows)), wall / len(rows))
                 for sample, energy, damp in zip(samples, energies, chosen)]
 
-    def sample(self, bqm, initial_states=None, width=None, damps=None, act_order=None,
+    def sample(self, bqm, initial_states=None, width=None, damps=None, order=None,
                descent=None):
         """Any BQM: a ``width``-path beam over its binary variables, never worse than the
-        first of ``initial_states`` (``damps``, ``act_order`` and ``descent`` are validated;
+        first of ``initial_states`` (``damps``, ``order`` and ``descent`` are validated;
         they only shape the layer search)."""
         begin = time.perf_counter()
-        given = {"width": width, "damps": damps, "act_order": act_order, "descent": descent}
+        given = {"width": width, "damps": damps, "order": order, "descent": descent}
         options = _validate(**{**self.options,
                                **{k: v for k, v in given.items() if v is not None}})
         width = options["width"]
@@ -162,8 +168,9 @@ class _IntegerForm:
         return self.form.descend(o, max_steps=DESCENT_SWEEPS * o.shape[1],
                                  relative_tolerance=DESCENT_TOLERANCE)
 
-    def search(self, damp: float, width: int, act_order: bool) -> np.ndarray:
-        """One K-best run at ``damp``: GPTQ's damped Hessian, targets and order."""
+    def search(self, damp: float, width: int, order: str) -> np.ndarray:
+        """One K-best run at ``damp``: GPTQ's damped Hessian and targets, columns in
+        ``order``."""
         import scipy.linalg  # lazily: it costs ~0.4 s to import
 
         k = self.G.shape[0]
@@ -176,7 +183,8 @@ class _IntegerForm:
         # the damped least-squares target, centred on the float weights (GPTQ's): the float
         # weights themselves when the layer sees float inputs (then p = G·drift)
         Z = self.drift + scipy.linalg.cho_solve(factor, (self.p - self.drift @ self.G).T).T
-        perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
+        perm = vblast_order(H_inv) if order == "vblast" else \
+            np.argsort(-np.diag(H), kind="stable") if order == "act" else np.arange(k)
         U = np.linalg.cholesky(H_inv[np.ix_(perm, perm)]).T
         o = np.empty_like(self.span)
         o[:, perm], _ = beam_search(U, Z[:, perm], self.e[:, perm],
@@ -185,20 +193,22 @@ class _IntegerForm:
         return o
 
 
-def _validate(width, damps, act_order, descent) -> dict:
+def _validate(width, damps, order, descent) -> dict:
     if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     damps = tuple(damps) if isinstance(damps, (list, tuple)) else (damps,)
     if not damps or any(isinstance(d, bool) or not isinstance(d, numbers.Real)
                         or not np.isfinite(d) or d <= 0 for d in damps):
         raise ValueError(f"damps must be one or more positive finite numbers, got {damps!r}")
-    for name, flag in (("act_order", act_order), ("descent", descent)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if not isinstance(order, str) or order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    if not isinstance(descent, (bool, np.bool_)):
+        raise TypeError(f"descent must be a bool, got {descent!r}")
     return {"width": int(width), "damps": tuple(float(d) for d in damps),
-            "act_order": bool(act_order), "descent": bool(descent)}
+            "order": order, "descent": bool(descent)}
 
 
 SPEC = SolverSpec(KBestSampler, description="K-best search (breadth-first sphere decoder) "
-                  "over GPTQ's column order: GPTQ widened to `width` paths per neuron, "
+                  "through GPTQ's column loop in V-BLAST order: GPTQ widened to `width` paths "
+                  "per neuron, "
                   "whole grid", whole_grid=True, default_start="gptq")

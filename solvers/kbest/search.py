@@ -111,6 +111,35 @@ def _beam(U, Z, S, low, high, K):
     return q, best
 
 
+def vblast_order(H_inv: np.ndarray) -> np.ndarray:
+    """The columns in V-BLAST order, first decided first: at each step the column whose
+    variance given the columns already decided is smallest (the smallest diagonal entry of
+    ``H[S, S]⁻¹`` over the undecided set ``S``), so each decision is the best determined
+    one left and the paths' early costs separate them most. Pivoted Cholesky of ``H⁻¹``
+    with the smallest pivot first (left-looking, one matrix-vector product per column):
+    O(k³/2), seconds for k = 3,073. The same order as the sphere decoder's
+    (:func:`solvers.exact_bb.box._decision_order`, which lists it last to first).
+
+    Example:
+        >>> H = np.array([[4.0, 1.9, 0.0], [1.9, 1.0, 0.2], [0.0, 0.2, 2.0]])
+        >>> vblast_order(np.linalg.inv(H)).tolist()
+        [2, 0, 1]
+    """
+    k = len(H_inv)
+    variance = np.diag(H_inv).astype(np.float64)
+    rows = np.empty((k, k))            # the factor's columns, stored as rows
+    order = np.empty(k, dtype=np.int64)
+    for t in range(k):
+        j = int(np.argmin(variance))
+        column = H_inv[j] - rows[:t, j] @ rows[:t] if t else np.array(H_inv[j], dtype=float)
+        column /= np.sqrt(variance[j])
+        rows[t] = column
+        variance -= column * column    # each variance given column j too
+        variance[j] = np.inf
+        order[t] = j
+    return order
+
+
 def beam_bqm(h: np.ndarray, Q: np.ndarray, *, width: int) -> np.ndarray:
     """A ``width``-path beam over binary variables in their given order for
     ``E(u) = h·u + uᵀQu`` (``Q`` symmetric, zero diagonal): each path's score is the energy
