@@ -96,7 +96,13 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3, 2])
     parser.add_argument("--out-dir", default="benchmarks")
+    parser.add_argument("--table", action="store_true",
+                        help="print PARETO.md's table from the JSON (nothing is run)")
     args = parser.parse_args(argv)
+    if args.table:
+        path = Path(args.out_dir) / f"pareto_{args.dataset}.json"
+        print(table(json.loads(path.read_text())))
+        return 0
     data = load_dataset(args.dataset)
     model, _ = reference_model(data)
     x = data.calibration(1000, seed=0)
@@ -113,6 +119,22 @@ def main(argv=None) -> int:
     (out / f"pareto_{args.dataset}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result, out / f"pareto_{args.dataset}.png")
     return 0
+
+
+def table(result: dict) -> str:
+    """The markdown table of ``result``: each method's error (seconds) per bit width, and
+    the best ``kbest`` point over tuned GPTQ's and CD's errors."""
+    methods = [p["method"] for p in next(iter(result["points"].values()))]
+    lines = ["| int | " + " | ".join(methods) + " | best kbest / GPTQ | best kbest / CD |",
+             "|---|" + "---:|" * (len(methods) + 2)]
+    for bits, points in result["points"].items():
+        by = {p["method"]: p for p in points}
+        best = min(p["error"] for p in points if p["method"].startswith("kbest, width"))
+        lines.append(f"| {bits} | " + " | ".join(
+            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" for m in methods)
+            + f" | {best / by['GPTQ (tuned)']['error']:.3f}"
+            + f" | {best / by['CD (from tuned GPTQ)']['error']:.3f} |")
+    return "\n".join(lines)
 
 
 def plot(result: dict, path: Path) -> None:
