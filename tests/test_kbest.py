@@ -10,7 +10,7 @@ from annealq import formulate_layer, quantize
 from annealq.baselines import cd_layer, gptq_layer, layer_error
 from annealq.dispatch import solve_layer
 from solvers.exact_bb.box import _decision_order
-from solvers.kbest.sampler import KBestSampler
+from solvers.kbest.sampler import KBestSampler, auto_width
 from solvers.kbest.search import vblast_order
 
 
@@ -113,6 +113,18 @@ def test_the_vblast_order_beats_gptqs_order_on_a_correlated_layer():
     energy = {order: sum(r.energy for r in KBestSampler(width=4, order=order, descent=False)
                          .sample_layer(lq)) for order in ("vblast", "act")}
     assert energy["vblast"] < energy["act"]
+
+
+def test_the_auto_width_widens_the_search_on_neurons_of_few_entries():
+    assert [auto_width("auto", k) for k in (10, 65, 129, 257, 785, 3073)] == [
+        1024, 770, 388, 195, 64, 64]
+    assert auto_width(8, 65) == 8
+    W, b, X_hat, _ = _layer(19, n=4, f=60, m=180)
+    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)   # 61 entries: 820 paths
+    auto = [r.energy for r in KBestSampler(descent=False).sample_layer(lq)]
+    assert auto == [r.energy for r in KBestSampler(width=820, descent=False).sample_layer(lq)]
+    assert sum(auto) < sum(r.energy for r in KBestSampler(width=64, descent=False)
+                           .sample_layer(lq))
 
 
 @given(n=st.integers(1, 7), seed=st.integers(0, 2**16), spin=st.booleans())
