@@ -136,7 +136,8 @@ def bounds_markdown(table: dict) -> list[str]:
     if not cells:
         return []
     lines = ["## Distance to a proven lower bound (each layer alone, on its float inputs)", "",
-             "Filled by " + ", ".join(f"`{c}`" for c in table.get("bounds_commands", []))
+             "Filled by " + ", ".join(f"`{c}`" for c in dict.fromkeys(
+                 table.get("bounds_commands", [])))
              + " (each writes its cells as it goes; a run stopped early keeps the cells it "
              "finished). Per layer, the sum over neurons of a proven lower bound on the neuron's "
              "whole-grid problem (`benchmarks/bounds.py`: the exact optimum where the sphere "

@@ -117,12 +117,12 @@ def test_the_vblast_order_beats_gptqs_order_on_a_correlated_layer():
 
 def test_the_auto_width_widens_the_search_on_neurons_of_few_entries():
     assert [auto_width("auto", k) for k in (10, 65, 129, 257, 785, 3073)] == [
-        1024, 770, 388, 195, 64, 64]
+        8192, 8192, 2370, 598, 64, 64]
     assert auto_width(8, 65) == 8
     W, b, X_hat, _ = _layer(19, n=4, f=60, m=180)
-    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)   # 61 entries: 820 paths
+    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)   # 61 entries: 8,192 paths
     auto = [r.energy for r in KBestSampler(descent=False).sample_layer(lq)]
-    assert auto == [r.energy for r in KBestSampler(width=820, descent=False).sample_layer(lq)]
+    assert auto == [r.energy for r in KBestSampler(width=8192, descent=False).sample_layer(lq)]
     assert sum(auto) < sum(r.energy for r in KBestSampler(width=64, descent=False)
                            .sample_layer(lq))
 

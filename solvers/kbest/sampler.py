@@ -17,8 +17,9 @@ included). ``width=1`` with one damping, ``order="act"`` (or ``"input"``) and no
 is GPTQ (with act-order on, or off).
 Its time is fixed by the layer's size: about ``width`` times GPTQ's per damping, no time
 limit to set. The default ``width="auto"`` keeps at least 64 paths and, on neurons of few
-entries, as many as ``50,000 / entries`` (at most 1,024): a second layer of 129 entries
-gets 388 paths for about what 64 cost on a first layer of 785. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
+entries, gives each neuron the search a 785-entry neuron gets from 64 paths, counted as
+paths × entries² (at most 8,192 paths): a second layer of 129 entries gets 2,370 paths, one
+of 65 entries 8,192. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
 searches the whole grid from tuned GPTQ.
 
 On a bare BQM (``sample``) it is a ``width``-path beam over the binary variables in the
@@ -41,8 +42,8 @@ from annealq.states import as_vartype, dense_qubo, start_state
 from solvers.kbest.search import beam_bqm, beam_search, vblast_order
 
 DEFAULT_WIDTH = "auto"
-MIN_WIDTH, MAX_WIDTH = 64, 1024
-WIDTH_ENTRIES = 50_000      # auto: paths × entries per neuron
+MIN_WIDTH, MAX_WIDTH = 64, 8192
+WIDTH_WORK = 64 * 785 ** 2   # auto: paths × entries² per neuron (64 paths on a 785-entry row)
 DEFAULT_DAMPS = (1e-3, 1e-4)
 ORDERS = ("vblast", "act", "input")
 DESCENT_SWEEPS = 10          # CD's own: at most 10 moves per entry
@@ -200,15 +201,16 @@ class _IntegerForm:
 
 def auto_width(width, entries: int) -> int:
     """``width``, or for ``"auto"`` the paths for neurons of ``entries`` entries: at least
-    64, as many as ``50,000 / entries``, at most 1,024.
+    64, as many as ``64 · 785² / entries²`` (a 785-entry neuron's search at 64 paths), at
+    most 8,192.
 
     Example:
         >>> auto_width("auto", 785), auto_width("auto", 129), auto_width("auto", 65), auto_width(8, 65)
-        (64, 388, 770, 8)
+        (64, 2370, 8192, 8)
     """
     if width != "auto":
         return width
-    return int(min(MAX_WIDTH, max(MIN_WIDTH, -(-WIDTH_ENTRIES // max(entries, 1)))))
+    return int(min(MAX_WIDTH, max(MIN_WIDTH, -(-WIDTH_WORK // max(entries, 1) ** 2))))
 
 
 def _validate(width, damps, order, descent) -> dict:
