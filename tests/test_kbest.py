@@ -118,6 +118,9 @@ def test_the_vblast_order_beats_gptqs_order_on_a_correlated_layer():
 def test_the_auto_width_widens_the_search_on_neurons_of_few_entries():
     assert [auto_width("auto", k) for k in (10, 65, 129, 257, 785, 3073)] == [
         8192, 8192, 2370, 598, 64, 64]
+    # within a 128 × 785 layer's work at 64 paths: a layer of many small neurons gets fewer
+    assert [auto_width("auto", k, n) for k, n in ((129, 10), (129, 47), (65, 64), (785, 128),
+                                                  (65, 4096))] == [2370, 1060, 1545, 64, 64]
     assert auto_width(8, 65) == 8
     W, b, X_hat, _ = _layer(19, n=4, f=60, m=180)
     lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)   # 61 entries: 8,192 paths
@@ -172,3 +175,17 @@ def test_the_pipeline_runs_it_on_the_whole_grid_from_tuned_gptq():
     assert ours.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)  # same inputs
     with pytest.raises(ValueError, match="time_limit"):
         quantize(model, x, bits=3, solver="kbest", time_limit=1.0, cache=False, quiet=True)
+
+
+def test_the_auto_width_is_the_layers_whatever_neurons_a_call_gets(monkeypatch):
+    # an executor may hand a sampler part of a layer: the search must not change with it
+    import solvers.kbest.sampler as module
+
+    widths, search = [], module._IntegerForm.search
+    monkeypatch.setattr(module._IntegerForm, "search", lambda self, damp, width, order:
+                        widths.append(width) or search(self, damp, width, order))
+    W, b, X_hat, _ = _layer(23, n=40, f=30, m=120)   # 31 entries: 5,186 paths, not 8,192
+    lq = formulate_layer(W, b, X_hat, bits=2, window_bits=2)
+    KBestSampler(damps=1e-3, descent=False).sample_layer(lq, neurons=[1, 4])
+    KBestSampler(damps=1e-3, width=4, descent=False).sample_layer(lq, neurons=[1])
+    assert widths == [5186, 4]

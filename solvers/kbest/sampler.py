@@ -18,8 +18,9 @@ is GPTQ (with act-order on, or off).
 Its time is fixed by the layer's size: about ``width`` times GPTQ's per damping, no time
 limit to set. The default ``width="auto"`` keeps at least 64 paths and, on neurons of few
 entries, gives each neuron the search a 785-entry neuron gets from 64 paths, counted as
-paths × entries² (at most 8,192 paths): a second layer of 129 entries gets 2,370 paths, one
-of 65 entries 8,192. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
+paths × entries², within the work of a whole 128 × 785 layer at 64 paths (paths × entries ×
+the layer's neurons) and at most 8,192 paths: a 10-neuron second layer of 129 entries gets
+2,370 paths, a 64-neuron layer of 65 entries 1,545. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
 searches the whole grid from tuned GPTQ.
 
 On a bare BQM (``sample``) it is a ``width``-path beam over the binary variables in the
@@ -44,6 +45,7 @@ from solvers.kbest.search import beam_bqm, beam_search, vblast_order
 DEFAULT_WIDTH = "auto"
 MIN_WIDTH, MAX_WIDTH = 64, 8192
 WIDTH_WORK = 64 * 785 ** 2   # auto: paths × entries² per neuron (64 paths on a 785-entry row)
+LAYER_WORK = 64 * 785 * 128  # and at most paths × entries × neurons per layer (a 128 × 785 one)
 DEFAULT_DAMPS = (1e-3, 1e-4)
 ORDERS = ("vblast", "act", "input")
 DESCENT_SWEEPS = 10          # CD's own: at most 10 moves per entry
@@ -95,7 +97,10 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         best, best_energy = start.copy(), form.energies(start)
         chosen = [None] * len(rows)
         for damp in options["damps"]:
-            found = form.search(damp, auto_width(options["width"], form.span.shape[1]),
+            # the layer's neurons, not this call's: the width cannot depend on how an
+            # executor splits the layer
+            found = form.search(damp, auto_width(options["width"], form.span.shape[1],
+                                                 lq.n_neurons),
                                 options["order"])
             energy = form.energies(found)
             better = energy < best_energy
@@ -199,18 +204,23 @@ class _IntegerForm:
         return o
 
 
-def auto_width(width, entries: int) -> int:
-    """``width``, or for ``"auto"`` the paths for neurons of ``entries`` entries: at least
-    64, as many as ``64 · 785² / entries²`` (a 785-entry neuron's search at 64 paths), at
-    most 8,192.
+def auto_width(width, entries: int, neurons: int = 1) -> int:
+    """``width``, or for ``"auto"`` the paths for a layer of ``neurons`` neurons of
+    ``entries`` entries: at least 64, as many as ``64 · 785² / entries²`` (a 785-entry
+    neuron's search at 64 paths) within ``64 · 785 · 128 / (entries · neurons)`` (a
+    128 × 785 layer's at 64 paths), at most 8,192.
 
     Example:
-        >>> auto_width("auto", 785), auto_width("auto", 129), auto_width("auto", 65), auto_width(8, 65)
-        (64, 2370, 8192, 8)
+        >>> auto_width("auto", 785, 128), auto_width("auto", 129, 10), auto_width("auto", 65, 64)
+        (64, 2370, 1545)
+        >>> auto_width("auto", 65, 10), auto_width(8, 65, 10)
+        (8192, 8)
     """
     if width != "auto":
         return width
-    return int(min(MAX_WIDTH, max(MIN_WIDTH, -(-WIDTH_WORK // max(entries, 1) ** 2))))
+    entries, neurons = max(entries, 1), max(neurons, 1)
+    paths = min(-(-WIDTH_WORK // entries ** 2), LAYER_WORK // (entries * neurons))
+    return int(min(MAX_WIDTH, max(MIN_WIDTH, paths)))
 
 
 def _validate(width, damps, order, descent) -> dict:
