@@ -105,7 +105,7 @@ def layer_bounds(W, b, X, bits: int, *, nodes: int, small_nodes: int,
 
 
 def bench_bounds(datasets, bits_list, *, table: dict, nodes: int = 200_000,
-                 small_nodes: int = 2_000_000, calibration: int = 1000, data_dir=None,
+                 small_nodes: int = 200_000_000, calibration: int = 1000, data_dir=None,
                  layers=None, progress=print) -> dict:
     """Fill ``table["bounds"]`` (``"dataset|layer|bits"`` → :func:`layer_bounds`)."""
     cells = table.setdefault("bounds", {})

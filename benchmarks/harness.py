@@ -410,7 +410,7 @@ def add_bench_parser(commands) -> None:
                         help="layer indices (default all)")
     bounds.add_argument("--nodes", type=int, default=200_000,
                         help="search-tree nodes per neuron for the bound (large neurons)")
-    bounds.add_argument("--small-nodes", type=int, default=2_000_000,
+    bounds.add_argument("--small-nodes", type=int, default=200_000_000,
                         help=f"the same for neurons of at most {SMALL_NEURON} entries")
     bounds.add_argument("--calibration", type=int, default=1000)
     bounds.add_argument("--data-dir", default=None)

@@ -5,8 +5,8 @@ from benchmarks.heldout import PEERS, QUBO, _accuracy_above, _errors_within, mar
 
 def runs(qubo_errors, qubo_accuracy, peer_errors=(100.0, 100.0), peer_accuracy=0.95):
     row = lambda errors, accuracy: {"layer_errors": list(errors), "layer1_test_error": 1.0,
-                                    "accuracy": accuracy, "agreement": 0.99,
-                                    "float_accuracy": 0.96, "seconds": 1.0}
+                                    "output_test_error": sum(errors), "accuracy": accuracy,
+                                    "agreement": 0.99, "float_accuracy": 0.96, "seconds": 1.0}
     return {**{label: row(peer_errors, peer_accuracy) for label in PEERS},
             QUBO: row(qubo_errors, qubo_accuracy)}
 
@@ -28,6 +28,9 @@ def test_the_models_together_count_the_models_meeting_each_part():
                 and "of 3" in line)
     assert qubo.endswith("| 3 of 3 | 2 of 3 |")
     assert "| 95.00 % (94.00–96.00) |" in qubo
+    gptq = next(line for line in text.splitlines() if line.startswith(f"| 4 | {PEERS[0]}")
+                and "—" in line)
+    assert "| 0.500 (0.500–0.500) | 0.500 |" in gptq   # output and worst layer, QUBO / GPTQ
 
 
 def test_one_model_has_no_summary():
