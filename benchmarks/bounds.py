@@ -142,7 +142,9 @@ def bounds_markdown(table: dict) -> list[str]:
              "finished). Per layer, the sum over neurons of a proven lower bound on the neuron's "
              "whole-grid problem (`benchmarks/bounds.py`: the exact optimum where the sphere "
              "decoder finishes within its node budget, else a certified radius around the "
-             "real box minimiser), and each method's layer error as % above it: an upper "
+             "real box minimiser; search-tree nodes per neuron: `--nodes`, default 200,000, "
+             "and `--small-nodes`, default 200,000,000, for neurons of at most "
+             f"{SMALL_NEURON} entries), and each method's layer error as % above it: an upper "
              "bound on the distance to the optimum. First layers are exactly the layer "
              "`bench paper` quantizes first; later layers here see float inputs. "
              "Median: the median neuron's gap.", "",
