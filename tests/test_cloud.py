@@ -52,8 +52,10 @@ def test_hybrid_packs_a_layer_into_few_problems_and_bills_less(leap, digits):
     billed_alone = leap.stats()["billed_seconds"]
     packed = _run(data, model, "hybrid")
     cloud = packed.report["cloud"]
-    assert alone.report["cloud"]["problems"] == 74 and cloud["problems"] <= 4
-    assert cloud["neurons"] == 74
+    # (a transient error under load may add a retry's submission, never a neuron)
+    alone_cloud = alone.report["cloud"]
+    assert 74 <= alone_cloud["problems"] <= 74 + alone_cloud["retries"]
+    assert cloud["problems"] <= 4 + cloud["retries"] and cloud["neurons"] == 74
     # the mock solver's minimum_time_limit curve: ≥ 5x fewer billed seconds
     assert alone.report["cloud"]["billed_seconds"] >= 5 * cloud["billed_seconds"]
     assert sum(billed_alone.values()) == pytest.approx(alone.report["cloud"]["billed_seconds"])
@@ -88,6 +90,7 @@ def fault_free(digits, tmp_path_factory):
 
 @pytest.mark.parametrize("faults", [
     "http429_count=2,retry_after=0", "http5xx_count=2", "drop_count=2", "latency=0.01",
+    "http5xx_count=1,scope=answer", "drop_count=1,scope=answer",
 ])
 def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_path, digits,
                                                              fault_free, faults):
@@ -100,7 +103,9 @@ def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_pa
                        ("http429", "http5xx", "drop"))
     for a, b in zip(reference.layers, result.layers):
         assert (a.int_weight == b.int_weight).all() and (a.int_bias == b.int_bias).all()
-    assert result.report["cloud"]["fallback_neurons"] == 0
+    cloud = result.report["cloud"]
+    # a retried problem's neurons are counted once, when answered
+    assert cloud["fallback_neurons"] == 0 and cloud["neurons"] == 74
     if "latency" not in faults:
         assert injected >= 1
 

@@ -181,8 +181,7 @@ class CloudExecutor(Executor):
         timeout = self.policy.problem_timeout or max(600.0, 10.0 * estimate)
         task.not_before = self._clock()
         flying.append((task, pending, task.not_before + timeout, estimate))
-        self.counts["problems"] += 1
-        self.counts["neurons"] += len(task.positions)
+        self.counts["problems"] += 1  # every submission, a retry's too
         self.counts["estimated_seconds"] += estimate
         self.counts["uploaded_bytes"] += pending.uploaded_bytes()
         self.counts["max_in_flight"] = max(self.counts["max_in_flight"], len(flying))
@@ -196,6 +195,7 @@ class CloudExecutor(Executor):
         billed = pending.billed_seconds()
         self.spent += billed
         self.counts["billed_seconds"] += billed
+        self.counts["neurons"] += len(task.positions)  # answered by the cloud: each once
         for k, (result, sampleset) in zip(task.positions, answers):
             result.info.setdefault("solved_by", problems.sampler.identity)
             yield k, result, sampleset
