@@ -15,6 +15,8 @@ Example:
 
 from __future__ import annotations
 
+import time
+
 import dimod
 import numpy as np
 
@@ -40,8 +42,8 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                         cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
                         cloud.ProblemUploadError,
-                        # seen under heavy load: an answer whose decoded sample set the
-                        # client held only weakly was collected before it was read
+                        # a malformed answer (a read racing the client's decoding is
+                        # read again first: see resolve)
                         cloud.InvalidAPIResponseError,
                         cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
                         ConnectionError)):
@@ -49,6 +51,26 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
     if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
         return "fatal", None
     return "failed", None
+
+
+def resolve(sampleset, *, attempts: int = 200, pause: float = 0.01) -> None:
+    """``sampleset.resolve()``, reading an answer again while the client is still decoding it.
+
+    dwave-cloud-client's poller thread marks a hybrid problem done, decodes its answer and
+    only then records the decoded sample set; a read in between finds neither and raises
+    ``InvalidAPIResponseError`` ("Active variables not present"). The answer is there, so
+    it is read again (dimod keeps the future until a resolve succeeds) instead of the
+    problem being submitted, and billed, a second time. Seen in CI under load."""
+    from dwave.cloud.exceptions import InvalidAPIResponseError
+
+    for attempt in range(attempts):
+        try:
+            sampleset.resolve()
+            return
+        except InvalidAPIResponseError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause)
 
 
 def cancel(sampleset) -> None:

@@ -24,7 +24,7 @@ from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
 from solvers.cloud import (cancel as _cancel, classify, combine, file_size, leap_unavailable,
-                           sizes, split)
+                           resolve, sizes, split)
 
 
 class HybridSampler(dimod.Sampler, CloudSampler):
@@ -122,7 +122,7 @@ class _Pending(PendingProblem):
         return self.sampleset.done()
 
     def results(self) -> list:
-        self.sampleset.resolve()
+        resolve(self.sampleset)
         info = self.sampleset.info
         shared = {key: info[key] for key in ("problem_id", "run_time", "charge_time",
                                              "qpu_access_time", "emulation") if key in info}

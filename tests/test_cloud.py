@@ -251,3 +251,25 @@ def test_packing_keeps_every_bias_of_every_neuron_whatever_its_label_order():
         assert all(packed.get_linear(at[v]) == bias for v, bias in bqm.linear.items())
         assert all(packed.get_quadratic(at[u], at[v]) == bias
                    for (u, v), bias in bqm.quadratic.items())
+
+
+def test_an_answer_read_while_the_client_decodes_it_is_read_again_not_resubmitted(
+        leap, digits, monkeypatch):
+    """dwave-cloud-client's poller marks a hybrid problem done, decodes the answer, and only
+    then records the decoded sample set: widen that window so that every read lands in it."""
+    from dwave.cloud import computation
+
+    decode = computation.Future._decode
+
+    def slow_decode(self):
+        result = decode(self)
+        time.sleep(0.2)  # the poller thread, between decoding and recording the sample set
+        return result
+
+    monkeypatch.setattr(computation.Future, "_decode", slow_decode)
+    data, model = digits
+    result = _run(data, model, "hybrid")
+    cloud = result.report["cloud"]
+    assert cloud["retries"] == 0 and cloud["fallback_neurons"] == 0
+    assert leap.stats()["problems_submitted"] == cloud["problems"] <= 4
+    assert cloud["neurons"] == 74
