@@ -395,6 +395,9 @@ def add_bench_parser(commands) -> None:
                        help="cells an earlier --skip left out, to run again")
     paper.add_argument("--rerun", nargs="+", default=[], metavar="COLUMN",
                        help="columns or methods to run again where their cells exist")
+    paper.add_argument("--workers", type=int, default=None,
+                       help="solve each layer's neurons in this many local processes (the "
+                            "same integers; the time column says so)")
     paper.add_argument("--calibration", type=int, default=1000)
     paper.add_argument("--data-dir", default=None)
     paper.add_argument("--out-dir", default="benchmarks")
@@ -468,7 +471,8 @@ PAPER_METHODS = (
 
 def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                 calibration: int = 1000, data_dir=None, out_dir: str | Path = "benchmarks",
-                command: str = "", skip=(), unskip=(), rerun=(), progress=print) -> Path:
+                command: str = "", skip=(), unskip=(), rerun=(), workers: int | None = None,
+                progress=print) -> Path:
     """Run every (dataset, bits, method) cell not yet in ``out_dir/results.json``, writing
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
@@ -478,7 +482,8 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     so no table mixes two trainings of a model. ``rerun`` names columns or methods to run
     again anyway (after a solver changed). ``skip`` lists ``"dataset:column"`` cells to
     leave out (marked "not run" in the table); the list is kept in the JSON for later runs
-    until ``unskip`` names a cell again.
+    until ``unskip`` names a cell again. ``workers`` solves each layer's neurons in that
+    many local processes (the same integers; the wall time is recorded with the count).
     """
     out_dir = Path(out_dir)
     json_path = out_dir / "results.json"
@@ -505,7 +510,7 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                 result = quantize(model, data, bits=bits, method=method,
                                   solver=solver or "auto", solver_params=params,
                                   calibration_size=calibration, cache=False, quiet=True, seed=0,
-                                  **extra)
+                                  **({"workers": workers} if workers else {}), **extra)
                 report = result.report
                 table["cells"][key] = {
                     "accuracy": report["accuracy"],
@@ -513,7 +518,8 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
                     "rtn_energy": sum(layer["rtn_energy"] for layer in report["layers"]),
                     "seconds": report["timing"]["total_seconds"]
                     - report["timing"].get("evaluate_seconds", 0.0),
-                    "layers": report["layers"], "model": fingerprint}
+                    "layers": report["layers"], "model": fingerprint,
+                    "workers": workers or 1}
                 progress(f"{key}: accuracy {report['accuracy']['quantized']:.4f}, "
                          f"error {table['cells'][key]['energy']:.6g}")
                 _write_json(json_path, table)
@@ -523,6 +529,12 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     path = out_dir / "RESULTS.md"
     _write_text(path, _paper_markdown(table, skip))
     return path
+
+
+def _seconds(cell) -> str:
+    """A cell's wall time, with its worker processes where there were several."""
+    workers = cell.get("workers", 1)
+    return f"{cell['seconds']:.1f}" + (f" ({workers} processes)" if workers > 1 else "")
 
 
 def _same_model(cell, fingerprint: str, float_accuracy: float) -> bool:
@@ -594,8 +606,7 @@ def _paper_markdown(table, skip) -> str:
         lines += [_row(table, name, bits, columns, skip, lambda c: f"{c['energy']:.4g}")
                   for bits in bits_list]
         lines += ["", "Time (seconds):", "", header, "|---:|" + "---:|" * len(columns)]
-        lines += [_row(table, name, bits, columns, skip, lambda c: f"{c['seconds']:.1f}")
-                  for bits in bits_list]
+        lines += [_row(table, name, bits, columns, skip, _seconds) for bits in bits_list]
         lines += _relative_to_gptq(table, name, bits_list, columns)
         lines.append("")
     lines += bounds_markdown(table)
@@ -658,7 +669,7 @@ def _run_bench_paper(args) -> int:
     path = bench_paper(args.datasets, args.bits, methods=args.methods,
                        calibration=args.calibration, data_dir=args.data_dir,
                        out_dir=args.out_dir, command=_command_line(), skip=args.skip,
-                       unskip=args.unskip, rerun=args.rerun)
+                       unskip=args.unskip, rerun=args.rerun, workers=args.workers)
     print(f"wrote {path}")
     return 0
 

@@ -123,3 +123,19 @@ def test_results_markdown_is_rewritten_from_the_json_with_ratios_to_gptq(tmp_pat
     text = rewrite_paper_markdown(tmp_path).read_text()
     assert "| int2 | 2.000 / 0.500 |" in text  # RTN's error over GPTQ's, layer by layer
     assert "not run" in text  # the lns cell, skipped by an earlier run
+
+
+def test_paper_benchmark_in_worker_processes_gives_the_same_cell_and_says_so(tmp_path):
+    pytest.importorskip("torch")
+    column = "QUBO, neal (paper: 1 read, 1,000 sweeps)"
+    one, two = tmp_path / "one", tmp_path / "two"
+    bench_paper(["digits"], [2], methods=[column], out_dir=one, progress=lambda line: None)
+    bench_paper(["digits"], [2], methods=[column], out_dir=two, workers=2,
+                progress=lambda line: None)
+    cell = {d: json.loads((d / "results.json").read_text())["cells"][f"digits|2|{column}"]
+            for d in (one, two)}
+    assert cell[one]["workers"] == 1 and cell[two]["workers"] == 2
+    assert cell[one]["energy"] == cell[two]["energy"]
+    assert cell[one]["accuracy"] == cell[two]["accuracy"]
+    assert "processes)" not in (one / "RESULTS.md").read_text()
+    assert f"{cell[two]['seconds']:.1f} (2 processes)" in (two / "RESULTS.md").read_text()
