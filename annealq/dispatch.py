@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import dimod
 
@@ -25,7 +25,7 @@ from annealq.cache import CachedSampler, CacheStore
 from annealq.executors.base import BQMWork, Executor, InlineExecutor, LayerWork
 from annealq.protocol import LayerSampler
 from annealq.results import SolveResult
-from annealq.solve import call_parameters
+from annealq.solve import LayerBQMs, lazy_calls
 
 
 def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sampler, *,
@@ -50,14 +50,13 @@ def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sample
         progress: called with a count as problems are answered.
         **parameters: passed to ``sampler.sample``.
     """
-    bqms = list(bqms)
+    bqms = bqms if isinstance(bqms, Sequence) else list(bqms)
     starts = _starts(initial_states, len(bqms))
     if cache is not None:
         return CachedSampler(sampler, cache, solver_name, executor=executor,
                              progress=progress).sample_bqms(
             bqms, initial_states=starts, **parameters)
-    calls = [call_parameters(bqm, sampler, start, parameters)
-             for bqm, start in zip(bqms, starts)]
+    calls = lazy_calls(bqms, sampler, starts, parameters)
     return _run(BQMWork(sampler, bqms, calls), len(bqms), executor, progress)
 
 
@@ -81,8 +80,8 @@ def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None,
     if isinstance(sampler, LayerSampler):
         return _run(LayerWork(sampler, lq, rows, starts, parameters), len(rows), executor,
                     progress)
-    return solve_bqms(lq.bqms(), sampler, initial_states=starts, executor=executor,
-                      progress=progress, **parameters)
+    return solve_bqms(LayerBQMs(lq, rows), sampler, initial_states=starts,
+                      executor=executor, progress=progress, **parameters)
 
 
 def _run(work, count: int, executor, progress) -> list[SolveResult]:

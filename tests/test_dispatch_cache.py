@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import dimod
 import numpy as np
 import pytest
 
@@ -126,3 +127,63 @@ def test_qpu_mock_results_are_cached_and_the_second_run_is_all_hits(tmp_path, sm
     assert keys == small_layer.n_neurons
     assert [r.info.get("cached") for r in again] == [True] * small_layer.n_neurons
     assert [r.sample for r in again] == [r.sample for r in first]
+
+
+class _CountingLive(dimod.Sampler):
+    """Steepest descent that records how many of the layer's BQMs are alive at each call."""
+
+    parameters = {"initial_states": []}
+    properties: dict = {}
+
+    def __init__(self, live):
+        self.live, self.seen = live, []
+
+    def sample(self, bqm, **parameters):
+        self.seen.append(len(self.live))
+        return dimod.ExactSolver().sample(bqm) if bqm.num_variables <= 8 else \
+            dimod.SampleSet.from_samples_bqm({v: 0 for v in bqm.variables}, bqm)
+
+
+@pytest.mark.parametrize("cached, warm", [(False, False), (False, True), (True, True)])
+def test_a_layers_bqms_are_built_one_at_a_time_never_all_held(tmp_path, monkeypatch,
+                                                              cached, warm):
+    """A CIFAR-10 first-layer neuron's BQM is ~150 MB: 256 of them at once do not fit."""
+    import weakref
+
+    from annealq import solve_layer
+    from annealq.layer import LayerQUBO
+
+    rng = np.random.default_rng(1)
+    lq = formulate_layer(rng.normal(size=(12, 3)), None, rng.normal(size=(20, 3)), bits=2)
+    live = []  # one entry per BQM alive
+    build = LayerQUBO.bqm
+
+    def tracked(self, i):
+        bqm = build(self, i)
+        live.append(i)
+        weakref.finalize(bqm, live.remove, i)
+        return bqm
+
+    monkeypatch.setattr(LayerQUBO, "bqm", tracked)
+    sampler = _CountingLive(live)
+    starts = [{v: 0 for v in lq.variables(i)} for i in range(12)] if warm else None
+    results = solve_layer(lq, sampler, initial_states=starts,
+                          cache=CacheStore(tmp_path / "c.sqlite") if cached else None)
+    assert len(sampler.seen) == 12 and max(sampler.seen) == 1
+    assert [r.energy for r in results] == pytest.approx(
+        [lq.energy(i, r.sample) for i, r in enumerate(results)])
+
+
+def test_the_pool_sends_a_layers_rows_not_its_bqms():
+    from annealq.executors.base import BQMWork
+    from annealq.executors.pool import _split
+    from annealq.solve import LayerBQMs, lazy_calls
+
+    rng = np.random.default_rng(2)
+    lq = formulate_layer(rng.normal(size=(5, 3)), None, rng.normal(size=(9, 3)), bits=2)
+    bqms = LayerBQMs(lq, [4, 0, 2])
+    sampler = get_sampler("neal")
+    kind, shared, payload = _split(BQMWork(sampler, bqms, lazy_calls(bqms, sampler,
+                                                                     [None] * 3, {})))
+    assert kind == "LayerBQMs" and shared == (sampler, lq)
+    assert payload([0, 2]) == ([4, 2], [{}, {}])

@@ -13,6 +13,8 @@ cluster or Leap's futures otherwise), and each result committed as soon as it ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dimod
 
 from annealq.cache.keys import bqm_hash, cache_key, layer_hashes, validate_text
@@ -20,7 +22,7 @@ from annealq.cache.store import CacheStore
 from annealq.executors.base import BQMWork, Executor, InlineExecutor, LayerWork
 from annealq.protocol import CloudSampler, LayerSampler
 from annealq.results import SolveResult
-from annealq.solve import call_parameters, solve_one
+from annealq.solve import LayerBQMs, OnDemand, lazy_calls, solve_one
 
 
 class CachedSampler(dimod.ComposedSampler, LayerSampler):
@@ -117,15 +119,14 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
 
     def sample_bqms(self, bqms, *, initial_states=None, **parameters) -> list[SolveResult]:
         """Each BQM's best sample, misses solved one by one by the child."""
-        bqms = list(bqms)
+        bqms = bqms if isinstance(bqms, Sequence) else list(bqms)
         starts = [None] * len(bqms) if initial_states is None else list(initial_states)
         parameters = {**self.fixed_parameters, **parameters}
-        calls = [call_parameters(bqm, self.child, start, parameters)
-                 for bqm, start in zip(bqms, starts)]
-        keys = [self.key(bqm, **kwargs) for bqm, kwargs in zip(bqms, calls)]
+        calls = lazy_calls(bqms, self.child, starts, parameters)
+        keys = [self.key(bqms[k], **calls[k]) for k in range(len(bqms))]
 
         work = BQMWork(self.child, bqms, calls)
-        return self._answer(keys, [set(bqm.variables) for bqm in bqms],
+        return self._answer(keys, OnDemand(len(bqms), lambda k: set(bqms[k].variables)),
                             lambda k, sample: float(bqms[k].energy(sample)),
                             lambda misses: self.executor.solve(work, misses))
 
@@ -136,7 +137,7 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         starts = None if initial_states is None else list(initial_states)
         if not isinstance(self.child, LayerSampler):
-            return self.sample_bqms([lq.bqm(i) for i in rows], initial_states=starts,
+            return self.sample_bqms(LayerBQMs(lq, rows), initial_states=starts,
                                     **parameters)
         parameters = {**self.fixed_parameters, **parameters}
         digests = layer_hashes(lq)

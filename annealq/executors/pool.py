@@ -51,6 +51,7 @@ import dimod
 
 from annealq.errors import ClusterError, SolverUnavailableError
 from annealq.executors.base import BQMWork, Executor, LayerWork
+from annealq.solve import LayerBQMs
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +105,14 @@ class PoolExecutor(Executor):
 
     def _solve(self, work, positions):
         d = self._distributed
-        shared, payload = _split(work)
+        kind, shared, payload = _split(work)
         layer = uuid.uuid4().hex[:8]
         futures, scattered = [], None
         try:
             chunks = _chunks(positions, self.chunk_size or math.ceil(
                 len(positions) / (CHUNKS_PER_WORKER * self._threads())))
             scattered = self._scatter(shared)
-            futures = [self._client.submit(_solve_chunk, type(work).__name__, scattered,
+            futures = [self._client.submit(_solve_chunk, kind, scattered,
                                            chunk, payload(chunk), pure=False,
                                            key=f"annealq-{layer}-{n}")
                        for n, chunk in enumerate(chunks)]
@@ -183,16 +184,21 @@ class PoolExecutor(Executor):
 
 
 def _split(work):
-    """``work``'s shared part (sent once per layer) and a function that gives a chunk's own
-    part (sent with its task)."""
+    """``work``'s kind, its shared part (sent once per layer) and a function that gives a
+    chunk's own part (sent with its task). A layer's BQMs travel as the layer and their
+    rows, and are built on the workers."""
     if isinstance(work, LayerWork):
         def payload(chunk):
             return ([work.rows[k] for k in chunk],
                     None if work.starts is None else [work.starts[k] for k in chunk])
-        return (work.sampler, work.lq, work.parameters), payload
+        return "LayerWork", (work.sampler, work.lq, work.parameters), payload
+    if isinstance(work, BQMWork) and isinstance(work.bqms, LayerBQMs):
+        rows = work.bqms.rows
+        return "LayerBQMs", (work.sampler, work.bqms.lq), lambda chunk: (
+            [rows[k] for k in chunk], [work.calls[k] for k in chunk])
     if isinstance(work, BQMWork):
-        return work.sampler, lambda chunk: ([_pack(work.bqms[k]) for k in chunk],
-                                            [work.calls[k] for k in chunk])
+        return "BQMWork", work.sampler, lambda chunk: ([_pack(work.bqms[k]) for k in chunk],
+                                                       [work.calls[k] for k in chunk])
     raise TypeError(f"work must be a LayerWork or a BQMWork, got {type(work).__name__}")
 
 
@@ -215,6 +221,9 @@ def _solve_chunk(kind: str, shared, positions: list, payload) -> list:
     if kind == "LayerWork":
         sampler, lq, parameters = shared
         work = LayerWork(sampler, lq, payload[0], payload[1], parameters)
+    elif kind == "LayerBQMs":
+        sampler, lq = shared
+        work = BQMWork(sampler, LayerBQMs(lq, payload[0]), payload[1])
     else:
         work = BQMWork(shared, [_unpack(packed) for packed in payload[0]], payload[1])
     return [(positions[k], result, sampleset)
