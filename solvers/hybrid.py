@@ -80,8 +80,9 @@ class HybridSampler(dimod.Sampler, CloudSampler):
         max_biases = limits.get("maximum_number_of_biases", float("inf"))
         cost = lambda n: self._time_limit(n, calls[0])  # noqa: E731
         groups: list[list] = []  # [positions, variables, biases]
-        for k in sorted(range(len(bqms)), key=lambda k: -bqms[k].num_variables):
-            n, b = sizes(bqms[k])
+        counts = [sizes(bqm) for bqm in bqms]  # each BQM read once
+        for k in sorted(range(len(bqms)), key=lambda k: -counts[k][0]):
+            n, b = counts[k]
             best, saving = None, 0.0
             for group in groups:
                 if group[1] + n <= max_vars and group[2] + b <= max_biases:

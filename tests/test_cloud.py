@@ -273,3 +273,38 @@ def test_an_answer_read_while_the_client_decodes_it_is_read_again_not_resubmitte
     assert cloud["retries"] == 0 and cloud["fallback_neurons"] == 0
     assert leap.stats()["problems_submitted"] == cloud["problems"] <= 4
     assert cloud["neurons"] == 74
+
+
+def test_planning_a_layer_reads_its_bqms_one_at_a_time(leap, digits, monkeypatch):
+    """Packing needs only each neuron's size: the plan never holds a layer's BQMs at once
+    (a CIFAR-10 first-layer neuron's BQM is ~150 MB)."""
+    import weakref
+
+    from annealq.layer import LayerQUBO
+    from solvers.hybrid import HybridSampler
+
+    live, peaks = [], []  # BQMs alive; the most alive during each plan
+    build, plan = LayerQUBO.bqm, HybridSampler.plan
+
+    def tracked(self, i):
+        bqm = build(self, i)
+        live.append(i)
+        weakref.finalize(bqm, live.remove, i)
+        if peaks and peaks[-1] is not None:
+            peaks[-1] = max(peaks[-1], len(live))
+        return bqm
+
+    def watched(self, bqms, calls, *, pack):
+        peaks.append(len(live))
+        try:
+            return plan(self, bqms, calls, pack=pack)
+        finally:
+            peaks.append(None)  # outside a plan: stop recording into this entry
+
+    monkeypatch.setattr(LayerQUBO, "bqm", tracked)
+    monkeypatch.setattr(HybridSampler, "plan", watched)
+    data, model = digits
+    result = _run(data, model, "hybrid")
+    assert result.report["cloud"]["neurons"] == 74
+    peaks = [p for p in peaks if p is not None]
+    assert len(peaks) == 2 and max(peaks) <= 2  # the one read and the one before it

@@ -37,7 +37,7 @@ from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.executors.base import Executor, LayerWork
 from annealq.protocol import CloudLayerSampler, CloudSampler, LayerSampler
 from annealq.results import timing
-from annealq.solve import call_parameters, solve_one
+from annealq.solve import OnDemand, call_parameters, solve_one
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
@@ -248,8 +248,11 @@ class _BQMProblems:
         return sorted(k for k in positions if self.work.bqms[k].num_variables == 0)
 
     def _pick(self, positions):
-        return ([self.work.bqms[k] for k in positions],
-                [self.work.calls[k] for k in positions])
+        """The BQMs and calls of ``positions``, each read when used (a layer's BQMs are
+        built then: a group holds only its own, never the whole layer's)."""
+        bqms, calls = self.work.bqms, self.work.calls
+        return (OnDemand(len(positions), lambda t: bqms[positions[t]]),
+                OnDemand(len(positions), lambda t: calls[positions[t]]))
 
     def plan(self, positions, pack: bool) -> list:
         groups = self.sampler.plan(*self._pick(positions), pack=pack)
