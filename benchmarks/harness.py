@@ -415,6 +415,10 @@ def add_bench_parser(commands) -> None:
                         help="search-tree nodes per neuron for the bound (large neurons)")
     bounds.add_argument("--small-nodes", type=int, default=200_000_000,
                         help=f"the same for neurons of at most {SMALL_NEURON} entries")
+    bounds.add_argument("--reduced-nodes", type=int, default=5_000_000_000,
+                        help=f"for neurons of at most {SMALL_NEURON} entries the sphere "
+                        "decoder's nodes on an LLL/BKZ-reduced basis, where its estimate "
+                        "is within reach (0: none)")
     bounds.add_argument("--calibration", type=int, default=1000)
     bounds.add_argument("--data-dir", default=None)
     bounds.add_argument("--out-dir", default="benchmarks")
@@ -687,7 +691,8 @@ def _run_bench_bounds(args) -> int:
         _write_json(json_path, table)
 
     bench_bounds(args.datasets, args.bits, table=table, nodes=args.nodes,
-                 small_nodes=args.small_nodes, calibration=args.calibration,
+                 small_nodes=args.small_nodes, reduced_nodes=args.reduced_nodes,
+                 calibration=args.calibration,
                  data_dir=args.data_dir, layers=args.layers, progress=save)
     _write_json(json_path, table)
     path = rewrite_paper_markdown(args.out_dir)

@@ -2,10 +2,13 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annealq import formulate_layer
 from annealq.baselines import layer_error, tuned_gptq_layer
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
+from solvers.exact_bb.lagrangian import lagrangian_bound
 
 
 def _brute(H, b, low, high):
@@ -60,3 +63,49 @@ def test_neuron_bounds_are_below_every_method_and_prove_small_neurons():
             q_bias = np.rint(residual.mean(axis=0) / step_b)
             errors = np.sum((residual - q_bias * step_b) ** 2, axis=0)
             assert lq.offset[i] + full.bound == pytest.approx(errors.min(), rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4), width=st.integers(1, 3),
+       collinear=st.booleans())
+def test_the_lagrangian_bound_never_exceeds_the_brute_force_minimum(seed, n, width,
+                                                                   collinear):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(8, n)) * rng.uniform(0.05, 3, n)
+    if collinear and n > 1:
+        A[:, 1] = A[:, 0] + 1e-3 * rng.normal(size=8)
+    H, b = A.T @ A, rng.normal(size=n) * 4
+    low = rng.integers(-3, 1, n)
+    high = low + width
+    best = _brute(H, b, low, high)
+    assert lagrangian_bound(H, b, low, high) <= best + 1e-9 * max(1.0, abs(best))
+
+
+def test_the_lagrangian_bound_is_the_minimum_of_a_separable_problem_and_beats_the_box():
+    rng = np.random.default_rng(0)
+    h = rng.uniform(0.5, 3, 5)
+    H, b = np.diag(h), -h * rng.uniform(-2, 2, 5)  # each weight between two grid points
+    low, high = np.full(5, -2), np.full(5, 2)
+    best = _brute(H, b, low, high)
+    assert lagrangian_bound(H, b, low, high) == pytest.approx(best, abs=1e-5)
+    # the real box minimum (what a relaxation without integrality gives) is far lower
+    assert float(-(b**2 / h).sum()) < best - 0.1
+
+
+def test_the_lagrangian_bound_refuses_a_variable_without_room():
+    with pytest.raises(ValueError, match="low < high"):
+        lagrangian_bound(np.eye(2), np.zeros(2), np.array([0, 1]), np.array([1, 1]))
+
+
+def test_a_neuron_the_plain_budget_leaves_open_is_proven_on_the_reduced_basis():
+    rng = np.random.default_rng(7)
+    A = rng.normal(size=(12, 6)) @ np.diag(rng.uniform(0.1, 3, 6))
+    A[:, 1] = A[:, 0] + 0.01 * rng.normal(size=12)
+    H, b = A.T @ A, rng.normal(size=6) * 3
+    low, high = np.full(6, -2), np.full(6, 1)
+    start = np.zeros(6, int)
+    plain = box_lower_bound(H, b, low, high, incumbent=start, max_nodes=8)
+    both = box_lower_bound(H, b, low, high, incumbent=start, max_nodes=8,
+                           reduced_nodes=1_000_000)
+    assert not plain.proven
+    assert both.proven and both.bound == pytest.approx(_brute(H, b, low, high), abs=1e-9)

@@ -3,7 +3,9 @@
 The problem is ``min f(o) = oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (``H``
 symmetric positive semi-definite), the form of :func:`solvers.exact_bb.box.solve_box`.
 :func:`box_lower_bound` first tries to prove the optimum with the box sphere decoder
-(``proof_share`` of its node budget); failing that it certifies a radius:
+(``proof_share`` of its node budget), then, given ``reduced_nodes``, on an LLL/BKZ-reduced
+basis (:mod:`solvers.exact_bb.reduced`: what proves a digits second layer's neurons);
+failing that it certifies a radius:
 
 1. ``o_c``, the minimiser of ``f`` over the real box (a bounded least-squares problem),
    and ``g = ∇f(o_c)``. For every ``o`` exactly ``f(o) = f(o_c) + g·δ + δᵀHδ`` with
@@ -39,9 +41,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from solvers.exact_bb.box import _box_search, _BoxState, _decision_order, solve_box
+from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
 
 RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
 BISECTION_STEPS = 12
+REACH = 10    # a reduced-basis proof is tried where its estimated nodes are within this
+              # factor of its budget (the estimate keeps the start's radius; the search
+              # shrinks it)
 BVLS_MAX = 400    # entries: above, the box relaxation is solved by coordinate descent
 BOX_SWEEPS = 30
 
@@ -57,7 +63,8 @@ class BoundResult:
 
 
 def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
-                    proof_share: float = 0.5, relaxed=None) -> BoundResult:
+                    proof_share: float = 0.5, relaxed=None,
+                    reduced_nodes: int = 0) -> BoundResult:
     """A proven lower bound on ``min oᵀHo + 2bᵀo`` over integers in ``[low, high]``.
 
     Args:
@@ -69,6 +76,10 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
         relaxed: ``(H, b, low, high, constant)``, a problem whose minimum plus
             ``constant`` is at most this one's (:func:`neuron_box`'s), to certify the
             radius on instead; ``incumbent[:len(low)]`` must be feasible for it.
+        reduced_nodes: nodes for a second proof attempt on a reduced basis
+            (:func:`solvers.exact_bb.reduced.solve_box_reduced`, the last variable, a bias
+            when ``relaxed`` is given, at its best integer), made only where its estimated
+            node count is within ``REACH`` times this; 0: none.
 
     Returns:
         A :class:`BoundResult`; ``bound`` never exceeds the minimum.
@@ -83,6 +94,11 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
                       max_nodes=max(int(max_nodes * proof_share), 1))
     if proof.proven:
         return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
+    lower = proof.lower_bound
+    if reduced_nodes > 0:
+        proof = _reduced_proof(H, b, low, high, proof, reduced_nodes, relaxed is not None)
+        if proof.proven:
+            return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
     shift = 0.0
     if relaxed is not None:
         H, b, low, high, shift = relaxed
@@ -90,8 +106,19 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
     upper = float(np.sum((R @ (proof.o[:len(H)][_order_of(H)] - centre)) ** 2))
     certified = _certified_radius(R, centre, lo, hi, upper,
                                   max_nodes - int(max_nodes * proof_share))
-    bound = min(max(proof.lower_bound, base + shift + certified), proof.value)
+    bound = min(max(lower, base + shift + certified), proof.value)
     return BoundResult(bound, False, certified, time.perf_counter() - begin)
+
+
+def _reduced_proof(H, b, low, high, plain, nodes, bias):
+    """The reduced-basis search from the plain search's best (see ``reduced_nodes``);
+    ``plain`` itself where a proof is out of reach or the search finds nothing better."""
+    start = np.asarray(plain.o, dtype=np.int64)
+    if estimated_nodes(H, b, low, high, incumbent=start, eliminate_last=bias) > REACH * nodes:
+        return plain
+    found = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=nodes,
+                              eliminate_last=bias)
+    return found if found.proven or found.value < plain.value else plain
 
 
 def _certified_radius(R, centre, lo, hi, upper, nodes) -> float:
@@ -193,6 +220,21 @@ def _relaxation(H, b, low, high):
     linear = float(np.sum(np.minimum(g * (lo - centre), g * (hi - centre))))
     slack = ridge * float(np.sum(np.maximum((lo - centre) ** 2, (hi - centre) ** 2)))
     return value + min(linear, 0.0) - slack, R, centre, lo, hi
+
+
+def box_minimiser(H, b, low, high) -> np.ndarray:
+    """The minimiser of ``oᵀHo + 2bᵀo`` over the real box (bounded least squares up to
+    ``BVLS_MAX`` variables, coordinate descent above)."""
+    from scipy.optimize import lsq_linear  # lazily: scipy.optimize is slow to import
+
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    if len(H) > BVLS_MAX:
+        return _box_descent(H, b, low, high)
+    ridge = RIDGE * max(float(np.mean(np.diag(H))), 1e-300)
+    R = np.linalg.cholesky(H + ridge * np.eye(len(H))).T
+    solution = lsq_linear(R, -np.linalg.solve(R.T, b), bounds=(low, high), method="bvls",
+                          tol=1e-12)
+    return np.clip(solution.x, low, high)
 
 
 def _box_descent(H, b, lo, hi, sweeps: int = BOX_SWEEPS) -> np.ndarray:

@@ -1,0 +1,379 @@
+"""Exact box-constrained integer least squares on an LLL-reduced basis.
+
+:func:`solvers.exact_bb.box.solve_box` searches the weights themselves, one level per
+weight. On a layer whose inputs are correlated (a second layer's hidden activations) that
+tree is hopeless even when few grid points beat the incumbent: the ellipsoid
+``f(o) < f(incumbent)`` is long and thin along the correlations, so its projections onto
+the first levels hold astronomically many partial points although the whole ellipsoid holds
+a few hundred (``benchmarks/REACH.md``). Lattice reduction is the classic cure: with
+``H = RᵀR``, ``f(o) = ‖R(o − c)‖² + f(c)`` for the real minimiser ``c``; LLL finds a
+unimodular ``U`` (integer, integer inverse) such that ``RU``'s columns are short and
+nearly orthogonal, and ``o = Uz`` maps the integer points one to one. Schnorr–Euchner
+enumeration over ``z`` then visits every integer point of the ellipsoid with few wasted
+partial points; the box ``low ≤ Uz ≤ high`` (no longer one interval per level) is checked
+where a point is complete. A finished search proves the optimum: every grid point better
+than the incumbent lies in the ellipsoid, and each was seen.
+
+Example:
+    >>> import numpy as np
+    >>> H = np.array([[2.0, 1.98], [1.98, 2.0]]); b = np.array([-0.3, 0.1])
+    >>> result = solve_box_reduced(H, b, np.array([-3, -3]), np.array([3, 3]),
+    ...                            incumbent=np.array([0, 0]))
+    >>> best = min(float(o @ H @ o + 2 * b @ o) for o in np.ndindex(7, 7)
+    ...            for o in [np.array(o) - 3])
+    >>> result.proven, bool(abs(result.value - best) < 1e-12)
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import time
+from math import lgamma
+
+import numpy as np
+from numba import njit
+
+from solvers.exact_bb.box import BoxResult
+from solvers.exact_bb.sphere import CHUNK_NODES
+
+LLL_DELTA = 0.99
+BKZ_BLOCK = 20   # BKZ's block: each block's shortest vector by enumeration
+BKZ_TOURS = 8
+RIDGE = 1e-9   # relative to the mean diagonal, as in solve_box
+
+
+def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = None,
+                      time_limit: float | None = None,
+                      eliminate_last: bool = False) -> BoxResult:
+    """Minimise ``oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (see the module docs).
+
+    Args:
+        H: symmetric positive semi-definite (a ridge of ``1e-9`` of the mean diagonal keeps
+            the factor defined; the search radius is widened by what it can hide).
+        incumbent: a feasible start; the result is never worse.
+        max_nodes, time_limit: stop after this many nodes or seconds (None: no limit),
+            keeping the best found, with ``proven=False`` and no bound beyond ``-inf``.
+        eliminate_last: search the other variables only, the last one (a neuron's bias,
+            on a grid far finer than the weights') at its best integer for each: for fixed
+            others ``f`` is a parabola in it, whose best integer in the box is its rounded,
+            clipped vertex. The search covers ``min over real last`` of ``f``, which is
+            below ``f`` everywhere, so the proof holds; without this the ellipsoid holds
+            thousands of bias values per weight vector.
+
+    Returns:
+        A :class:`~solvers.exact_bb.box.BoxResult` (``lower_bound`` is the value when
+        proven, else ``-inf``).
+    """
+    begin = time.perf_counter()
+    H, b = np.asarray(H, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    low, high = np.asarray(low, dtype=np.int64), np.asarray(high, dtype=np.int64)
+    incumbent = np.asarray(incumbent, dtype=np.int64)
+    n = len(H)
+    value_of = lambda o: float(o @ H @ o + 2 * b @ o)
+    if n == 0:
+        return BoxResult(incumbent, 0.0, True, 0.0, 0, 0.0)
+    eliminate_last = bool(eliminate_last and n > 1 and H[-1, -1] > 0)
+    basis, U, target, radius, shift, best = _setup(H, b, low, high, incumbent,
+                                                   eliminate_last)
+    found = incumbent.copy()
+    state = _State(basis, target, radius, best)
+    budget = np.inf if max_nodes is None else max_nodes
+    deadline = np.inf if time_limit is None else begin + time_limit
+    nodes, finished = 0, False
+    while not finished and nodes < budget and time.perf_counter() < deadline:
+        chunk = int(min(CHUNK_NODES, budget - nodes))
+        finished, visited = _enumerate(basis, target, U, low, high, H, b, eliminate_last,
+                                       shift, found, state.radius, state.best,
+                                       state.z, state.centre, state.partial, state.step,
+                                       state.sign, state.level, chunk)
+        nodes += visited
+    value = value_of(found)
+    if value > best:  # numerical noise cannot make the result worse than the start
+        found, value = incumbent, best
+    return BoxResult(found, value, bool(finished), value if finished else -np.inf,
+                     int(nodes), time.perf_counter() - begin)
+
+
+def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False) -> float:
+    """The Gaussian heuristic's count of the nodes :func:`solve_box_reduced` visits from
+    ``incumbent`` (its radius, not shrinking): ``Σ_k V_k ρᵏ / Π |R'_ii|`` over the bottom
+    ``k`` levels of the reduced basis, ``V_k`` the unit ``k``-ball's volume. Whether a
+    proof is within reach, before spending the nodes on it."""
+    H = np.asarray(H, dtype=np.float64)
+    eliminate_last = bool(eliminate_last and len(H) > 1 and H[-1, -1] > 0)
+    basis, _, _, radius, _, _ = _setup(
+        H, np.asarray(b, dtype=np.float64), np.asarray(low, dtype=np.int64),
+        np.asarray(high, dtype=np.int64), np.asarray(incumbent, dtype=np.int64),
+        eliminate_last)
+    logs = np.cumsum(np.log(np.abs(np.diag(basis)))[::-1])
+    k = np.arange(1, len(basis) + 1)
+    terms = (k / 2) * np.log(np.pi * radius) - np.array([lgamma(x / 2 + 1) for x in k]) - logs
+    top = float(np.max(terms))
+    return float(np.exp(top) * np.sum(np.exp(terms - top)))
+
+
+def _setup(H, b, low, high, incumbent, eliminate_last):
+    """The searched form, reduced: ``(basis, U, target, radius, shift, incumbent's value)``
+    with ``f(o) < value ⇒ ‖basis·z − target‖² < radius`` for ``o = Uz`` (the weights'
+    part with ``eliminate_last``) and ``radius = value + shift``."""
+    m = len(H) - 1 if eliminate_last else len(H)
+    if eliminate_last:  # f(o) ≥ f_w(o_w) := min over the real last variable
+        h = H[:-1, -1]
+        S, s = H[:-1, :-1] - np.outer(h, h) / H[-1, -1], b[:-1] - h * b[-1] / H[-1, -1]
+        constant = -b[-1] ** 2 / H[-1, -1]
+    else:
+        S, s, constant = H, b, 0.0
+    # the box's multipliers: f ≥ f + Σ ν_j (o_j − low_j)(o_j − high_j) on the box for ν ≥ 0;
+    # ν from the real box minimiser's gradient puts the relaxed form's centre there
+    S, s, constant = _box_shift(S, s, constant, low[:m], high[:m])
+    ridge = RIDGE * max(float(np.mean(np.diag(S))), 1e-300)
+    ridged = S + ridge * np.eye(m)
+    R = np.linalg.cholesky(ridged).T
+    centre = -np.linalg.solve(ridged, s)
+    floor = float(s @ centre) + constant  # the searched form's minimum over the reals
+    # f(o) < f(incumbent) ⇒ f_ridged(o) < f(incumbent) + ρ·max‖o‖² over the box
+    slack = ridge * float(np.sum(np.maximum(low[:m].astype(float) ** 2,
+                                            high[:m].astype(float) ** 2)))
+    best = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
+    radius = (best + slack - floor) * (1 + 1e-9) + 1e-12 * abs(floor)
+    basis, U, target = _reduce(R, R @ centre)
+    return basis, U, target, radius, slack - floor, best
+
+
+def _box_shift(S, s, constant, low, high):
+    """``(S + diag(ν), s − ν∘(low + high)/2, constant + Σ ν low high)``: a form below
+    ``oᵀSo + 2sᵀo + constant`` on the box, for the multipliers ``ν ≥ 0`` of its real box
+    minimiser (zero inside, the gradient's size over the width on a bound). Without them a
+    real minimiser far outside the box would make the searched ellipsoid huge."""
+    from solvers.exact_bb.bound import box_minimiser  # lazily: bound imports box too
+
+    point = box_minimiser(S, s, low, high)
+    gradient = 2 * (S @ point + s)
+    width = (high - low).astype(float)
+    at_low, at_high = point <= low + 1e-12 * width, point >= high - 1e-12 * width
+    nu = np.where(at_low, gradient, 0.0) - np.where(at_high, gradient, 0.0)
+    nu = np.maximum(nu, 0.0) / width
+    return (S + np.diag(nu), s - nu * (low + high) / 2,
+            constant + float(nu @ (low.astype(float) * high)))
+
+
+class _State:
+    """The enumeration's depth-first stack, kept between chunks so it can resume."""
+
+    def __init__(self, basis, target, radius, best):
+        n = len(basis)
+        self.z, self.step = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        self.sign, self.centre = np.ones(n, np.int64), np.zeros(n)
+        self.partial = np.zeros(n + 1)
+        self.radius, self.best = np.array([radius]), np.array([best])
+        self.level = np.array([n - 1])
+        self.centre[n - 1] = target[n - 1] / basis[n - 1, n - 1]
+        self.z[n - 1] = np.rint(self.centre[n - 1])
+        self.sign[n - 1] = 1 if self.centre[n - 1] >= self.z[n - 1] else -1
+
+
+def _reduce(R, y, block: int = BKZ_BLOCK, tours: int = BKZ_TOURS):
+    """A reduced basis: ``(R', U, y')`` with ``R'`` upper triangular, ``U`` unimodular and
+    ``‖Ro − y‖ = ‖R'z − y'‖`` for ``o = Uz``.
+
+    LLL (Givens re-triangularisation), then BKZ tours: for each block of ``block``
+    columns the projected sublattice's shortest vector is found by enumeration and, where it
+    is shorter than the block's first column and has a coefficient ±1 (so swapping it in
+    keeps ``U`` unimodular), it replaces that column and moves to the block's front; LLL
+    then repairs the basis. Shorter leading columns flatten the Gram–Schmidt profile, which
+    is what the enumeration's node count depends on.
+    """
+    R0 = np.ascontiguousarray(R, dtype=np.float64)
+    y0 = np.ascontiguousarray(y, dtype=np.float64)
+    R1, U, _ = _lll(R0.copy(), y0.copy(), LLL_DELTA)
+    n = len(R0)
+    for _ in range(tours if n > 2 else 0):
+        changed = False
+        for k in range(n - 1):
+            end = min(k + block, n)
+            v = _shortest(np.ascontiguousarray(R1[k:end, k:end]), 0.99 * R1[k, k] ** 2)
+            units = np.flatnonzero(np.abs(v) == 1)
+            if not v.any() or len(units) == 0:
+                continue
+            j = k + units[-1]
+            U[:, j] = U[:, k:end] @ v
+            U[:, k:j + 1] = np.roll(U[:, k:j + 1], 1, axis=1)
+            R1 = _triangular(R0 @ U)
+            R1, step, _ = _lll(R1, np.zeros(n), LLL_DELTA)
+            U = U @ step
+            changed = True
+        if not changed:
+            break
+    Q, R1 = np.linalg.qr(R0 @ U)
+    return np.ascontiguousarray(R1), np.ascontiguousarray(U), Q.T @ y0
+
+
+def _triangular(B):
+    return np.ascontiguousarray(np.linalg.qr(B)[1])
+
+
+@njit(cache=True)
+def _shortest(R, radius):
+    """The shortest nonzero integer ``z`` with ``‖Rz‖² < radius`` (zeros if none):
+    Schnorr–Euchner around the origin, the radius shrinking at each shorter one."""
+    n = R.shape[0]
+    z = np.zeros(n, dtype=np.int64)
+    best = np.zeros(n, dtype=np.int64)
+    centre = np.zeros(n)
+    partial = np.zeros(n + 1)
+    step = np.zeros(n, dtype=np.int64)
+    sign = np.ones(n, dtype=np.int64)
+    k = n - 1
+    nodes = 0
+    while nodes < 10_000_000:
+        nodes += 1
+        d = R[k, k] * (z[k] - centre[k])
+        cost = partial[k + 1] + d * d
+        if cost < radius:
+            if k > 0:
+                partial[k] = cost
+                k -= 1
+                s = 0.0
+                for j in range(k + 1, n):
+                    s -= R[k, j] * z[j]
+                centre[k] = s / R[k, k]
+                z[k] = np.int64(np.rint(centre[k]))
+                sign[k] = 1 if centre[k] >= z[k] else -1
+                step[k] = 0
+                continue
+            nonzero = False
+            for i in range(n):
+                if z[i] != 0:
+                    nonzero = True
+            if nonzero:
+                radius = cost
+                best[:] = z
+        else:
+            k += 1
+            if k >= n:
+                break
+        step[k] += 1
+        if k == n - 1:  # the top level: only one sign (z and −z are the same vector)
+            z[k] = step[k]
+            continue
+        offset = (step[k] + 1) // 2
+        if step[k] % 2 == 1:
+            z[k] = np.int64(np.rint(centre[k])) + sign[k] * offset
+        else:
+            z[k] = np.int64(np.rint(centre[k])) - sign[k] * offset
+    return best
+
+
+@njit(cache=True)
+def _lll(R, y, delta):
+    n = R.shape[0]
+    U = np.eye(n, dtype=np.int64)
+    k = 1
+    steps = 0
+    while k < n and steps < 100 * n * n:
+        steps += 1
+        for j in range(k - 1, -1, -1):  # size-reduce column k against j
+            mu = np.rint(R[j, k] / R[j, j])
+            if mu != 0.0:
+                m = np.int64(mu)
+                for i in range(j + 1):
+                    R[i, k] -= mu * R[i, j]
+                for i in range(n):
+                    U[i, k] -= m * U[i, j]
+        if delta * R[k - 1, k - 1] ** 2 > R[k - 1, k] ** 2 + R[k, k] ** 2:
+            for i in range(n):  # swap columns k−1 and k
+                R[i, k - 1], R[i, k] = R[i, k], R[i, k - 1]
+                U[i, k - 1], U[i, k] = U[i, k], U[i, k - 1]
+            a, c = R[k - 1, k - 1], R[k, k - 1]
+            r = np.hypot(a, c)
+            cos, sin = a / r, c / r
+            for j in range(k - 1, n):  # a Givens rotation of rows k−1, k
+                top, bottom = R[k - 1, j], R[k, j]
+                R[k - 1, j] = cos * top + sin * bottom
+                R[k, j] = -sin * top + cos * bottom
+            R[k, k - 1] = 0.0
+            top, bottom = y[k - 1], y[k]
+            y[k - 1] = cos * top + sin * bottom
+            y[k] = -sin * top + cos * bottom
+            k = max(k - 1, 1)
+        else:
+            k += 1
+    return R, U, y
+
+
+@njit(cache=True)
+def _enumerate(R, y, U, low, high, H, b, last, shift, best_o, radius, best, z, centre,
+               partial, step, sign, level, budget):
+    """Schnorr–Euchner over ``‖Rz − y‖² < radius[0]`` (``R`` upper triangular) for at most
+    ``budget`` nodes, resuming from the stack (``z``, ``centre``, ``partial``, ``step``,
+    ``sign``, ``level``). Each complete ``z`` inside the box (``o = Uz``, then with
+    ``last`` the last variable at its best integer) that beats ``best[0]`` replaces
+    ``best_o`` and shrinks the radius to ``f(o) + shift``. Returns ``(finished, nodes)``."""
+    n = R.shape[0]
+    full = len(b)
+    o = np.zeros(full, dtype=np.int64)
+    k = level[0]
+    nodes = 0
+    while True:
+        if nodes >= budget:
+            level[0] = k
+            return False, nodes
+        nodes += 1
+        d = R[k, k] * (z[k] - centre[k])
+        cost = partial[k + 1] + d * d
+        if cost < radius[0]:
+            if k > 0:
+                partial[k] = cost
+                k -= 1
+                s = y[k]
+                for j in range(k + 1, n):
+                    s -= R[k, j] * z[j]
+                centre[k] = s / R[k, k]
+                z[k] = np.int64(np.rint(centre[k]))
+                sign[k] = 1 if centre[k] >= z[k] else -1
+                step[k] = 0
+                continue
+            if _complete(z, U, low, high, H, b, last, o):
+                value = 0.0
+                for i in range(full):
+                    row = 0.0
+                    for j in range(full):
+                        row += H[i, j] * o[j]
+                    value += o[i] * (row + 2 * b[i])
+                if value < best[0]:
+                    best[0] = value
+                    best_o[:] = o
+                    radius[0] = min(radius[0], value + shift)
+        else:  # this level's remaining candidates are farther: back up
+            k += 1
+            if k >= n:
+                level[0] = k
+                return True, nodes
+        # the next candidate at level k, zig-zagging outward around its centre
+        step[k] += 1
+        offset = (step[k] + 1) // 2
+        if step[k] % 2 == 1:
+            z[k] = np.int64(np.rint(centre[k])) + sign[k] * offset
+        else:
+            z[k] = np.int64(np.rint(centre[k])) - sign[k] * offset
+
+
+@njit(cache=True)
+def _complete(z, U, low, high, H, b, last, o):
+    """``o = Uz`` (then the last variable at its best integer with ``last``); whether it
+    lies in the box."""
+    n, full = len(z), len(b)
+    for i in range(n):
+        v = 0
+        for j in range(n):
+            v += U[i, j] * z[j]
+        if v < low[i] or v > high[i]:
+            return False
+        o[i] = v
+    if last:
+        vertex = b[full - 1]
+        for j in range(n):
+            vertex += H[full - 1, j] * o[j]
+        vertex = np.rint(-vertex / H[full - 1, full - 1])
+        o[full - 1] = np.int64(min(max(vertex, low[full - 1]), high[full - 1]))
+    return True

@@ -1,0 +1,88 @@
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solvers.exact_bb.box import solve_box
+from solvers.exact_bb.reduced import _reduce, estimated_nodes, solve_box_reduced
+
+
+def _brute(H, b, low, high):
+    points = np.array(list(itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)])))
+    values = np.einsum("ki,ij,kj->k", points, H, points) + 2 * points @ b
+    return float(values.min())
+
+
+def _correlated(rng, n, samples=40):
+    """A Gram matrix of correlated ReLU features, like a second layer's inputs."""
+    mix = rng.normal(size=(n, n)) + 2.0
+    X = np.maximum(rng.normal(size=(samples, n)) @ mix, 0)
+    return X.T @ X / samples
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), width=st.integers(1, 3),
+       last=st.booleans())
+def test_the_reduced_search_proves_the_brute_force_minimum(seed, n, width, last):
+    rng = np.random.default_rng(seed)
+    H = _correlated(rng, n)
+    b = rng.normal(size=n) * np.sqrt(np.diag(H)) * 3
+    low = rng.integers(-3, 1, n)
+    high = low + width
+    if last:  # a bias-like last variable: a fine grid over a wide range
+        H[-1, :] *= 0.05
+        H[:, -1] *= 0.05
+        b[-1] *= 0.05
+        low[-1], high[-1] = -40, 40
+    incumbent = np.clip(np.zeros(n, dtype=np.int64), low, high)
+    result = solve_box_reduced(H, b, low, high, incumbent=incumbent, eliminate_last=last)
+    best = _brute(H, b, low, high)
+    assert result.proven
+    assert np.all(result.o >= low) and np.all(result.o <= high)
+    assert result.value == pytest.approx(best, abs=1e-9 * max(1.0, abs(best)))
+    assert float(result.o @ H @ result.o + 2 * b @ result.o) == pytest.approx(result.value)
+
+
+def test_reduction_is_unimodular_and_keeps_distances():
+    rng = np.random.default_rng(1)
+    H = _correlated(rng, 30, samples=60)
+    R = np.linalg.cholesky(H + 1e-9 * np.eye(30)).T
+    y = rng.normal(size=30)
+    basis, U, target = _reduce(R, y)
+    assert np.allclose(np.tril(basis, -1), 0)
+    assert abs(round(np.linalg.det(U))) == 1
+    assert np.allclose(np.linalg.inv(U), np.rint(np.linalg.inv(U)), atol=1e-6)
+    for _ in range(5):
+        z = rng.integers(-5, 6, 30)
+        assert np.linalg.norm(basis @ z - target) == pytest.approx(np.linalg.norm(R @ U @ z - y))
+    # reduction shortens: the first basis vector is no longer than the shortest original one
+    assert abs(basis[0, 0]) <= np.min(np.linalg.norm(R, axis=0)) * (1 + 1e-9)
+
+
+def test_the_reduced_search_agrees_with_the_plain_one_on_a_correlated_neuron():
+    rng = np.random.default_rng(4)
+    n = 22
+    H = _correlated(rng, n, samples=200)
+    b = -H @ rng.uniform(-2, 2, n)   # a real optimum between grid points
+    low, high = np.full(n, -3), np.full(n, 3)
+    start = np.clip(np.rint(np.linalg.solve(H, -b)), low, high).astype(np.int64)
+    plain = solve_box(H, b, low, high, incumbent=start)
+    reduced = solve_box_reduced(H, b, low, high, incumbent=start)
+    assert plain.proven and reduced.proven
+    assert reduced.value == pytest.approx(plain.value, abs=1e-9 * abs(plain.value))
+    # the estimate takes the start's radius, which the search shrinks: above what it used
+    assert estimated_nodes(H, b, low, high, incumbent=start) > reduced.nodes / 10
+
+
+def test_a_search_out_of_budget_keeps_its_best_and_proves_nothing():
+    rng = np.random.default_rng(2)
+    H = _correlated(rng, 12)
+    b = -H @ rng.uniform(-2, 2, 12)
+    low, high = np.full(12, -3), np.full(12, 3)
+    start = np.zeros(12, dtype=np.int64)
+    result = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=3)
+    assert not result.proven and result.lower_bound == -np.inf
+    assert result.value <= float(start @ H @ start + 2 * b @ start)
+    assert result.nodes <= 3
