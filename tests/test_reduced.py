@@ -86,3 +86,23 @@ def test_a_search_out_of_budget_keeps_its_best_and_proves_nothing():
     assert not result.proven and result.lower_bound == -np.inf
     assert result.value <= float(start @ H @ start + 2 * b @ start)
     assert result.nodes <= 3
+
+
+def test_exact_bb_hands_a_reachable_neuron_to_the_reduced_search(monkeypatch):
+    from solvers.exact_bb import sampler
+
+    calls = []
+    real, plain = sampler.solve_box_reduced, sampler.solve_box
+    # the plain decoder gets one node: the proof must come from the reduced search
+    monkeypatch.setattr(sampler, "solve_box", lambda *a, **k: plain(*a, **k, max_nodes=1))
+    monkeypatch.setattr(sampler, "solve_box_reduced",
+                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    H = _correlated(rng, 10, samples=80)
+    b = -H @ rng.uniform(0, 3, 10)
+    span = np.full(10, 3)
+    start = np.clip(np.rint(np.linalg.solve(H, -b)), 0, 3).astype(np.int64)
+    found = sampler._box_search(H, b, span, start, 5.0, bias=True)
+    best = _brute(H, b, np.zeros(10, int), span)
+    assert calls and calls[0]["eliminate_last"] is True
+    assert found.proven and found.value == pytest.approx(best, abs=1e-9 * abs(best))

@@ -9,7 +9,9 @@ the incumbent unless ``initial_states`` are given. A layer built with wider wind
 (``window_bits > 1``) is searched over each weight's integer window instead of its bits
 (:func:`solvers.exact_bb.box.solve_box`), with ``lns``'s integer windows polishing the
 incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the optimum of the layer's whole
-quantization problem, not of a restriction of it. On a bare BQM the incumbent is the
+quantization problem, not of a restriction of it. Neurons of up to 200 entries whose
+proof looks within reach then continue on an LLL/BKZ-reduced basis
+(:mod:`solvers.exact_bb.reduced`), which proves the digits model's second layer. On a bare BQM the incumbent is the
 given initial state, else the rounded continuous optimum.
 """
 
@@ -26,11 +28,16 @@ from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo, start_state
 from solvers import missing_package
 from solvers.batch_sa.sampler import BatchSASampler
-from solvers.exact_bb.box import solve_box
+from solvers.exact_bb.box import BoxResult, solve_box
+from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
 from solvers.exact_bb.sphere import solve_dense
 from solvers.lns.search import polish_integers
 
 DEFAULT_TIME_LIMIT = 60.0
+REDUCED_MAX = 200         # entries: above, a neuron is searched by the plain decoder only
+PLAIN_SHARE = 0.25        # of a neuron's time, for the plain decoder before the reduced one
+NODES_PER_SECOND = 3e7    # the reduced search's pace on this project's machine (a gate only)
+REACH = 10
 
 
 class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
@@ -113,9 +120,9 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
         span, e, p = lq.integer_form(i)
         live = np.flatnonzero((span > 0) & (np.diag(gram) > 0))  # the rest cost nothing
         o = lq.integers(i, lq.assignment(i, start)) - lq.base[i]
-        found = solve_box(gram[np.ix_(live, live)] * np.outer(e[live], e[live]),
-                          -e[live] * p[live], np.zeros(len(live), np.int64), span[live],
-                          incumbent=o[live], time_limit=time_limit)
+        found = _box_search(gram[np.ix_(live, live)] * np.outer(e[live], e[live]),
+                            -e[live] * p[live], span[live], o[live], time_limit,
+                            bias=lq.has_bias and len(live) > 0 and live[-1] == lq.n_inputs)
         o[live] = found.o
         sample = lq.sample(i, lq.states((lq.base[i] + o)[None, :], [i])[0])
         energy = lq.energy(i, sample)
@@ -150,6 +157,33 @@ class _Budget:
         share = (self.deadline - time.perf_counter()) / max(self.left, 1)
         self.left -= 1
         return min(self.per_neuron, max(share, self.MINIMUM))
+
+
+def _box_search(H, b, span, start, time_limit, *, bias: bool) -> BoxResult:
+    """One neuron's integer search over ``[0, span]``: the sphere decoder on the weights;
+    for a neuron of at most ``REDUCED_MAX`` entries whose reduced-basis search
+    (:mod:`solvers.exact_bb.reduced`) is estimated within reach of the time limit, the
+    decoder gets ``PLAIN_SHARE`` of it (what it proves, it proves fast) and the reduced
+    search the rest, from the decoder's best (``bias``: the last entry is the bias, searched
+    at its best integer for each weight vector)."""
+    begin = time.perf_counter()
+    low = np.zeros(len(span), np.int64)
+    reachable = 0 < len(span) <= REDUCED_MAX and estimated_nodes(
+        H, b, low, span, incumbent=start, eliminate_last=bias) \
+        <= REACH * NODES_PER_SECOND * time_limit
+    plain = solve_box(H, b, low, span, incumbent=start,
+                      time_limit=time_limit * (PLAIN_SHARE if reachable else 1.0))
+    left = time_limit - (time.perf_counter() - begin)
+    if plain.proven or not reachable or left <= 0:
+        return plain
+    reduced = solve_box_reduced(H, b, low, span, incumbent=plain.o, time_limit=left,
+                                eliminate_last=bias)
+    if reduced.proven:
+        return BoxResult(reduced.o, reduced.value, True, reduced.value,
+                         plain.nodes + reduced.nodes, time.perf_counter() - begin)
+    better = reduced if reduced.value < plain.value else plain
+    return BoxResult(better.o, better.value, False, plain.lower_bound,
+                     plain.nodes + reduced.nodes, time.perf_counter() - begin)
 
 
 def _info(result) -> dict:
