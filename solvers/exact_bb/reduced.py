@@ -94,17 +94,20 @@ def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = Non
                      int(nodes), time.perf_counter() - begin)
 
 
-def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False) -> float:
+def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False,
+                    reduced: bool = True) -> float:
     """The Gaussian heuristic's count of the nodes :func:`solve_box_reduced` visits from
     ``incumbent`` (its radius, not shrinking): ``Σ_k V_k ρᵏ / Π |R'_ii|`` over the bottom
     ``k`` levels of the reduced basis, ``V_k`` the unit ``k``-ball's volume. Whether a
-    proof is within reach, before spending the nodes on it."""
+    proof is within reach, before spending the nodes on it. ``reduced=False``: the same
+    count for the unreduced basis in the plain decoder's order (its box, which prunes
+    some levels, ignored)."""
     H = np.asarray(H, dtype=np.float64)
     eliminate_last = bool(eliminate_last and len(H) > 1 and H[-1, -1] > 0)
     basis, _, _, radius, _, _ = _setup(
         H, np.asarray(b, dtype=np.float64), np.asarray(low, dtype=np.int64),
         np.asarray(high, dtype=np.int64), np.asarray(incumbent, dtype=np.int64),
-        eliminate_last)
+        eliminate_last, reduced=reduced)
     logs = np.cumsum(np.log(np.abs(np.diag(basis)))[::-1])
     k = np.arange(1, len(basis) + 1)
     terms = (k / 2) * np.log(np.pi * radius) - np.array([lgamma(x / 2 + 1) for x in k]) - logs
@@ -112,7 +115,7 @@ def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False)
     return float(np.exp(top) * np.sum(np.exp(terms - top)))
 
 
-def _setup(H, b, low, high, incumbent, eliminate_last):
+def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True):
     """The searched form, reduced: ``(basis, U, target, radius, shift, incumbent's value)``
     with ``f(o) < value ⇒ ‖basis·z − target‖² < radius`` for ``o = Uz`` (the weights'
     part with ``eliminate_last``) and ``radius = value + shift``."""
@@ -136,6 +139,12 @@ def _setup(H, b, low, high, incumbent, eliminate_last):
                                             high[:m].astype(float) ** 2)))
     best = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
     radius = (best + slack - floor) * (1 + 1e-9) + 1e-12 * abs(floor)
+    if not reduced:  # the plain decoder's basis: its own variable order, no reduction
+        from solvers.exact_bb.box import _decision_order
+
+        order = _decision_order(ridged)
+        R = np.linalg.cholesky(ridged[np.ix_(order, order)]).T
+        return R, None, None, radius, slack - floor, best
     basis, U, target = _reduce(R, R @ centre)
     return basis, U, target, radius, slack - floor, best
 
