@@ -199,7 +199,16 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--neurons", type=int, default=None, help="only the first N")
     parser.add_argument("--out-dir", default="benchmarks")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="only rewrite REACH.md from reach.json (its bound column from "
+                        "the current results.json); nothing is run")
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        out = Path(args.out_dir)
+        table = markdown(json.loads((out / "reach.json").read_text()), _bound_cells())
+        atomic_write(out / "REACH.md", lambda stream: stream.write(table.encode()))
+        print(table)
+        return 0
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/reach.py " + " ".join(shlex.quote(a) for a in given)
     out = Path(args.out_dir)

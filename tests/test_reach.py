@@ -1,6 +1,7 @@
 """benchmarks/reach.py: the Gaussian-heuristic counts and the table."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -42,3 +43,17 @@ def test_a_layer_cell_and_its_row():
                     {"toy|0|3": {"model": "m", "neurons": 3, "bound": 1.5, "proven": 2}})
     row = text.splitlines()[-1]
     assert row.startswith("| toy 0 | 3 | 7 × 3 |") and "| 1.5 (2/3) |" in row
+
+
+def test_markdown_only_rewrites_the_table_from_the_json(tmp_path):
+    from benchmarks.reach import main
+
+    row = {"entries": 5, "best": 2.0, "lagrangian": 1.0, "lagrangian_seconds": 0.1,
+           "log10_ellipsoid": 1.0, "log10_in_box": 0.5, "samples_in_box": 3,
+           "log10_nodes": {"unreduced": 4.0, "reduced": 3.0}}
+    (tmp_path / "reach.json").write_text(json.dumps(
+        {"command": "python benchmarks/reach.py", "cells": {
+            "toy|1|2": {"neurons": [row], "samples": 10, "model": "m"}}}))
+    assert main(["--markdown-only", "--out-dir", str(tmp_path)]) == 0
+    assert "| toy 1 | 2 | 5 × 1 | 2 | 1 |  | 10^1.0 / 10^0.5 | 10^4.0 / 10^3.0 |" in \
+        (tmp_path / "REACH.md").read_text()
