@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvers.exact_bb.box import solve_box
-from solvers.exact_bb.reduced import _reduce, estimated_nodes, solve_box_reduced
+from solvers.exact_bb.lattice import reduce_basis
+from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
 
 
 def _brute(H, b, low, high):
@@ -50,7 +51,7 @@ def test_reduction_is_unimodular_and_keeps_distances():
     H = _correlated(rng, 30, samples=60)
     R = np.linalg.cholesky(H + 1e-9 * np.eye(30)).T
     y = rng.normal(size=30)
-    basis, U, target = _reduce(R, y)
+    basis, U, target = reduce_basis(R, y)
     assert np.allclose(np.tril(basis, -1), 0)
     assert abs(round(np.linalg.det(U))) == 1
     assert np.allclose(np.linalg.inv(U), np.rint(np.linalg.inv(U)), atol=1e-6)

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.exact_bb.box import _box_search, _BoxState, _decision_order, solve_box
+from solvers.exact_bb.box import (BVLS_MAX, _box_descent, _box_search, _BoxState,
+                                  _decision_order, solve_box)
 from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
 
 RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
@@ -48,8 +49,6 @@ BISECTION_STEPS = 12
 REACH = 10    # a reduced-basis proof is tried where its estimated nodes are within this
               # factor of its budget (the estimate keeps the start's radius; the search
               # shrinks it)
-BVLS_MAX = 400    # entries: above, the box relaxation is solved by coordinate descent
-BOX_SWEEPS = 30
 
 
 @dataclass(frozen=True)
@@ -220,38 +219,6 @@ def _relaxation(H, b, low, high):
     linear = float(np.sum(np.minimum(g * (lo - centre), g * (hi - centre))))
     slack = ridge * float(np.sum(np.maximum((lo - centre) ** 2, (hi - centre) ** 2)))
     return value + min(linear, 0.0) - slack, R, centre, lo, hi
-
-
-def box_minimiser(H, b, low, high) -> np.ndarray:
-    """The minimiser of ``oᵀHo + 2bᵀo`` over the real box (bounded least squares up to
-    ``BVLS_MAX`` variables, coordinate descent above)."""
-    from scipy.optimize import lsq_linear  # lazily: scipy.optimize is slow to import
-
-    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-    if len(H) > BVLS_MAX:
-        return _box_descent(H, b, low, high)
-    ridge = RIDGE * max(float(np.mean(np.diag(H))), 1e-300)
-    R = np.linalg.cholesky(H + ridge * np.eye(len(H))).T
-    solution = lsq_linear(R, -np.linalg.solve(R.T, b), bounds=(low, high), method="bvls",
-                          tol=1e-12)
-    return np.clip(solution.x, low, high)
-
-
-def _box_descent(H, b, lo, hi, sweeps: int = BOX_SWEEPS) -> np.ndarray:
-    """Cyclic coordinate descent on ``oᵀHo + 2bᵀo`` over the real box (each coordinate
-    to its exact clipped minimiser in turn): O(n²) per sweep."""
-    diag = np.diag(H)
-    o = np.clip(-b / np.where(diag > 0, diag, 1.0), lo, hi)
-    gradient = H @ o + b  # half the gradient
-    for _ in range(sweeps):
-        for j in range(len(o)):
-            if diag[j] <= 0:
-                continue
-            new = min(max(o[j] - gradient[j] / diag[j], lo[j]), hi[j])
-            if new != o[j]:
-                gradient += H[:, j] * (new - o[j])
-                o[j] = new
-    return o
 
 
 def _no_point_within(R, centre, lo, hi, radius, max_nodes) -> tuple[bool, int]:
