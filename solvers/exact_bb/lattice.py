@@ -73,6 +73,7 @@ def _shortest(R, radius):
     partial = np.zeros(n + 1)
     step = np.zeros(n, dtype=np.int64)
     sign = np.ones(n, dtype=np.int64)
+    origin = np.zeros(n)
     k = n - 1
     nodes = 0
     while nodes < SHORTEST_NODES:
@@ -83,13 +84,7 @@ def _shortest(R, radius):
             if k > 0:
                 partial[k] = cost
                 k -= 1
-                s = 0.0
-                for j in range(k + 1, n):
-                    s -= R[k, j] * z[j]
-                centre[k] = s / R[k, k]
-                z[k] = np.int64(np.rint(centre[k]))
-                sign[k] = 1 if centre[k] >= z[k] else -1
-                step[k] = 0
+                enter_level(R, origin, z, centre, sign, step, k)
                 continue
             nonzero = False
             for i in range(n):
@@ -102,16 +97,37 @@ def _shortest(R, radius):
             k += 1
             if k >= n:
                 break
-        step[k] += 1
         if k == n - 1:  # the top level: only one sign (z and −z are the same vector)
+            step[k] += 1
             z[k] = step[k]
             continue
-        offset = (step[k] + 1) // 2
-        if step[k] % 2 == 1:
-            z[k] = np.int64(np.rint(centre[k])) + sign[k] * offset
-        else:
-            z[k] = np.int64(np.rint(centre[k])) - sign[k] * offset
+        next_candidate(z, centre, sign, step, k)
     return best
+
+
+@njit(cache=True)
+def enter_level(R, y, z, centre, sign, step, k):
+    """Schnorr–Euchner: level ``k``'s conditional centre given the levels above, and its
+    nearest integer as the first candidate."""
+    s = y[k]
+    for j in range(k + 1, R.shape[0]):
+        s -= R[k, j] * z[j]
+    centre[k] = s / R[k, k]
+    z[k] = np.int64(np.rint(centre[k]))
+    sign[k] = 1 if centre[k] >= z[k] else -1
+    step[k] = 0
+
+
+@njit(cache=True)
+def next_candidate(z, centre, sign, step, k):
+    """Level ``k``'s next candidate, zig-zagging outward around its centre (so the
+    distances never decrease: the first one out of the radius ends the level)."""
+    step[k] += 1
+    offset = (step[k] + 1) // 2
+    if step[k] % 2 == 1:
+        z[k] = np.int64(np.rint(centre[k])) + sign[k] * offset
+    else:
+        z[k] = np.int64(np.rint(centre[k])) - sign[k] * offset
 
 
 @njit(cache=True)

@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from solvers.exact_bb.box import BoxResult, _decision_order, box_minimiser
-from solvers.exact_bb.lattice import reduce_basis
+from solvers.exact_bb.lattice import enter_level, next_candidate, reduce_basis
 from solvers.exact_bb.sphere import CHUNK_NODES
 
 RIDGE = 1e-9   # relative to the mean diagonal, as in solve_box
@@ -201,13 +201,7 @@ def _enumerate(R, y, U, low, high, H, b, last, shift, best_o, radius, best, z, c
             if k > 0:
                 partial[k] = cost
                 k -= 1
-                s = y[k]
-                for j in range(k + 1, n):
-                    s -= R[k, j] * z[j]
-                centre[k] = s / R[k, k]
-                z[k] = np.int64(np.rint(centre[k]))
-                sign[k] = 1 if centre[k] >= z[k] else -1
-                step[k] = 0
+                enter_level(R, y, z, centre, sign, step, k)
                 continue
             if _complete(z, U, low, high, H, b, last, o):
                 value = 0.0
@@ -225,13 +219,7 @@ def _enumerate(R, y, U, low, high, H, b, last, shift, best_o, radius, best, z, c
             if k >= n:
                 level[0] = k
                 return True, nodes
-        # the next candidate at level k, zig-zagging outward around its centre
-        step[k] += 1
-        offset = (step[k] + 1) // 2
-        if step[k] % 2 == 1:
-            z[k] = np.int64(np.rint(centre[k])) + sign[k] * offset
-        else:
-            z[k] = np.int64(np.rint(centre[k])) - sign[k] * offset
+        next_candidate(z, centre, sign, step, k)
 
 
 @njit(cache=True)
