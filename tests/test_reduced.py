@@ -107,3 +107,24 @@ def test_exact_bb_hands_a_reachable_neuron_to_the_reduced_search(monkeypatch):
     best = _brute(H, b, np.zeros(10, int), span)
     assert calls and calls[0]["eliminate_last"] is True
     assert found.proven and found.value == pytest.approx(best, abs=1e-9 * abs(best))
+
+
+@pytest.mark.parametrize("inputs, expected", [(6, True), (250, False)])
+def test_exact_bb_starts_small_whole_grid_neurons_from_kbest(monkeypatch, inputs, expected):
+    from annealq import formulate_layer
+    from solvers.exact_bb import sampler
+    from solvers.kbest.sampler import KBestSampler
+
+    calls = []
+    real = KBestSampler.sample_layer
+    monkeypatch.setattr(KBestSampler, "sample_layer",
+                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    rng = np.random.default_rng(0)
+    X = np.maximum(rng.normal(size=(120, inputs)), 0)
+    W, bias = rng.normal(size=(2, inputs)) * 0.3, rng.normal(size=2)
+    lq = formulate_layer(W, bias, X, bits=2, window_bits=2)
+    start = lq.samples(lq.states(lq.rtn_integers()))
+    found = sampler.BranchAndBoundSolver(time_limit=0.5).sample_layer(
+        lq, initial_states=start)
+    assert bool(calls) is expected
+    assert all(r.energy <= lq.energy(i, s) + 1e-9 for i, (r, s) in enumerate(zip(found, start)))

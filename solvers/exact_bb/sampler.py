@@ -9,9 +9,11 @@ the incumbent unless ``initial_states`` are given. A layer built with wider wind
 (``window_bits > 1``) is searched over each weight's integer window instead of its bits
 (:func:`solvers.exact_bb.box.solve_box`), with ``lns``'s integer windows polishing the
 incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the optimum of the layer's whole
-quantization problem, not of a restriction of it. Neurons of up to 200 entries whose
-proof looks within reach then continue on an LLL/BKZ-reduced basis
-(:mod:`solvers.exact_bb.reduced`), which proves the digits model's second layer. On a bare BQM the incumbent is the
+quantization problem, not of a restriction of it. On a layer of up to 200 entries per
+neuron ``kbest`` then improves the polished incumbent (its time comes on top), and a
+neuron whose proof looks within reach continues, after a quarter of its time, on an
+LLL/BKZ-reduced basis (:mod:`solvers.exact_bb.reduced`), which proves the digits model's
+second layer. On a bare BQM the incumbent is the
 given initial state, else the rounded continuous optimum.
 """
 
@@ -31,6 +33,7 @@ from solvers.batch_sa.sampler import BatchSASampler
 from solvers.exact_bb.box import BoxResult, solve_box
 from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
 from solvers.exact_bb.sphere import solve_dense
+from solvers.kbest.sampler import KBestSampler
 from solvers.lns.search import polish_integers
 
 DEFAULT_TIME_LIMIT = 60.0
@@ -99,10 +102,15 @@ class BranchAndBoundSolver(dimod.Sampler, LayerSampler):
             states = polish_integers(lq, rows, np.stack(
                 [lq.assignment(i, s) for i, s in zip(rows, initial_states)]),
                 time_limit=budget.polish())
+            starts = [dict(zip(labels, state.tolist())) for state in states]
+            if lq.n_inputs + 1 <= REDUCED_MAX:
+                # where proofs are within reach the incumbent's radius decides their cost:
+                # kbest from the polished start (never worse than it; seconds on such a layer)
+                starts = [r.sample for r in KBestSampler().sample_layer(
+                    lq, neurons=rows, initial_states=starts)]
             gram = lq.entry_gram
-            return [self._integer_search(lq, gram, i, dict(zip(labels, state.tolist())),
-                                         budget.next())
-                    for i, state in zip(rows, states)]
+            return [self._integer_search(lq, gram, i, start, budget.next())
+                    for i, start in zip(rows, starts)]
         labels = lq.labels()
         results = []
         for i, start in zip(rows, initial_states):
