@@ -182,7 +182,8 @@ def run_quantize(args) -> int:
                           solver, config, execution))
             return 0
         result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
-                          cache=store, quiet=args.quiet, **execution.to_dict())
+                          cache=False if store is None else store, quiet=args.quiet,
+                          **execution.to_dict())
     finally:
         if store:
             store.close()

@@ -189,3 +189,16 @@ def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
     again = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
                      "--report", "r2.json", "--calibration", "300", cwd=tmp_path)
     assert json.loads((tmp_path / "r2.json").read_text())["cache"] == {"hits": 74, "misses": 0}
+
+
+def test_no_cache_neither_reads_nor_writes_the_default_cache(tmp_path):
+    import json
+
+    cache = tmp_path / "default.sqlite"
+    for name in ("a.json", "b.json"):
+        out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver",
+                       "batch-sa", "--calibration", "200", "--no-cache", "--report", name,
+                       "--quiet", cwd=tmp_path, env_extra={"ANNEALQ_CACHE": str(cache)})
+        assert out.returncode == 0, out.stderr
+        assert json.loads((tmp_path / name).read_text())["cache"] == {"hits": 0, "misses": 74}
+    assert not cache.exists()
