@@ -182,8 +182,7 @@ def run_quantize(args) -> int:
                           solver, config, execution))
             return 0
         result = quantize(model, data, solver=sampler, solver_name=solver, config=config,
-                          cache=False if store is None else store, quiet=args.quiet,
-                          **execution.to_dict())
+                          cache=store or False, quiet=args.quiet, **execution.to_dict())
     finally:
         if store:
             store.close()
