@@ -169,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--group-size", type=int, default=None, metavar="G",
                           help="one weight step per G consecutive inputs of each row "
                                "(GPTQ/AWQ-style int4 groups; still an exact QUBO)")
+    quantize.add_argument("--ridge", type=float, default=0.0, metavar="R",
+                          help="pull the QUBO's weights towards the float ones by R x the "
+                               "mean input energy (a regulariser for small calibration "
+                               "sets; default 0: the output error alone)")
     quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
                           help="warm start of the QUBO solver (gptq: windows centred on "
                                "GPTQ's solution, never worse than it)")

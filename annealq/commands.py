@@ -12,7 +12,7 @@ import torch
 from annealq.cache import CacheStore, default_cache_path, open_cache
 from annealq.cache.repair import check_cache, repair_cache
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
-from annealq.config import QuantizeConfig
+from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
 from annealq.credentials import token_configured
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
@@ -125,11 +125,9 @@ def run_demo(args) -> int:
 
 def _grid_options(args) -> dict:
     """The formulation options the user changed from their defaults."""
-    options = {"window_bits": args.window_bits, "scheme": args.scheme,
-               "per_channel": args.per_channel, "group_size": args.group_size}
-    defaults = {"window_bits": 1, "scheme": "reference", "per_channel": False,
-                "group_size": None}
-    return {k: v for k, v in options.items() if v != defaults[k]}
+    given = {"window_bits": args.window_bits, "scheme": args.scheme, "ridge": args.ridge,
+             "per_channel": args.per_channel, "group_size": args.group_size}
+    return {k: v for k, v in given.items() if v != FORMULATION_DEFAULTS[k]}
 
 
 def _gptq_options(args) -> dict:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
+from annealq.formulation import validate_ridge
 from annealq.grid import SCHEMES, validate_bits, validate_group_size
 from annealq.registry import solver_spec
 
@@ -31,9 +32,9 @@ DEFAULT_SOLVER = "auto"
 MAX_WINDOW_BITS = 16
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
-_FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
+FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
                          "bias_window_bits": None, "bias_step": None, "input_step": None,
-                         "group_size": None}
+                         "group_size": None, "ridge": 0.0}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class QuantizeConfig:
             group_size: the grids and windows of
             :func:`~annealq.formulation.formulate_layer` (``group_size``: one weight step
             per that many consecutive inputs of each row).
+        ridge: the QUBO's pull towards the float weights (``method="qubo"`` only;
+            :func:`~annealq.formulation.formulate_layer`); 0 is the output error alone.
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
@@ -75,6 +78,7 @@ class QuantizeConfig:
     bias_step: float | None = None
     input_step: float | None = None
     group_size: int | None = None
+    ridge: float = 0.0
     activation_bits: int | None = None
     calibration_size: int | None = None
     seed: int | None = None
@@ -91,6 +95,10 @@ class QuantizeConfig:
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
         _validate_time_limit(self.time_limit, self.method)
+        object.__setattr__(self, "ridge", validate_ridge(self.ridge))
+        if self.ridge and self.method != "qubo":
+            raise ValueError(f"ridge regularises the qubo method's objective, not method "
+                             f"{self.method!r}")
         if self.group_size is not None:
             object.__setattr__(self, "group_size", validate_group_size(self.group_size))
         if self.activation_bits is not None and self.input_step is not None:
@@ -116,7 +124,7 @@ class QuantizeConfig:
 
     def formulation_options(self) -> dict:
         """The formulation options that differ from their defaults."""
-        return {name: getattr(self, name) for name, default in _FORMULATION_DEFAULTS.items()
+        return {name: getattr(self, name) for name, default in FORMULATION_DEFAULTS.items()
                 if getattr(self, name) != default}
 
     def to_dict(self) -> dict:
@@ -155,7 +163,7 @@ def _validate_method(method, start, scheme, method_options) -> None:
     if unknown and method in ("qubo", "rtn"):
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for method "
                          f"{method!r}; formulation options are "
-                         f"{', '.join(sorted(_FORMULATION_DEFAULTS))}"
+                         f"{', '.join(sorted(FORMULATION_DEFAULTS))}"
                          + (f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
                             if set(GPTQ_OPTIONS) & unknown else ""))
     _validate_gptq_options(method_options)

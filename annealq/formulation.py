@@ -30,6 +30,8 @@ Example:
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from annealq.grid import Grid, bias_grid, weight_grid
@@ -42,7 +44,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                     scheme: str = "reference", per_channel: bool = False,
                     bias_step=None, input_step=None, window_bits: int = 1,
                     bias_window_bits: int | None = None, center=None,
-                    group_size: int | None = None) -> LayerQUBO:
+                    group_size: int | None = None, ridge: float = 0.0) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
@@ -72,6 +74,11 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
             on, e.g. GPTQ's solution, so that it is representable (a warm start).
         group_size: one weight step per ``group_size`` consecutive inputs of each row
             (:func:`~annealq.grid.weight_grid`); each variable carries its group's step.
+        ridge: adds ``λ ‖w − s q‖²`` over each row's weights to the objective, with
+            ``λ = ridge ×`` the mean diagonal of ``X̂ᵀX̂``: a pull towards the float weights
+            in the directions the calibration inputs hardly span (damping, as GPTQ's, but
+            in the objective). The QUBO stays exact, for the regularised objective; 0
+            (default) is the squared output error alone.
 
     Returns:
         A :class:`LayerQUBO`.
@@ -94,6 +101,7 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         raise ValueError(f"the input statistics have {stats.features} features and "
                          f"{stats.rows} rows; the weight has {f} columns")
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
+    ridge = validate_ridge(ridge)
 
     w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size)
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
@@ -118,6 +126,9 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         down = np.column_stack([w_grid.dequantize(base[:, :-1]), b_grid.dequantize(base[:, -1])])
         offset, projection = stats.residual(values, down)
         entry_gram, projection = stats.gram, projection.T
+    if ridge:
+        entry_gram, projection, offset = _ridge_terms(entry_gram, projection, offset, ridge,
+                                                      W - w_grid.dequantize(base[:, :-1]))
     gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
         else entry_gram[np.ix_(columns, columns)]
     linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
@@ -140,6 +151,26 @@ def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
     entry_gram[f, f] = X_hat.shape[0]
     projection = np.vstack([X_hat.T @ residual, residual.sum(axis=0)])  # Âᵀ R, (f+1, n)
     return entry_gram, projection, np.einsum("mi,mi->i", residual, residual)
+
+
+def validate_ridge(ridge) -> float:
+    """``ridge`` as a float, or a ValueError naming it."""
+    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) \
+            or not 0 <= ridge < float("inf"):
+        raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
+    return float(ridge)
+
+
+def _ridge_terms(entry_gram, projection, offset, ridge: float, distance):
+    """The terms with ``λ ‖w − s q‖²`` added: the rows ``√λ I`` appended to ``X̂`` with
+    target ``√λ w``; ``distance`` is ``w − s·base`` ``(n, f)``."""
+    f = distance.shape[1]
+    lam = ridge * float(np.mean(np.diag(entry_gram)[:f]))
+    entry_gram = entry_gram.copy()
+    entry_gram[np.arange(f), np.arange(f)] += lam
+    projection = projection.copy()
+    projection[:f] += lam * distance.T
+    return entry_gram, projection, offset + lam * np.einsum("ij,ij->i", distance, distance)
 
 
 def _window_sizes(window_bits, bias_window_bits, bits) -> tuple[int, int]:

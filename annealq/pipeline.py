@@ -50,7 +50,7 @@ __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
 log = logging.getLogger(__name__)
 
-_WINDOW_OPTIONS = frozenset({"window_bits", "bias_window_bits"})
+_QUBO_OPTIONS = frozenset({"window_bits", "bias_window_bits", "ridge"})  # not the baselines'
 
 
 def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLVER,
@@ -282,25 +282,15 @@ class _Run:
             extra = {k: v for k, v in extra.items() if k in GPTQ_OPTIONS}
         if method == "adaround" and self.config.seed is not None:
             extra.setdefault("seed", self.config.seed)
-        grid_options = {k: v for k, v in options.items() if k not in _WINDOW_OPTIONS}
+        grid_options = {k: v for k, v in options.items() if k not in _QUBO_OPTIONS}
         return baseline_round(method, weight, bias, X_hat, bits=self.config.bits,
                               float_inputs=X, method_options=extra, **grid_options)
-
-
-def _output_error(lq: LayerQUBO, X, X_hat, q, q_b) -> float:
-    """``‖X Wᵀ + b − X̂ (s q)ᵀ − s_b q_b‖²``: the layer's squared output error, directly."""
-    f = lq.n_inputs
-    target = X @ lq.values[:, :f].T + lq.values[:, f]
-    output = X_hat @ lq.weight_grid.dequantize(q).T + lq.bias_grid.dequantize(q_b)
-    return float(np.sum((target - output) ** 2))
-
-
 
 
 def _accuracies(model, quantized, calibration, evaluation, config) -> dict:
     x, y = evaluation
     rounded = quantized if config.method == "rtn" else rtn_model(
         model, calibration, bits=config.bits, activation_bits=config.activation_bits,
-        **config.formulation_options())
+        **{k: v for k, v in config.formulation_options().items() if k not in _QUBO_OPTIONS})
     return {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
             "quantized": accuracy(quantized, x, y)}

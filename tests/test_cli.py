@@ -121,6 +121,8 @@ def _model_file(folder, kind):
     (["--method", "magic"], None, "unknown method 'magic'"),
     (["--activation-bits", "1"], None, "activation_bits must be from 2 to 16"),
     (["--method", "gptq", "--damp", "-1"], None, "damp must be a finite number >= 0"),
+    (["--ridge", "-1"], None, "ridge must be a finite number >= 0"),
+    (["--method", "cd", "--ridge", "0.01"], None, "ridge regularises the qubo method"),
     (["--act-order", "off"], None, "GPTQ's act_order, damp go with start='gptq'"),
     ([], "missing", "does not exist"),
     ([], "garbage", "not a torch.save or TorchScript file"),
