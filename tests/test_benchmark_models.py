@@ -1,5 +1,5 @@
 """The reference weights in benchmarks/models are the models the benchmark tables measured:
-every fingerprint recorded in results.json and heldout.json is the fingerprint of the
+every fingerprint recorded in results.json, heldout.json and ridge.json is the fingerprint of the
 committed file for that dataset and seed, so ``ANNEALQ_MODELS=benchmarks/models`` reruns
 the tables on the same models on any machine."""
 
@@ -37,8 +37,9 @@ def test_every_results_cell_was_measured_on_the_committed_weights(section, key, 
     assert committed(key.split("|")[0]) == fingerprint, f"{section} {key}"
 
 
-def test_every_heldout_model_is_committed():
-    heldout = json.loads((BENCHMARKS / "heldout.json").read_text())
+@pytest.mark.parametrize("name", ["heldout.json", "ridge.json"])
+def test_every_heldout_model_is_committed(name):
+    heldout = json.loads((BENCHMARKS / name).read_text())
     assert heldout["models"]
     for entry in heldout["models"]:
         assert committed("mnist", entry["seed"]) == entry["fingerprint"]
