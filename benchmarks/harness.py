@@ -418,7 +418,8 @@ def add_bench_parser(commands) -> None:
     bounds.add_argument("--reduced-nodes", type=int, default=5_000_000_000,
                         help=f"for neurons of at most {SMALL_NEURON} entries the sphere "
                         "decoder's nodes on an LLL/BKZ-reduced basis, where its estimate "
-                        "is within reach (0: none)")
+                        "is within reach, and as many again to raise an unproven bound "
+                        "(0: none)")
     bounds.add_argument("--calibration", type=int, default=1000)
     bounds.add_argument("--data-dir", default=None)
     bounds.add_argument("--out-dir", default="benchmarks")

@@ -9,6 +9,7 @@ from annealq import formulate_layer
 from annealq.baselines import layer_error, tuned_gptq_layer
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 from solvers.exact_bb.lagrangian import lagrangian_bound
+from solvers.exact_bb.reduced import solve_box_reduced
 
 
 def _brute(H, b, low, high):
@@ -109,3 +110,27 @@ def test_a_neuron_the_plain_budget_leaves_open_is_proven_on_the_reduced_basis():
                            reduced_nodes=1_000_000)
     assert not plain.proven
     assert both.proven and both.bound == pytest.approx(_brute(H, b, low, high), abs=1e-9)
+
+
+def test_reduced_searches_below_a_value_raise_the_certified_bound(monkeypatch):
+    """From the optimum as incumbent and the proof attempt skipped (``REACH`` 0): a small
+    reduced budget proves a value between the certified radius's bound and the minimum,
+    a larger one the minimum itself."""
+    monkeypatch.setattr("solvers.exact_bb.bound.REACH", 0)
+    rng = np.random.default_rng(0)
+    n = 24
+    A = rng.normal(size=(40, n)) @ np.diag(rng.uniform(0.1, 3, n))
+    A[:, 1] = A[:, 0] + 0.01 * rng.normal(size=40)
+    X = np.maximum(A, 0)  # correlated ReLU features, like a second layer's inputs
+    H, b = X.T @ X, rng.normal(size=n) * np.sqrt(np.diag(X.T @ X)) * 3
+    low, high = np.full(n, -2), np.full(n, 1)
+    optimum = solve_box_reduced(H, b, low, high, incumbent=np.zeros(n, int))
+    assert optimum.proven
+    plain = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8)
+    raised = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8,
+                             reduced_nodes=300)
+    proved = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8,
+                             reduced_nodes=3000)
+    assert not plain.proven and not raised.proven
+    assert plain.bound + 1 < raised.bound < optimum.value - 1
+    assert proved.proven and proved.bound == pytest.approx(optimum.value, abs=1e-9)

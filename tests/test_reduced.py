@@ -128,3 +128,28 @@ def test_exact_bb_starts_small_whole_grid_neurons_from_kbest(monkeypatch, inputs
         lq, initial_states=start)
     assert bool(calls) is expected
     assert all(r.energy <= lq.energy(i, s) + 1e-9 for i, (r, s) in enumerate(zip(found, start)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), width=st.integers(1, 3),
+       last=st.booleans(), fraction=st.floats(-0.5, 1.5))
+def test_a_search_below_a_ceiling_proves_a_bound_or_finds_the_minimum(seed, n, width, last,
+                                                                      fraction):
+    rng = np.random.default_rng(seed)
+    H = _correlated(rng, n)
+    b = rng.normal(size=n) * np.sqrt(np.diag(H)) * 3
+    low = rng.integers(-3, 1, n)
+    high = low + width
+    incumbent = rng.integers(low, high + 1)
+    start = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
+    best = _brute(H, b, low, high)
+    ceiling = best + fraction * (start - best)
+    result = solve_box_reduced(H, b, low, high, incumbent=incumbent, eliminate_last=last,
+                               ceiling=ceiling)
+    scale = 1e-9 * (1 + abs(best))
+    if ceiling < start and best >= ceiling + scale:  # nothing below the ceiling
+        assert not result.proven and result.lower_bound == ceiling
+        assert result.value == pytest.approx(start)
+    elif best < ceiling - scale:  # the minimum is below it: found and proven
+        assert result.proven and result.value == pytest.approx(best, abs=scale)
+    assert result.lower_bound <= best + scale

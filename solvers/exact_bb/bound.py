@@ -16,6 +16,9 @@ failing that it certifies a radius:
    without a leaf. The largest such ``r`` within the node budget is found by doubling, then
    bisection (a failed
    or unfinished test only lowers the upper end), so ``f(o) ≥ f(o_c) + Σ_j min(…) + r``.
+3. Given ``reduced_nodes``, that bound raised on the reduced basis: a search of all points
+   below a value ``v`` (between the bound and the incumbent) that finishes without one
+   proves ``min f ≥ v`` (and one that finds one has found the minimum).
 
 A ridge ``ρ`` keeps the Cholesky factor defined on collinear inputs; the bound subtracts
 ``ρ · max ‖δ‖²`` over the box, so it stays valid for the true ``H``. A bias with an int32
@@ -42,10 +45,11 @@ import numpy as np
 
 from solvers.exact_bb.box import (BVLS_MAX, _box_descent, _box_search, _BoxState,
                                   _decision_order, solve_box)
-from solvers.exact_bb.reduced import estimated_nodes, solve_box_reduced
+from solvers.exact_bb.reduced import _setup, estimated_nodes, node_count, solve_box_reduced
 
 RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
 BISECTION_STEPS = 12
+CERTIFICATE_TESTS = 3
 REACH = 10    # a reduced-basis proof is tried where its estimated nodes are within this
               # factor of its budget (the estimate keeps the start's radius; the search
               # shrinks it)
@@ -78,7 +82,8 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
         reduced_nodes: nodes for a second proof attempt on a reduced basis
             (:func:`solvers.exact_bb.reduced.solve_box_reduced`, the last variable, a bias
             when ``relaxed`` is given, at its best integer), made only where its estimated
-            node count is within ``REACH`` times this; 0: none.
+            node count is within ``REACH`` times this; 0: none. As much again for raising
+            the certified bound (step 3 of the module docs).
 
     Returns:
         A :class:`BoundResult`; ``bound`` never exceeds the minimum.
@@ -94,8 +99,9 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
     if proof.proven:
         return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
     lower = proof.lower_bound
+    problem = H, b, low, high
     if reduced_nodes > 0:
-        proof = _reduced_proof(H, b, low, high, proof, reduced_nodes, relaxed is not None)
+        proof = _reduced_proof(*problem, proof, reduced_nodes, relaxed is not None)
         if proof.proven:
             return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
     shift = 0.0
@@ -106,6 +112,11 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
     certified = _certified_radius(R, centre, lo, hi, upper,
                                   max_nodes - int(max_nodes * proof_share))
     bound = min(max(lower, base + shift + certified), proof.value)
+    if reduced_nodes > 0:
+        bound, proven = _reduced_certificate(*problem, proof.o, bound, reduced_nodes,
+                                             relaxed is not None)
+        if proven:
+            return BoundResult(bound, True, 0.0, time.perf_counter() - begin)
     return BoundResult(bound, False, certified, time.perf_counter() - begin)
 
 
@@ -118,6 +129,44 @@ def _reduced_proof(H, b, low, high, plain, nodes, bias):
     found = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=nodes,
                               eliminate_last=bias)
     return found if found.proven or found.value < plain.value else plain
+
+
+def _reduced_certificate(H, b, low, high, start, lower, nodes, bias) -> tuple[float, bool]:
+    """``(bound, proven)``: ``lower`` raised by reduced-basis searches below a value
+    (``solve_box_reduced``'s ``ceiling``: one that finishes with nothing below it proves the
+    value a bound; one that finds something has found the minimum). Each test aims at the
+    value whose estimated node count is half the nodes left (a quarter as much again after
+    a test that ran out)."""
+    start = np.asarray(start, dtype=np.int64)
+    bias = bool(bias and len(H) > 1 and H[-1, -1] > 0)
+    basis, _, _, _, shift, best = _setup(H, b, low, high, start, bias)
+    aim = 0.5
+    for _ in range(CERTIFICATE_TESTS):
+        value = _value_within(basis, shift, lower, best, aim * nodes)
+        if nodes <= 0 or value <= lower:
+            break
+        test = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=nodes,
+                                 eliminate_last=bias, ceiling=value)
+        nodes -= test.nodes
+        if test.proven:
+            return test.value, True
+        if test.lower_bound > lower:
+            lower = test.lower_bound
+        else:
+            aim /= 4
+    return lower, False
+
+
+def _value_within(basis, shift, lower, upper, nodes) -> float:
+    """The largest value in ``[lower, upper]`` whose search is estimated within ``nodes``
+    (bisection on :func:`~solvers.exact_bb.reduced.node_count`)."""
+    if node_count(basis, upper + shift) <= nodes:
+        return upper
+    for _ in range(40):
+        middle = 0.5 * (lower + upper)
+        lower, upper = (middle, upper) if node_count(basis, middle + shift) <= nodes \
+            else (lower, middle)
+    return lower
 
 
 def _certified_radius(R, centre, lo, hi, upper, nodes) -> float:

@@ -43,8 +43,8 @@ RIDGE = 1e-9   # relative to the mean diagonal, as in solve_box
 
 
 def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = None,
-                      time_limit: float | None = None,
-                      eliminate_last: bool = False) -> BoxResult:
+                      time_limit: float | None = None, eliminate_last: bool = False,
+                      ceiling: float | None = None) -> BoxResult:
     """Minimise ``oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (see the module docs).
 
     Args:
@@ -59,10 +59,13 @@ def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = Non
             clipped vertex. The search covers ``min over real last`` of ``f``, which is
             below ``f`` everywhere, so the proof holds; without this the ellipsoid holds
             thousands of bias values per weight vector.
+        ceiling: search below this value only (default: the incumbent's), a test of a
+            lower bound: a finished search that finds nothing below it proves
+            ``min ≥ ceiling``; one that finds something has found the minimum.
 
     Returns:
-        A :class:`~solvers.exact_bb.box.BoxResult` (``lower_bound`` is the value when
-        proven, else ``-inf``).
+        A :class:`~solvers.exact_bb.box.BoxResult` (``lower_bound``: the value when
+        proven, ``ceiling`` when a finished search found nothing below it, else ``-inf``).
     """
     begin = time.perf_counter()
     H, b = np.asarray(H, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -74,9 +77,10 @@ def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = Non
         return BoxResult(incumbent, 0.0, True, 0.0, 0, 0.0)
     eliminate_last = bool(eliminate_last and n > 1 and H[-1, -1] > 0)
     basis, U, target, radius, shift, best = _setup(H, b, low, high, incumbent,
-                                                   eliminate_last)
+                                                   eliminate_last, ceiling=ceiling)
+    top = best if ceiling is None else min(best, float(ceiling))
     found = incumbent.copy()
-    state = _State(basis, target, radius, best)
+    state = _State(basis, target, radius, top)
     budget = np.inf if max_nodes is None else max_nodes
     deadline = np.inf if time_limit is None else begin + time_limit
     nodes, finished = 0, False
@@ -90,24 +94,34 @@ def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = Non
     value = value_of(found)
     if value > best:  # numerical noise cannot make the result worse than the start
         found, value = incumbent, best
-    return BoxResult(found, value, bool(finished), value if finished else -np.inf,
-                     int(nodes), time.perf_counter() - begin)
+    proven = finished and (value < top or top == best)
+    lower = value if proven else (top if finished else -np.inf)
+    return BoxResult(found, value, bool(proven), lower, int(nodes),
+                     time.perf_counter() - begin)
 
 
 def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False,
-                    reduced: bool = True) -> float:
+                    reduced: bool = True, ceiling: float | None = None) -> float:
     """The Gaussian heuristic's count of the nodes :func:`solve_box_reduced` visits from
     ``incumbent`` (its radius, not shrinking): ``Σ_k V_k ρᵏ / Π |R'_ii|`` over the bottom
     ``k`` levels of the reduced basis, ``V_k`` the unit ``k``-ball's volume. Whether a
     proof is within reach, before spending the nodes on it. ``reduced=False``: the same
     count for the unreduced basis in the plain decoder's order (its box, which prunes
-    some levels, ignored)."""
+    some levels, ignored). ``ceiling``: the count of a search below that value."""
     H = np.asarray(H, dtype=np.float64)
     eliminate_last = bool(eliminate_last and len(H) > 1 and H[-1, -1] > 0)
     basis, _, _, radius, _, _ = _setup(
         H, np.asarray(b, dtype=np.float64), np.asarray(low, dtype=np.int64),
         np.asarray(high, dtype=np.int64), np.asarray(incumbent, dtype=np.int64),
-        eliminate_last, reduced=reduced)
+        eliminate_last, reduced=reduced, ceiling=ceiling)
+    return node_count(basis, radius)
+
+
+def node_count(basis, radius: float) -> float:
+    """The Gaussian heuristic's node count of an enumeration of ``basis`` (upper
+    triangular) within ``radius`` (a squared distance)."""
+    if radius <= 0:
+        return 0.0
     logs = np.cumsum(np.log(np.abs(np.diag(basis)))[::-1])
     k = np.arange(1, len(basis) + 1)
     terms = (k / 2) * np.log(np.pi * radius) - np.array([lgamma(x / 2 + 1) for x in k]) - logs
@@ -115,10 +129,11 @@ def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False,
     return float(np.exp(top) * np.sum(np.exp(terms - top)))
 
 
-def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True):
+def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True, ceiling=None):
     """The searched form, reduced: ``(basis, U, target, radius, shift, incumbent's value)``
     with ``f(o) < value ⇒ ‖basis·z − target‖² < radius`` for ``o = Uz`` (the weights'
-    part with ``eliminate_last``) and ``radius = value + shift``."""
+    part with ``eliminate_last``) and ``radius = value + shift``; ``value`` is the
+    incumbent's, or ``ceiling`` where that is lower."""
     m = len(H) - 1 if eliminate_last else len(H)
     if eliminate_last:  # f(o) ≥ f_w(o_w) := min over the real last variable
         h = H[:-1, -1]
@@ -138,7 +153,8 @@ def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True):
     slack = ridge * float(np.sum(np.maximum(low[:m].astype(float) ** 2,
                                             high[:m].astype(float) ** 2)))
     best = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
-    radius = (best + slack - floor) * (1 + 1e-9) + 1e-12 * abs(floor)
+    top = best if ceiling is None else min(best, float(ceiling))
+    radius = (top + slack - floor) * (1 + 1e-9) + 1e-12 * abs(floor)
     if not reduced:  # the plain decoder's basis: its own variable order, no reduction
         order = _decision_order(ridged)
         R = np.linalg.cholesky(ridged[np.ix_(order, order)]).T
