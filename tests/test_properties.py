@@ -36,19 +36,24 @@ def layers(draw):
     return weight, bias, inputs, float_inputs, bits, options
 
 
+def neuron_samples(lq, weight, bias, target_inputs, data):
+    """Per neuron: its index, BQM, a drawn sample of its variables and its float target."""
+    for i in range(lq.n_neurons):
+        bqm = lq.bqm(i)
+        labels = list(bqm.variables)
+        sample = dict(zip(labels, data.draw(st.lists(st.integers(0, 1), min_size=len(labels),
+                                                     max_size=len(labels)))))
+        yield i, bqm, sample, target_inputs @ weight[i] + (0.0 if bias is None else bias[i])
+
+
 @FAST
 @given(layer=layers(), data=st.data())
 def test_bqm_energy_is_the_squared_output_error(layer, data):
     weight, bias, inputs, float_inputs, bits, options = layer
     lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs, **options)
     target_inputs = inputs if float_inputs is None else float_inputs
-    for i in range(lq.n_neurons):
-        bqm = lq.bqm(i)
-        labels = list(bqm.variables)
-        sample = dict(zip(labels, data.draw(st.lists(st.integers(0, 1), min_size=len(labels),
-                                                     max_size=len(labels)))))
+    for i, bqm, sample, target in neuron_samples(lq, weight, bias, target_inputs, data):
         w_row, b_value = lq.dequantize(i, sample)
-        target = target_inputs @ weight[i] + (0.0 if bias is None else bias[i])
         error = float(np.sum((target - inputs @ w_row - b_value) ** 2))
         scale = float(np.sum(target ** 2) + np.sum((inputs @ w_row) ** 2) + 1e-300)
         assert abs(bqm.energy(sample) - error) <= 1e-9 * scale

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from annealq import formulate_layer
 from annealq.pipeline import quantize
 from annealq.statistics import InputStatistics
-from tests.test_properties import FAST, layers
+from tests.test_properties import FAST, layers, neuron_samples
 
 
 def _distance(lq, weight, i, sample):
@@ -29,13 +29,8 @@ def test_energy_is_the_output_error_plus_the_ridge_term(layer, ridge, data):
                          ridge=ridge, **options)
     lam = ridge * np.mean(np.sum(inputs**2, axis=0))
     target_inputs = inputs if float_inputs is None else float_inputs
-    for i in range(lq.n_neurons):
-        bqm = lq.bqm(i)
-        labels = list(bqm.variables)
-        sample = dict(zip(labels, data.draw(st.lists(st.integers(0, 1), min_size=len(labels),
-                                                     max_size=len(labels)))))
+    for i, bqm, sample, target in neuron_samples(lq, weight, bias, target_inputs, data):
         w_row, b_value = lq.dequantize(i, sample)
-        target = target_inputs @ weight[i] + (0.0 if bias is None else bias[i])
         want = float(np.sum((target - inputs @ w_row - b_value) ** 2)) \
             + lam * _distance(lq, weight, i, sample)
         scale = float(np.sum(target**2) + np.sum((inputs @ w_row) ** 2)
