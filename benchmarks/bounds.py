@@ -38,8 +38,9 @@ from annealq.registry import get_sampler
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 
 METHODS = ("GPTQ (tuned)", "GPTQ, fixed (act-order, 1 % damp)", "CD (tuned GPTQ + descent)",
-           "QUBO whole grid, lns from tuned GPTQ", "QUBO whole grid, kbest from tuned GPTQ")
-MEDIANS = (3, 4)  # the methods whose median neuron gets a column
+           "QUBO whole grid, lns from tuned GPTQ", "QUBO whole grid, kbest from tuned GPTQ",
+           "QUBO whole grid, kbest + reduced basis, from tuned GPTQ")
+MEDIANS = {3: "lns", 4: "kbest", 5: "kbest + reduced"}  # median neuron columns
 SMALL_NEURON = 200  # entries: below, a neuron gets the longer time limit
 
 
@@ -71,7 +72,8 @@ def layer_bounds(W, b, X, bits: int, *, nodes: int, small_nodes: int,
     lq = formulate_layer(W, b, X, bits=bits, window_bits=4, center=start)
     warm = lq.samples(lq.states(start))
     for label, solver in ((METHODS[3], get_sampler("lns", seed=0)),
-                          (METHODS[4], get_sampler("kbest"))):
+                          (METHODS[4], get_sampler("kbest")),
+                          (METHODS[5], get_sampler("kbest", reduced="auto"))):
         begin = time.perf_counter()
         solved = solve_layer(lq, solver, initial_states=warm)
         record(label, begin, *lq.decode([r.sample for r in solved]))
@@ -159,8 +161,9 @@ def bounds_markdown(table: dict) -> list[str]:
              "`bench paper` quantizes first; later layers here see float inputs. "
              "Median: the median neuron's gap.", "",
              "| dataset | layer | bits | entries × neurons | bound (proven neurons, s per "
-             "neuron) | " + " | ".join(METHODS) + " | median neuron, lns | median neuron, "
-             "kbest |", "|---|---:|---:|---:|---:|" + "---:|" * (len(METHODS) + len(MEDIANS))]
+             "neuron) | " + " | ".join(METHODS) + " | "
+             + " | ".join(f"median neuron, {name}" for name in MEDIANS.values()) + " |",
+             "|---|---:|---:|---:|---:|" + "---:|" * (len(METHODS) + len(MEDIANS))]
     for key, cell in cells.items():
         name, layer, bits = key.split("|")
         values = [f"{cell['errors'][m]:.5g} ({_gap(cell['errors'][m] / cell['bound'] - 1)})"

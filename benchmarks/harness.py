@@ -465,6 +465,10 @@ PAPER_METHODS = (
      {"time_limit": 10.0}, {"window_bits": 4, "start": "gptq"}),
     # K-best over GPTQ's order: its defaults are the whole grid from tuned GPTQ
     ("QUBO whole grid, kbest from GPTQ", "qubo", "kbest", {}, {}),
+    # and its search on the lattice-reduced basis of each neuron of at most 200 entries
+    # (solvers/kbest/reduced.py)
+    ("QUBO whole grid, kbest + reduced basis, from GPTQ", "qubo", "kbest", {"reduced": "auto"},
+     {}),
     # the grid for one bit: each weight its row's minimum or maximum (DESIGN.md's {−1, 0}·s
     # leaves half the weights only 0)
     ("RTN, affine per-channel grid", "rtn", None, None,

@@ -53,12 +53,23 @@ def beam_search(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
     q, cost = np.empty((n, k), dtype=np.int64), np.empty(n)
     for r0 in range(0, n, chunk):
         rows = slice(r0, min(r0 + chunk, n))
-        q[rows], cost[rows] = _beam(U, Z[rows], S[rows], np.asarray(low[rows], float),
-                                    np.asarray(high[rows], float), width)
+        paths, costs = _beam(U, Z[rows], S[rows], np.asarray(low[rows], float),
+                             np.asarray(high[rows], float), width, every=False)
+        q[rows], cost[rows] = paths[:, 0], costs[:, 0]
     return q, cost
 
 
-def _beam(U, Z, S, low, high, K):
+def beam_paths(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
+               high: np.ndarray, *, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`beam_search`'s ``width`` final paths per row, not only the best: ``(q (n,
+    width, k) int64, cost (n, width))``, a slot never filled at cost ``inf``. For a search
+    whose constraints the columns' order cannot see (a box on ``Mq`` for the reduced basis's
+    unimodular ``M``), the best complete path that meets them."""
+    return _beam(U, Z, S, np.asarray(low, float), np.asarray(high, float), width,
+                 every=True)
+
+
+def _beam(U, Z, S, low, high, K, *, every: bool):
     n, k = Z.shape
     rows = np.arange(n)[:, None]
     cost = np.full((n, K), np.inf)
@@ -102,12 +113,13 @@ def _beam(U, Z, S, low, high, K):
             ancestor = came_from[jj][rows, ancestor]
         rest = rest[:, :, i2 - i1:][rows, ancestor]   # only the columns still ahead
         rest -= E1 @ U[i1:i2, i2:]
-    slot = np.argmin(cost, axis=1)
-    best = cost[np.arange(n), slot]
-    q = np.empty((n, k), dtype=np.int64)
+    slot = np.broadcast_to(np.arange(K), (n, K)) if every \
+        else np.argmin(cost, axis=1)[:, None]
+    best = np.take_along_axis(cost, slot, axis=1)
+    q = np.empty((n, slot.shape[1], k), dtype=np.int64)
     for j in range(k - 1, -1, -1):                                  # walk the paths back
-        q[:, j] = choice[j, np.arange(n), slot]
-        slot = parent[j, np.arange(n), slot]
+        q[:, :, j] = choice[j][rows, slot]
+        slot = parent[j][rows, slot]
     return q, best
 
 
