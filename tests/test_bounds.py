@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from annealq import formulate_layer
 from annealq.baselines import layer_error, tuned_gptq_layer
+from benchmarks.bounds import METHODS, layer_bounds
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 from solvers.exact_bb.lagrangian import lagrangian_bound
 from solvers.exact_bb.reduced import solve_box_reduced
@@ -134,3 +135,20 @@ def test_reduced_searches_below_a_value_raise_the_certified_bound(monkeypatch):
     assert not plain.proven and not raised.proven
     assert plain.bound + 1 < raised.bound < optimum.value - 1
     assert proved.proven and proved.bound == pytest.approx(optimum.value, abs=1e-9)
+
+
+def test_the_bench_rows_keep_each_neurons_bound_and_no_method_is_below_one():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 7)) + 0.05 * rng.normal(size=(80, 7))
+    W, b = rng.normal(size=(3, 7)) * 0.3, rng.normal(size=3) * 0.1
+    cell = layer_bounds(W, b, X, 2, nodes=10**5, small_nodes=10**6)
+    assert cell["proven"] == 3 and cell["violations"] == 0
+    bounds = np.array(cell["neuron_bounds"])
+    assert cell["bound"] == pytest.approx(bounds.sum())
+    for method in METHODS:
+        errors = np.array(cell["neuron_errors"][method])
+        assert cell["errors"][method] == pytest.approx(errors.sum())
+        assert np.all(errors >= bounds * (1 - 1e-9) - 1e-9)
+    # a proven bound is the optimum, and on this layer the methods reach it on every neuron
+    best = np.min([cell["neuron_errors"][m] for m in METHODS], axis=0)
+    assert best == pytest.approx(bounds, rel=1e-9, abs=1e-9)
