@@ -9,7 +9,7 @@ import sys
 from annealq import commands as run
 from annealq.activations import validate_activation_bits
 from annealq.config import MAX_WINDOW_BITS
-from annealq.credentials import load_env_file, redact
+from annealq.credentials import RedactingFilter, load_env_file, redact
 from annealq.errors import AnnealqError
 from annealq.grid import validate_bits
 from annealq.testing.leap.emulator import main as leap_emulator
@@ -44,6 +44,7 @@ def _configure_logging() -> None:
     if not logger.handlers:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("annealq: warning: %(message)s"))
+        handler.addFilter(RedactingFilter())
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
 

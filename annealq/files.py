@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from annealq.credentials import contains_token
 from annealq.errors import AnnealqError
 
 
@@ -117,6 +118,7 @@ def _write_temporary(path: Path, write: Callable) -> str:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        _refuse_token(temporary, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -124,6 +126,15 @@ def _write_temporary(path: Path, write: Callable) -> str:
             raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
         raise
     return temporary
+
+
+def _refuse_token(temporary: str, path: Path) -> None:
+    """The last guard on every output: a file holding any form of the D-Wave token is
+    never written (the messages that reach files are redacted where they are made)."""
+    with open(temporary, "rb") as stream:
+        if contains_token(stream.read()):
+            raise OutputError(f"refusing to write {path}: it would contain the D-Wave API "
+                              "token (a redaction was missed; please report this)")
 
 
 def _first_line(exc: Exception) -> str:

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 
 import dimod
 
-from annealq.credentials import load_env_file, token_configured
+from annealq.credentials import load_env_file, redact, token_configured
 from annealq.errors import SolverUnavailableError, TokenRejectedError
 
 ENTRY_POINT_GROUP = "annealq.solvers"
@@ -196,6 +196,6 @@ def resolve_sampler(name: str, *, fallback: str | None = None, notes: list | Non
     except SolverUnavailableError as exc:
         if fallback is None or fallback == name or isinstance(exc, TokenRejectedError):
             raise
-        notes.append(f"{exc}; falling back to {fallback!r}")
+        notes.append(redact(f"{exc}; falling back to {fallback!r}"))
         log.warning("%s", notes[-1])
         return fallback, get_sampler(fallback)
