@@ -174,9 +174,16 @@ def _parser() -> argparse.ArgumentParser:
                           help="pull the QUBO's weights towards the float ones by R x the "
                                "mean input energy (a regulariser for small calibration "
                                "sets; default 0: the output error alone)")
-    quantize.add_argument("--start", choices=["rtn", "gptq"], default=None,
-                          help="warm start of the QUBO solver (gptq: windows centred on "
-                               "GPTQ's solution, never worse than it)")
+    quantize.add_argument("--start", choices=["rtn", "gptq", "kbest"], default=None,
+                          help="warm start of the QUBO solver (gptq, kbest: windows centred "
+                               "on its solution, never worse than it)")
+    quantize.add_argument("--polish", default=None, metavar="SOLVER",
+                          help="with --start kbest: polish kbest's answer window by window "
+                               "with SOLVER (neal, qpu, hybrid, exact, ...)")
+    quantize.add_argument("--paper", action="store_true",
+                          help="the paper's setting: the down/up QUBO solved by 'auto' "
+                               "(default: kbest's answer polished by neal, or hybrid-nl "
+                               "with a token)")
     quantize.add_argument("--time-limit", type=float, default=None, metavar="S",
                           help="seconds per layer for the search solvers (lns, exact-bb): "
                                "the best found within it, never worse than the start")

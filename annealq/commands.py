@@ -24,6 +24,7 @@ from annealq.pipeline import quantize, rtn_model
 from annealq.quantized import writer
 from annealq.registry import available_samplers, resolve_sampler, solver_spec
 from annealq.report import calibration_warning
+from annealq.summary import print_summary
 
 log = logging.getLogger("annealq.commands")
 
@@ -145,7 +146,8 @@ def run_quantize(args) -> int:
     solver_params = parse_solver_params(args.solver_param)
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
-        start=args.start, activation_bits=args.activation_bits, solver_params=solver_params,
+        start=args.start, polish=args.polish, paper=args.paper or None,
+        activation_bits=args.activation_bits, solver_params=solver_params,
         time_limit=getattr(args, "time_limit", None),
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args),
         **_gptq_options(args))
@@ -184,7 +186,7 @@ def run_quantize(args) -> int:
     finally:
         if store:
             store.close()
-    _print_summary(result, data, model, origin)
+    print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
         (args.report, _json_writer(result.report))) if path]
@@ -265,54 +267,3 @@ def _reference(args, data, retrain: bool = False):
 def _json_writer(data):
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     return lambda stream: stream.write(text.encode())
-
-
-def _print_summary(result, data, model, origin) -> None:
-    report = result.report
-    solver = report["solver"] or report["method"]
-    inputs = (f"int{report['activation_bits']} activations" if report["activation_bits"]
-              else "float activations")
-    print(f"{data.name}: {describe(model)} ({origin})")
-    print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
-          + (f", solver {report['solver']}" if report["solver"] else "")
-          + f"; {report['calibration_size']} calibration images from the training split, "
-          f"{len(data.y_test)} test images")
-    if report.get("emulation"):
-        print(f"NOTE: {report['emulation_note']}")
-    header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{solver + ' error':>16}" \
-             f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
-    print("\n" + header)
-    for layer in report["layers"]:
-        shape = f"{layer['in_features']}x{layer['out_features']}"
-        if "kernel" in layer:  # a conv: its kernel (C_out x C_in x kh x kw)
-            shape = "x".join(map(str, layer["kernel"]))
-        hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
-        print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
-              f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
-              f"{layer['solve_seconds']:>9.2f}{hits:>12}")
-    convs = [layer for layer in report["layers"] if "kernel" in layer]
-    if convs:
-        print("conv layers are dense layers over their patches: " + ", ".join(
-            f"{layer['name']} ({layer['patches']} patches)" for layer in convs))
-    for entry in report.get("folded_batchnorm", []):
-        print(f"BatchNorm {entry['batchnorm']} folded into layer {entry['layer']}")
-    for entry in report["not_quantized"]:
-        print(f"not quantized: {entry['name']} ({entry['type']}, {entry['parameters']} "
-              f"parameters: {entry['reason']})")
-    accuracy = report.get("accuracy")
-    if accuracy:
-        print(f"\naccuracy: float {accuracy['float']:.2%}  RTN {accuracy['rtn']:.2%}  "
-              f"{report['method']} {accuracy['quantized']:.2%}")
-    timing, cache = report["timing"], report["cache"]
-    print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
-          f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
-    if report.get("cloud"):
-        print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
-              " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
-              "fallback".format(**report["cloud"]))
-
-
-def _ratio(rtn: float, energy: float) -> str:
-    if energy > 0:
-        return f"{rtn / energy:.2f}x"
-    return "exact" if rtn == 0 else "inf"

@@ -27,7 +27,8 @@ from annealq.grid import SCHEMES, validate_bits, validate_group_size
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
-STARTS = ("rtn", "gptq")
+STARTS = ("rtn", "gptq", "kbest")
+AUTO = "auto"  # polish="auto": neal offline; with a token, hybrid-nl from kbest instead
 DEFAULT_SOLVER = "auto"
 MAX_WINDOW_BITS = 16
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
@@ -47,7 +48,13 @@ class QuantizeConfig:
         solver: a registered solver name (``method="qubo"`` only).
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         fallback: the solver to use when ``solver`` cannot run here.
-        start: the QUBO solver's warm start, ``"rtn"`` or ``"gptq"``.
+        start: the QUBO solver's warm start, ``"rtn"``, ``"gptq"`` or ``"kbest"`` (``kbest``'s
+            answer on the whole grid from tuned GPTQ: each neuron's incumbent, never lost).
+        polish: a solver name: polish the start's answer with it window by window
+            (:mod:`solvers.polish`); ``"auto"`` (the default run's) is ``neal`` within
+            ``kbest``'s own time offline, and ``hybrid-nl`` from ``kbest`` with a token.
+        paper: the paper's setting (the down/up QUBO, ``auto`` = ``hybrid``/``neal``)
+            instead of the default ``kbest`` start with polishing.
         scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step,
             group_size: the grids and windows of
             :func:`~annealq.formulation.formulate_layer` (``group_size``: one weight step
@@ -71,6 +78,8 @@ class QuantizeConfig:
     solver_params: Mapping = field(default_factory=dict)
     fallback: str | None = None
     start: str | None = None
+    polish: str | None = None
+    paper: bool = False
     scheme: str = "reference"
     per_channel: bool = False
     window_bits: int = 1
@@ -92,6 +101,7 @@ class QuantizeConfig:
         object.__setattr__(self, "solver_params", dict(self.solver_params or {}))
         object.__setattr__(self, "method_options", dict(self.method_options or {}))
         _validate_method(self.method, self.start, self.scheme, self.method_options)
+        _validate_polish(self.polish, self.start, self.paper)
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
         _validate_time_limit(self.time_limit, self.method)
@@ -109,13 +119,21 @@ class QuantizeConfig:
                 raise ValueError(f"{name} must be a solver name, got {value!r}")
 
     @classmethod
-    def from_options(cls, *, bits, **options) -> QuantizeConfig:
+    def from_options(cls, *, bits, sampler_object: bool = False, **options) -> QuantizeConfig:
         """A config from ``quantize``'s keyword arguments: its own fields by name, the
-        remaining ``**options`` sorted into the formulation's and the method's."""
+        remaining ``**options`` sorted into the formulation's and the method's
+        (``sampler_object``: the solver is a sampler object, not a name)."""
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
         given = {k: v for k, v in options.items() if k in own and v is not None}
-        spec = _qubo_solver(given)
+        if given.get("polish") is not None and given.get("solver", DEFAULT_SOLVER) != DEFAULT_SOLVER:
+            raise ValueError(f"give polish or solver, not both (polish={given['polish']!r} "
+                             f"solves the windows; solver={given['solver']!r})")
+        if not sampler_object and _default_run(given):  # kbest's answer, polished: never worse than kbest
+            given.update(start="kbest", polish=AUTO)
+        if given.get("polish") is not None:
+            given.setdefault("start", "kbest")
+        spec = _qubo_solver({**given, "solver": "polish"} if given.get("polish") else given)
         if spec is not None and spec.whole_grid and "window_bits" not in given:
             given["window_bits"] = bits  # an integer-model solver: the whole grid costs no more
         if spec is not None and spec.default_start and "start" not in given:
@@ -150,7 +168,8 @@ def run_config(config, bits, solver, options) -> QuantizeConfig:
     if bits is None:
         raise ValueError("quantize() needs bits (or a config)")
     name = solver if isinstance(solver, str) else DEFAULT_SOLVER
-    return QuantizeConfig.from_options(bits=bits, solver=name, **options)
+    return QuantizeConfig.from_options(bits=bits, solver=name,
+                                       sampler_object=not isinstance(solver, str), **options)
 
 
 def _validate_method(method, start, scheme, method_options) -> None:
@@ -159,7 +178,7 @@ def _validate_method(method, start, scheme, method_options) -> None:
     if start is not None and (start not in STARTS or method != "qubo"):
         raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
                          f"got start={start!r}, method={method!r}")
-    unknown = set(method_options) - (set(GPTQ_OPTIONS) if start == "gptq" else set())
+    unknown = set(method_options) - (set(GPTQ_OPTIONS) if start in ("gptq", "kbest") else set())
     if unknown and method in ("qubo", "rtn"):
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for method "
                          f"{method!r}; formulation options are "
@@ -167,9 +186,30 @@ def _validate_method(method, start, scheme, method_options) -> None:
                          + (f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
                             if set(GPTQ_OPTIONS) & unknown else ""))
     _validate_gptq_options(method_options)
-    if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start == "gptq"):
+    if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start in ("gptq", "kbest")):
         raise ValueError("the affine scheme is for the qubo and rtn methods; gptq, cd and "
                          "adaround use the reference or symmetric grids")
+
+
+def _default_run(given) -> bool:
+    """A QUBO run with solver ``auto`` that sets no start, window or polish (and not
+    ``paper``) gets the default: ``kbest``'s answer polished."""
+    return (given.get("solver", DEFAULT_SOLVER) == DEFAULT_SOLVER
+            and given.get("method", "qubo") == "qubo" and not given.get("paper")
+            and given.get("scheme") != "affine"
+            and not {"start", "window_bits", "polish"} & set(given))
+
+
+def _validate_polish(polish, start, paper) -> None:
+    if not isinstance(paper, bool):
+        raise ValueError(f"paper must be True or False, got {paper!r}")
+    if polish is None:
+        return
+    if not isinstance(polish, str) or not polish:
+        raise ValueError(f"polish must be a solver name, got {polish!r}")
+    if start != "kbest" or paper:
+        raise ValueError(f"polish improves kbest's answer: it needs start='kbest' (and not "
+                         f"paper), got start={start!r}")
 
 
 def _validate_gptq_options(method_options) -> None:

@@ -27,6 +27,7 @@ from annealq.executors.base import Executor, InlineExecutor
 from annealq.executors.cloud import CloudExecutor, CloudPolicy
 from annealq.executors.pool import PoolExecutor
 from annealq.protocol import CloudSampler
+from annealq.credentials import token_configured
 from annealq.registry import get_sampler, resolve_sampler
 
 CLOUD_FALLBACK = "neal"  # solves what the cloud could not, unless the run names another
@@ -110,6 +111,8 @@ class Execution:
 def resolve(solver, config, solver_name, notes: list):
     """``(name, sampler)`` of a run: a registered name built with the run's parameters (and
     its fallback), or a sampler object as given."""
+    if isinstance(solver, str) and config.polish is not None:
+        return _polisher(config, notes)
     if isinstance(solver, str):
         return resolve_sampler(config.solver, fallback=config.fallback, notes=notes,
                                **config.solver_params)
@@ -117,6 +120,23 @@ def resolve(solver, config, solver_name, notes: list):
         raise ValueError("solver_params apply to a solver given by name; configure a "
                          "sampler object yourself")
     return solver_name or f"{type(solver).__module__}.{type(solver).__qualname__}", solver
+
+
+def _polisher(config, notes: list):
+    """The polishing solver of a run: ``polish`` over its named child; ``"auto"`` is
+    ``hybrid-nl`` from the start with a token (``polish`` with ``neal`` if Leap cannot be
+    reached) and, offline, ``neal`` within the start's own time."""
+    if config.polish == "auto":
+        if token_configured():
+            return resolve_sampler("hybrid-nl", fallback=config.fallback or "polish",
+                                   notes=notes, **config.solver_params)
+        notes.append("no D-Wave API token configured: the default run polishes kbest's "
+                     "answer with local simulated annealing (neal) within kbest's own time")
+        sampler = get_sampler("polish", child="neal", relative_budget=1.0,
+                              **config.solver_params)
+        return "polish:neal", sampler
+    return (f"polish:{config.polish}",
+            get_sampler("polish", child=config.polish, **config.solver_params))
 
 
 def cloud_fallback(sampler, config):
@@ -145,7 +165,29 @@ def execution_summary(solved, solver_name, began: float, before=None, after=None
     if after and all(key in after for key in CLOUD_LAYER_KEYS):  # a cloud executor's
         summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
                             for key in CLOUD_LAYER_KEYS}
+    polished = [r.info["polish"] for r in solved if "polish" in r.info]
+    if polished:
+        summary["polish"] = polish_summary(polished)
     return summary
+
+
+def polish_summary(reports: list[dict]) -> dict:
+    """A layer's polishing from its neurons' reports: energies before and after, neurons
+    improved, windows solved and accepted, energy removed per second and per billed
+    second, and the matched controls' final energies (same windows / random windows,
+    solved exactly)."""
+    total = {key: sum(r[key] for r in reports) for key in
+             ("incumbent_energy", "final_energy", "windows_solved", "windows_accepted",
+              "seconds", "billed_seconds")}
+    removed = total["incumbent_energy"] - total["final_energy"]
+    total.update(neurons=len(reports), neurons_improved=sum(r["improved"] for r in reports),
+                 removed_per_second=removed / total["seconds"] if total["seconds"] else 0.0,
+                 removed_per_billed_second=(removed / total["billed_seconds"]
+                                            if total["billed_seconds"] else None))
+    if all("controls" in r for r in reports):
+        total["controls"] = {name: sum(r["controls"][name] for r in reports)
+                             for name in reports[0]["controls"]}
+    return total
 
 
 def _pool(kind: str, workers, scheduler) -> Executor:

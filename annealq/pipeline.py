@@ -42,8 +42,10 @@ from annealq.executors import InlineExecutor
 from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
+from annealq.protocol import PolishingSampler
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
 from annealq.report import build_report
+from annealq.starts import kbest_start
 from annealq.statistics import output_error
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
@@ -169,6 +171,7 @@ class _Run:
     store: object
     executor: object
     progress: object = None
+    start_seconds: float = 0.0
 
     def quantize(self, model, float_layers, calibration, *, quiet: bool) -> QuantizationResult:
         config = self.config
@@ -212,10 +215,14 @@ class _Run:
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
         setting = None
-        if config.method == "qubo" and config.start == "gptq":
-            # the windows are centred on GPTQ's integers, so GPTQ's solution is a state
+        if config.method == "qubo" and config.start in ("gptq", "kbest"):
+            # the windows are centred on the start's integers, so the start is a state
             q_g, q_b_g, setting = self._baseline_round("gptq", weight, bias, X, X_hat, options)
             start_integers = np.column_stack([q_g, q_b_g])
+            if config.start == "kbest":
+                start_integers, self.start_seconds = kbest_start(
+                    weight, bias, X_hat, X, bits=config.bits, options=options,
+                    gptq=start_integers, store=self.store)
             lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X,
                                  center=start_integers, **options)
         q, q_b, hits, proven, chosen = self._round(lq, weight, bias, X, X_hat, options,
@@ -255,6 +262,10 @@ class _Run:
             else {}
         if self.config.time_limit is not None:
             parameters["layer_time_limit"] = self.config.time_limit
+        if isinstance(self.sampler, PolishingSampler):
+            self.sampler.store = self.store  # each window's answer is cached
+            if self.sampler.relative_budget is not None:  # within the start's own time
+                self.sampler.time_limit = self.sampler.relative_budget * self.start_seconds
         start_states = None if start_integers is None else lq.states(start_integers)
         starts = None if start_states is None else lq.samples(start_states)
         began, before = time.perf_counter(), self.executor.stats()

@@ -54,6 +54,17 @@ class LayerSampler(abc.ABC):
         return {}
 
 
+class PolishingSampler(LayerSampler):
+    """A layer solver that only improves the incumbents it is given (``initial_states``),
+    never making a neuron worse, within a time budget: ``time_limit`` seconds per layer,
+    or, where ``relative_budget`` is set, that multiple of the seconds the incumbents took
+    (the pipeline sets it per layer)."""
+
+    time_limit: float | None = None
+    relative_budget: float | None = None
+    store = None  # a CacheStore for the sub-problems' answers, set by the pipeline
+
+
 class CloudSampler(abc.ABC):
     """A solver whose problems run remotely (Leap's QPU or hybrid solvers).
 

@@ -319,7 +319,7 @@ def test_gptq_start_is_never_worse_than_gptq(solver):
 def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
     from types import SimpleNamespace
 
-    from annealq.commands import _print_summary
+    from annealq.summary import print_summary as _print_summary
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 3))

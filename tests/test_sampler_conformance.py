@@ -18,7 +18,8 @@ import annealq
 from annealq.protocol import LayerSampler
 from annealq.testing import LeapEmulator
 
-LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "kbest", "qpu-mock"]
+LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "kbest", "qpu-mock",
+         "polish"]
 CLOUD = ["qpu", "hybrid", "hybrid-nl"]
 
 
