@@ -20,16 +20,15 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
-from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.formulation import validate_ridge
-from annealq.grid import SCHEMES, validate_bits, validate_group_size
+from annealq.grid import (MAX_WINDOW_BITS, SCHEMES, validate_activation_bits, validate_bits,
+                          validate_group_size)
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
 STARTS = ("rtn", "gptq")
 DEFAULT_SOLVER = "auto"
-MAX_WINDOW_BITS = 16
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
 FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,

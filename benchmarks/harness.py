@@ -358,10 +358,8 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def add_bench_parser(commands) -> None:
-    """``annealq bench solvers …``: registered by the CLI; kept here beside the code."""
-    bench = commands.add_parser("bench", help="benchmarks that write benchmarks/*.md")
-    kinds = bench.add_subparsers(dest="bench_command", required=True)
+def add_commands(kinds) -> None:
+    """``python -m benchmarks solvers|paper|bounds …`` (:mod:`benchmarks.__main__`)."""
     solvers = kinds.add_parser("solvers", help="every solver on one layer's QUBOs")
     solvers.add_argument("--dataset", default="mnist")
     solvers.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4])
@@ -706,4 +704,4 @@ def _run_bench_bounds(args) -> int:
 
 
 def _command_line() -> str:
-    return "annealq " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
