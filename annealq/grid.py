@@ -4,7 +4,7 @@ A grid maps an integer ``q`` in ``[q_min, q_max]`` to the float ``step * q``. We
 layer share one step (per tensor) or have one per output row (per channel); the bias has
 a grid of its own over the int32 range.
 
-Schemes (DESIGN.md §1):
+Schemes (docs/design.md §1):
 
 * ``"reference"`` — the seed paper's scheme: ``s = max|W| / 2^(B-1)`` and
   ``q ∈ [-2^(B-1), 2^(B-1) - 1]`` (so int1 is ``{-1, 0}``). The default, so that results

@@ -4,7 +4,7 @@ Stages (plain data between them): capture the layer's float and quantized inputs
 (optionally) round the quantized inputs to integer activations → ``formulate_layer`` →
 round the weights (``solve_layer`` for the QUBO, or a baseline) → decode integers → write
 the dequantized weights into the quantized copy, which feeds the next layer (sequential
-calibration, DESIGN.md §1).
+calibration, docs/design.md §1).
 
 Example:
     >>> import numpy as np, torch

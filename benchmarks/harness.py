@@ -251,7 +251,7 @@ def _markdown(dataset, layer, description, results, neurons, exact_time, command
               key=None) -> str:
     lines = [f"## {key or f'{dataset}, layer {layer}'}", "",
              f"`{command}`" if command else "", "",
-             f"{description}; reference grid (DESIGN.md §1). Machine: {platform.machine()}, "
+             f"{description}; reference grid (docs/design.md §1). Machine: {platform.machine()}, "
              f"{_cpu_count()} cores, {time.strftime('%Y-%m-%d')}. "
              + (f"First {neurons} neurons of the layer. " if neurons else "All neurons. ")
              + "Wall time is the whole layer solve, one process, solvers one after another.",
@@ -467,7 +467,7 @@ PAPER_METHODS = (
     # (solvers/kbest/reduced.py)
     ("QUBO whole grid, kbest + reduced basis, from GPTQ", "qubo", "kbest", {"reduced": "auto"},
      {}),
-    # the grid for one bit: each weight its row's minimum or maximum (DESIGN.md's {−1, 0}·s
+    # the grid for one bit: each weight its row's minimum or maximum (docs/design.md's {−1, 0}·s
     # leaves half the weights only 0)
     ("RTN, affine per-channel grid", "rtn", None, None,
      {"scheme": "affine", "per_channel": True}),
@@ -580,7 +580,7 @@ def _paper_markdown(table, skip) -> str:
              "",
              *[f"- `{c}`" for c in table.get("commands", [])], "",
              f"Machine: {machine}. Calibration: {table['calibration']} images from each "
-             "training split; accuracy on the test split. Reference grid (DESIGN.md §1), "
+             "training split; accuracy on the test split. Reference grid (docs/design.md §1), "
              "layers quantized in turn, each on what the quantized layers before it feed it. "
              "Error: the sum over layers of the squared pre-activation output error on the "
              "calibration set. Time: the quantization (formulation, solving, decoding), "
