@@ -47,10 +47,10 @@ class QuantizeConfig:
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         fallback: the solver to use when ``solver`` cannot run here.
         start: the QUBO solver's warm start, ``"rtn"`` or ``"gptq"``.
-        scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step,
-            group_size: the grids and windows of
-            :func:`~annealq.formulation.formulate_layer` (``group_size``: one weight step
-            per that many consecutive inputs of each row).
+        scheme: the weight grid's scheme; it and ``per_channel``, ``window_bits``,
+            ``bias_window_bits``, ``bias_step``, ``input_step`` and ``group_size`` are the
+            grids and windows of :func:`~annealq.formulation.formulate_layer`
+            (``group_size``: one weight step per that many consecutive inputs of a row).
         ridge: the QUBO's pull towards the float weights (``method="qubo"`` only;
             :func:`~annealq.formulation.formulate_layer`); 0 is the output error alone.
         activation_bits: round each quantized layer's input to this many bits.
