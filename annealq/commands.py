@@ -13,8 +13,8 @@ import torch
 from annealq.cache import open_cache
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
-from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
+from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
 from annealq.files import check_writable, write_together

@@ -22,8 +22,13 @@ from dataclasses import asdict, dataclass, field, fields
 
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.formulation import validate_ridge
-from annealq.grid import (MAX_WINDOW_BITS, SCHEMES, validate_activation_bits, validate_bits,
-                          validate_group_size)
+from annealq.grid import (
+    MAX_WINDOW_BITS,
+    SCHEMES,
+    validate_activation_bits,
+    validate_bits,
+    validate_group_size,
+)
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")

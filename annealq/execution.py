@@ -18,10 +18,9 @@ Example:
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
-
 import time
 from collections import Counter
+from dataclasses import asdict, dataclass, fields
 
 from annealq.executors.base import Executor, InlineExecutor
 from annealq.executors.cloud import CloudExecutor, CloudPolicy

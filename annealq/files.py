@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from annealq.errors import AnnealqError
+from annealq.errors import AnnealqError, first_line
 
 
 class OutputError(AnnealqError, OSError):
@@ -99,7 +99,7 @@ def check_zip(path, what: str) -> None:
             bad = archive.testzip()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise ValueError(f"{what} {path} is damaged (not a complete zip archive: "
-                         f"{_first_line(exc)}); replace it with a good copy") from None
+                         f"{first_line(exc)}); replace it with a good copy") from None
     if bad is not None:
         raise ValueError(f"{what} {path} is damaged (the bytes of {bad} do not match their "
                          "checksum); replace it with a good copy")
@@ -125,10 +125,6 @@ def _write_temporary(path: Path, write: Callable) -> str:
         raise
     return temporary
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _umask() -> int:

@@ -137,5 +137,5 @@ class PendingProblem(abc.ABC):
         """The bytes of problem data sent for it (the report's ``cloud`` section)."""
         return 0
 
-    def cancel(self) -> None:
+    def cancel(self) -> None:  # noqa: B027 (optional: a no-op unless overridden)
         """Give up on it (best effort)."""

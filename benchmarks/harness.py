@@ -35,8 +35,8 @@ from annealq.data.datasets import load_dataset
 from annealq.data.models import accuracy, model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
-from annealq.grid import validate_bits
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.grid import validate_bits
 from annealq.pipeline import quantize
 from annealq.registry import get_sampler
 from benchmarks.bounds import SMALL_NEURON, bench_bounds, bounds_markdown
@@ -484,8 +484,9 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
     A cell counts as done only if it was computed on this machine's reference model: each
-    records the model's fingerprint (:func:`~annealq.data.models.model_fingerprint`), and a cell from another
-    training (cells older than the fingerprint: a different float accuracy) is run again,
+    records the model's fingerprint (:func:`~annealq.data.models.model_fingerprint`), and a
+    cell from another training (cells older than the fingerprint: a different float
+    accuracy) is run again,
     so no table mixes two trainings of a model. ``rerun`` names columns or methods to run
     again anyway (after a solver changed). ``skip`` lists ``"dataset:column"`` cells to
     leave out (marked "not run" in the table); the list is kept in the JSON for later runs
@@ -639,7 +640,8 @@ def _relative_to_gptq(table, name, bits_list, columns) -> list[str]:
         return []
     return ["", "Layer error relative to GPTQ's (GPTQ tuned per layer; each layer's error "
             "over GPTQ's, first / second layer; below 1: lower than GPTQ; each method's later "
-            "layers see its own quantized inputs):", "", "| bits | " + " | ".join(c[0] for c in others) + " |",
+            "layers see its own quantized inputs):", "",
+            "| bits | " + " | ".join(c[0] for c in others) + " |",
             "|---:|" + "---:|" * len(others), *rows]
 
 

@@ -3,9 +3,9 @@ CLI's quick commands load."""
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from setuptools import find_packages
 
 from annealq import cli

@@ -2,8 +2,9 @@
 
 Each runs in a fresh Jupyter kernel (nbclient) with ``ANNEALQ_NOTEBOOK_SCALE=small``, no
 D-Wave token in the environment or a config file and ``ANNEALQ_NOTEBOOK_OFFLINE=1`` (so a
-developer's ``.env`` cannot send anything to Leap either), under a time limit; the test checks that no cell errored,
-that the expected figures (PNG outputs) were drawn, and that the QPU results are labelled
+developer's ``.env`` cannot send anything to Leap either), under a time limit; the test checks
+that no cell errored, that the expected figures (PNG outputs) were drawn, and that the QPU
+results are labelled
 as an emulation. The kernel inherits this process's environment, so the per-test cache
 (``ANNEALQ_CACHE``, from conftest) applies to it too.
 """

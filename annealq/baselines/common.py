@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from annealq.formulation import LayerQUBO
