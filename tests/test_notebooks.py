@@ -43,6 +43,10 @@ def offline_small(monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     if os.environ.get("ANNEALQ_DATA"):  # the kernel runs in notebooks/: make it absolute
         monkeypatch.setenv("ANNEALQ_DATA", str(Path(os.environ["ANNEALQ_DATA"]).resolve()))
+    # the notebooks run from a checkout and import the benchmark helpers, which the
+    # installed package does not hold: the kernel finds them through the repository root
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOKS.parent), path))))
     return tmp_path
 
 
