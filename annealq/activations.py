@@ -19,25 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 from torch import nn
 
-MIN_ACTIVATION_BITS, MAX_ACTIVATION_BITS = 2, 16
-
-
-def validate_activation_bits(bits) -> int | None:
-    """``None`` (float inputs) or an integer in 2..16, else ``ValueError``."""
-    if bits is None:
-        return None
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
-        raise ValueError(f"activation_bits must be None or an integer from "
-                         f"{MIN_ACTIVATION_BITS} to {MAX_ACTIVATION_BITS}, got {bits!r}")
-    if not MIN_ACTIVATION_BITS <= bits <= MAX_ACTIVATION_BITS:
-        raise ValueError(f"activation_bits must be from {MIN_ACTIVATION_BITS} to "
-                         f"{MAX_ACTIVATION_BITS}, got {bits}")
-    return int(bits)
+# validated beside the weights' bit widths, where the CLI reads it without torch
+from annealq.grid import validate_activation_bits
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from annealq.conv import quantizable, unsupported_reason
+from annealq.errors import first_line
 
 
 def linear_layers(model, example) -> list[tuple[str, object]]:
@@ -24,7 +25,8 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
     ``(name, module)`` in the order the forward pass runs them."""
     names = {module: name for name, module in model.named_modules()}
     order: list = []
-    hooks = [module.register_forward_hook(lambda m, i, o: order.append(m) if m not in order else None)
+    hooks = [module.register_forward_hook(
+                 lambda m, i, o: order.append(m) if m not in order else None)
              for module in model.modules() if quantizable(module)]
     try:
         forward(model, example)
@@ -74,9 +76,8 @@ def forward(model, x):
         try:
             return model(inputs)
         except RuntimeError as exc:  # shape mismatches and the like: a user error here
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
             raise ValueError(f"the model cannot run on inputs of shape "
-                             f"{tuple(inputs.shape)}: {message}") from None
+                             f"{tuple(inputs.shape)}: {first_line(exc)}") from None
 
 
 def not_quantized(model, float_layers) -> list[dict]:

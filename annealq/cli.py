@@ -1,24 +1,36 @@
-"""The ``annealq`` command line."""
+"""The ``annealq`` command line.
+
+A command's module is loaded when that command runs (``annealq --help`` and
+``annealq solvers`` start without torch or the Leap emulator): each subparser names its
+runner as ``"module:function"``, resolved by :func:`_runner`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
-from annealq import commands as run
-from annealq.activations import validate_activation_bits
-from annealq.config import MAX_WINDOW_BITS
 from annealq.credentials import RedactingFilter, load_env_file, redact
 from annealq.errors import AnnealqError
-from annealq.grid import validate_bits
-from annealq.testing.leap.emulator import main as leap_emulator
+from annealq.grid import MAX_WINDOW_BITS, validate_activation_bits, validate_bits
+
+_QUANTIZE = "annealq.commands"
+_INSPECT = "annealq.commands_info"
+_BENCH_HINT = ("the benchmarks run from a checkout of the repository: "
+               "python -m benchmarks paper|solvers|bounds ... (see benchmarks/README.md)")
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["leap-emulator"]:  # the emulator parses its own options
-        return leap_emulator(argv[1:])
+        return _runner("annealq.testing.leap.emulator:main")(argv[1:])
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -27,7 +39,7 @@ def main(argv=None) -> int:
     _configure_logging()
     try:
         load_env_file()
-        return args.run(args)
+        return _runner(args.run)(args)
     except (AnnealqError, ValueError, OSError) as exc:
         message = " ".join(redact(str(exc)).splitlines()) or type(exc).__name__
         print(f"annealq: error: {message}", file=sys.stderr)
@@ -35,6 +47,33 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # solved neurons are cached: a rerun resumes
         print("annealq: interrupted", file=sys.stderr)
         return 130
+
+
+def _runner(target: str):
+    """The function ``"module:function"`` names, its module imported now."""
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _bench(argv) -> int:
+    """``annealq bench …`` runs ``python -m benchmarks …`` when this is a checkout (the
+    harness is not part of the installed package), else says how to."""
+    root = _checkout()
+    if root is None:
+        print(f"annealq: error: {_BENCH_HINT}", file=sys.stderr)
+        return 2
+    path = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
+    command = [sys.executable, "-m", "benchmarks", *argv]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}).returncode
+
+
+def _checkout() -> Path | None:
+    """The repository this runs from (the working folder, or the one an editable install
+    points at), if it holds the benchmark harness."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (root / "benchmarks" / "__main__.py").is_file() and (root / "annealq").is_dir():
+            return root
+    return None
 
 
 def _configure_logging() -> None:
@@ -104,7 +143,8 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="annealq", description=__doc__)
+    parser = _Parser(prog="annealq", description="Quantize a model's layers as exact QUBOs "
+                     "and solve them (run 'annealq COMMAND -h' for a command's options).")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="quantize the bundled digits MLP: RTN vs QUBO")
@@ -114,33 +154,33 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_SEED, default=0)
     _solver_options(demo, default="neal")
     _cache_options(demo)
-    demo.set_defaults(run=run.run_demo)
+    demo.set_defaults(run=f"{_QUANTIZE}:run_demo")
 
     cache = commands.add_parser("cache", help="inspect or clear the solved-QUBO cache")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     stats = cache_commands.add_parser("stats", help="entries, size, last run's hits/misses")
     stats.add_argument("--cache", metavar="PATH", help="cache file (default: $ANNEALQ_CACHE "
                        "or the per-user cache folder)")
-    stats.set_defaults(run=run.run_cache_stats)
+    stats.set_defaults(run=f"{_INSPECT}:run_cache_stats")
     clear = cache_commands.add_parser("clear", help="delete cached results")
     clear.add_argument("--cache", metavar="PATH", help="cache file")
     clear.add_argument("--solver", help="clear only this solver's entries")
-    clear.set_defaults(run=run.run_cache_clear)
+    clear.set_defaults(run=f"{_INSPECT}:run_cache_clear")
     check = cache_commands.add_parser("check", help="SQLite's integrity check and every "
                                       "entry's checksum (exit 1 when damaged)")
     check.add_argument("--cache", metavar="PATH", help="cache file")
-    check.set_defaults(run=run.run_cache_check)
+    check.set_defaults(run=f"{_INSPECT}:run_cache_check")
     repair = cache_commands.add_parser("repair", help="keep the valid entries: copy them to "
                                        "a fresh file and swap it in (no run may use the cache)")
     repair.add_argument("--cache", metavar="PATH", help="cache file")
-    repair.set_defaults(run=run.run_cache_repair)
+    repair.set_defaults(run=f"{_INSPECT}:run_cache_repair")
 
     commands.add_parser("leap-emulator", add_help=False,
                         help="serve a local Leap (SAPI) emulator on 127.0.0.1: classical "
                              "answers, not quantum hardware (see 'annealq leap-emulator -h')")
 
     solvers = commands.add_parser("solvers", help="list solvers and whether they can run here")
-    solvers.set_defaults(run=run.run_solvers)
+    solvers.set_defaults(run=f"{_INSPECT}:run_solvers")
 
     quantize = commands.add_parser("quantize", help="quantize a model's nn.Linear layers and "
                                    "report errors, accuracy and time")
@@ -206,7 +246,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(quantize)
     _execution_options(quantize)
     quantize.add_argument("--quiet", action="store_true", help="no progress bar")
-    quantize.set_defaults(run=run.run_quantize)
+    quantize.set_defaults(run=f"{_QUANTIZE}:run_quantize")
 
     train = commands.add_parser("train", help="train (again) and cache a dataset's reference MLP")
     train.add_argument("--dataset", required=True, metavar="NAME")
@@ -214,12 +254,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="FILE",
                        help="also save the model here (annealq.save_model: safetensors, no pickle)")
     _data_options(train)
-    train.set_defaults(run=run.run_train)
+    train.set_defaults(run=f"{_QUANTIZE}:run_train")
 
-    # the benchmark harness lives in benchmarks/, outside the library: a thin entry here
-    from benchmarks.harness import add_bench_parser
-
-    add_bench_parser(commands)
+    commands.add_parser("bench", add_help=False, help="from a checkout: the benchmark harness "
+                        "(python -m benchmarks paper|solvers|bounds ...)")
     return parser
 
 

@@ -20,17 +20,21 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
-from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.formulation import validate_ridge
-from annealq.grid import SCHEMES, validate_bits, validate_group_size
+from annealq.grid import (
+    MAX_WINDOW_BITS,
+    SCHEMES,
+    validate_activation_bits,
+    validate_bits,
+    validate_group_size,
+)
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
 STARTS = ("rtn", "gptq", "kbest")
 AUTO = "auto"  # polish="auto": neal offline; with a token, hybrid-nl from kbest instead
 DEFAULT_SOLVER = "auto"
-MAX_WINDOW_BITS = 16
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
 FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
@@ -55,10 +59,10 @@ class QuantizeConfig:
             ``kbest``'s own time offline, and ``hybrid-nl`` from ``kbest`` with a token.
         paper: the paper's setting (the down/up QUBO, ``auto`` = ``hybrid``/``neal``)
             instead of the default ``kbest`` start with polishing.
-        scheme, per_channel, window_bits, bias_window_bits, bias_step, input_step,
-            group_size: the grids and windows of
-            :func:`~annealq.formulation.formulate_layer` (``group_size``: one weight step
-            per that many consecutive inputs of each row).
+        scheme: the weight grid's scheme; it and ``per_channel``, ``window_bits``,
+            ``bias_window_bits``, ``bias_step``, ``input_step`` and ``group_size`` are the
+            grids and windows of :func:`~annealq.formulation.formulate_layer`
+            (``group_size``: one weight step per that many consecutive inputs of a row).
         ridge: the QUBO's pull towards the float weights (``method="qubo"`` only;
             :func:`~annealq.formulation.formulate_layer`); 0 is the output error alone.
         activation_bits: round each quantized layer's input to this many bits.
@@ -126,14 +130,16 @@ class QuantizeConfig:
         own = {f.name for f in fields(cls)} - {"method_options"}
         method_options = {k: v for k, v in options.items() if k not in own}
         given = {k: v for k, v in options.items() if k in own and v is not None}
-        if given.get("polish") is not None and given.get("solver", DEFAULT_SOLVER) != DEFAULT_SOLVER:
+        solver = given.get("solver", DEFAULT_SOLVER)
+        if given.get("polish") is not None and solver != DEFAULT_SOLVER:
             raise ValueError(f"give polish or solver, not both (polish={given['polish']!r} "
                              f"solves the windows; solver={given['solver']!r})")
-        if not sampler_object and _default_run(given):  # kbest's answer, polished: never worse than kbest
+        if not sampler_object and _default_run(given):  # kbest's answer, polished
             given.update(start="kbest", polish=AUTO)
         if given.get("polish") is not None:
             given.setdefault("start", "kbest")
-        spec = _qubo_solver({**given, "solver": "polish"} if given.get("polish") else given)
+        polished = {**given, "solver": "polish"} if given.get("polish") else given
+        spec = _qubo_solver(polished)
         if spec is not None and spec.whole_grid and "window_bits" not in given:
             given["window_bits"] = bits  # an integer-model solver: the whole grid costs no more
         if spec is not None and spec.default_start and "start" not in given:

@@ -4,7 +4,7 @@ Output channel ``o`` of a convolution computes ``w_o · p + b_o`` at every outpu
 ``p`` being the patch of ``C_in·kh·kw`` input values it covers (``F.unfold``'s order, the
 same as ``weight.reshape(C_out, -1)``). So the convolution is the dense layer
 ``W = weight.reshape(C_out, C_in·kh·kw)`` whose calibration rows are **all patches of all
-calibration images**, and the per-neuron decomposition of DESIGN.md §1 holds unchanged:
+calibration images**, and the per-neuron decomposition of docs/design.md §1 holds unchanged:
 one QUBO of ``C_in·kh·kw + 1`` variables per output channel, its energy the squared output
 error summed over every output position of the calibration set.
 

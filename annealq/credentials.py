@@ -18,7 +18,7 @@ from pathlib import Path
 ENV_FILE_VARIABLE = "ANNEALQ_ENV_FILE"
 
 # Fail fast with no network: the client's defaults (60 s timeout, 10 retries) can hold a
-# call for ~11 minutes against a silent server (DESIGN.md §4). Connect timeouts are short;
+# call for ~11 minutes against a silent server (docs/design.md §4). Connect timeouts are short;
 # reads are longer because uploading a large BQM to the hybrid solver takes a while.
 REQUEST_TIMEOUT = (5.0, 60.0)
 HTTP_RETRY_TOTAL = 2

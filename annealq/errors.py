@@ -1,4 +1,17 @@
-"""Exceptions raised by annealq, kept in one module so callers can catch them."""
+"""Exceptions raised by annealq, kept in one module so callers can catch them, and
+:func:`first_line`, which turns any exception into the one-line reason annealq's messages
+quote.
+
+Example:
+    >>> first_line(OSError("disk full\\nerrno 28")), first_line(KeyError())
+    ('disk full', 'KeyError')
+"""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class AnnealqError(Exception):

@@ -18,16 +18,15 @@ Example:
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
-
 import time
 from collections import Counter
+from dataclasses import asdict, dataclass, fields
 
+from annealq.credentials import token_configured
 from annealq.executors.base import Executor, InlineExecutor
 from annealq.executors.cloud import CloudExecutor, CloudPolicy
 from annealq.executors.pool import PoolExecutor
 from annealq.protocol import CloudSampler
-from annealq.credentials import token_configured
 from annealq.registry import get_sampler, resolve_sampler
 
 CLOUD_FALLBACK = "neal"  # solves what the cloud could not, unless the run names another

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from annealq.credentials import contains_token
-from annealq.errors import AnnealqError
+from annealq.errors import AnnealqError, first_line
 
 
 class OutputError(AnnealqError, OSError):
@@ -100,7 +100,7 @@ def check_zip(path, what: str) -> None:
             bad = archive.testzip()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise ValueError(f"{what} {path} is damaged (not a complete zip archive: "
-                         f"{_first_line(exc)}); replace it with a good copy") from None
+                         f"{first_line(exc)}); replace it with a good copy") from None
     if bad is not None:
         raise ValueError(f"{what} {path} is damaged (the bytes of {bad} do not match their "
                          "checksum); replace it with a good copy")
@@ -136,10 +136,6 @@ def _refuse_token(temporary: str, path: Path) -> None:
             raise OutputError(f"refusing to write {path}: it would contain the D-Wave API "
                               "token (a redaction was missed; please report this)")
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _umask() -> int:

@@ -1,4 +1,4 @@
-"""The exact QUBO of a dense layer's rounding (DESIGN.md §1).
+"""The exact QUBO of a dense layer's rounding (docs/design.md §1).
 
 Every weight ``w_ij`` and bias ``b_i`` rounds down or up on its grid:
 ``q = ⌊w/s⌋ + u`` with ``u ∈ {0, 1}``. For neuron ``i`` with ``Â = [X̂, 1]``, steps

@@ -4,7 +4,7 @@ A grid maps an integer ``q`` in ``[q_min, q_max]`` to the float ``step * q``. We
 layer share one step (per tensor) or have one per output row (per channel); the bias has
 a grid of its own over the int32 range.
 
-Schemes (DESIGN.md §1):
+Schemes (docs/design.md §1):
 
 * ``"reference"`` — the seed paper's scheme: ``s = max|W| / 2^(B-1)`` and
   ``q ∈ [-2^(B-1), 2^(B-1) - 1]`` (so int1 is ``{-1, 0}``). The default, so that results
@@ -39,6 +39,8 @@ import numpy as np
 
 SCHEMES = ("reference", "symmetric", "affine")
 MIN_BITS, MAX_BITS = 1, 8
+MIN_ACTIVATION_BITS, MAX_ACTIVATION_BITS = 2, 16
+MAX_WINDOW_BITS = 16  # binary variables per weight, at most
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -48,6 +50,19 @@ def validate_bits(bits) -> int:
         raise ValueError(f"bits must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
     if not MIN_BITS <= bits <= MAX_BITS:
         raise ValueError(f"bits must be from {MIN_BITS} to {MAX_BITS}, got {bits}")
+    return int(bits)
+
+
+def validate_activation_bits(bits) -> int | None:
+    """``None`` (float inputs) or an integer in 2..16, else ``ValueError``."""
+    if bits is None:
+        return None
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise ValueError(f"activation_bits must be None or an integer from "
+                         f"{MIN_ACTIVATION_BITS} to {MAX_ACTIVATION_BITS}, got {bits!r}")
+    if not MIN_ACTIVATION_BITS <= bits <= MAX_ACTIVATION_BITS:
+        raise ValueError(f"activation_bits must be from {MIN_ACTIVATION_BITS} to "
+                         f"{MAX_ACTIVATION_BITS}, got {bits}")
     return int(bits)
 
 

@@ -1,5 +1,5 @@
 """The rounding problem of one dense layer as data: :class:`LayerQUBO`, one independent
-QUBO per output neuron over a Gram matrix all neurons share (DESIGN.md §1).
+QUBO per output neuron over a Gram matrix all neurons share (docs/design.md §1).
 
 :func:`annealq.formulation.formulate_layer` builds it; solvers read its shared form or its
 per-neuron BQMs; :meth:`LayerQUBO.decode` turns their samples into integers.

@@ -4,7 +4,7 @@ Stages (plain data between them): capture the layer's float and quantized inputs
 (optionally) round the quantized inputs to integer activations → ``formulate_layer`` →
 round the weights (``solve_layer`` for the QUBO, or a baseline) → decode integers → write
 the dequantized weights into the quantized copy, which feeds the next layer (sequential
-calibration, DESIGN.md §1).
+calibration, docs/design.md §1).
 
 Example:
     >>> import numpy as np, torch
@@ -71,8 +71,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
         cache: ``None`` for the default cache, ``False`` for none, a path or a
             ``CacheStore``; solved neurons are skipped on later runs.
         method: ``"qubo"`` (the exact rounding QUBO), ``"rtn"`` (round to nearest), or the
-            baselines ``"gptq"``, ``"cd"`` and ``"adaround"`` from :mod:`annealq.baselines`; all on the
-            same grids, calibration set and sequential scheme.
+            baselines ``"gptq"``, ``"cd"`` and ``"adaround"`` from :mod:`annealq.baselines`;
+            all on the same grids, calibration set and sequential scheme.
         activation_bits: round every quantized layer's input to this many bits (asymmetric
             min/max per tensor from the calibration set, :mod:`annealq.activations`); the
             bias step is then ``s_x · s``. ``None`` keeps float inputs.

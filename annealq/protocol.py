@@ -1,7 +1,7 @@
 """The layer-solver protocol, beside ``dimod.Sampler``.
 
 Every solver in the registry is a ``dimod.Sampler``: it solves one BQM. Solvers that can
-exploit a layer's shared form (one Gram matrix for all neurons, DESIGN.md §1) also
+exploit a layer's shared form (one Gram matrix for all neurons, docs/design.md §1) also
 subclass :class:`LayerSampler`; dispatch chooses by type, never by probing attributes.
 
 Example:
@@ -148,5 +148,5 @@ class PendingProblem(abc.ABC):
         """The bytes of problem data sent for it (the report's ``cloud`` section)."""
         return 0
 
-    def cancel(self) -> None:
+    def cancel(self) -> None:  # noqa: B027 (optional: a no-op unless overridden)
         """Give up on it (best effort)."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from annealq.activations import ActivationGrid
 from annealq.architecture import check_linear, describe, target_module
+from annealq.errors import first_line
 from annealq.files import atomic_write
 from annealq.grid import Grid
 
@@ -235,7 +236,7 @@ def _load_safe(path: Path, model) -> QuantizationResult:
             tensors = {name: archive.get_tensor(name) for name in archive.keys()}
     except Exception as exc:  # safetensors' errors, a missing key, bad JSON
         raise ValueError(f"cannot read {path}: damaged, or not a quantized model saved by "
-                         f"annealq ({_first_line(exc)})") from None
+                         f"annealq ({first_line(exc)})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a quantized model saved by annealq")
     if meta.get("version") != FORMAT_VERSION:
@@ -264,7 +265,7 @@ def _load_safe(path: Path, model) -> QuantizationResult:
                          layer.int_bias.shape, layer.weight_step.shape)
             write_layer(modules[layer.name], layer)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: its metadata and tensors disagree ({_first_line(exc)})") \
+        raise ValueError(f"{path}: its metadata and tensors disagree ({first_line(exc)})") \
             from None
     return QuantizationResult(module, meta["solver"], layers, method=meta["method"],
                               report=meta["report"])
@@ -277,7 +278,7 @@ def _load_pickle(path: Path) -> QuantizationResult:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything
-        raise ValueError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise ValueError(f"cannot read {path}: {first_line(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a quantized model saved by annealq")
     model = payload["model"]
@@ -300,10 +301,6 @@ def _pop(tensors: dict, name: str, optional: bool):
         return None
     return tensors.pop(name).numpy()
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def as_array(value, dtype) -> np.ndarray:

@@ -10,8 +10,13 @@ batch-sa and kbest), about a minute.
 Each run quantizes at int2 with cache=False and seed=0 and records the SHA-256 of all
 layers' integer weights and biases, the layer errors and the time.
 """
-import hashlib, json, sys, time
+import hashlib
+import json
+import sys
+import time
+
 import numpy as np
+
 import annealq
 
 out = sys.argv[1]
@@ -20,7 +25,8 @@ QUICK = {("digits", "neal"), ("digits", "batch-sa"), ("digits", "lns"), ("digits
 runs = [
     ("digits", "neal", {}), ("digits", "batch-sa", {}), ("digits", "lns", {}),
     ("digits", "lns", {"window_bits": 4, "start": "gptq"}),
-    ("digits", "exact-bb", {"window_bits": 2, "start": "gptq", "solver_params": {"time_limit": 30}}),
+    ("digits", "exact-bb",
+     {"window_bits": 2, "start": "gptq", "solver_params": {"time_limit": 30}}),
     ("digits", "neal", {"scheme": "affine", "per_channel": True}),
     ("mnist", "batch-sa", {}), ("mnist", "lns", {"window_bits": 4, "start": "gptq"}),
     ("mnist", "neal", {}), ("digits", "kbest", {}), ("mnist", "kbest", {}),

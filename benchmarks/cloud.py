@@ -14,7 +14,14 @@ time model) divided by the time scale below. It runs in a process of its own
 (``annealq leap-emulator``), as Leap is a server of its own: its classical answers then
 do not hold the client's interpreter lock.
 """
-import contextlib, json, os, signal, subprocess, sys, tempfile, time
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 
 import numpy as np
 

@@ -3,7 +3,8 @@ BQM per neuron, packed) on the Leap emulator, and the local whole-grid ``lns``, 
 uploads per layer, billed seconds, wall time and layer errors; plus hybrid-nl (its defaults)
 with injected transient faults, compared with its fault-free run.
 
-    ANNEALQ_DATA=../shared/data python -m benchmarks.cloud_nl benchmarks/cloud_nl.json [DATASET[:SOLVER] ...]
+    export ANNEALQ_DATA=../shared/data
+    python -m benchmarks.cloud_nl benchmarks/cloud_nl.json [DATASET[:SOLVER] ...]
 
 ``DATASET:SOLVER`` reruns only that solver's rows (the fault row goes with ``hybrid-nl``);
 rows already in the JSON file are kept.
@@ -14,7 +15,10 @@ model's initial state. Its service times are the mock solvers' own (hybrid: the
 minimum_time_limit curve; nonlinear: the estimated minimum time limit), unscaled; the wall
 times include the emulator's classical work, which runs in this process.
 """
-import json, os, sys, tempfile
+import json
+import os
+import sys
+import tempfile
 
 import annealq
 from annealq.testing import LeapEmulator

@@ -93,7 +93,7 @@ def markdown(table: dict) -> str:
     lines += [f"- `{c}`" for c in table["commands"]]
     lines += ["", f"Machine: {table['machine']}, 2 cores shared with other jobs. 1,000 "
               "calibration images from the training split (seed 0); accuracy on the test "
-              "split. Reference grid (per tensor, DESIGN.md §1), BatchNorm folded into each "
+              "split. Reference grid (per tensor, docs/design.md §1), BatchNorm folded into each "
               "conv, layers quantized in turn on what the quantized layers before them feed "
               "them. A conv's error is its squared output error summed over every output "
               "position of the calibration images. Time: `quantize` (formulation with the "

@@ -7,7 +7,6 @@ setting is far from GPTQ's best, which this script shows. Run from the repositor
     ANNEALQ_DATA=../shared/data .venv/bin/python benchmarks/gptq_settings_cifar.py
 """
 
-import numpy as np
 
 from annealq import formulate_layer
 from annealq.baselines import gptq_layer, layer_error

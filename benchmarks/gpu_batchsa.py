@@ -48,8 +48,8 @@ def export():
 def run():
     import torch
 
-    from solvers.batch_sa.form import BatchSAOptions, LayerForm, anneal
     from annealq.formulation import formulate_layer
+    from solvers.batch_sa.form import BatchSAOptions, LayerForm, anneal
 
     out = {"gpu": torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "runs": {}}
     problems = {}

@@ -35,8 +35,8 @@ from annealq.data.datasets import load_dataset
 from annealq.data.models import accuracy, model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
-from annealq.grid import validate_bits
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.grid import validate_bits
 from annealq.pipeline import quantize
 from annealq.registry import get_sampler
 from benchmarks.bounds import SMALL_NEURON, bench_bounds, bounds_markdown
@@ -251,7 +251,7 @@ def _markdown(dataset, layer, description, results, neurons, exact_time, command
               key=None) -> str:
     lines = [f"## {key or f'{dataset}, layer {layer}'}", "",
              f"`{command}`" if command else "", "",
-             f"{description}; reference grid (DESIGN.md §1). Machine: {platform.machine()}, "
+             f"{description}; reference grid (docs/design.md §1). Machine: {platform.machine()}, "
              f"{_cpu_count()} cores, {time.strftime('%Y-%m-%d')}. "
              + (f"First {neurons} neurons of the layer. " if neurons else "All neurons. ")
              + "Wall time is the whole layer solve, one process, solvers one after another.",
@@ -358,10 +358,8 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def add_bench_parser(commands) -> None:
-    """``annealq bench solvers …``: registered by the CLI; kept here beside the code."""
-    bench = commands.add_parser("bench", help="benchmarks that write benchmarks/*.md")
-    kinds = bench.add_subparsers(dest="bench_command", required=True)
+def add_commands(kinds) -> None:
+    """``python -m benchmarks solvers|paper|bounds …`` (:mod:`benchmarks.__main__`)."""
     solvers = kinds.add_parser("solvers", help="every solver on one layer's QUBOs")
     solvers.add_argument("--dataset", default="mnist")
     solvers.add_argument("--bits", type=int, nargs="+", default=[2, 3, 4])
@@ -469,7 +467,7 @@ PAPER_METHODS = (
     # (solvers/kbest/reduced.py)
     ("QUBO whole grid, kbest + reduced basis, from GPTQ", "qubo", "kbest", {"reduced": "auto"},
      {}),
-    # the grid for one bit: each weight its row's minimum or maximum (DESIGN.md's {−1, 0}·s
+    # the grid for one bit: each weight its row's minimum or maximum (docs/design.md's {−1, 0}·s
     # leaves half the weights only 0)
     ("RTN, affine per-channel grid", "rtn", None, None,
      {"scheme": "affine", "per_channel": True}),
@@ -486,8 +484,9 @@ def bench_paper(datasets=PAPER_DATASETS, bits_list=PAPER_BITS, *, methods=None,
     the JSON after each cell (so an interrupted run resumes) and ``RESULTS.md`` at the end.
 
     A cell counts as done only if it was computed on this machine's reference model: each
-    records the model's fingerprint (:func:`~annealq.data.models.model_fingerprint`), and a cell from another
-    training (cells older than the fingerprint: a different float accuracy) is run again,
+    records the model's fingerprint (:func:`~annealq.data.models.model_fingerprint`), and a
+    cell from another training (cells older than the fingerprint: a different float
+    accuracy) is run again,
     so no table mixes two trainings of a model. ``rerun`` names columns or methods to run
     again anyway (after a solver changed). ``skip`` lists ``"dataset:column"`` cells to
     leave out (marked "not run" in the table); the list is kept in the JSON for later runs
@@ -582,7 +581,7 @@ def _paper_markdown(table, skip) -> str:
              "",
              *[f"- `{c}`" for c in table.get("commands", [])], "",
              f"Machine: {machine}. Calibration: {table['calibration']} images from each "
-             "training split; accuracy on the test split. Reference grid (DESIGN.md §1), "
+             "training split; accuracy on the test split. Reference grid (docs/design.md §1), "
              "layers quantized in turn, each on what the quantized layers before it feed it. "
              "Error: the sum over layers of the squared pre-activation output error on the "
              "calibration set. Time: the quantization (formulation, solving, decoding), "
@@ -641,7 +640,8 @@ def _relative_to_gptq(table, name, bits_list, columns) -> list[str]:
         return []
     return ["", "Layer error relative to GPTQ's (GPTQ tuned per layer; each layer's error "
             "over GPTQ's, first / second layer; below 1: lower than GPTQ; each method's later "
-            "layers see its own quantized inputs):", "", "| bits | " + " | ".join(c[0] for c in others) + " |",
+            "layers see its own quantized inputs):", "",
+            "| bits | " + " | ".join(c[0] for c in others) + " |",
             "|---:|" + "---:|" * len(others), *rows]
 
 
@@ -706,4 +706,4 @@ def _run_bench_bounds(args) -> int:
 
 
 def _command_line() -> str:
-    return "annealq " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -3,12 +3,16 @@ hybrid-nl's one integer model, from the files the client would send.
 
     ANNEALQ_DATA=../shared/data python -m benchmarks.nl_bytes
 """
-import numpy as np, annealq
+import numpy as np
+
+import annealq
 from annealq.capture import layer_inputs, linear_layers
 from annealq.formulation import formulate_layer
-from solvers.cloud import file_size
 from annealq.integer_model import IntegerForm, LayerModel
-data = annealq.load_dataset("mnist"); model, _ = annealq.reference_model(data)
+from solvers.cloud import file_size
+
+data = annealq.load_dataset("mnist")
+model, _ = annealq.reference_model(data)
 X = data.calibration(1000, seed=0)
 layers = linear_layers(model.eval(), X)
 [X1, _] = layer_inputs(model, [l for _, l in layers], X)
@@ -16,6 +20,10 @@ lin = layers[0][1]
 lq = formulate_layer(lin.weight.detach().numpy(), lin.bias.detach().numpy(), X1, bits=4)
 sizes = [file_size(lq.bqm(i)) for i in range(lq.n_neurons)]
 print("down/up BQMs, one file per neuron:", sum(sizes), "mean", np.mean(sizes))
-lq4 = formulate_layer(lin.weight.detach().numpy(), lin.bias.detach().numpy(), X1, bits=4, window_bits=4)
-one = file_size(lq4.bqm(0)); print("whole-grid BQM of neuron 0:", one, "x128 =", one*128, "biases", lq4.bqm(0).num_interactions + lq4.bqm(0).num_variables)
-form = IntegerForm.of_layer(lq4, range(128)); print("integer model:", len(LayerModel.build(form, form.span//2).to_bytes()))
+lq4 = formulate_layer(lin.weight.detach().numpy(), lin.bias.detach().numpy(), X1, bits=4,
+                      window_bits=4)
+one = file_size(lq4.bqm(0))
+print("whole-grid BQM of neuron 0:", one, "x128 =", one * 128,
+      "biases", lq4.bqm(0).num_interactions + lq4.bqm(0).num_variables)
+form = IntegerForm.of_layer(lq4, range(128))
+print("integer model:", len(LayerModel.build(form, form.span // 2).to_bytes()))

@@ -65,7 +65,7 @@ def compare(before: str, after: str) -> None:
           "validation agreement, before → after |\n|---|---:|---:|---:|")
     for bits in ("4", "3", "2"):
         keys = [k for k in a if k.endswith(f"|{bits}")]
-        mean = lambda d, field: np.mean([d[k][field] for k in keys])
+        mean = lambda d, field, keys=keys: np.mean([d[k][field] for k in keys])
         print(f"| {bits} | {mean(a, 'validation_error'):.1f} → {mean(b, 'validation_error'):.1f}"
               f" | {mean(a, 'test_error'):.1f} → {mean(b, 'test_error'):.1f} | "
               f"{100 * mean(a, 'validation_agreement'):.2f} → "

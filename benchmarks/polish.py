@@ -142,7 +142,8 @@ def markdown(cells, command, load) -> str:
     for key, cell in cells.items():
         if "whole_grid" in cell:
             _, layer, bits = key.split("|")
-            lines.append(f"| {layer} | int{bits} | {100 * cell['kbest_gap']:+.2f} % | " + " | ".join(
+            lines.append(f"| {layer} | int{bits} | {100 * cell['kbest_gap']:+.2f} % | "
+                         + " | ".join(
                 f"{100 * cell['whole_grid'][n]['layer_gap']:+.2f} % "
                 f"({cell['whole_grid'][n]['seconds']:.1f} s)" for n in WHOLE) + " |")
     lines += ["", "(Each solver's raw answer; the pipeline keeps the better of it and kbest's "

@@ -26,7 +26,8 @@ neuron of its whole-grid problem (all weights on the grid, the bias at its best 
 Estimates, not proofs: they say how far a proof is. Run from the repository root (about a
 minute a dataset):
 
-    ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models python benchmarks/reach.py --datasets digits mnist fashion-mnist emnist --bits 4 3 2
+    export ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models
+    python benchmarks/reach.py --datasets digits mnist fashion-mnist emnist --bits 4 3 2
 
 (with ``OPENBLAS_NUM_THREADS=1`` on a machine shared with another job: the Lagrangian
 bound's small dense solves otherwise wait on BLAS threads, 100× slower here).

@@ -114,7 +114,8 @@ def markdown(result: dict) -> str:
     models = result["models"]
     seeds = ", ".join(str(m["seed"]) for m in models)
     lines = ["# The ridge, chosen on validation images", "",
-             "    ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models " + result["command"],
+             "    ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models "
+             + result["command"],
              "", f"Held-out 784-128-10 MNIST models (seeds {seeds}), 1,000 calibration "
              "images. Means over the models. *Layer errors* are the calibration objective "
              "(the check's); *output error* is the squared logit difference from the float "
@@ -129,7 +130,7 @@ def markdown(result: dict) -> str:
                   "| seconds |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label in models[0]["runs"][bits]:
             rows = [m["runs"][bits][label] for m in models]
-            mean = lambda key: np.mean([r[key] for r in rows])
+            mean = lambda key, rows=rows: np.mean([r[key] for r in rows])
             layers = np.mean([r["layer_errors"] for r in rows], axis=0)
             star = " ★" if label == qubo_label(best) else ""
             lines.append(

@@ -170,7 +170,8 @@ def smallest_layer(row: dict, workers: int = 2) -> dict:
 def tables(rows: list) -> str:
     """SCALE.md's measured and projected tables from the JSON rows."""
     lines = ["| layer | solver | in process | 1 worker | 2 workers | speed-up 2 vs 1 | "
-             "2-worker efficiency | CPU estimate of the speed-up (as scheduled / balanced) | same integers | scatter (s) | "
+             "2-worker efficiency | CPU estimate of the speed-up (as scheduled / balanced) | "
+             "same integers | scatter (s) | "
              "pool start (s) | load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]

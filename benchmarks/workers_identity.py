@@ -5,7 +5,8 @@ int2, seed 0, no cache, in this process and with ``workers=1, 2, 4`` (a private
 ``LocalCluster``); the SHA-256 of all layers' integers must be the same for all four.
 Run from the repository root (``PYTHONPATH`` so that spawned workers import this tree):
 
-    ANNEALQ_DATA=../shared/data PYTHONPATH=. python benchmarks/workers_identity.py out.json [DATASET ...]
+    export ANNEALQ_DATA=../shared/data PYTHONPATH=.
+    python benchmarks/workers_identity.py out.json [DATASET ...]
 """
 
 import hashlib

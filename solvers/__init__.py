@@ -11,4 +11,6 @@ def missing_package(module: str, distribution: str) -> str | None:
         found = find_spec(module) is not None
     except ModuleNotFoundError:
         found = False
-    return None if found else f"package {distribution} is not installed (pip install {distribution})"
+    if found:
+        return None
+    return f"package {distribution} is not installed (pip install {distribution})"

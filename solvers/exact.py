@@ -72,7 +72,8 @@ def _enumerate(h, J_sym, offset, n):
 
 
 def _validate_limit(limit) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= HARD_MAX_VARIABLES:
+    if (isinstance(limit, bool) or not isinstance(limit, int)
+            or not 0 <= limit <= HARD_MAX_VARIABLES):
         raise ValueError(f"max_variables must be an integer from 0 to {HARD_MAX_VARIABLES}, "
                          f"got {limit!r}")
     return limit

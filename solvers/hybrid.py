@@ -23,8 +23,8 @@ from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
-from solvers.cloud import (cancel as _cancel, classify, combine, file_size, leap_unavailable,
-                           resolve, sizes, split)
+from solvers.cloud import cancel as _cancel
+from solvers.cloud import classify, combine, file_size, leap_unavailable, resolve, sizes, split
 
 
 class HybridSampler(dimod.Sampler, CloudSampler):

@@ -28,10 +28,10 @@ Through the cloud executor, several neurons share one anneal on disjoint clique 
 
 from __future__ import annotations
 
+import time
+
 import dimod
 import numpy as np
-
-import time
 
 from annealq.credentials import auth_message, cloud_options, redact
 from annealq.errors import ProblemTooLargeError, SolverUnavailableError, TokenRejectedError

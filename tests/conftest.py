@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer
+from annealq.testing import conformance
 
 # A fake token that must never show up in output or files (not token-shaped on purpose).
 CANARY_TOKEN = "canary-token-must-never-leak-7f3a9c"
@@ -10,9 +11,7 @@ CANARY_TOKEN = "canary-token-must-never-leak-7f3a9c"
 @pytest.fixture
 def small_layer():
     """A real formulation: 3 neurons of 12 inputs (≤ 13 variables each), int2."""
-    rng = np.random.default_rng(42)
-    W, b, X = rng.normal(size=(3, 12)), rng.normal(size=3), rng.normal(size=(50, 12))
-    return formulate_layer(W, b, X, bits=2)
+    return conformance.small_layer()
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer, get_sampler
+from annealq.dispatch import solve_layer
 from solvers.batch_sa.anneal import anneal
 from solvers.batch_sa.form import BatchSAOptions, LayerForm
-from annealq.dispatch import solve_layer
 
 
 def _layer(seed=0, n=6, f=10, m=40, bits=2, per_channel=False):

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from annealq import formulate_layer
-from annealq.cache import (CachedSampler, CacheStore, bqm_hash, cache_key,
-                           default_cache_path)
+from annealq.cache import CachedSampler, CacheStore, bqm_hash, cache_key, default_cache_path
 from annealq.results import SolveResult
 
 # Builds a 6-neuron layer with 784 inputs from a fixed seed and prints each neuron's

@@ -190,6 +190,7 @@ def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
     # a second run is served by the cache
     again = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
                      "--report", "r2.json", "--calibration", "300", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "r2.json").read_text())["cache"] == {"hits": 74, "misses": 0}
 
 

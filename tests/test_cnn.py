@@ -76,4 +76,5 @@ def test_quantize_command_with_the_digits_cnn(tmp_path, digits_cnn):
     data, model, _ = digits_cnn
     loaded = annealq.load(tmp_path / "q.pt", model=model)
     assert [type(m).__name__ for m in loaded.model][2] == "Identity"
-    assert accuracy(loaded.model, data.x_test, data.y_test) == pytest.approx(report["accuracy"]["quantized"])
+    assert accuracy(loaded.model, data.x_test, data.y_test) == pytest.approx(
+        report["accuracy"]["quantized"])

@@ -5,8 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annealq.data.datasets import (DATA_ENV, DatasetNotFoundError, data_folder, load_dataset,
-                              read_idx, validate_dataset)
+from annealq.data.datasets import (
+    DATA_ENV,
+    DatasetNotFoundError,
+    data_folder,
+    load_dataset,
+    read_idx,
+    validate_dataset,
+)
 
 # the project's offline copies, at ../shared/data from the project root (see the Makefile)
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

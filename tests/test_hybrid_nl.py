@@ -9,7 +9,8 @@ import json
 import dimod
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import annealq
 from annealq import formulate_layer

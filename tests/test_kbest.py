@@ -4,7 +4,8 @@ start, clear option errors (chunk invariance: tests/test_chunking.py)."""
 import dimod
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annealq import formulate_layer, quantize
 from annealq.baselines import cd_layer, gptq_layer, layer_error

@@ -10,8 +10,7 @@ import dimod
 import numpy as np
 import pytest
 import requests
-from dwave.cloud.exceptions import (CanceledFutureError, SolverAuthenticationError,
-                                    SolverError)
+from dwave.cloud.exceptions import CanceledFutureError, SolverAuthenticationError, SolverError
 from dwave.cloud.testing import mocks
 from dwave.system import DWaveCliqueSampler, DWaveSampler, LeapHybridSampler
 
@@ -339,6 +338,7 @@ def test_cli_prints_endpoint_and_stops_on_interrupt():
 @pytest.mark.parametrize("vartype", ["BINARY", "SPIN"])
 def test_the_emulators_beta_range_is_dwave_samplers_default(vartype):
     from dwave.samplers.sa.sampler import _default_ising_beta_range
+
     from annealq.testing.leap.anneal import beta_range as _beta_range
     rng = np.random.default_rng(4)
     Q = np.triu(rng.normal(size=(30, 30)))

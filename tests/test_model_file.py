@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import annealq
-from annealq.quantized import FORMAT, writer
 from annealq.pipeline import quantize
+from annealq.quantized import FORMAT, writer
 
 
 class _Custom(nn.Module):  # not a Sequential: its architecture cannot be recorded

@@ -6,8 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from annealq.data.datasets import load_digits  # noqa: E402
-from annealq.data.models import (REFERENCE_MODELS, accuracy, load_model,  # noqa: E402
-                            reference_model)
+from annealq.data.models import REFERENCE_MODELS, accuracy, load_model, reference_model  # noqa: E402
 
 nn = torch.nn
 

@@ -2,8 +2,9 @@
 
 Each runs in a fresh Jupyter kernel (nbclient) with ``ANNEALQ_NOTEBOOK_SCALE=small``, no
 D-Wave token in the environment or a config file and ``ANNEALQ_NOTEBOOK_OFFLINE=1`` (so a
-developer's ``.env`` cannot send anything to Leap either), under a time limit; the test checks that no cell errored,
-that the expected figures (PNG outputs) were drawn, and that the QPU results are labelled
+developer's ``.env`` cannot send anything to Leap either), under a time limit; the test checks
+that no cell errored, that the expected figures (PNG outputs) were drawn, and that the QPU
+results are labelled
 as an emulation. The kernel inherits this process's environment, so the per-test cache
 (``ANNEALQ_CACHE``, from conftest) applies to it too.
 """
@@ -42,6 +43,10 @@ def offline_small(monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     if os.environ.get("ANNEALQ_DATA"):  # the kernel runs in notebooks/: make it absolute
         monkeypatch.setenv("ANNEALQ_DATA", str(Path(os.environ["ANNEALQ_DATA"]).resolve()))
+    # the notebooks run from a checkout and import the benchmark helpers, which the
+    # installed package does not hold: the kernel finds them through the repository root
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(NOTEBOOKS.parent), path))))
     return tmp_path
 
 

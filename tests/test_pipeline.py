@@ -5,7 +5,7 @@ torch = pytest.importorskip("torch")
 
 from dwave.samplers import SteepestDescentSolver  # noqa: E402
 
-from annealq.capture import linear_layers
+from annealq.capture import linear_layers  # noqa: E402
 from annealq.pipeline import quantize, rtn_model  # noqa: E402
 
 
@@ -85,8 +85,8 @@ def test_multi_layer_mlp_with_tanh_sigmoid_gelu_every_layer_in_order_exact_energ
         assert layer.energy == pytest.approx(
             _layer_output_error(f, q, float_inputs, quant_inputs), rel=1e-5)
         assert layer.energy <= layer.rtn_energy
-        np.testing.assert_array_equal(q.weight.detach().numpy(),
-                                      (layer.int_weight * layer.weight_step[:, None]).astype(np.float32))
+        dequantized = (layer.int_weight * layer.weight_step[:, None]).astype(np.float32)
+        np.testing.assert_array_equal(q.weight.detach().numpy(), dequantized)
         with torch.no_grad():
             activation = model[index + 1] if index + 1 < len(model) else torch.nn.Identity()
             float_inputs = activation(f(float_inputs))

@@ -38,7 +38,8 @@ def test_a_layer_cell_and_its_row():
     rows = cell["neurons"]
     assert len(rows) == 3 and all(r["entries"] == 7 for r in rows)
     assert all(r["lagrangian"] <= r["best"] + 1e-9 for r in rows)
-    assert all(np.isfinite(r["log10_nodes"]["reduced"]) and np.isfinite(r["log10_nodes"]["unreduced"]) for r in rows)
+    assert all(np.isfinite(r["log10_nodes"]["reduced"])
+               and np.isfinite(r["log10_nodes"]["unreduced"]) for r in rows)
     text = markdown({"command": "python benchmarks/reach.py", "cells": {"toy|0|3": cell}},
                     {"toy|0|3": {"model": "m", "neurons": 3, "bound": 1.5, "proven": 2}})
     row = text.splitlines()[-1]

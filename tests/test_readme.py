@@ -45,3 +45,29 @@ def test_runnable_readme_commands_run_as_written(tmp_path, tmp_path_factory):
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, (command, out.stderr[-2000:])
         assert "Traceback" not in out.stderr, command
+
+
+def _prose(text: str) -> list[str]:
+    """The README's lines outside code blocks and tables."""
+    lines, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and not line.startswith("|"):
+            lines.append(line)
+    return lines
+
+
+def test_the_readme_is_a_page_for_users():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 300
+    assert [line for line in _prose(text) if len(line) > 200] == []
+    # the two commands, as .ci/run and the Makefile know them
+    assert "make demo" in text and "make test" in text
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_readme_links_to_files_that_exist():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", text)
+    assert targets and [t for t in targets if not (ROOT / t).exists()] == []

@@ -7,8 +7,13 @@ import dimod
 import pytest
 
 from annealq import errors
-from annealq.registry import (SolverRegistry, SolverSpec, available_samplers, get_sampler,
-                              resolve_sampler)
+from annealq.registry import (
+    SolverRegistry,
+    SolverSpec,
+    available_samplers,
+    get_sampler,
+    resolve_sampler,
+)
 
 LOCAL = ["neal", "tabu", "steepest", "exact", "qpu-mock"]
 

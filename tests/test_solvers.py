@@ -1,7 +1,6 @@
 import itertools
 
 import dimod
-import numpy as np
 import pytest
 
 from annealq import errors, get_sampler, resolve_sampler, solve_bqms
@@ -43,7 +42,8 @@ def test_exact_refuses_problems_too_large_to_enumerate(layer_65):
         get_sampler("exact", max_variables=40)
 
 
-@pytest.mark.parametrize("name, params", [("neal", {"seed": 3}), ("tabu", {"seed": 3, "timeout": 20}),
+@pytest.mark.parametrize("name, params", [("neal", {"seed": 3}),
+                                          ("tabu", {"seed": 3, "timeout": 20}),
                                           ("steepest", {})])
 def test_heuristics_return_valid_samples_with_correct_energies(small_layer, name, params):
     results = solve_bqms(small_layer.bqms(), get_sampler(name, **params))

@@ -18,7 +18,7 @@ def _minimum(h, Q, offset):
 @pytest.mark.parametrize("n", [1, 2, 5, 9, 13])
 def test_proves_the_brute_force_optimum_psd_and_indefinite(n):
     rng = np.random.default_rng(n)
-    for trial in range(4):
+    for _ in range(4):
         A = rng.normal(size=(3 * n, n))
         psd = A.T @ A
         indefinite = rng.normal(size=(n, n))

@@ -47,12 +47,6 @@ def adaround_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     Nothing here is random (full batch, deterministic start), so ``seed`` — accepted for a
     signature uniform with the other methods — does not change the result.
 
-    Time: with the defaults, the 784→128 first layer of a trained MNIST MLP with 1,000
-    calibration images took 11–16 s per call (int2–int4, per tensor or per channel;
-    12.8 s at int2 per tensor) on this project's 2-core machine, measured with
-    ``time.perf_counter`` around the call (formulation included) while other jobs kept
-    the load average at 3–4; about 2.5 ms per iteration when the machine is idle.
-
     Args:
         weight, bias, inputs, bits, float_inputs, **scheme_options: as in
             :func:`gptq_layer`.

@@ -2,7 +2,7 @@
 
 CDQuant (Nagarajan et al. 2024, arXiv 2406.17542) starts from GPTQ's integers and improves
 them one coordinate at a time on the same objective the QUBO and the baselines minimise
-(DESIGN.md §1). For neuron ``i`` with ``Â = [X̂, 1]``, ``H = ÂᵀÂ`` (``lq.entry_gram``),
+(docs/design.md §1). For neuron ``i`` with ``Â = [X̂, 1]``, ``H = ÂᵀÂ`` (``lq.entry_gram``),
 entry steps ``e_i`` (``lq.entry_steps``) and integers ``q_i`` (weights, then bias):
 
     E_i(q) = ‖r_i(q)‖²,   r_i(q) = X w_i + b_i − Â (a_i + e_i∘q_i)

@@ -1,6 +1,6 @@
 """The layer objective every baseline minimises, its exact error, and the helpers they share.
 
-Every method here minimises what the QUBO minimises (DESIGN.md §1): for a layer with float
+Every method here minimises what the QUBO minimises (docs/design.md §1): for a layer with float
 weights ``W (n, f)``, bias ``b``, float inputs ``X`` and quantized-network inputs ``X̂``,
 
     E(Q, q_b) = ‖X Wᵀ + 1 bᵀ − X̂ (s∘Q)ᵀ − 1 (s_b∘q_b)ᵀ‖²_F
@@ -32,7 +32,6 @@ Example:
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 

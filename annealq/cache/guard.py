@@ -17,7 +17,7 @@ import contextlib
 import os
 import sqlite3
 
-from annealq.errors import CacheError
+from annealq.errors import CacheError, first_line
 
 
 @contextlib.contextmanager
@@ -31,7 +31,7 @@ def sqlite_errors(path, timeout: float | None = None):
 
 def describe(path, exc: Exception, timeout: float | None = None) -> str:
     """One line: what is wrong with the cache at ``path`` and what to do about it."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     lower = text.lower()
     if os.path.isdir(path):
         return f"cache {path} is a folder, not a file; pass a file such as {path}/cache.sqlite"

@@ -1,1 +1,1 @@
-"""Datasets (offline image files and the bundled digits) and the reference models trained on them."""
+"""Datasets (offline image files and the bundled digits) and their reference models."""

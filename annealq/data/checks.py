@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annealq.errors import first_line
+
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 """What reading a truncated or corrupted archive raises."""
@@ -78,8 +80,3 @@ def check_arrays(path: Path, images: dict, labels: dict) -> None:
     if images["train"].shape[1:] != images["test"].shape[1:]:
         raise ValueError(f"dataset file {path}: train images {images['train'].shape[1:]} and "
                          f"test images {images['test'].shape[1:]} differ in shape")
-
-
-def first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from annealq.data.checks import DAMAGED, check_arrays, check_is_zip, check_members, unreadable
-from annealq.errors import DatasetNotFoundError
+from annealq.errors import DatasetNotFoundError, first_line
 from annealq.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,8 @@ def read_idx(path) -> np.ndarray:
     if len(raw) != expected:
         raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), the file "
                          f"has {len(raw)} bytes")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))
 
 
 def _cache_root() -> Path:
@@ -298,9 +299,8 @@ def _download(name: str, folder: Path, origin: str, source: _Source) -> Dataset:
         train = cls(str(folder), train=True, download=True, **options)
         test = cls(str(folder), train=False, download=True, **options)
     except Exception as exc:  # torchvision raises anything from URLError to RuntimeError
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DatasetNotFoundError(f"dataset {name!r} not found in {where} and torchvision "
-                                   f"could not download it ({first_line}); {hint}") from None
+                                   f"could not download it ({first_line(exc)}); {hint}") from None
     x_train, x_test = (np.asarray(d.data) for d in (train, test))
     if source.transposed:
         x_train, x_test = x_train.transpose(0, 2, 1), x_test.transpose(0, 2, 1)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from annealq.architecture import build, describe
+from annealq.errors import first_line
 from annealq.files import atomic_write
 
 FORMAT = "annealq-model"
@@ -75,7 +76,7 @@ def read_model(path):
             meta = json.loads((archive.metadata() or {})["annealq_model"])
             state = {name: archive.get_tensor(name) for name in archive.keys()}
     except Exception as exc:  # safetensors' errors, a missing key, bad JSON
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ValueError(f"cannot read model file {path}: damaged, or not a model saved by "
                          f"annealq.save_model ({reason})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT \
@@ -89,7 +90,7 @@ def read_model(path):
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"model file {path}: its architecture and tensors disagree "
-                         f"({str(exc).splitlines()[0]})") from None
+                         f"({first_line(exc)})") from None
     return model.eval()
 
 
@@ -112,17 +113,17 @@ def torch_load(path: Path, trust_pickle: bool):
                              f"--trust-pickle)") from None
     except Exception as exc:
         raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({_first_line(exc)})") from None
+                         f"file ({first_line(exc)})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything; the user needs one line
         raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({_first_line(exc)})") from None
+                         f"file ({first_line(exc)})") from None
     try:
         model = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything; the user needs one line
         raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({_first_line(exc)})") from None
+                         f"file ({first_line(exc)})") from None
     if not isinstance(model, torch.nn.Module):
         hint = (" (a state_dict does not record the architecture: save the whole module "
                 "with torch.save(model))" if isinstance(model, dict) else "")
@@ -130,9 +131,6 @@ def torch_load(path: Path, trust_pickle: bool):
                          f"torch.nn.Module{hint}")
     return model.eval()
 
-
-def _first_line(exc) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _digest(state: dict) -> str:

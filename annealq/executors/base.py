@@ -87,7 +87,7 @@ class Executor(abc.ABC):
         """What this executor did so far (for the report); empty by default."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a no-op unless overridden)
         """Release workers, connections or threads."""
 
     def __enter__(self):

@@ -12,9 +12,8 @@ address starts the same ``LocalCluster``). Both kinds are one code path on purpo
   parameters) is scattered to every worker once per layer (``broadcast``, so a copy
   survives a dead worker); each task carries only its neurons and their warm starts;
 * worker processes are spawned, not forked (fork after torch, numba or the client's own
-  threads have started is not safe) and import the solvers themselves: a pool of two
-  started in 3.4 s on the 2-core machine at load 9 (12 s at load 14), once per run; a
-  script that uses ``workers=`` must do so under ``if __name__ == "__main__":``.
+  threads have started is not safe) and import the solvers themselves, which a pool does
+  once per run; a script that uses ``workers=`` must do so under ``if __name__ == "__main__":``.
 
 A task solves its chunk with the same :class:`~annealq.executors.base.LayerWork` or
 :class:`~annealq.executors.base.BQMWork` ``.solve`` the inline executor uses, with numba and

@@ -1,6 +1,6 @@
 """``batch-sa``: simulated annealing built for the layer QUBO's structure.
 
-Every neuron of a layer shares ``ÂᵀÂ`` (DESIGN.md §1); its QUBO is
+Every neuron of a layer shares ``ÂᵀÂ`` (docs/design.md §1); its QUBO is
 ``E(u) = c + h·u + uᵀ(Q − diag Q)u`` with ``Q = D ÂᵀÂ D``. This solver keeps, for each
 problem (neuron × read), the local fields ``g = Q u``; a flip of variable ``k`` changes the
 energy by ``(1 − 2u_k)(h_k + 2(g_k − Q_kk u_k))`` and, when accepted, every field by

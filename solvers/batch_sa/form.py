@@ -39,8 +39,8 @@ class BatchSAOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
                     1 if name == "num_reads" else 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'num_reads' else 'non-negative'} "
-                                 f"integer, got {value!r}")
+                sign = "positive" if name == "num_reads" else "non-negative"
+                raise ValueError(f"{name} must be a {sign} integer, got {value!r}")
         if not (self.t_start > 0 and self.t_stop > 0 and self.t_stop <= self.t_start):
             raise ValueError(f"temperatures must satisfy 0 < t_stop <= t_start, got "
                              f"t_start={self.t_start}, t_stop={self.t_stop}")

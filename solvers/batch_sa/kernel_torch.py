@@ -30,7 +30,8 @@ def run(form, starts: np.ndarray, who: np.ndarray, options, streams=None) -> np.
                                                                 device=device)
     who_t = as_tensor(who, torch.long)
     H = as_tensor(form.H)
-    d, h, qd = as_tensor(form.scales)[who_t], as_tensor(form.linear)[who_t], as_tensor(form.qdiag)[who_t]
+    d, h, qd = (as_tensor(form.scales)[who_t], as_tensor(form.linear)[who_t],
+                as_tensor(form.qdiag)[who_t])
     free = as_tensor(form.free, torch.bool)[who_t]
     U = as_tensor(starts[who])
     G = d * ((d * U) @ H)

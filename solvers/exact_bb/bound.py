@@ -43,8 +43,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.exact_bb.box import (BVLS_MAX, _box_descent, _box_search, _BoxState,
-                                  _decision_order, solve_box)
+from solvers.exact_bb.box import (
+    BVLS_MAX,
+    _box_descent,
+    _box_search,
+    _BoxState,
+    _decision_order,
+    solve_box,
+)
 from solvers.exact_bb.reduced import _setup, estimated_nodes, node_count, solve_box_reduced
 
 RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box

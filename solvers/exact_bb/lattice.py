@@ -5,7 +5,8 @@ Example:
     >>> import numpy as np
     >>> R = np.array([[1.0, 0.99, 0.5], [0.0, 0.05, 0.02], [0.0, 0.0, 0.3]])
     >>> basis, U, _ = reduce_basis(R, np.zeros(3))
-    >>> round(abs(np.linalg.det(U))), bool(np.allclose(np.abs(basis), np.abs(np.linalg.qr(R @ U)[1])))
+    >>> same = np.allclose(np.abs(basis), np.abs(np.linalg.qr(R @ U)[1]))
+    >>> round(abs(np.linalg.det(U))), bool(same)
     (1, True)
     >>> bool(abs(basis[0, 0]) < np.linalg.norm(R[:, 0]))   # a shorter first vector
     True

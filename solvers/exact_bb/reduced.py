@@ -13,8 +13,8 @@ enumeration over ``z`` then visits every integer point of the ellipsoid with few
 partial points; the box ``low ≤ Uz ≤ high`` (no longer one interval per level) is checked
 where a point is complete. Before that, the box enters the form through Lagrange
 multipliers at the real box minimiser (:func:`_box_shift`), so that a real minimiser
-outside the box does not inflate the ellipsoid. A finished search proves the optimum: every grid point better
-than the incumbent lies in the ellipsoid, and each was seen.
+outside the box does not inflate the ellipsoid. A finished search proves the optimum: every
+grid point better than the incumbent lies in the ellipsoid, and each was seen.
 
 Example:
     >>> import numpy as np

@@ -8,8 +8,9 @@ semi-definite Gram form (the tightest bounds) and starts from ``batch-sa``'s sol
 the incumbent unless ``initial_states`` are given. A layer built with wider windows
 (``window_bits > 1``) is searched over each weight's integer window instead of its bits
 (:func:`solvers.exact_bb.box.solve_box`), with ``lns``'s integer windows polishing the
-incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the optimum of the layer's whole
-quantization problem, not of a restriction of it. On a layer of up to 200 entries per
+incumbent (the given start or ``batch-sa``'s) first: at ``window_bits ≥ bits`` that proves the
+optimum of the layer's whole quantization problem, not of a restriction of it. On a layer of
+up to 200 entries per
 neuron ``kbest`` then improves the polished incumbent (its time comes on top), and a
 neuron whose proof looks within reach continues, after a quarter of its time, on an
 LLL/BKZ-reduced basis (:mod:`solvers.exact_bb.reduced`), which proves the digits model's

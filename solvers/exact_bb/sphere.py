@@ -14,8 +14,9 @@ decoder's bound). Depth-first, nearest child first (Schnorr–Euchner), pruning 
 the incumbent — which starts as the best heuristic solution (e.g. ``batch-sa``'s).
 Variables are ordered so that the strongest rows (largest ``R_kk``) are decided first.
 
-:func:`solvers.exact_bb.box.solve_box` is the same search over *integers* in boxes, for the wider formulation
-(several bits per weight): one integer per weight keeps the Gram matrix's own diagonal and
+:func:`solvers.exact_bb.box.solve_box` is the same search over *integers* in boxes, for the
+wider formulation (several bits per weight): one integer per weight keeps the Gram matrix's
+own diagonal and
 tight bounds, where the collinear bits of a weight would not. It decides variables in
 V-BLAST order, which on a digits layer proves each 65-entry neuron's whole-grid optimum in
 milliseconds; ``lns`` uses it on windows and ``exact-bb`` on whole neurons.

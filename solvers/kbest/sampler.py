@@ -26,8 +26,8 @@ limit to set. The default ``width="auto"`` keeps at least 64 paths and, on neuro
 entries, gives each neuron the search a 785-entry neuron gets from 64 paths, counted as
 paths × entries², within the work of a whole 128 × 785 layer at 64 paths (paths × entries ×
 the layer's neurons) and at most 8,192 paths: a 10-neuron second layer of 129 entries gets
-2,370 paths, a 64-neuron layer of 65 entries 1,545. Registered with ``whole_grid`` and a GPTQ start, so ``--solver kbest`` alone
-searches the whole grid from tuned GPTQ.
+2,370 paths, a 64-neuron layer of 65 entries 1,545. Registered with ``whole_grid`` and a GPTQ
+start, so ``--solver kbest`` alone searches the whole grid from tuned GPTQ.
 
 On a bare BQM (``sample``) it is a ``width``-path beam over the binary variables in the
 BQM's order (exact once the width reaches ``2^(n-1)``).

@@ -13,11 +13,13 @@ start: there the windows already make every single-weight move, and measured on 
 (32 neurons, int4, 4-bit windows from GPTQ) annealing first halved the speed for a 0.06 %
 lower energy.
 
-Parameters: ``search``, ``anneal`` (``None``: as above), ``rounds`` (windows per neuron, default 100 for bits, 1,000 for
-integers), ``window`` (variables per window, default 32 over the layer's window bits; or
+Parameters: ``search``, ``anneal`` (``None``: as above), ``rounds`` (windows per neuron,
+default 100 for bits, 1,000 for integers), ``window`` (variables per window, default 32 over
+the layer's window bits; or
 entries per window, default 24), ``seed``, ``time_limit`` (seconds for the window search
 of a call, default none), ``layer_time_limit`` (seconds for the whole call, annealing
-included: an anytime budget, the best found when it runs out, never worse than the start), and ``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
+included: an anytime budget, the best found when it runs out, never worse than the start), and
+``num_reads``/``num_sweeps`` of the batch-sa stage. ``initial_states`` (e.g. GPTQ's or
 RTN's) replace the batch-sa stage's start; the result is never worse than the start.
 """
 
@@ -34,8 +36,13 @@ from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo
 from solvers import missing_package
 from solvers.batch_sa.sampler import BatchSASampler, rtn_states
-from solvers.lns.search import (DEFAULT_ENTRY_WINDOW, DEFAULT_INTEGER_ROUNDS, DEFAULT_ROUNDS,
-                                polish, polish_integers)
+from solvers.lns.search import (
+    DEFAULT_ENTRY_WINDOW,
+    DEFAULT_INTEGER_ROUNDS,
+    DEFAULT_ROUNDS,
+    polish,
+    polish_integers,
+)
 
 
 class LNSSolver(dimod.Sampler, LayerSampler):

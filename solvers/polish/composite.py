@@ -76,8 +76,9 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
 
     def __init__(self, child, *, window: int = DEFAULT_WINDOW, move: int | None = 1,
                  max_windows: int = DEFAULT_MAX_WINDOWS, time_limit: float | None = None,
-                 relative_budget: float | None = None, store=None, child_name: str | None = None, controls: bool = True,
-                 seed: int = 0, **child_parameters):
+                 relative_budget: float | None = None, store=None,
+                 child_name: str | None = None, controls: bool = True, seed: int = 0,
+                 **child_parameters):
         if not (isinstance(window, int) and window >= 1):
             raise ValueError(f"window must be a positive number of weights, got {window!r}")
         if move not in (1, None):
@@ -110,7 +111,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         ``initial_states`` is kept where the child's answer is worse."""
         child = get_sampler("exact") if self._child == EXACT else self._child
         given = {**self.child_parameters, **parameters}
-        sampleset = child.sample(bqm, **{k: v for k, v in given.items() if k in child.parameters})
+        sampleset = child.sample(bqm, **{k: v for k, v in given.items()
+                                         if k in child.parameters})
         start = parameters.get("initial_states")
         if start is not None and bqm.num_variables:
             start = dimod.as_samples(start)
@@ -133,7 +135,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         for k, (i, start) in enumerate(zip(rows, starts)):
             began = time.perf_counter()
             offsets = lq.integers(i, lq.assignment(i, start)) - lq.base[i]
-            share = None if deadline is None else began + max(deadline - began, 0.0) / (len(rows) - k)
+            share = None if deadline is None else (
+                began + max(deadline - began, 0.0) / (len(rows) - k))
             state, report = self.polish(NeuronState.of(lq, i, offsets), i, share)
             states = lq.states((lq.base[i] + state.o)[None, :], [i])
             sample = lq.samples(states, [i])[0]
@@ -187,7 +190,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         parameters = dict(self.child_parameters)
         accepted = self._child.parameters
         if "seed" in accepted:
-            parameters.setdefault("seed", zlib.crc32(f"{self.seed}:{neuron}:{k}".encode()) & 0x7FFFFFFF)
+            seed = zlib.crc32(f"{self.seed}:{neuron}:{k}".encode()) & 0x7FFFFFFF
+            parameters.setdefault("seed", seed)
         if "initial_states" in accepted:
             parameters["initial_states"] = window.encode(C, window.incumbent)
         sampler = self._child if self.store is None else CachedSampler(

@@ -20,8 +20,16 @@ from typing import Optional
 from annealq.testing.leap import answers
 from annealq.testing.leap.bqm_file import read_bqm_vectors
 from annealq.testing.leap.faults import FaultInjector
-from annealq.testing.leap.records import (CANCELLED, COMPLETED, FAILED, IN_PROGRESS,
-                                          PENDING, TERMINAL, Problem, now_iso)
+from annealq.testing.leap.records import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    TERMINAL,
+    Problem,
+    now_iso,
+)
 from annealq.testing.leap.solvers import SolverCatalog
 from annealq.testing.leap.uploads import UploadStore
 
