@@ -14,6 +14,7 @@ export ANNEALQ_DATA ?= ../shared/data
 
 demo: $(STAMP)
 	$(VENV)/bin/annealq demo
+	$(VENV)/bin/annealq demo --paper
 	@$(MAKE) --no-print-directory hint
 
 # two workers (pytest-xdist): ~4 minutes on a 2-core machine instead of ~8

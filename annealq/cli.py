@@ -152,7 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--calibration", type=_COUNT, default=500,
                       help="calibration images drawn from the training split")
     demo.add_argument("--seed", type=_SEED, default=0)
-    _solver_options(demo, default="neal")
+    _solver_options(demo, default="auto")
+    demo.add_argument("--paper", action="store_true",
+                      help="the paper's setting: the down/up QUBO, 'auto' = hybrid or neal")
     _cache_options(demo)
     demo.set_defaults(run=f"{_QUANTIZE}:run_demo")
 

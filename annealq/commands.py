@@ -36,7 +36,9 @@ def _cache_argument(args):
 def run_demo(args) -> int:
     for bits in args.bits:
         validate_bits(bits)
-    solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+    solver, sampler = args.solver, args.solver  # "auto": resolved by quantize()
+    if args.solver != "auto":
+        solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
     store = open_cache(_cache_argument(args))  # an unusable cache is an error before work
     if store is not None:
         store.close()
@@ -50,12 +52,16 @@ def run_demo(args) -> int:
     for bits in args.bits:
         start = time.perf_counter()
         result = quantize(model, calibration, bits=bits, solver=sampler, seed=args.seed,
-                          cache=_cache_argument(args), solver_name=solver)
+                          cache=_cache_argument(args),
+                          solver_name=None if sampler == "auto" else solver,
+                          **({"paper": True} if args.paper else {}),
+                          **({"fallback": args.fallback} if sampler == "auto" and args.fallback
+                             else {}))
         seconds = time.perf_counter() - start
         rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
         qubo_acc = accuracy(result.model, data.x_test, data.y_test)
         print(f"\nint{bits}  accuracy: RTN {rtn_acc:.1%}  QUBO {qubo_acc:.1%}  "
-              f"(solver {solver}, {seconds:.1f} s, cache {result.cache_hits} hits / "
+              f"(solver {result.report['solver']}, {seconds:.1f} s, cache {result.cache_hits} hits / "
               f"{result.cache_misses} misses)")
         if result.report.get("emulation"):
             print(f"  NOTE: {result.report['emulation_note']}")
