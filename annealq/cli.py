@@ -7,6 +7,7 @@ import logging
 import sys
 
 from annealq import commands as run
+from annealq.export_command import run_export
 from annealq.activations import validate_activation_bits
 from annealq.config import MAX_WINDOW_BITS
 from annealq.credentials import load_env_file, redact
@@ -197,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
                           help="save the quantized model (integers, steps, structure) here")
     _data_options(quantize)
     _execution_options(quantize)
+    _onnx_options(quantize, required=False)
     quantize.add_argument("--quiet", action="store_true", help="no progress bar")
     quantize.set_defaults(run=run.run_quantize)
 
@@ -207,6 +209,18 @@ def _parser() -> argparse.ArgumentParser:
                        help="also save the model here (annealq.save_model: safetensors, no pickle)")
     _data_options(train)
     train.set_defaults(run=run.run_train)
+
+    export = commands.add_parser("export", help="write a saved quantized model as an ONNX "
+                                 "file with integer weights (runs in ONNX Runtime)")
+    export.add_argument("input", metavar="IN", help="a quantized model file (quantize --out)")
+    _onnx_options(export, required=True)
+    export.add_argument("--model", metavar="FILE", help="the float model it was quantized "
+                        "from, for models that are not nn.Sequentials of standard layers")
+    export.add_argument("--dataset", metavar="NAME", help="or: that dataset's reference "
+                        "model (--arch) as the float model")
+    _arch_option(export)
+    _data_options(export)
+    export.set_defaults(run=run_export)
 
     # the benchmark harness lives in benchmarks/, outside the library: a thin entry here
     from benchmarks.harness import add_bench_parser
@@ -219,6 +233,15 @@ def _arch_option(parser) -> None:
     parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
                         help="the reference model: the dataset's MLP (default) or its CNN "
                              "(digits and cifar10; convs quantized like dense layers)")
+
+
+def _onnx_options(parser, *, required: bool) -> None:
+    parser.add_argument("--onnx", metavar="OUT.onnx", required=required,
+                        help="write the quantized model as ONNX: INT2/INT4/INT8 weights, "
+                             "DequantizeLinear scales (opset 25)")
+    parser.add_argument("--int2-storage", choices=["int2", "int4"], default="int2",
+                        help="ONNX type of int1-int2 weights (int4: for runtimes without "
+                             "INT2)")
 
 
 def _data_options(parser) -> None:

@@ -18,12 +18,13 @@ from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
+from annealq.export_onnx import check_exportable, onnx_writer
 from annealq.files import check_writable, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model
 from annealq.quantized import writer
 from annealq.registry import available_samplers, resolve_sampler, solver_spec
-from annealq.report import calibration_warning
+from annealq.report import calibration_warning, reduction
 
 log = logging.getLogger("annealq.commands")
 
@@ -151,7 +152,7 @@ def run_quantize(args) -> int:
         **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
-    _check_outputs(("--report", args.report), ("--out", args.out))
+    check_outputs(("--report", args.report), ("--out", args.out), ("--onnx", args.onnx))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -172,9 +173,11 @@ def run_quantize(args) -> int:
                                trust_pickle=getattr(args, "trust_pickle", False))
             origin = args.model
         else:
-            model, path = _reference(args, data)
+            model, path = reference_of(args, data)
             origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
         check_model_fits(model, data, origin)
+        if args.onnx:
+            check_exportable(model)  # an unexportable module fails before the work
         if args.dry_run:
             print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
                           solver, config, execution))
@@ -187,15 +190,17 @@ def run_quantize(args) -> int:
     _print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
+        (args.onnx, args.onnx and onnx_writer(result, int2_storage=args.int2_storage)),
         (args.report, _json_writer(result.report))) if path]
     write_together(outputs)  # all of them or none
-    for option, path in (("quantized model", args.out), ("report", args.report)):
+    for option, path in (("quantized model", args.out), ("ONNX model", args.onnx),
+                         ("report", args.report)):
         if path:
             print(f"{option} written to {path}")
     return 0
 
 
-def _check_outputs(*options) -> None:
+def check_outputs(*options) -> None:
     """Every output path writable, and no two the same, before any work starts."""
     seen = {}
     for option, path in options:
@@ -245,7 +250,7 @@ def run_train(args) -> int:
     check_writable("--out", args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
-    model, path = _reference(args, data, retrain=True)
+    model, path = reference_of(args, data, retrain=True)
     seconds = time.perf_counter() - start
     print(f"{data.name} {describe(model)}: test accuracy "
           f"{accuracy(model, data.x_test, data.y_test):.2%}, trained in {seconds:.1f} s "
@@ -256,7 +261,7 @@ def run_train(args) -> int:
     return 0
 
 
-def _reference(args, data, retrain: bool = False):
+def reference_of(args, data, retrain: bool = False):
     """The dataset's reference model of ``--arch`` (``mlp`` or ``cnn``) and its cache file."""
     build = reference_cnn if getattr(args, "arch", "mlp") == "cnn" else reference_model
     return build(data, seed=args.seed, retrain=retrain)
@@ -288,7 +293,7 @@ def _print_summary(result, data, model, origin) -> None:
             shape = "x".join(map(str, layer["kernel"]))
         hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
         print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
-              f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
+              f"{layer['energy']:>16.6g}{reduction(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
     convs = [layer for layer in report["layers"] if "kernel" in layer]
     if convs:
@@ -311,8 +316,3 @@ def _print_summary(result, data, model, origin) -> None:
               " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
               "fallback".format(**report["cloud"]))
 
-
-def _ratio(rtn: float, energy: float) -> str:
-    if energy > 0:
-        return f"{rtn / energy:.2f}x"
-    return "exact" if rtn == 0 else "inf"

@@ -21,6 +21,7 @@ import numpy as np
 
 from annealq.activations import ActivationGrid
 from annealq.architecture import check_linear, describe, target_module
+from annealq.export_onnx import export_onnx
 from annealq.files import atomic_write
 from annealq.grid import Grid
 
@@ -142,6 +143,10 @@ class QuantizationResult:
         :func:`annealq.load` reads it back; nothing is pickled.
         """
         save(self, path)
+
+    def to_onnx(self, path, *, int2_storage: str = "int2") -> None:
+        """Write the model as ONNX with integer weights: :func:`annealq.export_onnx`."""
+        export_onnx(self, path, int2_storage=int2_storage)
 
 
 def write_layer(module, layer: LayerResult) -> None:
