@@ -36,7 +36,7 @@ _EXPORTS = {
     "QuantizeConfig": "annealq.config",
     "quantize": "annealq.pipeline",
     "load": "annealq.quantized",
-    "export_onnx": "annealq.export_onnx",
+    "export_onnx": "annealq.onnx_export",
     "ExportError": "annealq.errors",
     "QuantizationResult": "annealq.quantized",
     "LayerResult": "annealq.quantized",

@@ -18,7 +18,7 @@ from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
-from annealq.export_onnx import check_exportable, onnx_writer
+from annealq.onnx_export import check_exportable, onnx_writer
 from annealq.files import check_writable, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model

@@ -1,5 +1,5 @@
 """``annealq export``: a saved quantized model (``quantize --out``) as an ONNX file with
-integer weights (:mod:`annealq.export_onnx`)."""
+integer weights (:mod:`annealq.onnx_export`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from annealq.commands import check_outputs, reference_of
 from annealq.data.datasets import load_dataset
 from annealq.data.models import load_model
-from annealq.export_onnx import onnx_writer
+from annealq.onnx_export import onnx_writer
 from annealq.files import write_together
 from annealq.quantized import load
 

@@ -1,7 +1,7 @@
 """The float side of the ONNX export: a graph under construction, and one ONNX node (or a
 few) per standard ``torch.nn`` module of an ``nn.Sequential``.
 
-The quantized ``nn.Linear`` and ``nn.Conv2d`` layers are :mod:`annealq.export_onnx`'s; here
+The quantized ``nn.Linear`` and ``nn.Conv2d`` layers are :mod:`annealq.onnx_export`'s; here
 are the layers around them (activations, pooling, BatchNorm, reshapes, dropout) and the
 float ``Gemm``/``Conv`` nodes both use. A module with no ONNX form here is an
 :class:`~annealq.errors.ExportError` naming it.

@@ -21,7 +21,7 @@ import numpy as np
 
 from annealq.activations import ActivationGrid
 from annealq.architecture import check_linear, describe, target_module
-from annealq.export_onnx import export_onnx
+from annealq.onnx_export import export_onnx
 from annealq.files import atomic_write
 from annealq.grid import Grid
 
