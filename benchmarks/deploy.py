@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -278,7 +279,10 @@ def main(argv=None) -> int:
         for grid in args.grids:
             rows.append(big_layer_row(bits, grid, args))
             print(json.dumps(rows[-1]), flush=True)
-    meta = {"command": "python benchmarks/deploy.py " + shlex.join(argv or sys.argv[1:]),
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("ANNEALQ_DATA", "ANNEALQ_MODELS")
+                   if os.environ.get(k))
+    meta = {"command": f"{env} python benchmarks/deploy.py {shlex.join(argv or sys.argv[1:])}"
+                       .strip(),
             "machine": f"{platform.machine()}, Python {platform.python_version()}, "
                        f"onnxruntime {__import__('onnxruntime').__version__}, "
                        f"onnx {__import__('onnx').__version__}, torch {torch.__version__}"}
