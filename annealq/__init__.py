@@ -36,6 +36,8 @@ _EXPORTS = {
     "QuantizeConfig": "annealq.config",
     "quantize": "annealq.pipeline",
     "load": "annealq.quantized",
+    "export_onnx": "annealq.onnx_export",
+    "ExportError": "annealq.errors",
     "QuantizationResult": "annealq.quantized",
     "LayerResult": "annealq.quantized",
     "DatasetNotFoundError": "annealq.errors",

@@ -15,9 +15,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+from annealq.cli_options import (
+    ACTIVATION_BITS,
+    BITS,
+    COUNT,
+    SEED,
+    WINDOW,
+    arch_option,
+    cache_options,
+    data_options,
+    execution_options,
+    onnx_options,
+    solver_options,
+)
 from annealq.credentials import RedactingFilter, load_env_file, redact
 from annealq.errors import AnnealqError
-from annealq.grid import MAX_WINDOW_BITS, validate_activation_bits, validate_bits
 
 _QUANTIZE = "annealq.commands"
 _INSPECT = "annealq.commands_info"
@@ -97,38 +109,6 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _checked(name: str, check):
-    """An argparse ``type`` that parses an int and applies ``check`` (a ValueError's
-    message becomes argparse's ``argument --flag: …`` line)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        try:
-            check(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return value
-    parse.__name__ = name
-    return parse
-
-
-def _at_least(low: int, high: int | None = None):
-    def check(value):
-        if value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"must be an integer {bound}, got {value}")
-    return check
-
-
-_BITS = _checked("bits", validate_bits)
-_SEED = _checked("seed", _at_least(0, 2**31 - 1))  # neal's seeds are below 2**31
-_COUNT = _checked("count", _at_least(1))
-_WINDOW = _checked("window bits", _at_least(1, MAX_WINDOW_BITS))
-_ACTIVATION_BITS = _checked("activation bits", validate_activation_bits)
-
-
 class _StderrHandler(logging.StreamHandler):
     """Writes to the ``sys.stderr`` of the moment, not the one of its creation (``main``
     may run many times in one process, as in the tests)."""
@@ -148,14 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="quantize the bundled digits MLP: RTN vs QUBO")
-    demo.add_argument("--bits", type=_BITS, nargs="+", default=[2, 4])
-    demo.add_argument("--calibration", type=_COUNT, default=500,
+    demo.add_argument("--bits", type=BITS, nargs="+", default=[2, 4])
+    demo.add_argument("--calibration", type=COUNT, default=500,
                       help="calibration images drawn from the training split")
-    demo.add_argument("--seed", type=_SEED, default=0)
-    _solver_options(demo, default="auto")
+    demo.add_argument("--seed", type=SEED, default=0)
+    solver_options(demo, default="auto")
     demo.add_argument("--paper", action="store_true",
                       help="the paper's setting: the down/up QUBO, 'auto' = hybrid or neal")
-    _cache_options(demo)
+    cache_options(demo)
     demo.set_defaults(run=f"{_QUANTIZE}:run_demo")
 
     cache = commands.add_parser("cache", help="inspect or clear the solved-QUBO cache")
@@ -194,12 +174,12 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--trust-pickle", action="store_true",
                           help="also read a --model pickled with torch.save(model): that "
                                "can run arbitrary code, so only for files you trust")
-    quantize.add_argument("--bits", type=_BITS, required=True, help="weight bits, 1..8")
-    _arch_option(quantize)
-    _solver_options(quantize, default="auto")
+    quantize.add_argument("--bits", type=BITS, required=True, help="weight bits, 1..8")
+    arch_option(quantize)
+    solver_options(quantize, default="auto")
     quantize.add_argument("--method", default="qubo",
                           help="qubo (default), rtn, gptq, cd or adaround")
-    quantize.add_argument("--window-bits", type=_WINDOW, default=1, metavar="K",
+    quantize.add_argument("--window-bits", type=WINDOW, default=1, metavar="K",
                           help="binary variables per weight: 1 (default) is the paper's "
                                "down/up QUBO; K > 1 lets each weight move within 2^K grid "
                                "values (still an exact QUBO)")
@@ -235,87 +215,43 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--damp", type=float, default=None, metavar="D",
                           help="GPTQ's relative damping (default: tuned over 0.01, 0.001, "
                                "0.0001); '--act-order on --damp 0.01' is the old fixed setting")
-    quantize.add_argument("--calibration", type=_COUNT, default=1000, metavar="N",
+    quantize.add_argument("--calibration", type=COUNT, default=1000, metavar="N",
                           help="calibration images drawn from the training split (default 1000)")
-    quantize.add_argument("--activation-bits", type=_ACTIVATION_BITS, default=None,
+    quantize.add_argument("--activation-bits", type=ACTIVATION_BITS, default=None,
                           metavar="B",
                           help="round each quantized layer's input to B bits (8: int8, "
                                "asymmetric min/max per tensor); default float inputs")
-    _cache_options(quantize)
+    cache_options(quantize)
     quantize.add_argument("--report", metavar="FILE.json", help="write the report here")
     quantize.add_argument("--out", metavar="FILE",
                           help="save the quantized model (integers, steps, structure) here")
-    _data_options(quantize)
-    _execution_options(quantize)
+    data_options(quantize)
+    execution_options(quantize)
+    onnx_options(quantize, required=False)
     quantize.add_argument("--quiet", action="store_true", help="no progress bar")
     quantize.set_defaults(run=f"{_QUANTIZE}:run_quantize")
 
     train = commands.add_parser("train", help="train (again) and cache a dataset's reference MLP")
     train.add_argument("--dataset", required=True, metavar="NAME")
-    _arch_option(train)
+    arch_option(train)
     train.add_argument("--out", metavar="FILE",
                        help="also save the model here (annealq.save_model: safetensors, no pickle)")
-    _data_options(train)
+    data_options(train)
     train.set_defaults(run=f"{_QUANTIZE}:run_train")
+
+    export = commands.add_parser("export", help="write a saved quantized model as an ONNX "
+                                 "file with integer weights (runs in ONNX Runtime)")
+    export.add_argument("input", metavar="IN", help="a quantized model file (quantize --out)")
+    onnx_options(export, required=True)
+    export.add_argument("--model", metavar="FILE", help="the float model it was quantized "
+                        "from, for models that are not nn.Sequentials of standard layers")
+    export.add_argument("--dataset", metavar="NAME", help="or: that dataset's reference "
+                        "model (--arch) as the float model")
+    arch_option(export)
+    data_options(export)
+    export.set_defaults(run="annealq.export_command:run_export")
+
 
     commands.add_parser("bench", add_help=False, help="from a checkout: the benchmark harness "
                         "(python -m benchmarks paper|solvers|bounds ...)")
     return parser
-
-
-def _arch_option(parser) -> None:
-    parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
-                        help="the reference model: the dataset's MLP (default) or its CNN "
-                             "(digits and cifar10; convs quantized like dense layers)")
-
-
-def _data_options(parser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files "
-                        "(default: $ANNEALQ_DATA, else ~/.cache/annealq/data)")
-    parser.add_argument("--seed", type=_SEED, default=0, help="seed of the reference model's "
-                        "training, the calibration draw and the solver (default 0)")
-
-
-def _solver_options(parser, *, default: str) -> None:
-    parser.add_argument("--solver", default=default,
-                        help=f"solver name (see 'annealq solvers'; default {default}; "
-                             "'auto' = hybrid with a token, else neal)")
-    parser.add_argument("--fallback", default=None, metavar="SOLVER",
-                        help="solver to use when --solver cannot run here (e.g. neal)")
-
-
-def _execution_options(parser) -> None:
-    group = parser.add_argument_group("where problems run (results do not depend on it)")
-    group.add_argument("--solver-param", action="append", default=[], metavar="KEY=VALUE",
-                       help="a solver parameter (num_reads=100, time_limit=5, "
-                            "chain_strength=2.0, ...); repeatable")
-    group.add_argument("--workers", type=int, metavar="N",
-                       help="solve chunks of each layer on N local worker processes")
-    group.add_argument("--dask-scheduler", metavar="ADDRESS",
-                       help="solve on a running Dask cluster (tcp://host:port)")
-    group.add_argument("--max-in-flight", type=int, default=8, metavar="N",
-                       help="cloud problems submitted and not yet answered, at most (8)")
-    group.add_argument("--no-pack", action="store_true",
-                       help="one neuron per cloud problem (default: several per hybrid "
-                            "BQM or QPU anneal, to cut billed time)")
-    group.add_argument("--max-cloud-seconds", type=float, metavar="S",
-                       help="billed seconds the run may spend: a plan over it is refused, "
-                            "and what is left when it is spent goes to the fallback solver")
-    group.add_argument("--problem-timeout", type=float, metavar="S",
-                       help="seconds a cloud problem may take before it is retried")
-    group.add_argument("--retries", type=int, default=3, metavar="N",
-                       help="retries of a cloud problem after a transient fault (3)")
-    group.add_argument("--dry-run", action="store_true",
-                       help="print the plan (problems, variables, estimated billed seconds) "
-                            "and exit without submitting anything")
-
-
-def _cache_options(parser) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--cache", metavar="PATH", help="cache file (default: $ANNEALQ_CACHE "
-                       "or the per-user cache folder)")
-    group.add_argument("--no-cache", action="store_true", help="solve everything again")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

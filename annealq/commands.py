@@ -19,6 +19,7 @@ from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
 from annealq.files import check_writable, write_together
 from annealq.grid import validate_bits
+from annealq.onnx_export import check_exportable, onnx_writer
 from annealq.pipeline import quantize, rtn_model
 from annealq.quantized import writer
 from annealq.registry import resolve_sampler, solver_spec
@@ -61,7 +62,8 @@ def run_demo(args) -> int:
         rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
         qubo_acc = accuracy(result.model, data.x_test, data.y_test)
         print(f"\nint{bits}  accuracy: RTN {rtn_acc:.1%}  QUBO {qubo_acc:.1%}  "
-              f"(solver {result.report['solver']}, {seconds:.1f} s, cache {result.cache_hits} hits / "
+              f"(solver {result.report['solver']}, {seconds:.1f} s, "
+              f"cache {result.cache_hits} hits / "
               f"{result.cache_misses} misses)")
         if result.report.get("emulation"):
             print(f"  NOTE: {result.report['emulation_note']}")
@@ -102,7 +104,7 @@ def run_quantize(args) -> int:
         **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
-    _check_outputs(("--report", args.report), ("--out", args.out))
+    check_outputs(("--report", args.report), ("--out", args.out), ("--onnx", args.onnx))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -123,9 +125,11 @@ def run_quantize(args) -> int:
                                trust_pickle=getattr(args, "trust_pickle", False))
             origin = args.model
         else:
-            model, path = _reference(args, data)
+            model, path = reference_of(args, data)
             origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
         check_model_fits(model, data, origin)
+        if args.onnx:
+            check_exportable(model)  # an unexportable module fails before the work
         if args.dry_run:
             print(dry_run(model, data.calibration(args.calibration, seed=args.seed), sampler,
                           solver, config, execution))
@@ -138,15 +142,17 @@ def run_quantize(args) -> int:
     print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
+        (args.onnx, args.onnx and onnx_writer(result, int2_storage=args.int2_storage)),
         (args.report, _json_writer(result.report))) if path]
     write_together(outputs)  # all of them or none
-    for option, path in (("quantized model", args.out), ("report", args.report)):
+    for option, path in (("quantized model", args.out), ("ONNX model", args.onnx),
+                         ("report", args.report)):
         if path:
             print(f"{option} written to {path}")
     return 0
 
 
-def _check_outputs(*options) -> None:
+def check_outputs(*options) -> None:
     """Every output path writable, and no two the same, before any work starts."""
     seen = {}
     for option, path in options:
@@ -196,7 +202,7 @@ def run_train(args) -> int:
     check_writable("--out", args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
-    model, path = _reference(args, data, retrain=True)
+    model, path = reference_of(args, data, retrain=True)
     seconds = time.perf_counter() - start
     print(f"{data.name} {describe(model)}: test accuracy "
           f"{accuracy(model, data.x_test, data.y_test):.2%}, trained in {seconds:.1f} s "
@@ -207,7 +213,7 @@ def run_train(args) -> int:
     return 0
 
 
-def _reference(args, data, retrain: bool = False):
+def reference_of(args, data, retrain: bool = False):
     """The dataset's reference model of ``--arch`` (``mlp`` or ``cnn``) and its cache file."""
     build = reference_cnn if getattr(args, "arch", "mlp") == "cnn" else reference_model
     return build(data, seed=args.seed, retrain=retrain)

@@ -42,3 +42,8 @@ class CacheError(AnnealqError, ValueError):
 class ClusterError(AnnealqError, ConnectionError):
     """Worker processes or a Dask cluster could not be started, reached or kept (the cache
     keeps what was solved; a rerun resumes from it)."""
+
+
+class ExportError(AnnealqError, ValueError):
+    """A model cannot be exported (a module with no ONNX form, integers outside the storage
+    type, the onnx package missing); the message names what."""

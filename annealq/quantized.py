@@ -24,6 +24,7 @@ from annealq.architecture import check_linear, describe, target_module
 from annealq.errors import first_line
 from annealq.files import atomic_write
 from annealq.grid import Grid
+from annealq.onnx_export import export_onnx
 
 FORMAT = "annealq.quantized"
 FORMAT_VERSION = 2  # 1: one torch.save pickle (read with trust_pickle=True only)
@@ -143,6 +144,10 @@ class QuantizationResult:
         :func:`annealq.load` reads it back; nothing is pickled.
         """
         save(self, path)
+
+    def to_onnx(self, path, *, int2_storage: str = "int2") -> None:
+        """Write the model as ONNX with integer weights: :func:`annealq.export_onnx`."""
+        export_onnx(self, path, int2_storage=int2_storage)
 
 
 def write_layer(module, layer: LayerResult) -> None:

@@ -68,3 +68,10 @@ def plain(value):
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+def reduction(rtn: float, energy: float) -> str:
+    """RTN's error over a method's, as the CLI prints it (``"2.50x"``, ``"exact"``)."""
+    if energy > 0:
+        return f"{rtn / energy:.2f}x"
+    return "exact" if rtn == 0 else "inf"

@@ -2,7 +2,7 @@
 int1/int2 from kbest's answer, and window polishing of kbest's answer at int2-int4 with
 its matched controls. Writes benchmarks/polish.json and benchmarks/POLISH.md.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/polish.py
+    OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish
 
 Every energy is the layer's squared output error on its calibration inputs (float inputs,
 as ``annealq bench bounds``); a gap is relative to the sum of the neurons' proven optima
@@ -42,7 +42,7 @@ def optima(lq, key, bounds, best_samples):
     """Each neuron's proven optimum from the bounds table; else the box decoder's minimum
     from the best answer known (``best_samples``), and whether all were proven."""
     cell = bounds.get(key)
-    if cell and cell["proven"] == cell["neurons"]:
+    if cell and cell["proven"] == cell["neurons"] and "neuron_bounds" in cell:
         return np.array(cell["neuron_bounds"]), True
     values, proven = [], True
     for i in range(lq.n_neurons):
@@ -127,7 +127,30 @@ def run(layers, bits_list) -> dict:
     return cells
 
 
-def markdown(cells, command, load) -> str:
+def qpu_packing() -> dict:
+    """The whole digits model at int2, whole grid from kbest, on the emulated Advantage
+    (the real Ocean client against the project's Leap emulator): problems per layer."""
+    import tempfile
+
+    import annealq
+    from annealq.testing import LeapEmulator
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "dwave.conf").write_text("")
+    with LeapEmulator(time_scale=500.0, slots={"hybrid": 4, "qpu": 1}) as emulator:
+        os.environ.update(DWAVE_CONFIG_FILE=str(folder / "dwave.conf"),
+                          DWAVE_API_ENDPOINT=emulator.endpoint, DWAVE_API_TOKEN=emulator.token)
+        data = annealq.load_dataset("digits")
+        model, _ = annealq.reference_model(data)
+        result = annealq.quantize(model, data, bits=2, solver="qpu", start="kbest",
+                                  window_bits=2, cache=False, quiet=True, seed=0,
+                                  calibration_size=200)
+    return {"layers": [{"neurons": layer["out_features"], **layer["cloud"]}
+                       for layer in result.report["layers"]],
+            "accuracy": result.report["accuracy"]}
+
+
+def markdown(cells, command, load, qpu=None) -> str:
     lines = ["# Annealers on the strong problem (digits, proven optima)", "",
              f"`{command}` (2-core machine, load average before the run {load}; qpu-mock is "
              "an emulation: dwave-system's mock QPU, steepest descent on a chained "
@@ -160,6 +183,16 @@ def markdown(cells, command, load) -> str:
                 f"{row['windows_accepted']} / {row['windows_solved']} | "
                 f"{100 * row['same_windows_exact_gap']:+.2f} % | "
                 f"{100 * row['random_windows_exact_gap']:+.2f} % | {row['seconds']:.1f} |")
+    if qpu:
+        lines += ["", "## qpu on the whole grid (int2, emulated Advantage)", "",
+                  "The digits model at int2, `--solver qpu --start kbest --window-bits 2` "
+                  "(200 calibration images), through the real Ocean client against the "
+                  "project's Leap emulator (an emulation: the answers are classical):", "",
+                  "| layer neurons | problems (anneals) | neurons per anneal | billed s |",
+                  "|---|---|---|---|"]
+        lines += [f"| {row['neurons']} | {row['problems']} | "
+                  f"{row['neurons'] / row['problems']:.1f} | {row['billed_seconds']:.3f} |"
+                  for row in qpu["layers"]]
     return "\n".join(lines) + "\n"
 
 
@@ -168,15 +201,20 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--bits", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--out-dir", type=Path, default=HERE)
+    parser.add_argument("--qpu", action="store_true",
+                        help="also the whole model on the emulated QPU (packing)")
     args = parser.parse_args(argv)
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     cells = run(args.layers, args.bits)
-    command = "OPENBLAS_NUM_THREADS=1 python benchmarks/polish.py" + (
+    qpu = qpu_packing() if args.qpu else None
+    command = "OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish" + (
         f" --layers {' '.join(map(str, args.layers))}" if args.layers != [0, 1] else "") + (
-        f" --bits {' '.join(map(str, args.bits))}" if args.bits != [1, 2, 3, 4] else "")
+        f" --bits {' '.join(map(str, args.bits))}" if args.bits != [1, 2, 3, 4] else "") + (
+        " --qpu" if args.qpu else "")
     (args.out_dir / "polish.json").write_text(json.dumps({"command": command, "load": load,
-                                                          "cells": cells}, indent=1) + "\n")
-    (args.out_dir / "POLISH.md").write_text(markdown(cells, command, load))
+                                                          "cells": cells, "qpu": qpu},
+                                                         indent=1) + "\n")
+    (args.out_dir / "POLISH.md").write_text(markdown(cells, command, load, qpu))
     return 0
 
 
