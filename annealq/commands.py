@@ -14,16 +14,17 @@ from annealq.cache.repair import check_cache, repair_cache
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
 from annealq.credentials import token_configured
-from annealq.data.datasets import load_dataset, load_digits, validate_dataset
+from annealq.data.datasets import dataset_files, load_dataset, load_digits, validate_dataset
 from annealq.data.cnn import reference_cnn
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
-from annealq.files import check_writable, write_together
+from annealq.files import check_outputs, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model
 from annealq.quantized import writer
 from annealq.registry import available_samplers, resolve_sampler, solver_spec
 from annealq.report import calibration_warning
+from annealq.summary import print_summary
 
 log = logging.getLogger("annealq.commands")
 
@@ -151,7 +152,8 @@ def run_quantize(args) -> int:
         **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
-    _check_outputs(("--report", args.report), ("--out", args.out))
+    outputs = (("--report", args.report), ("--out", args.out))
+    check_outputs(outputs, _inputs(args, dataset))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -173,6 +175,7 @@ def run_quantize(args) -> int:
             origin = args.model
         else:
             model, path = _reference(args, data)
+            check_outputs(outputs, [("the cached reference model", path)])
             origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
         check_model_fits(model, data, origin)
         if args.dry_run:
@@ -184,7 +187,7 @@ def run_quantize(args) -> int:
     finally:
         if store:
             store.close()
-    _print_summary(result, data, model, origin)
+    print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
         (args.report, _json_writer(result.report))) if path]
@@ -195,16 +198,18 @@ def run_quantize(args) -> int:
     return 0
 
 
-def _check_outputs(*options) -> None:
-    """Every output path writable, and no two the same, before any work starts."""
-    seen = {}
-    for option, path in options:
-        check_writable(option, path)
-        if path is not None:
-            real = os.path.realpath(path)
-            if real in seen:
-                raise ValueError(f"{seen[real]} and {option} name the same file {path}")
-            seen[real] = option
+def _inputs(args, dataset: str) -> list:
+    """What a run reads, so that no output replaces it: the model, the cache (and its
+    journal files) and the dataset's files."""
+    inputs = [("the --model file", getattr(args, "model", None))]
+    cache = _cache_argument(args) if hasattr(args, "cache") else False
+    if cache is not False and args.method == "qubo":
+        cache = cache or default_cache_path()
+        inputs += [("the cache file", f"{cache}{suffix}")
+                   for suffix in ("", "-wal", "-shm", "-journal")]
+    inputs += [("a dataset file", path)
+               for path in dataset_files(dataset, data_dir=args.data_dir)]
+    return inputs
 
 
 def _check_calibration(size: int, data) -> None:
@@ -242,7 +247,7 @@ def check_model_fits(model, data, origin) -> None:
 
 
 def run_train(args) -> int:
-    check_writable("--out", args.out)
+    check_outputs([("--out", args.out)], _inputs(args, validate_dataset(args.dataset)))
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
     model, path = _reference(args, data, retrain=True)
@@ -265,54 +270,3 @@ def _reference(args, data, retrain: bool = False):
 def _json_writer(data):
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     return lambda stream: stream.write(text.encode())
-
-
-def _print_summary(result, data, model, origin) -> None:
-    report = result.report
-    solver = report["solver"] or report["method"]
-    inputs = (f"int{report['activation_bits']} activations" if report["activation_bits"]
-              else "float activations")
-    print(f"{data.name}: {describe(model)} ({origin})")
-    print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
-          + (f", solver {report['solver']}" if report["solver"] else "")
-          + f"; {report['calibration_size']} calibration images from the training split, "
-          f"{len(data.y_test)} test images")
-    if report.get("emulation"):
-        print(f"NOTE: {report['emulation_note']}")
-    header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{solver + ' error':>16}" \
-             f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
-    print("\n" + header)
-    for layer in report["layers"]:
-        shape = f"{layer['in_features']}x{layer['out_features']}"
-        if "kernel" in layer:  # a conv: its kernel (C_out x C_in x kh x kw)
-            shape = "x".join(map(str, layer["kernel"]))
-        hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
-        print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
-              f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
-              f"{layer['solve_seconds']:>9.2f}{hits:>12}")
-    convs = [layer for layer in report["layers"] if "kernel" in layer]
-    if convs:
-        print("conv layers are dense layers over their patches: " + ", ".join(
-            f"{layer['name']} ({layer['patches']} patches)" for layer in convs))
-    for entry in report.get("folded_batchnorm", []):
-        print(f"BatchNorm {entry['batchnorm']} folded into layer {entry['layer']}")
-    for entry in report["not_quantized"]:
-        print(f"not quantized: {entry['name']} ({entry['type']}, {entry['parameters']} "
-              f"parameters: {entry['reason']})")
-    accuracy = report.get("accuracy")
-    if accuracy:
-        print(f"\naccuracy: float {accuracy['float']:.2%}  RTN {accuracy['rtn']:.2%}  "
-              f"{report['method']} {accuracy['quantized']:.2%}")
-    timing, cache = report["timing"], report["cache"]
-    print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
-          f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
-    if report.get("cloud"):
-        print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
-              " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
-              "fallback".format(**report["cloud"]))
-
-
-def _ratio(rtn: float, energy: float) -> str:
-    if energy > 0:
-        return f"{rtn / energy:.2f}x"
-    return "exact" if rtn == 0 else "inf"

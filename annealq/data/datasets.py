@@ -129,6 +129,18 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0) -> Dataset:
     return _download(name, folder, origin, source)
 
 
+def dataset_files(name: str, *, data_dir=None) -> list[Path]:
+    """The files :func:`load_dataset` reads for ``name`` (none for ``digits``), so that no
+    output of a run can replace them."""
+    name = validate_dataset(name)
+    if name == "digits":
+        return []
+    folder, source = data_folder(data_dir)[0], _SOURCES[name]
+    if (folder / source.npz).exists():
+        return [folder / source.npz]
+    return _find_idx(folder, source) or []
+
+
 def validate_dataset(name) -> str:
     """``name`` normalised (``fashion_mnist`` → ``fashion-mnist``), or a ``ValueError``."""
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
