@@ -19,11 +19,13 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["leap-emulator"]:  # the emulator parses its own options
         return leap_emulator(argv[1:])
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
     except SystemExit as exc:  # -h (0), or one "annealq: error:" line already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        print("annealq: interrupted", file=sys.stderr)
+        return 130
     _configure_logging()
     try:
         load_env_file()

@@ -24,6 +24,7 @@ from annealq.activations import validate_activation_bits
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.formulation import validate_ridge
 from annealq.grid import SCHEMES, validate_bits, validate_group_size
+from annealq.parameters import validate_solver_params
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
@@ -89,7 +90,8 @@ class QuantizeConfig:
         object.__setattr__(self, "bits", validate_bits(self.bits))
         object.__setattr__(self, "activation_bits",
                            validate_activation_bits(self.activation_bits))
-        object.__setattr__(self, "solver_params", dict(self.solver_params or {}))
+        object.__setattr__(self, "solver_params",
+                           validate_solver_params(dict(self.solver_params or {})))
         object.__setattr__(self, "method_options", dict(self.method_options or {}))
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)

@@ -140,7 +140,7 @@ def check_outputs(outputs, inputs=()) -> None:
         >>> check_outputs([("--out", model)], [("the --model file", model)])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        annealq.files.OutputError: --out ... is the --model file: an output never replaces an input
+        annealq.files.OutputError: --out ... is the --model file: an output never replaces an input; name another file
     """
     seen: dict = {}
     for what, path in inputs:

@@ -39,6 +39,7 @@ from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
 from annealq.executors import InlineExecutor
+from annealq.executors.cloud import CloudExecutor
 from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
@@ -109,6 +110,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
     model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
+    _check_group_size(config.group_size, float_layers)
 
     sampler, executor, notes = None, InlineExecutor(), []
     if config.method == "qubo":
@@ -142,13 +144,15 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
                                  len(calibration), accuracies, timing, folded=folded)
-    cloud = executor.stats()
-    if cloud and all("cloud" in (layer.execution or {}) for layer in result.layers):
+    stats = executor.stats()
+    if stats and all("cloud" in (layer.execution or {}) for layer in result.layers):
         # what each layer sent and was billed
-        cloud["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
+        stats["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
                            for layer in result.layers]
+    # a pool's counts (layers, tasks) are no cloud's: they go under "workers"
+    where = "cloud" if isinstance(executor, CloudExecutor) else "workers"
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
-                         **({"cloud": cloud} if cloud else {}))
+                         **({where: stats} if stats else {}))
     return result
 
 
@@ -157,6 +161,15 @@ def rtn_model(model, calibration, *, bits: int, activation_bits: int | None = No
     """A copy of ``model`` with every ``nn.Linear`` rounded to nearest on the same grids."""
     return quantize(model, calibration, bits=bits, method="rtn", cache=False, quiet=True,
                     activation_bits=activation_bits, **scheme_options).model
+
+
+def _check_group_size(group_size, float_layers) -> None:
+    """A group of inputs wider than every layer is a mistake (a layer narrower than the
+    group gets one group, as the last group of a row may be shorter)."""
+    widest = max((layer.weight[0].numel() for _, layer in float_layers), default=0)
+    if group_size is not None and widest and group_size > widest:
+        raise ValueError(f"group_size {group_size} is larger than the widest layer "
+                         f"({widest} inputs); pass at most {widest}")
 
 
 @dataclass

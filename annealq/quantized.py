@@ -241,13 +241,15 @@ def _load_safe(path: Path, model) -> QuantizationResult:
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format version {meta.get('version')!r}; this annealq "
                          f"reads version {FORMAT_VERSION}")
+    numbers = sum(tensor.numel() for tensor in tensors.values())
     try:
         layers = [LayerResult.from_dict({**entry, **{
             name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
             for name in _ARRAYS}}) for k, entry in enumerate(meta["layers"])]
         module = target_module(meta.get("architecture"), meta.get("dtype", "float32"), model,
                                {layer.name: layer.input_grid for layer in layers},
-                               (meta.get("report") or {}).get("folded_batchnorm", ()))
+                               (meta.get("report") or {}).get("folded_batchnorm", ()),
+                               numbers=numbers)
         state = {name: tensors.pop(f"state.{name}") for name in meta["state"]}
         if tensors:
             raise ValueError(f"tensors {', '.join(sorted(tensors)[:3])} are not described")

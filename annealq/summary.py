@@ -46,7 +46,7 @@ def print_summary(result, data, model, origin) -> None:
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
-    if report.get("cloud"):
+    if "problems" in report.get("cloud", {}):
         print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
               " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
               "fallback".format(**report["cloud"]))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annealq.data.checks import DAMAGED, check_arrays, check_is_zip, check_members, unreadable
+from annealq.data.checks import DAMAGED, check_archive, check_arrays, check_members, unreadable
 from annealq.errors import DatasetNotFoundError
 from annealq.files import atomic_write
 
@@ -217,7 +217,7 @@ def _as_features(images: np.ndarray) -> np.ndarray:
 
 
 def _load_npz(name: str, path: Path) -> Dataset:
-    check_is_zip(path)
+    check_archive(path)  # headers first: a forged shape allocates nothing
     try:
         with np.load(path) as data:
             check_members(path, name, data.files)

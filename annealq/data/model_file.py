@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from annealq.architecture import build, describe
+from annealq.architecture import build_bounded, describe
 from annealq.files import atomic_write
 
 FORMAT = "annealq-model"
@@ -85,7 +85,8 @@ def read_model(path):
         raise ValueError(f"model file {path} is damaged: its tensors do not match their "
                          f"checksum")
     try:
-        model = build(meta["architecture"])
+        numbers = sum(tensor.numel() for tensor in state.values())
+        model = build_bounded(meta["architecture"], numbers, exact=True)
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"model file {path}: its architecture and tensors disagree "
