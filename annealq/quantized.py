@@ -23,6 +23,7 @@ from annealq.activations import ActivationGrid
 from annealq.architecture import check_linear, describe, target_module
 from annealq.files import atomic_write
 from annealq.grid import Grid
+from annealq.integrity import check_digest, check_layer_numbers, tensor_digest
 
 FORMAT = "annealq.quantized"
 FORMAT_VERSION = 2  # 1: one torch.save pickle (read with trust_pickle=True only)
@@ -185,7 +186,7 @@ def writer(result):
             "report": result.report, "solver": result.solver, "method": result.method,
             "architecture": describe(result.model), "state": sorted(state),
             "dtype": str(parameter.dtype).removeprefix("torch.") if parameter is not None
-            else "float32"}
+            else "float32", "sha256": tensor_digest(tensors)}
     data = to_bytes(tensors, metadata={"annealq": json.dumps(meta, allow_nan=False)})
     return lambda stream: stream.write(data)
 
@@ -241,6 +242,7 @@ def _load_safe(path: Path, model) -> QuantizationResult:
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format version {meta.get('version')!r}; this annealq "
                          f"reads version {FORMAT_VERSION}")
+    check_digest(path, meta, tensors)
     numbers = sum(tensor.numel() for tensor in tensors.values())
     try:
         layers = [LayerResult.from_dict({**entry, **{
@@ -261,6 +263,7 @@ def _load_safe(path: Path, model) -> QuantizationResult:
                              f"are missing, {sorted(unexpected)[:3]} unexpected")
         modules = dict(module.named_modules())
         for layer in layers:
+            check_layer_numbers(layer, (meta.get("report") or {}).get("bits"))
             check_linear(modules.get(layer.name), layer.name,
                          (layer.out_features, layer.in_features), layer.int_weight.shape,
                          layer.int_bias.shape, layer.weight_step.shape)

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import zipfile
@@ -29,6 +28,7 @@ import torch
 
 from annealq.architecture import build_bounded, describe
 from annealq.files import atomic_write
+from annealq.integrity import tensor_digest
 
 FORMAT = "annealq-model"
 VERSION = 1
@@ -49,7 +49,7 @@ def save_model(model, path) -> None:
     state = {name: tensor.detach().cpu().contiguous()
              for name, tensor in model.state_dict().items()}
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture,
-            "sha256": _digest(state)}
+            "sha256": tensor_digest(state)}
     data = save(state, metadata={"annealq_model": json.dumps(meta)})
     atomic_write(Path(path), lambda stream: stream.write(data))
 
@@ -81,7 +81,7 @@ def read_model(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT \
             or meta.get("version") != VERSION:
         raise ValueError(f"model file {path} is not a model saved by annealq.save_model")
-    if meta.get("sha256") != _digest(state):
+    if meta.get("sha256") != tensor_digest(state):
         raise ValueError(f"model file {path} is damaged: its tensors do not match their "
                          f"checksum")
     try:
@@ -134,12 +134,3 @@ def torch_load(path: Path, trust_pickle: bool):
 
 def _first_line(exc) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _digest(state: dict) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name]
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
