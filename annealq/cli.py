@@ -153,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--trust-pickle", action="store_true",
                           help="also read a --model pickled with torch.save(model): that "
                                "can run arbitrary code, so only for files you trust")
+    quantize.add_argument("--trust-torchscript", action="store_true",
+                          help="also read a TorchScript --model: its own code runs while it "
+                               "is loaded and checked, so only for files you trust")
     quantize.add_argument("--bits", type=_BITS, required=True, help="weight bits, 1..8")
     _arch_option(quantize)
     _solver_options(quantize, default="auto")

@@ -171,7 +171,8 @@ def run_quantize(args) -> int:
         _check_calibration(args.calibration, data)
         if args.model:
             model = load_model(args.model, example=data.x_test[:64],
-                               trust_pickle=getattr(args, "trust_pickle", False))
+                               trust_pickle=getattr(args, "trust_pickle", False),
+                               trust_torchscript=getattr(args, "trust_torchscript", False))
             origin = args.model
         else:
             model, path = _reference(args, data)

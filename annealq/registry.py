@@ -110,6 +110,7 @@ class SolverRegistry:
         return spec.factory(**params)
 
     def statuses(self) -> list[SolverStatus]:
+        load_env_file()  # as get() does: a token kept in .env counts here too
         statuses = []
         for name in self.names():
             spec = self._specs[name]

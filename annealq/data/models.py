@@ -10,7 +10,8 @@ weights_only=False)``, which unpickles arbitrary Python objects and so can run a
 code: only load files you trust. TorchScript modules do not run forward hooks, which
 annealq needs to find the layers' inputs, so a TorchScript ``nn.Sequential`` of standard
 ``torch.nn`` layers is rebuilt as an ordinary module (and checked to compute the same
-outputs); other TorchScript models are refused with a clear message.
+outputs); other TorchScript models are refused with a clear message. A TorchScript file
+carries code that runs while it loads, so it is read only with ``trust_torchscript``.
 
 Example:
     >>> model = build_mlp(4, (8,), 3)
@@ -127,7 +128,8 @@ def models_folder(models_dir=None) -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "annealq" / "models"
 
 
-def load_model(path, *, example=None, trust_pickle: bool = False):
+def load_model(path, *, example=None, trust_pickle: bool = False,
+               trust_torchscript: bool = False):
     """Read a model file: :func:`~annealq.data.model_file.save_model`'s (safetensors and a
     JSON architecture), TorchScript, or — with ``trust_pickle`` — a whole pickled module.
 
@@ -136,13 +138,16 @@ def load_model(path, *, example=None, trust_pickle: bool = False):
         example: inputs to check a rebuilt TorchScript model against the original on.
         trust_pickle: read a ``torch.save(model)`` file, which unpickles the module's
             classes and can run arbitrary code: only for files from a source you trust.
+        trust_torchscript: read a TorchScript file, whose own code runs while it loads
+            and is checked: only for files from a source you trust.
 
     Returns:
         A ``torch.nn.Module`` in eval mode, on the CPU.
 
     Raises:
         ValueError: a missing, damaged or unreadable file, a pickled module without
-            ``trust_pickle``, or one that holds no usable module.
+            ``trust_pickle``, TorchScript without ``trust_torchscript``, or one that holds
+            no usable module.
     """
     path = Path(path)
     if path.is_dir():
@@ -154,6 +159,11 @@ def load_model(path, *, example=None, trust_pickle: bool = False):
     if zipfile.is_zipfile(path):
         check_zip(path, "model file")  # torch reads damaged tensor bytes without a word
     if _is_torchscript(path):
+        if not trust_torchscript:
+            raise ValueError(f"model file {path} is TorchScript: loading it runs code the "
+                             f"file carries. If you trust its source, pass "
+                             f"--trust-torchscript (trust_torchscript=True); or save the "
+                             f"model without code with annealq.save_model(model, path)")
         try:
             with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -186,6 +196,24 @@ def model_fingerprint(model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def data_digest(dataset) -> str:
+    """The first 12 hex digits of the SHA-256 of a dataset's training arrays (images and
+    labels): a reference model is cached under it, so a folder holding other data of the
+    same size never reuses a model trained on different images.
+
+    Example:
+        >>> from annealq.data.datasets import load_digits
+        >>> len(data_digest(load_digits()))
+        12
+    """
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}:{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:12]
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> float:
@@ -233,7 +261,7 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
 def _reference_path(dataset, config: ReferenceConfig, seed: int, models_dir) -> Path:
     arch = "-".join(str(n) for n in (dataset.n_features, *config.hidden, dataset.n_classes))
     name = (f"{dataset.name}-mlp{arch}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
-            f"-n{len(dataset.x_train)}-seed{seed}-v{_CACHE_VERSION}.pt")
+            f"-d{data_digest(dataset)}-seed{seed}-v{_CACHE_VERSION}.pt")
     return models_folder(models_dir) / name
 
 
