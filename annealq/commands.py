@@ -94,6 +94,8 @@ def run_demo(args) -> int:
     for bits in args.bits:
         validate_bits(bits)
     solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+    spec = solver_spec(solver)  # an emulation's own warm start guards its answers
+    warm = spec.default_start if spec.emulation else None
     store = open_cache(_cache_argument(args))  # an unusable cache is an error before work
     if store is not None:
         store.close()
@@ -107,7 +109,7 @@ def run_demo(args) -> int:
     for bits in args.bits:
         start = time.perf_counter()
         result = quantize(model, calibration, bits=bits, solver=sampler, seed=args.seed,
-                          cache=_cache_argument(args), solver_name=solver)
+                          cache=_cache_argument(args), solver_name=solver, start=warm)
         seconds = time.perf_counter() - start
         rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
         qubo_acc = accuracy(result.model, data.x_test, data.y_test)
@@ -116,6 +118,9 @@ def run_demo(args) -> int:
               f"{result.cache_misses} misses)")
         if result.report.get("emulation"):
             print(f"  NOTE: {result.report['emulation_note']}")
+        kept = sum(layer.get("kept_start", 0) for layer in result.report["layers"])
+        if kept:
+            print(f"  {kept} neurons kept their warm start (RTN): the solver's answer was worse")
         print(f"  {'layer':<6}{'shape':>10}{'RTN error':>14}{'QUBO error':>14}{'reduction':>11}")
         for layer in result.layers:
             shape = f"{layer.in_features}x{layer.out_features}"

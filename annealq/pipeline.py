@@ -282,6 +282,8 @@ class _Run:
             found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
             back = lq.energies(start_states) < lq.energies(found)
             samples = [start if b else sample for b, sample, start in zip(back, samples, starts)]
+            if self.layer_execution is not None:  # counted in the layer's report
+                self.layer_execution["kept_start"] = int(back.sum())
         q, q_b = lq.decode(samples)
         proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
         return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),

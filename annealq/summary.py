@@ -30,6 +30,9 @@ def print_summary(result, data, model, origin) -> None:
         print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
               f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
+    kept = sum(layer.get("kept_start", 0) for layer in report["layers"])
+    if kept:
+        print(f"{kept} neurons kept their warm start: the solver's answer was worse")
     convs = [layer for layer in report["layers"] if "kernel" in layer]
     if convs:
         print("conv layers are dense layers over their patches: " + ", ".join(

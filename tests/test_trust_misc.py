@@ -57,3 +57,17 @@ def test_torchscript_model_files_need_consent(tmp_path, capsys):
     code, out, _ = run(capsys, *QUANTIZE, "--method", "rtn", "--model", tmp_path / "s.pt",
                        "--trust-torchscript")
     assert code == 0 and "accuracy: float" in out
+
+
+def test_qpu_mock_starts_from_rtn_and_counts_the_neurons_that_keep_it():
+    from annealq.config import QuantizeConfig
+
+    assert QuantizeConfig.from_options(bits=2, solver="qpu-mock").start == "rtn"
+    assert "no measure of a QPU" in annealq.registry.emulation_note("qpu-mock")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    x = torch.randn(30, 5).numpy()
+    result = annealq.quantize(model, x, bits=2, solver="qpu-mock", cache=False, quiet=True)
+    [layer] = result.report["layers"]
+    assert 0 <= layer["kept_start"] <= 3
+    assert layer["energy"] <= layer["rtn_energy"] * (1 + 1e-9)  # never worse than its start
