@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 
-INTEGERS = {"num_reads": (1, 100_000), "num_sweeps": (1, 10**8),
+INTEGERS = {"num_reads": (1, 100_000), "num_sweeps": (0, 10**8),
             "num_sweeps_per_beta": (1, 10**6), "seed": (0, 2**32 - 1),
             "num_restarts": (0, 10**6), "tenure": (0, 10**6), "rounds": (1, 10**6),
             "width": (1, 10**6)}
