@@ -1,5 +1,5 @@
 import sys
 
-from annealq.cli import main
+from annealq.console import main
 
 sys.exit(main())

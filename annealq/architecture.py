@@ -63,31 +63,80 @@ def build(description: dict):
         raise ValueError(f"not a module description: {description!r:.80}")
     name = description["type"]
     if name == "Sequential":
-        return nn.Sequential(*(build(child) for child in description.get("children", [])))
+        children = description.get("children", [])
+        if not isinstance(children, list):
+            raise ValueError(f"a Sequential's children are a list, got {children!r:.80}")
+        return nn.Sequential(*(build(child) for child in children))
+    kwargs = _kwargs(name, description.get("kwargs", {}))
     if name == "QuantizedInputLinear":
-        kwargs = dict(description.get("kwargs", {}))
-        grid = ActivationGrid(**kwargs.pop("input_grid"))
-        return QuantizedInputLinear(**kwargs, input_grid=grid)
+        grid = kwargs.pop("input_grid", None)
+        if not isinstance(grid, dict):
+            raise ValueError(f"a QuantizedInputLinear's input_grid is an object, got {grid!r:.80}")
+        try:
+            return QuantizedInputLinear(**kwargs, input_grid=ActivationGrid(**grid))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"cannot build a QuantizedInputLinear from {kwargs}: {exc}") from None
     cls = getattr(nn, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)) or name in _CONTAINERS:
         raise ValueError(f"{name!r} is not a standard torch.nn layer")
     try:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v
-                      for k, v in description.get("kwargs", {}).items()})
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot build a {name} from {description.get('kwargs')}: "
-                         f"{exc}") from None
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot build a {name} from {kwargs}: {exc}") from None
 
 
-def target_module(architecture, dtype: str, model, input_grids: dict, folded=()):
+def build_bounded(description: dict, numbers: int, *, exact: bool):
+    """:func:`build`, once the description is known to declare ``numbers`` parameters and
+    buffers (``exact``) or at most that many: counted on the ``meta`` device, where nothing
+    is allocated, so a small file declaring a huge layer is refused at no cost.
+
+    Example:
+        >>> description = {"type": "Linear", "kwargs": {"in_features": 30000,
+        ...                                            "out_features": 30000}}
+        >>> build_bounded(description, 12, exact=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: the architecture declares 900,030,000 numbers, the file's tensors hold 12
+    """
+    with torch.device("meta"):
+        declared = sum(t.numel() for t in build(description).state_dict().values())
+    if declared > numbers or (exact and declared != numbers):
+        raise ValueError(f"the architecture declares {declared:,} numbers, the file's "
+                         f"tensors hold {numbers:,}")
+    return build(description)
+
+
+def _kwargs(name: str, kwargs) -> dict:
+    """A layer's constructor arguments: an object of JSON values, never a device or dtype
+    (those are the loader's to choose)."""
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ValueError(f"the arguments of a {name} are an object of names, got "
+                         f"{kwargs!r:.80}")
+    chosen = sorted(set(kwargs) & _SKIPPED)
+    if chosen:
+        raise ValueError(f"a {name}'s {', '.join(chosen)} is not part of its description")
+    for key, value in kwargs.items():
+        plain = (type(None), bool, int, float, str)
+        if not (isinstance(value, plain) or key == "input_grid" or (
+                isinstance(value, list) and all(isinstance(v, plain) for v in value))):
+            raise ValueError(f"{name}.{key} is {value!r:.60}, not a JSON number, string or "
+                             "list of them")
+    return dict(kwargs)
+
+
+def target_module(architecture, dtype: str, model, input_grids: dict, folded=(), *,
+                  numbers: int):
     """The module a saved result loads into: a copy of ``model`` (the BatchNorms the run
     ``folded`` folded the same way, its layers with an input grid made
-    :class:`QuantizedInputLinear`), else the one ``architecture`` describes."""
+    :class:`QuantizedInputLinear`), else the one ``architecture`` describes (with at most
+    ``numbers`` parameters, the numbers the file's tensors hold)."""
     if model is None:
         if architecture is None:
             raise ValueError("the file records no architecture (not an nn.Sequential of "
                              "standard layers): pass the float model, load(path, model=...)")
-        return build(architecture).to(getattr(torch, dtype)).eval()
+        if dtype not in ("float16", "bfloat16", "float32", "float64"):
+            raise ValueError(f"the file's dtype {dtype!r} is not a float type")
+        return build_bounded(architecture, numbers, exact=False).to(getattr(torch, dtype)).eval()
     module = apply_folds(model, folded) if folded else copy.deepcopy(model).eval()
     for name, grid in input_grids.items():
         current = module.get_submodule(name)

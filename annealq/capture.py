@@ -92,3 +92,12 @@ def not_quantized(model, float_layers) -> list[dict]:
         entries.append({"name": name, "type": type(module).__name__, "parameters": count,
                         "reason": reason})
     return entries
+
+
+def check_group_size(group_size, float_layers) -> None:
+    """A group of inputs wider than every layer is a mistake (a layer narrower than the
+    group gets one group, as the last group of a row may be shorter)."""
+    widest = max((layer.weight[0].numel() for _, layer in float_layers), default=0)
+    if group_size is not None and widest and group_size > widest:
+        raise ValueError(f"group_size {group_size} is larger than the widest layer "
+                         f"({widest} inputs); pass at most {widest}")

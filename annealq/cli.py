@@ -43,11 +43,13 @@ def main(argv=None) -> int:
         return _runner("annealq.testing.leap.emulator:main")(argv[1:])
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
     except SystemExit as exc:  # -h (0), or one "annealq: error:" line already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        print("annealq: interrupted", file=sys.stderr)
+        return 130
     _configure_logging()
     try:
         load_env_file()
@@ -174,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--trust-pickle", action="store_true",
                           help="also read a --model pickled with torch.save(model): that "
                                "can run arbitrary code, so only for files you trust")
+    quantize.add_argument("--trust-torchscript", action="store_true",
+                          help="also read a TorchScript --model: its own code runs while it "
+                               "is loaded and checked, so only for files you trust")
     quantize.add_argument("--bits", type=BITS, required=True, help="weight bits, 1..8")
     arch_option(quantize)
     solver_options(quantize, default="auto")

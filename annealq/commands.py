@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import torch
 
-from annealq.cache import open_cache
+from annealq.cache import default_cache_path, open_cache
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
 from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
 from annealq.data.cnn import reference_cnn
-from annealq.data.datasets import load_dataset, load_digits, validate_dataset
+from annealq.data.datasets import dataset_files, load_dataset, load_digits, validate_dataset
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
-from annealq.files import check_writable, write_together
+from annealq.files import check_outputs, write_together
 from annealq.grid import validate_bits
 from annealq.onnx_export import check_exportable, onnx_writer
 from annealq.pipeline import quantize, rtn_model
@@ -37,9 +36,11 @@ def _cache_argument(args):
 def run_demo(args) -> int:
     for bits in args.bits:
         validate_bits(bits)
-    solver, sampler = args.solver, args.solver  # "auto": resolved by quantize()
+    solver, sampler, warm = args.solver, args.solver, None  # "auto": resolved by quantize()
     if args.solver != "auto":
         solver, sampler = resolve_sampler(args.solver, fallback=args.fallback)
+        spec = solver_spec(solver)  # an emulation's own warm start guards its answers
+        warm = spec.default_start if spec.emulation else None
     store = open_cache(_cache_argument(args))  # an unusable cache is an error before work
     if store is not None:
         store.close()
@@ -57,7 +58,8 @@ def run_demo(args) -> int:
                           solver_name=None if sampler == "auto" else solver,
                           **({"paper": True} if args.paper else {}),
                           **({"fallback": args.fallback} if sampler == "auto" and args.fallback
-                             else {}))
+                             else {}),
+                          **({"start": warm} if warm else {}))
         seconds = time.perf_counter() - start
         rtn_acc = accuracy(rtn_model(model, calibration, bits=bits), data.x_test, data.y_test)
         qubo_acc = accuracy(result.model, data.x_test, data.y_test)
@@ -67,6 +69,9 @@ def run_demo(args) -> int:
               f"{result.cache_misses} misses)")
         if result.report.get("emulation"):
             print(f"  NOTE: {result.report['emulation_note']}")
+        kept = sum(layer.get("kept_start", 0) for layer in result.report["layers"])
+        if kept:
+            print(f"  {kept} neurons kept their warm start (RTN): the solver's answer was worse")
         print(f"  {'layer':<6}{'shape':>10}{'RTN error':>14}{'QUBO error':>14}{'reduction':>11}")
         for layer in result.layers:
             shape = f"{layer.in_features}x{layer.out_features}"
@@ -104,7 +109,8 @@ def run_quantize(args) -> int:
         **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)
-    check_outputs(("--report", args.report), ("--out", args.out), ("--onnx", args.onnx))
+    outputs = (("--report", args.report), ("--out", args.out), ("--onnx", args.onnx))
+    check_outputs(outputs, _inputs(args, dataset))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -122,10 +128,12 @@ def run_quantize(args) -> int:
         _check_calibration(args.calibration, data)
         if args.model:
             model = load_model(args.model, example=data.x_test[:64],
-                               trust_pickle=getattr(args, "trust_pickle", False))
+                               trust_pickle=getattr(args, "trust_pickle", False),
+                               trust_torchscript=getattr(args, "trust_torchscript", False))
             origin = args.model
         else:
             model, path = reference_of(args, data)
+            check_outputs(outputs, [("the cached reference model", path)])
             origin = f"reference {args.arch.upper()}, seed {args.seed}, cached at {path}"
         check_model_fits(model, data, origin)
         if args.onnx:
@@ -152,16 +160,18 @@ def run_quantize(args) -> int:
     return 0
 
 
-def check_outputs(*options) -> None:
-    """Every output path writable, and no two the same, before any work starts."""
-    seen = {}
-    for option, path in options:
-        check_writable(option, path)
-        if path is not None:
-            real = os.path.realpath(path)
-            if real in seen:
-                raise ValueError(f"{seen[real]} and {option} name the same file {path}")
-            seen[real] = option
+def _inputs(args, dataset: str) -> list:
+    """What a run reads, so that no output replaces it: the model, the cache (and its
+    journal files) and the dataset's files."""
+    inputs = [("the --model file", getattr(args, "model", None))]
+    cache = _cache_argument(args) if hasattr(args, "cache") else False
+    if cache is not False and args.method == "qubo":
+        cache = cache or default_cache_path()
+        inputs += [("the cache file", f"{cache}{suffix}")
+                   for suffix in ("", "-wal", "-shm", "-journal")]
+    inputs += [("a dataset file", path)
+               for path in dataset_files(dataset, data_dir=args.data_dir)]
+    return inputs
 
 
 def _check_calibration(size: int, data) -> None:
@@ -199,7 +209,7 @@ def check_model_fits(model, data, origin) -> None:
 
 
 def run_train(args) -> int:
-    check_writable("--out", args.out)
+    check_outputs([("--out", args.out)], _inputs(args, validate_dataset(args.dataset)))
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()
     model, path = reference_of(args, data, retrain=True)

@@ -29,6 +29,7 @@ from annealq.grid import (
     validate_bits,
     validate_group_size,
 )
+from annealq.parameters import validate_solver_params
 from annealq.registry import solver_spec
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
@@ -102,7 +103,8 @@ class QuantizeConfig:
         object.__setattr__(self, "bits", validate_bits(self.bits))
         object.__setattr__(self, "activation_bits",
                            validate_activation_bits(self.activation_bits))
-        object.__setattr__(self, "solver_params", dict(self.solver_params or {}))
+        object.__setattr__(self, "solver_params",
+                           validate_solver_params(dict(self.solver_params or {})))
         object.__setattr__(self, "method_options", dict(self.method_options or {}))
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_polish(self.polish, self.start, self.paper)

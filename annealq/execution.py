@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
@@ -80,6 +81,11 @@ class Execution:
         if self.dask_scheduler is not None and not isinstance(self.dask_scheduler, str):
             raise ValueError(f"dask_scheduler must be an address such as "
                              f"'tcp://127.0.0.1:8786', got {self.dask_scheduler!r}")
+        most = max_local_workers()
+        if self.workers is not None and self.dask_scheduler is None and self.workers > most:
+            raise ValueError(f"workers must be at most {most} here (4 per CPU core) for "
+                             f"local processes, got {self.workers}; name a Dask cluster "
+                             f"(dask_scheduler) for more")
 
     @classmethod
     def pop_from(cls, options: dict) -> Execution:
@@ -105,6 +111,11 @@ class Execution:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def max_local_workers() -> int:
+    """The most local worker processes a run may ask for: 4 per CPU core."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def resolve(solver, config, solver_name, notes: list):

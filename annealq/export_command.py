@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 
-from annealq.commands import check_outputs, reference_of
+from annealq.commands import reference_of
 from annealq.data.datasets import load_dataset
 from annealq.data.models import load_model
-from annealq.files import write_together
+from annealq.files import check_outputs, write_together
 from annealq.onnx_export import onnx_writer
 from annealq.quantized import load
 
 
 def run_export(args) -> int:
-    check_outputs(("--onnx", args.onnx))
+    check_outputs([("--onnx", args.onnx)], [("the input file", args.input),
+                                            ("the --model file", args.model)])
     model = None  # the file's recorded architecture, unless a float model is named
     if args.model:
         model = load_model(args.model)

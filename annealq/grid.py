@@ -122,7 +122,7 @@ class Grid:
         # 2-D values are (rows, columns): broadcast one entry per row (or repeat each
         # group's over its columns); 1-D ones are per row.
         if array.ndim == 2:
-            return np.repeat(array, self.group_size, axis=1)[:, :np.shape(values)[-1]]
+            return array[:, np.arange(np.shape(values)[-1]) // self.group_size]
         return array[:, None] if np.ndim(values) == 2 else array
 
 

@@ -32,13 +32,20 @@ from annealq.activations import ActivationGrid
 from annealq.baselines import GPTQ_OPTIONS, baseline_round
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
-from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
+from annealq.capture import (
+    check_group_size,
+    layer_input_tensors,
+    layer_inputs,
+    linear_layers,
+    replace_module,
+)
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
 from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
 from annealq.executors import InlineExecutor
+from annealq.executors.cloud import CloudExecutor
 from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
@@ -111,6 +118,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
     model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
+    check_group_size(config.group_size, float_layers)
 
     sampler, executor, notes = None, InlineExecutor(), []
     if config.method == "qubo":
@@ -144,13 +152,15 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
                                  len(calibration), accuracies, timing, folded=folded)
-    cloud = executor.stats()
-    if cloud and all("cloud" in (layer.execution or {}) for layer in result.layers):
+    stats = executor.stats()
+    if stats and all("cloud" in (layer.execution or {}) for layer in result.layers):
         # what each layer sent and was billed
-        cloud["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
+        stats["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
                            for layer in result.layers]
+    # a pool's counts (layers, tasks) are no cloud's: they go under "workers"
+    where = "cloud" if isinstance(executor, CloudExecutor) else "workers"
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
-                         **({"cloud": cloud} if cloud else {}))
+                         **({where: stats} if stats else {}))
     return result
 
 
@@ -280,6 +290,8 @@ class _Run:
             found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
             back = lq.energies(start_states) < lq.energies(found)
             samples = [start if b else sample for b, sample, start in zip(back, samples, starts)]
+            if self.layer_execution is not None:  # counted in the layer's report
+                self.layer_execution["kept_start"] = int(back.sum())
         q, q_b = lq.decode(samples)
         proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
         return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),

@@ -24,6 +24,7 @@ from annealq.architecture import check_linear, describe, target_module
 from annealq.errors import first_line
 from annealq.files import atomic_write
 from annealq.grid import Grid
+from annealq.integrity import check_digest, check_layer_numbers, tensor_digest
 from annealq.onnx_export import export_onnx
 
 FORMAT = "annealq.quantized"
@@ -191,7 +192,7 @@ def writer(result):
             "report": result.report, "solver": result.solver, "method": result.method,
             "architecture": describe(result.model), "state": sorted(state),
             "dtype": str(parameter.dtype).removeprefix("torch.") if parameter is not None
-            else "float32"}
+            else "float32", "sha256": tensor_digest(tensors)}
     data = to_bytes(tensors, metadata={"annealq": json.dumps(meta, allow_nan=False)})
     return lambda stream: stream.write(data)
 
@@ -247,13 +248,16 @@ def _load_safe(path: Path, model) -> QuantizationResult:
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format version {meta.get('version')!r}; this annealq "
                          f"reads version {FORMAT_VERSION}")
+    check_digest(path, meta, tensors)
+    numbers = sum(tensor.numel() for tensor in tensors.values())
     try:
         layers = [LayerResult.from_dict({**entry, **{
             name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
             for name in _ARRAYS}}) for k, entry in enumerate(meta["layers"])]
         module = target_module(meta.get("architecture"), meta.get("dtype", "float32"), model,
                                {layer.name: layer.input_grid for layer in layers},
-                               (meta.get("report") or {}).get("folded_batchnorm", ()))
+                               (meta.get("report") or {}).get("folded_batchnorm", ()),
+                               numbers=numbers)
         state = {name: tensors.pop(f"state.{name}") for name in meta["state"]}
         if tensors:
             raise ValueError(f"tensors {', '.join(sorted(tensors)[:3])} are not described")
@@ -265,6 +269,7 @@ def _load_safe(path: Path, model) -> QuantizationResult:
                              f"are missing, {sorted(unexpected)[:3]} unexpected")
         modules = dict(module.named_modules())
         for layer in layers:
+            check_layer_numbers(layer, (meta.get("report") or {}).get("bits"))
             check_linear(modules.get(layer.name), layer.name,
                          (layer.out_features, layer.in_features), layer.int_weight.shape,
                          layer.int_bias.shape, layer.weight_step.shape)

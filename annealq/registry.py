@@ -24,6 +24,7 @@ import dimod
 
 from annealq.credentials import load_env_file, redact, token_configured
 from annealq.errors import SolverUnavailableError, TokenRejectedError
+from annealq.parameters import validate_solver_params
 
 ENTRY_POINT_GROUP = "annealq.solvers"
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class SolverRegistry:
 
         Reads ``.env`` first (as the CLI does), so the API finds a token kept there."""
         spec = self.spec(name)
+        validate_solver_params(params)
         load_env_file()
         reason = spec.unavailable()
         if reason:
@@ -108,6 +110,7 @@ class SolverRegistry:
         return spec.factory(**params)
 
     def statuses(self) -> list[SolverStatus]:
+        load_env_file()  # as get() does: a token kept in .env counts here too
         statuses = []
         for name in self.names():
             spec = self._specs[name]

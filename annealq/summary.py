@@ -1,4 +1,5 @@
-"""The console summary of a quantization run (what `annealq quantize` prints)."""
+"""The console summary of a ``quantize`` run: the model, the layers' errors against
+round-to-nearest, accuracy, time, the cache and the cloud."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from annealq.data.models import describe
 
 
 def print_summary(result, data, model, origin) -> None:
+    """Print the run's summary: ``origin`` says where ``model`` came from."""
     report = result.report
     solver = report["solver"] or report["method"]
     inputs = (f"int{report['activation_bits']} activations" if report["activation_bits"]
@@ -28,6 +30,9 @@ def print_summary(result, data, model, origin) -> None:
         print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
               f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
+    kept = sum(layer.get("kept_start", 0) for layer in report["layers"])
+    if kept:
+        print(f"{kept} neurons kept their warm start: the solver's answer was worse")
     convs = [layer for layer in report["layers"] if "kernel" in layer]
     if convs:
         print("conv layers are dense layers over their patches: " + ", ".join(
@@ -47,7 +52,7 @@ def print_summary(result, data, model, origin) -> None:
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
-    if report.get("cloud"):
+    if "problems" in report.get("cloud", {}):
         print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
               " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
               "fallback".format(**report["cloud"]))

@@ -293,4 +293,7 @@ def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
 SPEC = SolverSpec(make_qpu, leap_unavailable,
                   "D-Wave QPU, clique embedding (needs a Leap token)")
 MOCK_SPEC = SolverSpec(make_mock_qpu, lambda: missing_package("dwave.system", "dwave-system"),
-                       f"offline QPU path: {EMULATION_NOTE}", emulation=True)
+                       f"offline QPU path: {EMULATION_NOTE}; its steepest descent on a "
+                       "chained embedding is no measure of a QPU, so it starts from RTN and "
+                       "a neuron it makes worse keeps RTN's rounding", emulation=True,
+                       default_start="rtn")

@@ -19,9 +19,11 @@ FORBIDDEN = {
                 "annealq.quantized", "annealq.report", "annealq.capture", "annealq.data",
                 "annealq.baselines", "annealq.dispatch", "benchmarks"),
 }
-# imports kept inside a function on purpose: the optional torch kernel of batch-sa (CUDA
-# runs only); the CLI loads a command's module by name when it runs (annealq.cli._runner)
-LAZY_ALLOWED = {("solvers.batch_sa.anneal", "solvers.batch_sa.kernel_torch")}
+# imports kept inside a function on purpose: the console entry's import of the CLI (a
+# Ctrl-C while torch loads is one line), the optional torch kernel of batch-sa (CUDA runs
+# only); the CLI loads a command's module by name when it runs (annealq.cli._runner)
+LAZY_ALLOWED = {("annealq.console", "annealq.cli"),
+                ("solvers.batch_sa.anneal", "solvers.batch_sa.kernel_torch")}
 
 
 def _modules():

@@ -92,6 +92,8 @@ def _resave(path, result, edit):
     """``result``'s file with its metadata edited by ``edit(meta)``."""
     from safetensors.torch import load_file, save_file
 
+    from annealq.integrity import tensor_digest
+
     result.save(path)
     from safetensors import safe_open
 
@@ -99,6 +101,7 @@ def _resave(path, result, edit):
         meta = json.loads(archive.metadata()["annealq"])
     tensors = load_file(str(path))
     edit(meta, tensors)
+    meta["sha256"] = tensor_digest(tensors)  # resealed: the structural checks must catch it
     save_file(tensors, str(path), metadata={"annealq": json.dumps(meta)})
 
 

@@ -54,7 +54,9 @@ def test_scripted_sequential_is_rebuilt_as_an_ordinary_module_with_equal_outputs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(model).save(str(tmp_path / "s.pt"))
-    loaded = load_model(tmp_path / "s.pt", example=x)
+    with pytest.raises(ValueError, match="is TorchScript: loading it runs code"):
+        load_model(tmp_path / "s.pt", example=x)  # its code runs only with consent
+    loaded = load_model(tmp_path / "s.pt", example=x, trust_torchscript=True)
     assert not isinstance(loaded, torch.jit.ScriptModule)
     assert [type(m).__name__ for m in loaded] == [type(m).__name__ for m in model]
     assert loaded[4].bias is None and loaded[2].approximate == "tanh"
@@ -75,7 +77,7 @@ def test_torchscript_with_a_custom_forward_is_refused_clearly(tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(_Custom()).save(str(tmp_path / "c.pt"))
     with pytest.raises(ValueError, match="only nn.Sequential models of standard torch.nn"):
-        load_model(tmp_path / "c.pt")
+        load_model(tmp_path / "c.pt", trust_torchscript=True)
 
 
 @pytest.mark.parametrize("content, message", [

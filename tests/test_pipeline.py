@@ -319,7 +319,8 @@ def test_gptq_start_is_never_worse_than_gptq(solver):
 def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
     from types import SimpleNamespace
 
-    from annealq.summary import print_summary as _print_summary
+    from annealq.summary import print_summary
+    _print_summary = print_summary
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 3))
@@ -327,7 +328,7 @@ def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
     for solver, labelled in (("qpu-mock", True), ("steepest", False)):
         result = quantize(model, x, bits=2, solver=solver, cache=False, quiet=True)
         data = SimpleNamespace(name="toy", y_test=np.zeros(3))
-        _print_summary(result, data, model, "test model")
+        print_summary(result, data, model, "test model")
         out = capsys.readouterr().out
         assert ("NOTE: solver 'qpu-mock' is a classical emulation, not quantum hardware"
                 in out) is labelled

@@ -84,3 +84,20 @@ class _LayerByName(dimod.ExactSolver):
 def test_the_checks_catch_a_sampler_that_breaks_them(check, bad):
     with pytest.raises(AssertionError):
         check(bad)
+
+
+@pytest.mark.parametrize("sampler", LOCAL + CLOUD, indirect=True)
+def test_declared_parameters_are_checked_by_type_and_range(sampler):
+    """Each typed parameter a solver declares: a wrong type, a NaN or a value out of its
+    range is one ValueError naming it, before the sampler is built; a sane one builds."""
+    from annealq.parameters import INTEGERS, REALS
+
+    name, solver = sampler
+    typed = sorted(set(solver.parameters) & (set(INTEGERS) | set(REALS)))
+    for parameter in typed:
+        high = (INTEGERS.get(parameter) or REALS[parameter])[1]
+        for bad in ("abc", float("nan"), high * 10, -1, True):
+            with pytest.raises(ValueError, match=f"solver parameter {parameter} must be"):
+                annealq.get_sampler(name, **{parameter: bad})
+    if "num_reads" in solver.parameters:
+        annealq.get_sampler(name, num_reads=2)

@@ -16,8 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from pathlib import Path
 
 from annealq.errors import CacheError, first_line
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_TABLES = frozenset({"entries", "meta"})
+_ENTRY_COLUMNS = frozenset({"key", "solver", "sample", "energy", "info", "wall_seconds"})
 
 
 @contextlib.contextmanager
@@ -52,3 +57,37 @@ def describe(path, exc: Exception, timeout: float | None = None) -> str:
         return (f"cannot use cache {path} ({text}): check that it and its folder are "
                 "readable and writable with space left, or pass another --cache")
     return f"cache {path}: SQLite error ({text}); pass another --cache or run with --no-cache"
+
+
+def require_cache(path) -> None:
+    """Raise :class:`CacheError` unless ``path`` is missing, empty or an annealq cache.
+
+    Read-only and before anything else touches the file: its first bytes, then its schema
+    through a ``mode=ro`` connection (no journal switch, no table created), so a foreign
+    SQLite database or a text file named as the cache keeps every byte.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise CacheError(describe(path, exc)) from None
+    if head != _SQLITE_MAGIC:
+        raise CacheError(f"cache {path} is not a usable annealq cache (not an SQLite "
+                         "database): annealq leaves it untouched; pass another --cache, "
+                         "or run with --no-cache")
+    with sqlite_errors(path):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not row[0].startswith("sqlite_")}
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+        finally:
+            conn.close()
+    if tables and (tables - _TABLES or not _ENTRY_COLUMNS <= columns):
+        raise CacheError(f"cache {path} is not a usable annealq cache (an SQLite database "
+                         f"of tables {', '.join(sorted(tables))[:120]}): annealq leaves it "
+                         "untouched; pass another --cache, or run with --no-cache")

@@ -27,10 +27,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from annealq.cache.guard import sqlite_errors
+from annealq.cache.guard import require_cache, sqlite_errors
 from annealq.cache.rows import decode_row
 from annealq.cache.store import _COLUMNS, _SCHEMA
 from annealq.errors import CacheError
+from annealq.files import check_target
 
 _BATCH = 512
 
@@ -101,8 +102,9 @@ def repair_cache(path) -> tuple[CheckReport, int]:
     """
     path = Path(path)
     report = CheckReport(path)
-    with _reader(path):  # no such file: an error before anything is written
+    with _reader(path):  # no such file, or not a cache: an error before anything is written
         pass
+    check_target("cache", path)  # a link is never replaced by the repaired file
     try:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                                  suffix=".repair")
@@ -149,6 +151,7 @@ def _reader(path):
     if not path.is_file():
         raise CacheError(f"no cache file at {path}" + (" (it is a folder)" if path.is_dir()
                                                         else ""))
+    require_cache(path)
     with sqlite_errors(path):
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:

@@ -32,11 +32,11 @@ def decode_row(key, solver, sample, energy, info, wall_seconds, checksum):
     try:
         if checksum is not None and checksum != entry_checksum(key, solver, sample, energy):
             return None, "fails its checksum (edited or damaged on disk)"
-        pairs = json.loads(sample)
+        pairs = loads(sample)
         decoded = {label_from_json(label): int(value) for label, value in pairs}
         if any(value not in (0, 1) for value in decoded.values()):
             raise ValueError("a sample value is not 0 or 1")
-        info = json.loads(info)
+        info = loads(info)
         if not isinstance(info, dict):
             raise ValueError(f"info is a JSON {type(info).__name__}, not an object")
         if not math.isfinite(float(energy)):
@@ -44,6 +44,40 @@ def decode_row(key, solver, sample, energy, info, wall_seconds, checksum):
         return SolveResult(decoded, float(energy), info, float(wall_seconds)), None
     except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         return None, f"is unreadable ({exc})"
+
+
+MAX_ROW_BYTES = 32 * 2**20
+MAX_DEPTH = 64
+"""Bounds on a stored JSON value: a row past them is unreadable (a miss), never a crash."""
+
+
+def loads(text):
+    """A cache row's JSON, decoded only when at most :data:`MAX_ROW_BYTES` long and
+    :data:`MAX_DEPTH` brackets deep (counted without parsing, so a hostile row cannot
+    exhaust the parser's recursion or the memory).
+
+    Example:
+        >>> loads('[["w", 0], 1]')
+        [['w', 0], 1]
+        >>> loads("[" * 100 + "]" * 100)
+        Traceback (most recent call last):
+        ...
+        ValueError: JSON nested 100 deep (at most 64)
+    """
+    if not isinstance(text, (str, bytes)):
+        raise TypeError(f"expected JSON text, got {type(text).__name__}")
+    raw = text.encode() if isinstance(text, str) else text
+    if len(raw) > MAX_ROW_BYTES:
+        raise ValueError(f"JSON of {len(raw)} bytes (at most {MAX_ROW_BYTES})")
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    steps = np.isin(codes, _OPEN).astype(np.int8) - np.isin(codes, _CLOSE).astype(np.int8)
+    depth = int(np.cumsum(steps, dtype=np.int32).max()) if len(steps) else 0
+    if depth > MAX_DEPTH:
+        raise ValueError(f"JSON nested {depth} deep (at most {MAX_DEPTH})")
+    return json.loads(raw)
+
+
+_OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
 
 
 def _jsonable(value):

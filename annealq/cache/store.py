@@ -22,9 +22,9 @@ from pathlib import Path
 
 import dimod
 
-from annealq.cache.guard import sqlite_errors
+from annealq.cache.guard import require_cache, sqlite_errors
 from annealq.cache.keys import entry_checksum, validate_text
-from annealq.cache.rows import decode_row, dumps, plain_info
+from annealq.cache.rows import decode_row, dumps, loads, plain_info
 from annealq.errors import CacheError
 from annealq.results import SolveResult
 
@@ -107,6 +107,7 @@ class CacheStore:
         self.rejected = 0
         self._warned: set[str] = set()
         _check_location(self.path)
+        require_cache(self.path)  # read-only: a foreign file is refused before any write
         # Autocommit: every write below is a single statement, hence its own transaction.
         with self._guard():
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
@@ -175,7 +176,7 @@ class CacheStore:
         if row is None or row[0] is None:
             return None
         try:
-            return dimod.SampleSet.from_serializable(json.loads(row[0]))
+            return dimod.SampleSet.from_serializable(loads(row[0]))
         except (TypeError, ValueError, KeyError) as exc:
             self.reject(key, f"has an unreadable sample set ({exc})")
             return None
@@ -241,7 +242,7 @@ class CacheStore:
         last_run = None
         if row is not None:
             try:
-                last_run = dict(json.loads(row[0]))
+                last_run = dict(loads(row[0]))
             except (TypeError, ValueError) as exc:
                 logger.warning("cache %s: unreadable last-run record ignored (%s)",
                                self.path, exc)

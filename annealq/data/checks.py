@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -37,6 +38,45 @@ def check_is_zip(path: Path) -> None:
         what = "is empty" if not head else f"starts with {head!r}"
         raise ValueError(f"dataset file {path} is not an .npz (zip) archive (it {what}): "
                          "a damaged or wrong file; replace it with a good copy")
+
+
+MAX_ARRAY_BYTES = 16 * 2**30
+"""The largest array a dataset file may declare (CIFAR-10's pixels are 180 MB)."""
+
+
+def check_archive(path: Path) -> None:
+    """A ``.npz`` is a zip archive (:func:`check_is_zip`) whose arrays' headers declare no
+    more bytes than the archive holds for them, nor more than :data:`MAX_ARRAY_BYTES`:
+    checked from the headers alone, before numpy allocates anything."""
+    check_is_zip(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.filename.endswith(".npy"):
+                    with archive.open(info) as member:
+                        _check_header(path, info, member)
+    except (*DAMAGED, OSError) as exc:
+        raise unreadable(path, exc) from None
+
+
+def _check_header(path: Path, info, member) -> None:
+    name = info.filename.removesuffix(".npy")
+    try:
+        version = np.lib.format.read_magic(member)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(member)
+    except (*DAMAGED, OSError):
+        raise  # the archive's own damage, named by the caller
+    except Exception as exc:  # numpy parses the header as a literal: it raises anything
+        raise ValueError(f"dataset file {path}: array {name} has no valid .npy header "
+                         f"({first_line(exc)}): a damaged or wrong file") from None
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > MAX_ARRAY_BYTES or declared > info.file_size - member.tell():
+        raise ValueError(f"dataset file {path}: array {name} declares shape {shape} of "
+                         f"{dtype} ({declared:,} bytes) but holds "
+                         f"{max(info.file_size - member.tell(), 0):,} bytes (at most "
+                         f"{MAX_ARRAY_BYTES:,} are read): a damaged or forged file")
 
 
 def check_members(path: Path, name: str, files) -> None:

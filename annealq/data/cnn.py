@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from annealq.data.models import models_folder
+from annealq.data.models import data_digest, models_folder
 from annealq.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def reference_cnn(dataset, *, seed: int = 0, models_dir=None, retrain: bool = Fa
                          f"{', '.join(REFERENCE_CNNS)}")
     config = REFERENCE_CNNS[dataset.name]
     path = models_folder(models_dir) / (f"{dataset.name}-{config_tag(config)}"
-                                        f"-n{len(dataset.x_train)}-seed{seed}"
+                                        f"-d{data_digest(dataset)}-seed{seed}"
                                         f"-v{_CACHE_VERSION}.pt")
     if path.is_file() and not retrain:
         try:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annealq.data.checks import DAMAGED, check_arrays, check_is_zip, check_members, unreadable
+from annealq.data.checks import DAMAGED, check_archive, check_arrays, check_members, unreadable
 from annealq.errors import DatasetNotFoundError, first_line
 from annealq.files import atomic_write
 
@@ -129,6 +129,18 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0) -> Dataset:
     return _download(name, folder, origin, source)
 
 
+def dataset_files(name: str, *, data_dir=None) -> list[Path]:
+    """The files :func:`load_dataset` reads for ``name`` (none for ``digits``), so that no
+    output of a run can replace them."""
+    name = validate_dataset(name)
+    if name == "digits":
+        return []
+    folder, source = data_folder(data_dir)[0], _SOURCES[name]
+    if (folder / source.npz).exists():
+        return [folder / source.npz]
+    return _find_idx(folder, source) or []
+
+
 def validate_dataset(name) -> str:
     """``name`` normalised (``fashion_mnist`` → ``fashion-mnist``), or a ``ValueError``."""
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
@@ -206,7 +218,7 @@ def _as_features(images: np.ndarray) -> np.ndarray:
 
 
 def _load_npz(name: str, path: Path) -> Dataset:
-    check_is_zip(path)
+    check_archive(path)  # headers first: a forged shape allocates nothing
     try:
         with np.load(path) as data:
             check_members(path, name, data.files)

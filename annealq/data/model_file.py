@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import zipfile
@@ -27,9 +26,10 @@ from pathlib import Path
 
 import torch
 
-from annealq.architecture import build, describe
+from annealq.architecture import build_bounded, describe
 from annealq.errors import first_line
 from annealq.files import atomic_write
+from annealq.integrity import tensor_digest
 
 FORMAT = "annealq-model"
 VERSION = 1
@@ -50,7 +50,7 @@ def save_model(model, path) -> None:
     state = {name: tensor.detach().cpu().contiguous()
              for name, tensor in model.state_dict().items()}
     meta = {"format": FORMAT, "version": VERSION, "architecture": architecture,
-            "sha256": _digest(state)}
+            "sha256": tensor_digest(state)}
     data = save(state, metadata={"annealq_model": json.dumps(meta)})
     atomic_write(Path(path), lambda stream: stream.write(data))
 
@@ -82,11 +82,12 @@ def read_model(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT \
             or meta.get("version") != VERSION:
         raise ValueError(f"model file {path} is not a model saved by annealq.save_model")
-    if meta.get("sha256") != _digest(state):
+    if meta.get("sha256") != tensor_digest(state):
         raise ValueError(f"model file {path} is damaged: its tensors do not match their "
                          f"checksum")
     try:
-        model = build(meta["architecture"])
+        numbers = sum(tensor.numel() for tensor in state.values())
+        model = build_bounded(meta["architecture"], numbers, exact=True)
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"model file {path}: its architecture and tensors disagree "
@@ -132,11 +133,3 @@ def torch_load(path: Path, trust_pickle: bool):
     return model.eval()
 
 
-
-def _digest(state: dict) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name]
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()

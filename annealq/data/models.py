@@ -10,7 +10,8 @@ weights_only=False)``, which unpickles arbitrary Python objects and so can run a
 code: only load files you trust. TorchScript modules do not run forward hooks, which
 annealq needs to find the layers' inputs, so a TorchScript ``nn.Sequential`` of standard
 ``torch.nn`` layers is rebuilt as an ordinary module (and checked to compute the same
-outputs); other TorchScript models are refused with a clear message.
+outputs); other TorchScript models are refused with a clear message. A TorchScript file
+carries code that runs while it loads, so it is read only with ``trust_torchscript``.
 
 Example:
     >>> model = build_mlp(4, (8,), 3)
@@ -21,10 +22,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
-import warnings
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from annealq.data.model_file import is_model_file, read_model, torch_load
-from annealq.errors import first_line
+from annealq.data.torchscript import is_torchscript, read_torchscript
 from annealq.files import atomic_write, check_zip
 
 log = logging.getLogger(__name__)
@@ -128,7 +127,8 @@ def models_folder(models_dir=None) -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "annealq" / "models"
 
 
-def load_model(path, *, example=None, trust_pickle: bool = False):
+def load_model(path, *, example=None, trust_pickle: bool = False,
+               trust_torchscript: bool = False):
     """Read a model file: :func:`~annealq.data.model_file.save_model`'s (safetensors and a
     JSON architecture), TorchScript, or — with ``trust_pickle`` — a whole pickled module.
 
@@ -137,13 +137,16 @@ def load_model(path, *, example=None, trust_pickle: bool = False):
         example: inputs to check a rebuilt TorchScript model against the original on.
         trust_pickle: read a ``torch.save(model)`` file, which unpickles the module's
             classes and can run arbitrary code: only for files from a source you trust.
+        trust_torchscript: read a TorchScript file, whose own code runs while it loads
+            and is checked: only for files from a source you trust.
 
     Returns:
         A ``torch.nn.Module`` in eval mode, on the CPU.
 
     Raises:
         ValueError: a missing, damaged or unreadable file, a pickled module without
-            ``trust_pickle``, or one that holds no usable module.
+            ``trust_pickle``, TorchScript without ``trust_torchscript``, or one that holds
+            no usable module.
     """
     path = Path(path)
     if path.is_dir():
@@ -154,17 +157,13 @@ def load_model(path, *, example=None, trust_pickle: bool = False):
         return read_model(path)
     if zipfile.is_zipfile(path):
         check_zip(path, "model file")  # torch reads damaged tensor bytes without a word
-    if _is_torchscript(path):
-        try:
-            with warnings.catch_warnings():  # torch deprecates TorchScript; we still read it
-                warnings.simplefilter("ignore", DeprecationWarning)
-                script = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:
-            raise ValueError(f"cannot read TorchScript model {path}: {first_line(exc)}") from None
-        model = _eager_from_script(script, path)
-        if example is not None:
-            _check_same_outputs(model, script, example, path)
-        return model.eval()
+    if is_torchscript(path):
+        if not trust_torchscript:
+            raise ValueError(f"model file {path} is TorchScript: loading it runs code the "
+                             f"file carries. If you trust its source, pass "
+                             f"--trust-torchscript (trust_torchscript=True); or save the "
+                             f"model without code with annealq.save_model(model, path)")
+        return read_torchscript(path, example)
     model = torch_load(path, trust_pickle)
     if not isinstance(model, torch.nn.Module):
         hint = (" (a state_dict does not record the architecture: save the model with "
@@ -187,6 +186,24 @@ def model_fingerprint(model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def data_digest(dataset) -> str:
+    """The first 12 hex digits of the SHA-256 of a dataset's training arrays (images and
+    labels): a reference model is cached under it, so a folder holding other data of the
+    same size never reuses a model trained on different images.
+
+    Example:
+        >>> from annealq.data.datasets import load_digits
+        >>> len(data_digest(load_digits()))
+        12
+    """
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}:{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:12]
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> float:
@@ -234,63 +251,5 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
 def _reference_path(dataset, config: ReferenceConfig, seed: int, models_dir) -> Path:
     arch = "-".join(str(n) for n in (dataset.n_features, *config.hidden, dataset.n_classes))
     name = (f"{dataset.name}-mlp{arch}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
-            f"-n{len(dataset.x_train)}-seed{seed}-v{_CACHE_VERSION}.pt")
+            f"-d{data_digest(dataset)}-seed{seed}-v{_CACHE_VERSION}.pt")
     return models_folder(models_dir) / name
-
-
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zip files with a ``code/`` folder (torch.save's have none)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any("/code/" in name for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def _eager_from_script(script, path):
-    """An ordinary module equal to a scripted ``nn.Sequential`` of standard torch.nn layers."""
-    name = script.original_name
-    if name == "Sequential":
-        return nn.Sequential(*(_eager_from_script(child, path) for _, child in
-                               script.named_children()))
-    cls = getattr(nn, name, None)
-    if not (inspect.isclass(cls) and issubclass(cls, nn.Module)) or name in _CONTAINERS:
-        raise ValueError(f"TorchScript model {path} contains a {name}, which annealq cannot "
-                         f"rebuild (TorchScript runs no forward hooks, so only nn.Sequential "
-                         f"models of standard torch.nn layers are accepted); save the module "
-                         f"itself with torch.save(model)")
-    kwargs = {}
-    for parameter in list(inspect.signature(cls.__init__).parameters)[1:]:
-        if parameter == "bias":  # a flag in the constructor, a tensor (or None) after it
-            kwargs["bias"] = getattr(script, "bias", None) is not None
-        elif parameter not in ("device", "dtype") and hasattr(script, parameter):
-            kwargs[parameter] = getattr(script, parameter)
-    try:
-        module = cls(**kwargs)
-        module.load_state_dict(script.state_dict())
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"cannot rebuild the {name} of TorchScript model {path}: "
-                         f"{first_line(exc)}") from None
-    return module
-
-
-_CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
-                         "ParameterDict", "Sequential"})
-
-
-def _check_same_outputs(model, script, example, path) -> None:
-    parameter = next(model.parameters(), None)
-    dtype = parameter.dtype if parameter is not None else torch.float32
-    x = torch.as_tensor(np.asarray(example), dtype=dtype)
-    with torch.no_grad():
-        try:
-            expected = script.eval()(x)
-        except Exception as exc:
-            raise ValueError(f"TorchScript model {path} cannot run on inputs of shape "
-                             f"{tuple(x.shape)}: {first_line(exc)}") from None
-        rebuilt = model.eval()(x)
-    if rebuilt.shape != expected.shape or not torch.allclose(rebuilt, expected, rtol=1e-5,
-                                                              atol=1e-6):
-        raise ValueError(f"TorchScript model {path} could not be rebuilt faithfully (its "
-                         f"layers' settings are not all recorded, as in traced models); save "
-                         f"the module itself with torch.save(model)")
