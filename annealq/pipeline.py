@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from annealq.activations import ActivationGrid
-from annealq.baselines import GPTQ_OPTIONS, baseline_round
+from annealq.baselines import baseline_rechoose, baseline_round, tuned_grid
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
 from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
-from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
+from annealq.config import DEFAULT_SOLVER, QUBO_ONLY_OPTIONS, QuantizeConfig, run_config
 from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
@@ -43,14 +44,13 @@ from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
+from annealq.refit import method_rechoose, refit_layer
 from annealq.report import build_report
 from annealq.statistics import output_error
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
 log = logging.getLogger(__name__)
-
-_QUBO_OPTIONS = frozenset({"window_bits", "bias_window_bits", "ridge"})  # not the baselines'
 
 
 def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLVER,
@@ -208,7 +208,9 @@ class _Run:
             options["input_step"] = input_grid.step
         X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
         weight, bias = dense_parameters(float_layer)
-        lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
+        formulate = functools.partial(formulate_layer, weight, bias, X_hat, bits=config.bits,
+                                      float_inputs=X)
+        lq = formulate(**options)
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
         setting = None
@@ -216,11 +218,19 @@ class _Run:
             # the windows are centred on GPTQ's integers, so GPTQ's solution is a state
             q_g, q_b_g, setting = self._baseline_round("gptq", weight, bias, X, X_hat, options)
             start_integers = np.column_stack([q_g, q_b_g])
-            lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X,
-                                 center=start_integers, **options)
+            options = tuned_grid(options, setting)
+            lq = formulate(center=start_integers, **options)
         q, q_b, hits, proven, chosen = self._round(lq, weight, bias, X, X_hat, options,
                                                    start_integers)
         setting = setting or chosen
+        if tuned_grid(options, chosen) != options:  # GPTQ's tuning kept the unclipped grid
+            options = tuned_grid(options, chosen)
+            lq = formulate(**options)
+        refit = None
+        if config.refit_steps:
+            formulate = functools.partial(formulate, **options)
+            lq, q, q_b, refit = self._refit(lq, q, q_b, formulate, weight, bias, X, X_hat,
+                                            options, setting)
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
@@ -229,7 +239,7 @@ class _Run:
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
                             weight_offset=lq.weight_grid.offset, proven_optimal=proven,
-                            gptq_setting=setting,
+                            gptq_setting=setting, refit=refit,
                             group_size=lq.weight_grid.group_size,
                             execution=self.layer_execution if config.method == "qubo" else None,
                             **describe_layer(float_layer, X_hat))
@@ -274,15 +284,24 @@ class _Run:
         return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),
                 sum(map(bool, proofs)) if proofs else None)
 
+    def _refit(self, lq, q, q_b, formulate, weight, bias, X, X_hat, options, setting):
+        """Steps re-fitted and integers re-chosen alternately (:mod:`annealq.refit`)."""
+        method = self.config.method
+        extra, grid = self.config.baseline_options(method, options)
+        baseline = functools.partial(baseline_rechoose, method, weight, bias, X_hat,
+                                     bits=self.config.bits, setting=setting, float_inputs=X,
+                                     method_options=extra, **grid)
+        rechoose = method_rechoose(
+            method, formulate, lambda layer, start: np.column_stack(self._solve(layer, start)[:2]),
+            baseline)
+        layer, q, info = refit_layer(lq, np.column_stack([q, q_b]), X_hat, X,
+                                     formulate=lambda scale: formulate(step_scale=scale),
+                                     rechoose=rechoose)
+        return layer, q[:, :-1], q[:, -1], info
+
     def _baseline_round(self, method, weight, bias, X, X_hat, options):
-        """A baseline's integers and GPTQ setting; GPTQ as the QUBO's start takes only the
-        run's GPTQ options (``act_order``, ``damp``)."""
-        extra = dict(self.config.method_options)
-        if method != self.config.method:
-            extra = {k: v for k, v in extra.items() if k in GPTQ_OPTIONS}
-        if method == "adaround" and self.config.seed is not None:
-            extra.setdefault("seed", self.config.seed)
-        grid_options = {k: v for k, v in options.items() if k not in _QUBO_OPTIONS}
+        """A baseline's integers and GPTQ setting."""
+        extra, grid_options = self.config.baseline_options(method, options)
         return baseline_round(method, weight, bias, X_hat, bits=self.config.bits,
                               float_inputs=X, method_options=extra, **grid_options)
 
@@ -291,6 +310,6 @@ def _accuracies(model, quantized, calibration, evaluation, config) -> dict:
     x, y = evaluation
     rounded = quantized if config.method == "rtn" else rtn_model(
         model, calibration, bits=config.bits, activation_bits=config.activation_bits,
-        **{k: v for k, v in config.formulation_options().items() if k not in _QUBO_OPTIONS})
+        **{k: v for k, v in config.formulation_options().items() if k not in QUBO_ONLY_OPTIONS})
     return {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
             "quantized": accuracy(quantized, x, y)}
