@@ -1,7 +1,8 @@
 """Re-fitted steps and GPTQ's clip search on the reference MLPs (issue 37): per layer, the
 error of tuned GPTQ without and with clip search, of ``kbest`` (the whole-grid QUBO from
-tuned GPTQ) and of ``kbest`` with re-fitted steps (``refit_steps=True``), with each whole
-run's time and the load average beside it.
+tuned GPTQ) without and with clip search (the clip axis in its GPTQ start's tuning) and
+re-fitted steps (``refit_steps=True``), with each whole run's time and the load average
+beside it.
 
 Run from the repository root:
 
@@ -36,8 +37,10 @@ METHODS = (  # (label, quantize() arguments; bits are added)
     ("GPTQ + clip + refit", {"method": "gptq", "clip_search": True, "refit_steps": True}),
     ("kbest", {"solver": "kbest"}),
     ("kbest + refit", {"solver": "kbest", "refit_steps": True}),
+    ("kbest + clip", {"solver": "kbest", "clip_search": True}),
+    ("kbest + clip + refit", {"solver": "kbest", "clip_search": True, "refit_steps": True}),
 )
-BEST_GPTQ, KBEST, REFIT = "GPTQ + clip", "kbest", "kbest + refit"
+BEST_GPTQ, KBEST, REFIT = "GPTQ + clip", "kbest", "kbest + clip + refit"
 
 
 def run(model, data, bits: int, arguments: dict) -> dict:
@@ -57,8 +60,9 @@ def run(model, data, bits: int, arguments: dict) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = ["| dataset | bits | layer | GPTQ | GPTQ + clip (won) | kbest | kbest + refit "
-             "(rounds) | kbest / best GPTQ | kbest + refit / best GPTQ |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| kbest + clip | kbest + clip + refit (rounds) | kbest / best GPTQ "
+             "| kbest + clip + refit / best GPTQ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
         best = runs[BEST_GPTQ]["layer_errors"]
@@ -69,6 +73,8 @@ def table(rows: list[dict]) -> str:
                 f"| {row['dataset']} | int{row['bits']} | {layer + 1} "
                 f"| {runs['GPTQ']['layer_errors'][layer]:.6g} | {error:.6g} "
                 f"({'clip' if won else 'plain'}) | {runs[KBEST]['layer_errors'][layer]:.6g} "
+                f"| {runs['kbest + refit']['layer_errors'][layer]:.6g} "
+                f"| {runs['kbest + clip']['layer_errors'][layer]:.6g} "
                 f"| {runs[REFIT]['layer_errors'][layer]:.6g} ({refit['rounds']}) "
                 f"| {runs[KBEST]['layer_errors'][layer] / error:.3f} "
                 f"| {runs[REFIT]['layer_errors'][layer] / error:.3f} |")
@@ -78,7 +84,7 @@ def table(rows: list[dict]) -> str:
 def times(rows: list[dict]) -> str:
     labels = [label for label, _ in METHODS]
     lines = ["| dataset | bits | " + " | ".join(f"{label} s" for label in labels)
-             + " | kbest + refit / GPTQ + clip | load (1 min) |",
+             + " | kbest + clip + refit / GPTQ + clip | load (1 min) |",
              "|---|---|" + "---|" * len(labels) + "---|---|"]
     for row in rows:
         runs = row["runs"]
