@@ -220,6 +220,13 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--damp", type=float, default=None, metavar="D",
                           help="GPTQ's relative damping (default: tuned over 0.01, 0.001, "
                                "0.0001); '--act-order on --damp 0.01' is the old fixed setting")
+    quantize.add_argument("--clip-search", action="store_true",
+                          help="scale each row's step by its weights' best clipping ratio "
+                               "(MSE, 1.0 down to 0.2); for gptq, cd and --start gptq one "
+                               "more axis of GPTQ's tuning")
+    quantize.add_argument("--refit-steps", action="store_true",
+                          help="after rounding, re-fit each row's step and the bias to the "
+                               "integers and re-round, alternately (never worse)")
     quantize.add_argument("--calibration", type=COUNT, default=1000, metavar="N",
                           help="calibration images drawn from the training split (default 1000)")
     quantize.add_argument("--activation-bits", type=ACTIVATION_BITS, default=None,

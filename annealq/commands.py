@@ -83,7 +83,8 @@ def run_demo(args) -> int:
 def _grid_options(args) -> dict:
     """The formulation options the user changed from their defaults."""
     given = {"window_bits": args.window_bits, "scheme": args.scheme, "ridge": args.ridge,
-             "per_channel": args.per_channel, "group_size": args.group_size}
+             "per_channel": args.per_channel, "group_size": args.group_size,
+             "clip_search": getattr(args, "clip_search", False)}
     return {k: v for k, v in given.items() if v != FORMULATION_DEFAULTS[k]}
 
 
@@ -106,6 +107,7 @@ def run_quantize(args) -> int:
         activation_bits=args.activation_bits, solver_params=solver_params,
         time_limit=getattr(args, "time_limit", None),
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args),
+        **({"refit_steps": True} if getattr(args, "refit_steps", False) else {}),
         **_gptq_options(args))
     execution = execution_from(args)
     dataset = validate_dataset(args.dataset)

@@ -40,7 +40,9 @@ DEFAULT_SOLVER = "auto"
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
 FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
                          "bias_window_bits": None, "bias_step": None, "input_step": None,
-                         "group_size": None, "ridge": 0.0}
+                         "group_size": None, "ridge": 0.0, "clip_search": False}
+# the formulation options of the QUBO alone, not of the baselines' grids
+QUBO_ONLY_OPTIONS = frozenset({"window_bits", "bias_window_bits", "ridge"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class QuantizeConfig:
             (``group_size``: one weight step per that many consecutive inputs of a row).
         ridge: the QUBO's pull towards the float weights (``method="qubo"`` only;
             :func:`~annealq.formulation.formulate_layer`); 0 is the output error alone.
+        clip_search: steps scaled by the weights' best clipping ratio per row (group),
+            :func:`~annealq.grid.clip_ratios`; for ``gptq``, ``cd`` and ``start="gptq"``
+            one more axis of GPTQ's per-layer tuning (the setting says which grid won).
+        refit_steps: after rounding, re-fit each row's (group's) step and the bias to the
+            integers and re-round on the new grid, alternately (:mod:`annealq.refit`).
         activation_bits: round each quantized layer's input to this many bits.
         calibration_size: inputs drawn from a ``Dataset`` (``None``: 1,000).
         seed: the calibration draw's and the solvers' seed.
@@ -93,10 +100,12 @@ class QuantizeConfig:
     input_step: float | None = None
     group_size: int | None = None
     ridge: float = 0.0
+    clip_search: bool = False
     activation_bits: int | None = None
     calibration_size: int | None = None
     seed: int | None = None
     time_limit: float | None = None
+    refit_steps: bool = False
     method_options: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
@@ -111,6 +120,9 @@ class QuantizeConfig:
         _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
         _validate_counts(self.calibration_size, self.seed)
         _validate_time_limit(self.time_limit, self.method)
+        for name in ("clip_search", "refit_steps"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         object.__setattr__(self, "ridge", validate_ridge(self.ridge))
         if self.ridge and self.method != "qubo":
             raise ValueError(f"ridge regularises the qubo method's objective, not method "
@@ -152,6 +164,17 @@ class QuantizeConfig:
         """The formulation options that differ from their defaults."""
         return {name: getattr(self, name) for name, default in FORMULATION_DEFAULTS.items()
                 if getattr(self, name) != default}
+
+    def baseline_options(self, method: str, options: Mapping) -> tuple[dict, dict]:
+        """Baseline ``method``'s own options in this run and its grid options (the
+        formulation ``options`` less the QUBO's); GPTQ as the QUBO's start takes only
+        GPTQ's setting (``act_order``, ``damp``)."""
+        extra = dict(self.method_options)
+        if method != self.method:
+            extra = {k: v for k, v in extra.items() if k in GPTQ_OPTIONS}
+        if method == "adaround" and self.seed is not None:
+            extra.setdefault("seed", self.seed)
+        return extra, {k: v for k, v in options.items() if k not in QUBO_ONLY_OPTIONS}
 
     def to_dict(self) -> dict:
         """Plain data (numbers, strings, dicts), as recorded in the report."""

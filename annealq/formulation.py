@@ -44,7 +44,8 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
                     scheme: str = "reference", per_channel: bool = False,
                     bias_step=None, input_step=None, window_bits: int = 1,
                     bias_window_bits: int | None = None, center=None,
-                    group_size: int | None = None, ridge: float = 0.0) -> LayerQUBO:
+                    group_size: int | None = None, ridge: float = 0.0,
+                    clip_search: bool = False, step_scale=None) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
@@ -79,6 +80,12 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
             in the directions the calibration inputs hardly span (damping, as GPTQ's, but
             in the objective). The QUBO stays exact, for the regularised objective; 0
             (default) is the squared output error alone.
+        clip_search: each row's (group's) step scaled by its weights' best clipping ratio
+            (:func:`~annealq.grid.clip_ratios`, the MSE clip search of GPTQ's and AWQ's code).
+        step_scale: factors ``(n,)`` (or ``(n, groups)``) multiplying each row's (group's)
+            weight step and offset after the scheme (and the clip search) chose them: steps
+            re-fitted to the integers (:mod:`annealq.refit`). The bias step follows the
+            weight step as without it.
 
     Returns:
         A :class:`LayerQUBO`.
@@ -103,7 +110,10 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
     ridge = validate_ridge(ridge)
 
-    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size)
+    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size,
+                         clip_search=clip_search)
+    if step_scale is not None:
+        w_grid = w_grid.scaled(_validate_scale(step_scale, w_grid.step.shape))
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
     values = np.column_stack([W, b])
     if k_w == 1 and k_b == 1 and center is None:
@@ -151,6 +161,14 @@ def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
     entry_gram[f, f] = X_hat.shape[0]
     projection = np.vstack([X_hat.T @ residual, residual.sum(axis=0)])  # Âᵀ R, (f+1, n)
     return entry_gram, projection, np.einsum("mi,mi->i", residual, residual)
+
+
+def _validate_scale(step_scale, shape) -> np.ndarray:
+    scale = np.asarray(step_scale, dtype=np.float64)
+    if scale.shape != shape or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise ValueError(f"step_scale must hold positive finite factors of shape {shape} "
+                         f"(one per row, or per row and group), got shape {scale.shape}")
+    return scale
 
 
 def validate_ridge(ridge) -> float:

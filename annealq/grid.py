@@ -21,6 +21,11 @@ by the same scheme; ``step`` is then ``(n, ⌈f/g⌉)``. The rounding problem st
 exact QUBO: a weight's variables just carry its group's step (the Gram form's rows and
 columns are rescaled group by group).
 
+**Clip search** (``clip_search=True``, the reference GPTQ and AWQ code's MSE clipping): each
+row's (or group's) step — and offset — is scaled by the ratio of :data:`CLIP_RATIOS` (1.0
+down to 0.2) whose grid rounds the row's (group's) weights to nearest with the least squared
+error; ties keep the larger ratio, so the error is never above the unclipped grid's.
+
 Example:
     >>> import numpy as np
     >>> grid = weight_grid(np.array([[0.5, -1.0], [0.25, 0.0]]), bits=2)
@@ -38,6 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 
 SCHEMES = ("reference", "symmetric", "affine")
+# 1.0, 0.95, …, 0.2: the reference GPTQ code's range (it shrinks the range by up to 80 %)
+CLIP_RATIOS = tuple(round(1.0 - 0.05 * i, 2) for i in range(17))
 MIN_BITS, MAX_BITS = 1, 8
 MIN_ACTIVATION_BITS, MAX_ACTIVATION_BITS = 2, 16
 MAX_WINDOW_BITS = 16  # binary variables per weight, at most
@@ -101,6 +108,21 @@ class Grid:
         values = np.asarray(q, dtype=np.float64) * self._per_row(self.step, q)
         return values if self.offset is None else values + self._per_row(self.offset, q)
 
+    def scaled(self, factor) -> Grid:
+        """This grid with each row's (group's) step and offset times ``factor`` (shaped as
+        ``step``): the levels shrink or widen around zero."""
+        factor = np.asarray(factor, dtype=np.float64)
+        return Grid(self.step * factor, self.q_min, self.q_max,
+                    None if self.offset is None else self.offset * factor, self.group_size)
+
+    def row_errors(self, values: np.ndarray) -> np.ndarray:
+        """The squared round-to-nearest error of ``values`` ``(n, f)`` summed per row, or per
+        row and group (shaped as ``step``)."""
+        error = (values - self.dequantize(self.rtn(values))) ** 2
+        if self.step.ndim == 1:
+            return error.sum(axis=1)
+        return np.add.reduceat(error, np.arange(0, error.shape[1], self.group_size), axis=1)
+
     def select(self, rows) -> Grid:
         """The grid of ``rows`` only (their steps and offsets), for a sub-layer."""
         rows = np.asarray(rows, dtype=int)
@@ -127,7 +149,8 @@ class Grid:
 
 
 def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
-                per_channel: bool = False, group_size: int | None = None) -> Grid:
+                per_channel: bool = False, group_size: int | None = None,
+                clip_search: bool = False) -> Grid:
     """The grid of a weight matrix ``(n, f)`` for ``bits`` bits.
 
     Args:
@@ -137,6 +160,9 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
         per_channel: one step per output row instead of one for the tensor.
         group_size: one step per ``group_size`` consecutive inputs of each row (the last
             group may be shorter); overrides ``per_channel``.
+        clip_search: scale each row's (group's) step by its best ratio of
+            :data:`CLIP_RATIOS` (:func:`clip_ratios`); the steps are then per row even on
+            a per-tensor grid.
 
     Raises:
         ValueError: bits out of range, an unknown scheme, ``"symmetric"`` at one bit, or
@@ -149,6 +175,12 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     if scheme == "symmetric" and q_max == 0:
         raise ValueError("the symmetric scheme needs bits >= 2 (q_max is 0 at one bit)")
     weight = np.asarray(weight, dtype=np.float64)
+    if not isinstance(clip_search, (bool, np.bool_)):
+        raise ValueError(f"clip_search must be True or False, got {clip_search!r}")
+    if clip_search:
+        grid = weight_grid(weight, bits, scheme=scheme, per_channel=per_channel,
+                           group_size=group_size)
+        return grid.scaled(clip_ratios(weight, grid))
     if group_size is not None:
         return _group_grid(weight, bits, scheme, validate_group_size(group_size))
     if scheme == "affine":
@@ -161,6 +193,28 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     # An all-zero tensor (or row) is exact on any grid; a unit step avoids dividing by 0.
     step = np.where(peak > 0, peak / divisor, 1.0)
     return Grid(step=step, q_min=q_min, q_max=q_max)
+
+
+def clip_ratios(weight: np.ndarray, grid: Grid, ratios=CLIP_RATIOS) -> np.ndarray:
+    """Per row (or group) the ratio of ``ratios`` whose scaled grid (:meth:`Grid.scaled`)
+    rounds ``weight`` to nearest with the least squared error; the first of equal ones.
+
+    Example:
+        >>> w = np.array([[2.0, 0.4, -0.5, 0.3, 0.6, -0.45]])
+        >>> grid = weight_grid(w, bits=3, scheme="symmetric")
+        >>> clip_ratios(w, grid).tolist()   # one outlier: a shorter step serves the rest
+        [0.9]
+        >>> bool(grid.scaled(0.9).row_errors(w)[0] < grid.row_errors(w)[0])
+        True
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    best = np.ones_like(grid.step)
+    lowest = np.full(grid.step.shape, np.inf)
+    for ratio in ratios:  # a handful of grids, each rounding every row at once
+        error = grid.scaled(ratio).row_errors(weight)
+        better = error < lowest
+        best[better], lowest[better] = ratio, error[better]
+    return best
 
 
 def validate_group_size(group_size) -> int:

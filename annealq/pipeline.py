@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from annealq.activations import ActivationGrid
-from annealq.baselines import GPTQ_OPTIONS, baseline_round
+from annealq.baselines import baseline_rechoose, baseline_round, tuned_grid
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
 from annealq.capture import (
@@ -39,7 +40,7 @@ from annealq.capture import (
     linear_layers,
     replace_module,
 )
-from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
+from annealq.config import DEFAULT_SOLVER, QUBO_ONLY_OPTIONS, QuantizeConfig, run_config
 from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
@@ -49,17 +50,15 @@ from annealq.executors.cloud import CloudExecutor
 from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
 from annealq.plan import check_budget, run_plan
-from annealq.protocol import PolishingSampler
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
+from annealq.refit import refit_run
 from annealq.report import build_report
-from annealq.starts import kbest_start
+from annealq.starts import budget_polisher, kbest_start, keep_start
 from annealq.statistics import output_error
 
 __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 
 log = logging.getLogger(__name__)
-
-_QUBO_OPTIONS = frozenset({"window_bits", "bias_window_bits", "ridge"})  # not the baselines'
 
 
 def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLVER,
@@ -73,8 +72,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             :class:`~annealq.data.datasets.Dataset`: then ``calibration_size`` inputs are drawn
             from its training split and accuracy is measured on its test split.
         bits: weight bit width, 1..8.
-        solver: a registered solver name (``"auto"``, ``"neal"``, ``"qpu"``, …) or any
-            ``dimod.Sampler``; used by ``method="qubo"`` only.
+        solver: a registered solver name or any ``dimod.Sampler`` (``method="qubo"``
+            only). The default ``"auto"`` is ``kbest``'s answer polished (``start``).
         cache: ``None`` for the default cache, ``False`` for none, a path or a
             ``CacheStore``; solved neurons are skipped on later runs.
         method: ``"qubo"`` (the exact rounding QUBO), ``"rtn"`` (round to nearest), or the
@@ -83,20 +82,17 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
         activation_bits: round every quantized layer's input to this many bits (asymmetric
             min/max per tensor from the calibration set, :mod:`annealq.activations`); the
             bias step is then ``s_x · s``. ``None`` keeps float inputs.
-        calibration_size: the number of calibration inputs drawn from a ``Dataset``
-            (default 1,000).
-        evaluation: ``(x, y)`` to measure accuracy on (float, RTN and quantized models).
-        quiet: no progress bar (it is shown on a terminal only anyway).
+        calibration_size: inputs drawn from a ``Dataset`` (default 1,000).
+        evaluation: ``(x, y)`` for the float, RTN and quantized accuracy; quiet: no bar.
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         time_limit: seconds per layer for ``lns`` and ``exact-bb`` (anytime: the best
             found within it, never worse than the start).
         fallback: a solver to use instead when ``solver`` cannot run here.
-        seed: passed to every ``sample`` call of solvers that take one (and to the
-            calibration draw from a ``Dataset``).
+        seed: every seeded solver's ``seed`` (and the calibration draw's).
         solver_name: names a sampler object in reports and cache keys.
-        start: the QUBO solvers' warm start, ``"rtn"`` or ``"gptq"`` (``None``: each
-            solver's own). With ``"gptq"`` every window is centred on GPTQ's integers
-            (``window_bits``), and a neuron's result is never worse than the start's.
+        start: the QUBO solvers' warm start, ``"rtn"``, ``"gptq"`` or ``"kbest"``: windows
+            centred on its integers, and no neuron ends worse than its start. ``polish=``
+            a solver polishes ``kbest``'s answer; ``paper=True``: the paper's setting.
         config: a :class:`~annealq.config.QuantizeConfig` instead of the keyword
             arguments that describe the run (``bits``, ``method``, ``solver`` by name, …).
         **options: :func:`~annealq.formulation.formulate_layer` options (``scheme``,
@@ -221,7 +217,9 @@ class _Run:
             options["input_step"] = input_grid.step
         X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
         weight, bias = dense_parameters(float_layer)
-        lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
+        formulate = functools.partial(formulate_layer, weight, bias, X_hat, bits=config.bits,
+                                      float_inputs=X)
+        lq = formulate(**options)
         start = time.perf_counter()
         start_integers = lq.rtn_integers() if config.start == "rtn" else None
         setting = None
@@ -229,15 +227,23 @@ class _Run:
             # the windows are centred on the start's integers, so the start is a state
             q_g, q_b_g, setting = self._baseline_round("gptq", weight, bias, X, X_hat, options)
             start_integers = np.column_stack([q_g, q_b_g])
+            options = tuned_grid(options, setting)
             if config.start == "kbest":
                 start_integers, self.start_seconds = kbest_start(
                     weight, bias, X_hat, X, bits=config.bits, options=options,
                     gptq=start_integers, store=self.store)
-            lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X,
-                                 center=start_integers, **options)
+            lq = formulate(center=start_integers, **options)
         q, q_b, hits, proven, chosen = self._round(lq, weight, bias, X, X_hat, options,
                                                    start_integers)
         setting = setting or chosen
+        if tuned_grid(options, chosen) != options:  # GPTQ's tuning kept the unclipped grid
+            options = tuned_grid(options, chosen)
+            lq = formulate(**options)
+        refit = None
+        if config.refit_steps:
+            formulate = functools.partial(formulate, **options)
+            lq, q, q_b, refit = self._refit(lq, q, q_b, formulate, weight, bias, X, X_hat,
+                                            options, setting)
         seconds = time.perf_counter() - start
         rtn = lq.rtn_integers()
         layer = LayerResult(name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
@@ -246,7 +252,7 @@ class _Run:
                             hits, (lq.n_neurons - hits) if config.method == "qubo" else 0,
                             has_bias=lq.has_bias, input_grid=input_grid,
                             weight_offset=lq.weight_grid.offset, proven_optimal=proven,
-                            gptq_setting=setting,
+                            gptq_setting=setting, refit=refit,
                             group_size=lq.weight_grid.group_size,
                             execution=self.layer_execution if config.method == "qubo" else None,
                             **describe_layer(float_layer, X_hat))
@@ -272,10 +278,7 @@ class _Run:
             else {}
         if self.config.time_limit is not None:
             parameters["layer_time_limit"] = self.config.time_limit
-        if isinstance(self.sampler, PolishingSampler):
-            self.sampler.store = self.store  # each window's answer is cached
-            if self.sampler.relative_budget is not None:  # within the start's own time
-                self.sampler.time_limit = self.sampler.relative_budget * self.start_seconds
+        budget_polisher(self.sampler, self.store, self.start_seconds)
         start_states = None if start_integers is None else lq.states(start_integers)
         starts = None if start_states is None else lq.samples(start_states)
         began, before = time.perf_counter(), self.executor.stats()
@@ -285,27 +288,25 @@ class _Run:
         self.layer_execution = execution_summary(solved, self.solver_name, began,
                                                  before, self.executor.stats())
         samples = [r.sample for r in solved]
-        if starts is not None:
-            # never worse than the warm start, whatever the solver does with it
-            found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
-            back = lq.energies(start_states) < lq.energies(found)
-            samples = [start if b else sample for b, sample, start in zip(back, samples, starts)]
-            if self.layer_execution is not None:  # counted in the layer's report
-                self.layer_execution["kept_start"] = int(back.sum())
+        if starts is not None:  # never worse than the warm start, counted in the report
+            samples, self.layer_execution["kept_start"] = keep_start(lq, samples, starts)
         q, q_b = lq.decode(samples)
         proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
         return (q, q_b, sum(bool(r.info.get("cached")) for r in solved),
                 sum(map(bool, proofs)) if proofs else None)
 
+    def _refit(self, lq, q, q_b, formulate, weight, bias, X, X_hat, options, setting):
+        """Steps re-fitted and integers re-chosen alternately (:mod:`annealq.refit`)."""
+        extra, grid = self.config.baseline_options(self.config.method, options)
+        baseline = functools.partial(baseline_rechoose, self.config.method, weight, bias,
+                                     X_hat, bits=self.config.bits, setting=setting,
+                                     float_inputs=X, method_options=extra, **grid)
+        return refit_run(self.config.method, lq, q, q_b, X_hat, X, formulate, baseline,
+                         lambda layer, start: np.column_stack(self._solve(layer, start)[:2]))
+
     def _baseline_round(self, method, weight, bias, X, X_hat, options):
-        """A baseline's integers and GPTQ setting; GPTQ as the QUBO's start takes only the
-        run's GPTQ options (``act_order``, ``damp``)."""
-        extra = dict(self.config.method_options)
-        if method != self.config.method:
-            extra = {k: v for k, v in extra.items() if k in GPTQ_OPTIONS}
-        if method == "adaround" and self.config.seed is not None:
-            extra.setdefault("seed", self.config.seed)
-        grid_options = {k: v for k, v in options.items() if k not in _QUBO_OPTIONS}
+        """A baseline's integers and GPTQ setting."""
+        extra, grid_options = self.config.baseline_options(method, options)
         return baseline_round(method, weight, bias, X_hat, bits=self.config.bits,
                               float_inputs=X, method_options=extra, **grid_options)
 
@@ -314,6 +315,6 @@ def _accuracies(model, quantized, calibration, evaluation, config) -> dict:
     x, y = evaluation
     rounded = quantized if config.method == "rtn" else rtn_model(
         model, calibration, bits=config.bits, activation_bits=config.activation_bits,
-        **{k: v for k, v in config.formulation_options().items() if k not in _QUBO_OPTIONS})
+        **{k: v for k, v in config.formulation_options().items() if k not in QUBO_ONLY_OPTIONS})
     return {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
             "quantized": accuracy(quantized, x, y)}

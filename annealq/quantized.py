@@ -67,6 +67,7 @@ class LayerResult:
     group_size: int | None = None  # weight_step (and offset) (n, groups): one per g inputs
     execution: dict | None = None  # solved_by, wall vs summed solve seconds (QUBO runs)
     gptq_setting: dict | None = None  # GPTQ's setting chosen for the layer (gptq, cd, start)
+    refit: dict | None = None  # re-fitted steps: rounds, errors before/after, step ratios
 
     @property
     def weight(self) -> np.ndarray:
@@ -92,6 +93,8 @@ class LayerResult:
             entry.update(self.execution)
         if self.gptq_setting is not None:
             entry["gptq_setting"] = self.gptq_setting
+        if self.refit is not None:
+            entry["refit"] = self.refit
         return entry
 
     def to_dict(self) -> dict:
@@ -307,10 +310,7 @@ def _tensor(value):
 
 
 def _pop(tensors: dict, name: str, optional: bool):
-    if optional and name not in tensors:
-        return None
-    return tensors.pop(name).numpy()
-
+    return None if optional and name not in tensors else tensors.pop(name).numpy()
 
 
 def as_array(value, dtype) -> np.ndarray:

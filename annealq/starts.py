@@ -11,9 +11,29 @@ import numpy as np
 
 from annealq.dispatch import solve_layer
 from annealq.formulation import formulate_layer
+from annealq.protocol import PolishingSampler
 from annealq.registry import get_sampler
 
 KBEST_START = {"reduced": "auto"}
+
+
+def keep_start(lq, samples, starts) -> tuple[list, int]:
+    """Each neuron's sample, or its warm start where the start's energy is lower (whatever
+    the solver did with it), and how many neurons kept their start."""
+    start_states = np.stack([lq.assignment(i, s) for i, s in enumerate(starts)])
+    found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
+    back = lq.energies(start_states) < lq.energies(found)
+    return [start if b else sample for b, sample, start in zip(back, samples, starts)], \
+        int(back.sum())
+
+
+def budget_polisher(sampler, store, start_seconds: float) -> None:
+    """A polishing solver caches each window's answer in the run's store and, with a
+    relative budget, gets that multiple of the start's own seconds for the layer."""
+    if isinstance(sampler, PolishingSampler):
+        sampler.store = store
+        if sampler.relative_budget is not None:
+            sampler.time_limit = sampler.relative_budget * start_seconds
 
 
 def kbest_start(weight, bias, X_hat, X, *, bits: int, options: dict, gptq, store):

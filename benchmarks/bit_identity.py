@@ -5,7 +5,8 @@ Run it with one tree before and one after a change, then compare the two JSON fi
     ANNEALQ_DATA=../shared/data PYTHONPATH=<tree> python benchmarks/bit_identity.py out.json
 
 ``--quick`` runs only the six fast rows (digits neal, batch-sa, lns and kbest, MNIST
-batch-sa and kbest), about a minute.
+batch-sa and kbest), about a minute; ``--methods`` only the baselines' rows (GPTQ tuned per
+layer and CD from it, digits and MNIST).
 
 Each run quantizes at int2 with cache=False and seed=0 and records the SHA-256 of all
 layers' integer weights and biases, the layer errors and the time.
@@ -31,8 +32,12 @@ runs = [
     ("mnist", "batch-sa", {}), ("mnist", "lns", {"window_bits": 4, "start": "gptq"}),
     ("mnist", "neal", {}), ("digits", "kbest", {}), ("mnist", "kbest", {}),
 ]
+METHODS = [(name, "-", {"method": method}) for name in ("digits", "mnist")
+           for method in ("gptq", "cd")]
 if "--quick" in sys.argv[2:]:
     runs = [run for run in runs if run[:2] in QUICK and not run[2]]
+elif "--methods" in sys.argv[2:]:
+    runs = METHODS
 results = {}
 for name, solver, opts in runs:
     data = annealq.load_dataset(name)
@@ -41,8 +46,9 @@ for name, solver, opts in runs:
     t = time.perf_counter()
     opts = dict(opts)
     sp = opts.pop("solver_params", None)
-    r = annealq.quantize(model, data, bits=bits, solver=solver, cache=False, seed=0,
-                         quiet=True, solver_params=sp, **opts)
+    solver_arg = {} if "method" in opts else {"solver": solver}
+    r = annealq.quantize(model, data, bits=bits, cache=False, seed=0,
+                         quiet=True, solver_params=sp, **solver_arg, **opts)
     h = hashlib.sha256()
     for L in r.layers:
         h.update(np.ascontiguousarray(L.int_weight, dtype=np.int64).tobytes())

@@ -1,0 +1,127 @@
+"""Re-fitted steps and GPTQ's clip search on the reference MLPs (issue 37): per layer, the
+error of tuned GPTQ without and with clip search, of ``kbest`` (the whole-grid QUBO from
+tuned GPTQ) without and with clip search (the clip axis in its GPTQ start's tuning) and
+re-fitted steps (``refit_steps=True``), with each whole run's time and the load average
+beside it.
+
+Run from the repository root:
+
+    ANNEALQ_DATA=../shared/data python benchmarks/refit.py --datasets digits mnist \\
+        --bits 4 3 2
+
+It writes ``benchmarks/refit.json`` (every run, with the command) and prints the tables of
+``benchmarks/REFIT.md``. Each method quantizes the layers in turn (1,000 calibration images,
+seed 0), so a later layer's error is on that method's own quantized inputs: the pipeline's
+report. "best GPTQ" is tuned GPTQ with clip search: its tuning tries every setting on both
+grids, so it is the best of GPTQ with and without clip search at every tuning setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from annealq.data.datasets import load_dataset
+from annealq.data.models import reference_model
+from annealq.files import atomic_write
+from annealq.pipeline import quantize
+
+METHODS = (  # (label, quantize() arguments; bits are added)
+    ("GPTQ", {"method": "gptq"}),
+    ("GPTQ + clip", {"method": "gptq", "clip_search": True}),
+    ("GPTQ + clip + refit", {"method": "gptq", "clip_search": True, "refit_steps": True}),
+    ("kbest", {"solver": "kbest"}),
+    ("kbest + refit", {"solver": "kbest", "refit_steps": True}),
+    ("kbest + clip", {"solver": "kbest", "clip_search": True}),
+    ("kbest + clip + refit", {"solver": "kbest", "clip_search": True, "refit_steps": True}),
+)
+BEST_GPTQ, KBEST, REFIT = "GPTQ + clip", "kbest", "kbest + clip + refit"
+
+
+def run(model, data, bits: int, arguments: dict) -> dict:
+    load = os.getloadavg()[0]
+    begin = time.perf_counter()
+    result = quantize(model, data, bits=bits, calibration_size=1000, cache=False, quiet=True,
+                      seed=0, **arguments)
+    seconds = time.perf_counter() - begin
+    return {"layer_errors": [layer.energy for layer in result.layers],
+            "seconds": round(seconds, 2), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "accuracy": result.report.get("accuracy", {}).get("quantized"),
+            "refit": [layer.refit for layer in result.layers],
+            "gptq_setting": [None if layer.gptq_setting is None else
+                             {k: v for k, v in layer.gptq_setting.items() if k != "tried"}
+                             for layer in result.layers]}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| dataset | bits | layer | GPTQ | GPTQ + clip (won) | kbest | kbest + refit "
+             "| kbest + clip | kbest + clip + refit (rounds) | kbest / best GPTQ "
+             "| kbest + clip + refit / best GPTQ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        best = runs[BEST_GPTQ]["layer_errors"]
+        for layer, error in enumerate(best):
+            won = runs[BEST_GPTQ]["gptq_setting"][layer].get("clip_search")
+            refit = runs[REFIT]["refit"][layer]
+            lines.append(
+                f"| {row['dataset']} | int{row['bits']} | {layer + 1} "
+                f"| {runs['GPTQ']['layer_errors'][layer]:.6g} | {error:.6g} "
+                f"({'clip' if won else 'plain'}) | {runs[KBEST]['layer_errors'][layer]:.6g} "
+                f"| {runs['kbest + refit']['layer_errors'][layer]:.6g} "
+                f"| {runs['kbest + clip']['layer_errors'][layer]:.6g} "
+                f"| {runs[REFIT]['layer_errors'][layer]:.6g} ({refit['rounds']}) "
+                f"| {runs[KBEST]['layer_errors'][layer] / error:.3f} "
+                f"| {runs[REFIT]['layer_errors'][layer] / error:.3f} |")
+    return "\n".join(lines)
+
+
+def times(rows: list[dict]) -> str:
+    labels = [label for label, _ in METHODS]
+    lines = ["| dataset | bits | " + " | ".join(f"{label} s" for label in labels)
+             + " | kbest + clip + refit / GPTQ + clip | load (1 min) |",
+             "|---|---|" + "---|" * len(labels) + "---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        loads = [value for label in labels for value in runs[label]["load"]]
+        lines.append(f"| {row['dataset']} | int{row['bits']} | "
+                     + " | ".join(f"{runs[label]['seconds']:.1f}" for label in labels)
+                     + f" | {runs[REFIT]['seconds'] / runs[BEST_GPTQ]['seconds']:.1f}"
+                     + f" | {min(loads):.1f}–{max(loads):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
+    parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2])
+    parser.add_argument("--methods", nargs="+", default=[label for label, _ in METHODS])
+    parser.add_argument("--out", default="benchmarks/refit.json")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/refit.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    rows = []
+    for name in args.datasets:
+        data = load_dataset(name)
+        model, _ = reference_model(data)
+        for bits in args.bits:
+            row = {"dataset": name, "bits": bits, "runs": {}}
+            for label, arguments in METHODS:
+                if label in args.methods:
+                    row["runs"][label] = run(model, data, bits, arguments)
+                    print(name, bits, label, row["runs"][label]["layer_errors"],
+                          row["runs"][label]["seconds"], flush=True)
+            rows.append(row)
+            text = json.dumps({"command": command, "rows": rows}, indent=1).encode()
+            atomic_write(Path(args.out), lambda stream, text=text: stream.write(text))
+    if all(label in args.methods for label, _ in METHODS):
+        print(table(rows), times(rows), sep="\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
