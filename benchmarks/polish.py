@@ -120,8 +120,7 @@ def run(layers, bits_list) -> dict:
                     "kbest_neuron_gaps": (energies / optimum - 1).tolist()}
             if answers:
                 cell["whole_grid"] = gaps(answers, optimum)
-            if bits >= 2:
-                cell["polish"] = polishing(lq, samples, optimum)
+            cell["polish"] = polishing(lq, samples, optimum)
             cells[f"digits|{layer}|{bits}"] = cell
             print(f"layer {layer} int{bits}: kbest {100 * cell['kbest_gap']:+.2f} %", flush=True)
     return cells
@@ -171,6 +170,9 @@ def markdown(cells, command, load, qpu=None) -> str:
                 f"({cell['whole_grid'][n]['seconds']:.1f} s)" for n in WHOLE) + " |")
     lines += ["", "(Each solver's raw answer; the pipeline keeps the better of it and kbest's "
               "per neuron.)", "", "## Polishing kbest's answer, with matched controls", "",
+              "Annealing children first get a neuron whole where it has at most 160 binary "
+              "variables (int1-int2 here), then windows; the controls replay the same "
+              "windows (and as many random ones) exactly.", "",
               "| layer | bits | kbest | polisher | after | improved neurons | windows "
               "accepted / solved | same windows, exact | random windows, exact | s |",
               "|---|---|---|---|---|---|---|---|---|---|"]

@@ -48,6 +48,7 @@ DEFAULT_WINDOW = 12     # weights per window: 24 binary variables with ±1 moves
 DEFAULT_MAX_WINDOWS = 256
 EXACT_MAX_NODES = 200_000
 EXACT = "exact"         # the child name that means: windows solved exactly, no annealer
+WHOLE_MAX = 160         # binary variables: a neuron this small is first sent whole
 
 
 class PolishComposite(dimod.ComposedSampler, PolishingSampler):
@@ -67,6 +68,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         store, child_name: a :class:`~annealq.cache.CacheStore` and the child's name in its
             keys: every window answer is cached, so a killed run replays them.
         controls: also solve the matched controls (exact windows, random windows).
+        whole_first: send a neuron of at most ``WHOLE_MAX`` binary variables (its whole
+            grid; int1-int2 digits neurons) to the child whole before the windows.
         seed: the child's seed for window ``k`` of neuron ``i`` derives from it.
         **child_parameters: passed to every ``child.sample`` call.
     """
@@ -78,7 +81,7 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
                  max_windows: int = DEFAULT_MAX_WINDOWS, time_limit: float | None = None,
                  relative_budget: float | None = None, store=None,
                  child_name: str | None = None, controls: bool = True, seed: int = 0,
-                 **child_parameters):
+                 whole_first: bool = True, **child_parameters):
         if not (isinstance(window, int) and window >= 1):
             raise ValueError(f"window must be a positive number of weights, got {window!r}")
         if move not in (1, None):
@@ -88,7 +91,7 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         self._child = child
         self.window, self.move, self.max_windows = window, move, max_windows
         self.time_limit, self.controls, self.seed = time_limit, controls, seed
-        self.relative_budget = relative_budget
+        self.relative_budget, self.whole_first = relative_budget, whole_first
         self.child_name = child if child == EXACT else (child_name or type(child).__name__)
         self.child_parameters = child_parameters
         self._solve = self._exact if child == EXACT else self._annealed
@@ -100,7 +103,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
 
     @property
     def properties(self) -> dict:
-        return {"window": self.window, "move": self.move, "max_windows": self.max_windows}
+        return {"window": self.window, "move": self.move, "max_windows": self.max_windows,
+                "whole_first": self.whole_first}
 
     @property
     def defaults(self) -> dict:
@@ -153,6 +157,15 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         table = neighbours(state.gram, live, self.window) if len(live) else None
         windows, accepted, billed = [], 0, 0.0
         began = time.perf_counter()
+        if len(live) and self.whole_first and self._fits_whole(state, live):
+            # the whole neuron first: at int1-int2 it is one QUBO an annealer can hold
+            window = Window.of(state, live, move=None)
+            o, seconds = self._solve(window, neuron, 0)
+            windows.append((live, None))
+            billed += seconds
+            if window.gain(o) < 0:
+                state.move(live, o)
+                accepted += 1
         while len(live) and len(windows) < self.max_windows:
             improved = False
             for seed_entry in state.tie_order(live):
@@ -162,7 +175,7 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
                 S = np.sort(table[np.searchsorted(live, seed_entry)])
                 window = Window.of(state, S, move=self.move)
                 o, seconds = self._solve(window, neuron, len(windows))
-                windows.append(S)
+                windows.append((S, self.move))
                 billed += seconds
                 if window.gain(o) < 0:
                     state.move(S, o)
@@ -175,8 +188,12 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
                   "improved": bool(final < start_energy), "windows_solved": len(windows),
                   "windows_accepted": accepted, "seconds": wall, "billed_seconds": billed}
         if self.controls:
-            report["controls"] = _controls(state, start_o, windows, self.move, neuron)
+            report["controls"] = _controls(state, start_o, windows, neuron)
         return state, report
+
+    def _fits_whole(self, state: NeuronState, live) -> bool:
+        variables = np.ceil(np.log2(state.span[live] + 1)).sum()
+        return self._child != EXACT and variables <= WHOLE_MAX
 
     def _exact(self, window: Window, neuron: int, k: int):
         result = solve_box(window.H, window.b, window.low, window.high,
@@ -203,7 +220,7 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         return window.decode(C, sample), billed
 
 
-def _controls(state: NeuronState, start_o, windows, move, neuron: int) -> dict:
+def _controls(state: NeuronState, start_o, windows, neuron: int) -> dict:
     """The matched controls: the same windows, then as many random windows of the same
     sizes, each solved exactly from the neuron's incumbent."""
     out = {}
@@ -214,7 +231,7 @@ def _controls(state: NeuronState, start_o, windows, move, neuron: int) -> dict:
         control = NeuronState(**{**state.__dict__, "o": start_o.copy(),
                                  "field": state.gram @ (state.e * start_o)})
         control.refit_bias()
-        for S in windows:
+        for S, move in windows:
             if name == "exact_random_windows":
                 S = np.sort(rng.choice(live, size=len(S), replace=False))
             window = Window.of(control, S, move=move)
@@ -231,7 +248,7 @@ def make_polisher(child: str = "neal", **params) -> PolishComposite:
     windows), its sample parameters among ``params``."""
     own = {k: params.pop(k) for k in list(params)
            if k in ("window", "move", "max_windows", "time_limit", "relative_budget",
-                    "store", "controls", "seed")}
+                    "store", "controls", "seed", "whole_first")}
     sampler = EXACT if child == EXACT else get_sampler(child)
     return PolishComposite(sampler, child_name=child, **own, **params)
 
