@@ -20,8 +20,9 @@ ENV_FILE_VARIABLE = "ANNEALQ_ENV_FILE"
 # Fail fast with no network: the client's defaults (60 s timeout, 10 retries) can hold a
 # call for ~11 minutes against a silent server (docs/design.md §4). Connect timeouts are short;
 # reads are longer because uploading a large BQM to the hybrid solver takes a while.
-REQUEST_TIMEOUT = (5.0, 60.0)
-HTTP_RETRY_TOTAL = 2
+REQUEST_TIMEOUT = (5.0, 15.0)
+HTTP_RETRY_TOTAL = 1
+TIMEOUT_VARIABLE = "ANNEALQ_CLOUD_TIMEOUT"  # "READ" or "CONNECT,READ" seconds
 _env_file_token: list[str] = []  # the .env file the token was read from, if it was
 _raw_tokens: set[str] = set()  # tokens as read, before clean_token stripped them
 
@@ -69,8 +70,34 @@ def token_configured() -> bool:
 
 
 def cloud_options() -> dict:
-    """Keyword arguments that make cloud samplers fail fast instead of hanging."""
-    return {"request_timeout": REQUEST_TIMEOUT, "http_retry_total": HTTP_RETRY_TOTAL}
+    """Keyword arguments that make cloud samplers fail fast instead of hanging: every
+    request bounded by :func:`request_timeout`, one retry."""
+    return {"request_timeout": request_timeout(), "http_retry_total": HTTP_RETRY_TOTAL}
+
+
+def request_timeout() -> tuple[float, float]:
+    """The connect and read timeouts of every request to Leap, in seconds:
+    ``$ANNEALQ_CLOUD_TIMEOUT`` (``READ`` or ``CONNECT,READ``), else ``REQUEST_TIMEOUT``.
+
+    Example:
+        >>> os.environ[TIMEOUT_VARIABLE] = "2"
+        >>> request_timeout()
+        (2.0, 2.0)
+        >>> del os.environ[TIMEOUT_VARIABLE]
+    """
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return REQUEST_TIMEOUT
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(0 < v <= 3600 for v in values):
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be READ or CONNECT,READ seconds "
+                         f"(each above 0 and at most 3600), got {text!r}")
+    connect, read = (min(values[0], REQUEST_TIMEOUT[0]), values[0]) if len(values) == 1 \
+        else values
+    return float(connect), float(read)
 
 
 def redact(text: str) -> str:
