@@ -17,19 +17,22 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 
-from annealq.credentials import token_configured
+from annealq.credentials import redact, token_configured
+from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.executors.base import Executor, InlineExecutor
 from annealq.executors.cloud import CloudExecutor, CloudPolicy
 from annealq.executors.pool import PoolExecutor
 from annealq.protocol import CloudSampler
 from annealq.registry import get_sampler, resolve_sampler
 
+log = logging.getLogger(__name__)
 CLOUD_FALLBACK = "neal"  # solves what the cloud could not, unless the run names another
 
 KINDS = ("inline", "processes", "dask")
@@ -137,11 +140,19 @@ def _polisher(config, notes: list):
     ``hybrid-nl`` from the start with a token (``polish`` with ``neal`` if Leap cannot be
     reached) and, offline, ``neal`` within the start's own time."""
     if config.polish == "auto":
-        if token_configured():
-            return resolve_sampler("hybrid-nl", fallback=config.fallback or "polish",
-                                   notes=notes, **config.solver_params)
-        notes.append("no D-Wave API token configured: the default run polishes kbest's "
-                     "answer with local simulated annealing (neal) within kbest's own time")
+        offline = ("the default run polishes kbest's answer with local simulated annealing "
+                   "(neal) within kbest's own time")
+        if not token_configured():
+            notes.append(f"no D-Wave API token configured: {offline}")
+        else:
+            try:
+                return resolve_sampler("hybrid-nl", fallback=config.fallback, notes=notes,
+                                       **config.solver_params)
+            except SolverUnavailableError as exc:
+                if isinstance(exc, TokenRejectedError):
+                    raise
+                notes.append(redact(f"{exc}; falling back to the offline default: {offline}"))
+                log.warning("%s", notes[-1])
         sampler = get_sampler("polish", child="neal", relative_budget=1.0,
                               **config.solver_params)
         return "polish:neal", sampler
@@ -175,10 +186,18 @@ def execution_summary(solved, solver_name, began: float, before=None, after=None
     if after and all(key in after for key in CLOUD_LAYER_KEYS):  # a cloud executor's
         summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
                             for key in CLOUD_LAYER_KEYS}
+    labels = sorted({label for r in solved if (label := _emulation(r.info))})
+    if labels:  # answers from an emulator (the project's Leap emulator says so in info)
+        summary["emulation"] = labels[0]
     polished = [r.info["polish"] for r in solved if "polish" in r.info]
     if polished:
         summary["polish"] = polish_summary(polished)
     return summary
+
+
+def _emulation(info: dict) -> str | None:
+    label = info.get("emulation") or (info.get("timing") or {}).get("emulation")
+    return label if isinstance(label, str) else None
 
 
 def polish_summary(reports: list[dict]) -> dict:

@@ -41,6 +41,10 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
               "options": plain({**config.formulation_options(), **config.method_options}),
               "seed": seed}
     note = emulation_note(result.solver)
+    emulated = sorted({layer.execution["emulation"] for layer in result.layers
+                       if "emulation" in (layer.execution or {})})
+    if emulated and not note:
+        note = f"the answers came from an emulation, not quantum hardware: {emulated[0]}"
     if note:
         report.update({"emulation": True, "emulation_note": note})
     if accuracy is not None:

@@ -151,9 +151,14 @@ def test_auto_with_leap_unreachable_falls_back_to_neal(monkeypatch, tmp_path, di
     monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
     monkeypatch.setenv("DWAVE_API_ENDPOINT", "http://127.0.0.1:9/sapi/v2/")  # nothing there
     monkeypatch.setenv("DWAVE_API_TOKEN", CANARY_TOKEN)
-    result = _run(data, model, "auto")
+    result = _run(data, model, "auto", paper=True)  # the paper's auto: hybrid, else neal
     assert result.report["solver"] == "neal"
     assert any("falling back to 'neal'" in note for note in result.report["solver_notes"])
+    assert CANARY_TOKEN not in json.dumps(result.report) + caplog.text
+    result = _run(data, model, "auto")  # the default: hybrid-nl from kbest, else polished
+    assert result.report["solver"] == "polish:neal"
+    assert any("falling back to the offline default" in note
+               for note in result.report["solver_notes"])
     assert CANARY_TOKEN not in json.dumps(result.report) + caplog.text
 
 

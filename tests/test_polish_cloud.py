@@ -31,6 +31,7 @@ def test_the_default_run_with_a_token_is_hybrid_nl_from_kbest_and_never_worse(le
     report = default.report
     assert report["solver"] == "hybrid-nl" and report["config"]["start"] == "kbest"
     assert report["cloud"]["billed_seconds"] > 0
+    assert report["emulation"] and "emulation" in report["emulation_note"]
     first = model[0]
     lq = formulate_layer(first.weight, first.bias, x, bits=2, window_bits=2)
 
