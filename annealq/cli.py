@@ -251,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     data_options(train)
     train.set_defaults(run=f"{_QUANTIZE}:run_train")
 
+    trial = commands.add_parser("leap-trial", help="a budget-capped trial on Leap (needs a "
+                                "token): the digits model on qpu and hybrid-nl from kbest")
+    trial.add_argument("--max-cloud-seconds", type=float, required=True, metavar="S",
+                       help="billed seconds for the whole trial, shared equally by its runs")
+    trial.add_argument("--out", required=True, metavar="FILE.json", help="the trial record")
+    trial.set_defaults(run="annealq.leap_trial:run_leap_trial")
+
     export = commands.add_parser("export", help="write a saved quantized model as an ONNX "
                                  "file with integer weights (runs in ONNX Runtime)")
     export.add_argument("input", metavar="IN", help="a quantized model file (quantize --out)")

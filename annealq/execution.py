@@ -186,6 +186,9 @@ def execution_summary(solved, solver_name, began: float, before=None, after=None
     if after and all(key in after for key in CLOUD_LAYER_KEYS):  # a cloud executor's
         summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
                             for key in CLOUD_LAYER_KEYS}
+    ids = sorted({str(pid) for r in solved if (pid := r.info.get("problem_id"))})
+    if ids:  # the cloud problems that answered the layer (a trial records them)
+        summary["problem_ids"] = ids
     labels = sorted({label for r in solved if (label := _emulation(r.info))})
     if labels:  # answers from an emulator (the project's Leap emulator says so in info)
         summary["emulation"] = labels[0]
