@@ -32,7 +32,7 @@ def command_lines(draw):
     return argv
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=command_lines())
 def test_random_flag_values_exit_0_or_2_with_one_line(argv, capsys, tmp_path_factory,

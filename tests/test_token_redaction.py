@@ -90,9 +90,10 @@ def test_a_token_with_a_trailing_return_leaks_nowhere_with_leap_unreachable(tmp_
     # A .env saved on Windows; an endpoint where nothing listens: 'auto' falls back to neal
     # (exit 0, report and model written), 'hybrid' is one error line (exit 2).
     (tmp_path / ".env").write_bytes(f"DWAVE_API_TOKEN={TOKEN}\r\n".encode())
-    env = {"DWAVE_API_TOKEN": TOKEN + "\r", "DWAVE_API_ENDPOINT": "http://127.0.0.1:9/sapi/v2/"}
+    env = {"DWAVE_API_TOKEN": TOKEN + "\r", "DWAVE_API_ENDPOINT": "http://127.0.0.1:9/sapi/v2/",
+           "ANNEALQ_CLOUD_TIMEOUT": "2"}
     out = _annealq(tmp_path, "quantize", "--dataset", "digits", "--bits", "1", "--solver",
-                   solver, "--report", "r.json", "--out", "m.pt",
+                   solver, "--calibration", "200", "--report", "r.json", "--out", "m.pt",
                    "--quiet", env=env)
     assert out.returncode == (0 if solver == "auto" else 2), out.stderr
     assert "Traceback" not in out.stderr
