@@ -30,17 +30,19 @@ from tqdm.auto import tqdm
 
 from annealq.activations import ActivationGrid
 from annealq.baselines import GPTQ_OPTIONS, baseline_round
+from annealq.blocks import input_source
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
-from annealq.capture import layer_input_tensors, layer_inputs, linear_layers, replace_module
+from annealq.capture import linear_layers, replace_module
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
-from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
+from annealq.conv import dense_parameters, describe_layer, outputs, with_input_grid
 from annealq.data.models import accuracy
 from annealq.dispatch import solve_layer
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
 from annealq.executors import InlineExecutor
 from annealq.fold import fold_batchnorm
 from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.language import language_metrics
 from annealq.plan import check_budget, run_plan
 from annealq.protocol import PolishingSampler
 from annealq.quantized import LayerResult, QuantizationResult, load, write_layer
@@ -107,7 +109,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     execution = Execution.pop_from(options)
     config = run_config(config, bits, solver, options)
     dataset, calibration, evaluation = calibration_data(
-        calibration, config.calibration_size, evaluation, config.seed)
+        calibration, config.calibration_size, evaluation, config.seed, model)
     # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
     model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
@@ -136,20 +138,22 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             store.close()
 
     evaluate_start = time.perf_counter()
-    accuracies = None
-    if evaluation is not None:
-        accuracies = _accuracies(model, result.model, calibration, evaluation, config)
+    evaluated = {} if evaluation is None else _evaluate(model, result.model, calibration,
+                                                          evaluation, config)
     timing = {"total_seconds": time.perf_counter() - began,
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
-                                 len(calibration), accuracies, timing, folded=folded)
+                                 len(calibration), evaluated.get("accuracy"), timing,
+                                 folded=folded)
     cloud = executor.stats()
     if cloud and all("cloud" in (layer.execution or {}) for layer in result.layers):
         # what each layer sent and was billed
         cloud["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}
                            for layer in result.layers]
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
+                         **({"language": evaluated["language"]} if "language" in evaluated
+                            else {}),
                          **({"cloud": cloud} if cloud else {}))
     return result
 
@@ -177,15 +181,16 @@ class _Run:
         config = self.config
         quantized = copy.deepcopy(model)
         result = QuantizationResult(quantized, self.solver_name, method=config.method)
-        float_inputs = layer_inputs(model, [layer for _, layer in float_layers], calibration)
+        source = input_source(model, float_layers, calibration)
         total = sum(outputs(layer) for _, layer in float_layers)
         # disable=None: a bar on a terminal only, so logs and pipes stay clean
         with tqdm(total=total, unit="neuron", desc=f"{config.method} int{config.bits}",
                   disable=True if quiet else None) as bar:
-            for (name, float_layer), X in zip(float_layers, float_inputs):
+            for name, float_layer in float_layers:
                 bar.set_postfix_str(f"layer {name} ({outputs(float_layer)} neurons)")
                 self.progress = bar.update  # the QUBO's neurons count as they are answered
-                layer = self._layer(result, name, float_layer, X, calibration)
+                raw, X = source.inputs(result.model, name, float_layer)
+                layer = self._layer(result, name, float_layer, raw, X, source)
                 result.layers.append(layer)
                 bar.update(0 if config.method == "qubo" else layer.out_features)
                 log.info("layer %s (%dx%d): error %.6g, RTN %.6g, %.2f s", name,
@@ -193,11 +198,10 @@ class _Run:
                          layer.rtn_energy, layer.solve_seconds)
         return result
 
-    def _layer(self, result, name, float_layer, X, calibration) -> LayerResult:
+    def _layer(self, result, name, float_layer, raw, X, source) -> LayerResult:
         config = self.config
         quantized = result.model
         module = quantized.get_submodule(name)
-        [raw] = layer_input_tensors(quantized, [module], calibration)
         input_grid = None
         options = config.formulation_options()
         if config.activation_bits is not None:
@@ -209,7 +213,7 @@ class _Run:
             else:  # the model is this one nn.Linear
                 result.model = module
             options["input_step"] = input_grid.step
-        X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
+        X_hat, X = source.rows(float_layer, raw, X)  # conv patches, tokens: their moments
         weight, bias = dense_parameters(float_layer)
         lq = formulate_layer(weight, bias, X_hat, bits=config.bits, float_inputs=X, **options)
         start = time.perf_counter()
@@ -298,10 +302,15 @@ class _Run:
                               float_inputs=X, method_options=extra, **grid_options)
 
 
-def _accuracies(model, quantized, calibration, evaluation, config) -> dict:
-    x, y = evaluation
+def _evaluate(model, quantized, calibration, evaluation, config) -> dict:
+    """Accuracy on ``(x, y)``, or language metrics on token windows, of float, RTN and
+    quantized models."""
     rounded = quantized if config.method == "rtn" else rtn_model(
         model, calibration, bits=config.bits, activation_bits=config.activation_bits,
         **{k: v for k, v in config.formulation_options().items() if k not in _QUBO_OPTIONS})
-    return {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
-            "quantized": accuracy(quantized, x, y)}
+    if isinstance(evaluation, np.ndarray):  # token ids (annealq.calibration)
+        return {"language": language_metrics(model, {"rtn": rounded, "quantized": quantized},
+                                             evaluation)}
+    x, y = evaluation
+    return {"accuracy": {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
+                         "quantized": accuracy(quantized, x, y)}}

@@ -44,6 +44,9 @@ def print_summary(result, data, model, origin) -> None:
     if accuracy:
         print(f"\naccuracy: float {accuracy['float']:.2%}  RTN {accuracy['rtn']:.2%}  "
               f"{report['method']} {accuracy['quantized']:.2%}")
+    language = report.get("language")
+    if language:
+        print(language_lines(language, report["method"]))
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
@@ -68,3 +71,22 @@ def polish_line(name: str, polish: dict) -> str:
             f"{polish['final_energy']:.6g} (the same windows solved exactly: "
             f"{controls.get('exact_same_windows', float('nan')):.6g}; random windows, "
             f"exactly: {controls.get('exact_random_windows', float('nan')):.6g})")
+
+
+def language_lines(language: dict, method: str) -> str:
+    """Perplexity (bits per token) of float, RTN and the quantized model on the held-out
+    windows, with KL to float and top-1 agreement, each with its 95 % interval."""
+    lines = [f"\nperplexity on {language['windows']} held-out windows of {language['context']} "
+             f"tokens (95 % intervals over windows):"]
+    for key, label in (("float", "float"), ("rtn", "RTN"), ("quantized", method)):
+        m = language[key]
+        low, high = m["perplexity_interval"]
+        line = (f"  {label:<10} perplexity {m['perplexity']:.4f} [{low:.4f}, {high:.4f}]  "
+                f"{m['bits_per_token']:.4f} bits/token")
+        if key != "float":
+            r_low, r_high = m["perplexity_ratio_interval"]
+            k_low, k_high = m["kl_interval"]
+            line += (f"  ratio to float {m['perplexity_ratio']:.4f} [{r_low:.4f}, {r_high:.4f}]"
+                     f"  KL {m['kl']:.5f} [{k_low:.5f}, {k_high:.5f}]  top-1 {m['top1']:.2%}")
+        lines.append(line)
+    return "\n".join(lines)
