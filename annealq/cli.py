@@ -185,10 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser("quantize", help="quantize a model's nn.Linear layers and "
                                    "report errors, accuracy and time")
     quantize.add_argument("--dataset", required=True, metavar="NAME",
-                          help="digits, mnist, fashion-mnist, emnist or cifar10")
-    quantize.add_argument("--model", metavar="FILE", help="a model file of annealq.save_model "
-                          "(safetensors) or TorchScript (default: the dataset's reference "
-                          "model, trained once and cached)")
+                          help="digits, mnist, fashion-mnist, emnist, cifar10 or pystdlib")
+    quantize.add_argument("--model", metavar="FILE", help="a model file of annealq.save_model or "
+                          "TorchScript (default: the dataset's reference model, cached)")
     quantize.add_argument("--trust-pickle", action="store_true",
                           help="also read a --model pickled with torch.save(model): that "
                                "can run arbitrary code, so only for files you trust")
@@ -233,8 +232,10 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--damp", type=float, default=None, metavar="D",
                           help="GPTQ's relative damping (default: tuned over 0.01, 0.001, "
                                "0.0001); '--act-order on --damp 0.01' is the old fixed setting")
-    quantize.add_argument("--calibration", type=_COUNT, default=1000, metavar="N",
-                          help="calibration images drawn from the training split (default 1000)")
+    quantize.add_argument("--calibration", type=_COUNT, metavar="N", help="calibration "
+                          "images from the training split (default 1000; text: 128 windows)")
+    quantize.add_argument("--eval-windows", type=_checked("count", _at_least(0)), default=512,
+                          metavar="N", help="text: test windows scored (default 512; 0: all)")
     quantize.add_argument("--activation-bits", type=_ACTIVATION_BITS, default=None,
                           metavar="B",
                           help="round each quantized layer's input to B bits (8: int8, "
@@ -262,14 +263,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _arch_option(parser) -> None:
-    parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
-                        help="the reference model: the dataset's MLP (default) or its CNN "
-                             "(digits and cifar10; convs quantized like dense layers)")
+    parser.add_argument("--arch", choices=["mlp", "cnn", "transformer"], default="mlp",
+                        help="the reference model: the dataset's MLP (default), its CNN "
+                             "(digits, cifar10) or a text's byte-level causal LM (pystdlib)")
 
 
 def _data_options(parser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files "
-                        "(default: $ANNEALQ_DATA, else ~/.cache/annealq/data)")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder of the dataset files (default:"
+                        " $ANNEALQ_DATA, else ~/.cache/annealq/data); text: any file or folder")
     parser.add_argument("--seed", type=_SEED, default=0, help="seed of the reference model's "
                         "training, the calibration draw and the solver (default 0)")
 

@@ -11,12 +11,15 @@ import time
 import torch
 
 from annealq.cache import open_cache
+from annealq.calibration import DEFAULT_CALIBRATION_SIZE
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
+from annealq.commands_text import check_text_options, quantize_text, run_train_text
 from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
 from annealq.data.cnn import reference_cnn
 from annealq.data.datasets import load_dataset, load_digits, validate_dataset
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
+from annealq.data.text import TEXT_DATASETS
 from annealq.files import check_writable, write_together
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize, rtn_model
@@ -86,6 +89,9 @@ def _gptq_options(args) -> dict:
 
 def run_quantize(args) -> int:
     # everything the user typed is checked before any data is read or anything is solved
+    text = args.dataset in TEXT_DATASETS or args.arch == "transformer"
+    if not text:
+        args.calibration = args.calibration or DEFAULT_CALIBRATION_SIZE
     solver_params = parse_solver_params(args.solver_param)
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
@@ -95,7 +101,7 @@ def run_quantize(args) -> int:
         calibration_size=args.calibration, seed=args.seed, **_grid_options(args),
         **_gptq_options(args))
     execution = execution_from(args)
-    dataset = validate_dataset(args.dataset)
+    dataset = check_text_options(args) if text else validate_dataset(args.dataset)
     _check_outputs(("--report", args.report), ("--out", args.out))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
@@ -110,6 +116,10 @@ def run_quantize(args) -> int:
     # the cache is opened (and its folder checked) before any work; closed at the end
     store = open_cache(_cache_argument(args)) if args.method == "qubo" else False
     try:
+        if text:
+            result, data, model, origin = quantize_text(args, config, sampler, solver,
+                                                        store, execution)
+            return _finish(args, result, data, model, origin)
         data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
         _check_calibration(args.calibration, data)
         if args.model:
@@ -129,6 +139,11 @@ def run_quantize(args) -> int:
     finally:
         if store:
             store.close()
+    return _finish(args, result, data, model, origin)
+
+
+def _finish(args, result, data, model, origin) -> int:
+    """Print the summary and write the outputs, all of them or none."""
     print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
@@ -187,6 +202,8 @@ def check_model_fits(model, data, origin) -> None:
 
 
 def run_train(args) -> int:
+    if args.dataset in TEXT_DATASETS or args.arch == "transformer":
+        return run_train_text(args)
     check_writable("--out", args.out)
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()

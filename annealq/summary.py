@@ -13,8 +13,7 @@ def print_summary(result, data, model, origin) -> None:
     print(f"{data.name}: {describe(model)} ({origin})")
     print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
           + (f", solver {report['solver']}" if report["solver"] else "")
-          + f"; {report['calibration_size']} calibration images from the training split, "
-          f"{len(data.y_test)} test images")
+          + f"; {_calibration(report, data)}")
     if report.get("emulation"):
         print(f"NOTE: {report['emulation_note']}")
     header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{' ' + solver + ' error':>16}" \
@@ -56,6 +55,15 @@ def print_summary(result, data, model, origin) -> None:
               "fallback".format(**report["cloud"]))
 
 
+def _calibration(report, data) -> str:
+    language = report.get("language")
+    if language:  # token windows
+        return (f"{report['calibration_size']} calibration windows of {language['context']} "
+                f"tokens from the training split")
+    return (f"{report['calibration_size']} calibration images from the training split, "
+            f"{len(data.y_test)} test images")
+
+
 def _ratio(rtn: float, energy: float) -> str:
     if energy > 0:
         return f"{rtn / energy:.2f}x"
@@ -79,6 +87,8 @@ def language_lines(language: dict, method: str) -> str:
     lines = [f"\nperplexity on {language['windows']} held-out windows of {language['context']} "
              f"tokens (95 % intervals over windows):"]
     for key, label in (("float", "float"), ("rtn", "RTN"), ("quantized", method)):
+        if key not in language:
+            continue
         m = language[key]
         low, high = m["perplexity_interval"]
         line = (f"  {label:<10} perplexity {m['perplexity']:.4f} [{low:.4f}, {high:.4f}]  "

@@ -148,3 +148,27 @@ def _inputs(model, name, tokens):
         model(torch.as_tensor(tokens))
     handle.remove()
     return captured[0]
+
+
+def test_cli_quantizes_a_text_folders_lm_and_prints_perplexity(tmp_path, monkeypatch, capsys):
+    from annealq import cli
+    from annealq.data import transformer
+
+    folder = tmp_path / "text"
+    folder.mkdir()
+    (folder / "notes.txt").write_bytes(bytes(range(32, 127)) * 40)
+    monkeypatch.setenv("ANNEALQ_MODELS", str(tmp_path / "models"))
+    monkeypatch.setitem(transformer.REFERENCE_LMS, "mytext", transformer.LMConfig(
+        width=8, blocks=2, heads=2, context=16, steps=3, batch_size=2))
+    report = tmp_path / "report.json"
+    code = cli.main(["quantize", "--dataset", "mytext", "--data-dir", str(folder), "--arch",
+                     "transformer", "--bits", "4", "--solver", "kbest", "--no-cache",
+                     "--calibration", "6", "--eval-windows", "3", "--quiet",
+                     "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "6 calibration windows of 16 tokens" in out
+    for label in ("float", "RTN", "qubo"):
+        assert f"  {label:<10} perplexity" in out
+    assert report.is_file() and "blocks.1.down" in report.read_text()
+    assert cli.main(["quantize", "--dataset", "pystdlib", "--bits", "4"]) == 2
