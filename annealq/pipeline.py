@@ -64,9 +64,9 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
 
     Args:
         model: a ``torch.nn.Module``; it is not modified (it is put in eval mode).
-        calibration: inputs ``(m, …)`` (numpy array or tensor), or a
-            :class:`~annealq.data.datasets.Dataset`: then ``calibration_size`` inputs are drawn
-            from its training split and accuracy is measured on its test split.
+        calibration: inputs ``(m, …)`` (numpy array or tensor; integer token ids ``(N, T)``
+            for a model with an ``nn.Embedding``: every token is a row), or a ``Dataset`` or
+            ``TextDataset``: ``calibration_size`` inputs (windows) from its training split.
         bits: weight bit width, 1..8.
         solver: a registered solver name (``"auto"``, ``"neal"``, ``"qpu"``, …) or any
             ``dimod.Sampler``; used by ``method="qubo"`` only.
@@ -80,7 +80,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             bias step is then ``s_x · s``. ``None`` keeps float inputs.
         calibration_size: the number of calibration inputs drawn from a ``Dataset``
             (default 1,000).
-        evaluation: ``(x, y)`` to measure accuracy on (float, RTN and quantized models).
+        evaluation: ``(x, y)`` for accuracy, or held-out token ids ``(W, T)`` for
+            :func:`~annealq.language.language_metrics` (float, RTN and quantized models).
         quiet: no progress bar (it is shown on a terminal only anyway).
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         time_limit: seconds per layer for ``lns`` and ``exact-bb`` (anytime: the best

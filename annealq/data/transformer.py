@@ -152,7 +152,7 @@ def train_lm(data: np.ndarray, config: LMConfig, *, seed: int = 0, threads: int 
         offsets = torch.arange(config.context + 1)
         with tqdm(range(config.steps), desc="training the reference LM", unit="step",
                   disable=True if quiet else None) as bar:
-            for _ in bar:
+            for step in bar:
                 starts = torch.randint(len(tokens) - config.context - 1,
                                        (config.batch_size, 1), generator=generator)
                 batch = tokens[starts + offsets]
@@ -165,6 +165,8 @@ def train_lm(data: np.ndarray, config: LMConfig, *, seed: int = 0, threads: int 
                 optimizer.step()
                 schedule.step()
                 bar.set_postfix_str(f"loss {loss.item():.3f}")
+                if (step + 1) % 100 == 0:  # for logs, where the bar is not shown
+                    log.info("step %d/%d: loss %.3f", step + 1, config.steps, loss.item())
         return model.eval()
     finally:
         torch.set_num_threads(before)
