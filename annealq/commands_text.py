@@ -26,8 +26,9 @@ def check_text_options(args) -> str:
     if args.dataset not in TEXT_DATASETS and args.data_dir is None:
         raise ValueError(f"unknown text dataset {args.dataset!r}: name pystdlib, or pass "
                          f"--data-dir with a text file or folder")
-    if getattr(args, "activation_bits", None) is not None:
-        raise ValueError("--activation-bits is not supported for transformers yet")
+    for option in ("activation_bits", "dry_run", "max_cloud_seconds"):
+        if getattr(args, option, None):
+            raise ValueError(f"--{option.replace('_', '-')} is not supported for text yet")
     return args.dataset
 
 

@@ -16,7 +16,8 @@ def print_summary(result, data, model, origin) -> None:
           + f"; {_calibration(report, data)}")
     if report.get("emulation"):
         print(f"NOTE: {report['emulation_note']}")
-    header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{' ' + solver + ' error':>16}" \
+    width = max([10, *(len(layer["name"]) + 2 for layer in report["layers"])])
+    header = f"{'layer':<{width}}{'shape':>10}{'RTN error':>14}{' ' + solver + ' error':>16}" \
              f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
     print("\n" + header)
     for layer in report["layers"]:
@@ -24,7 +25,7 @@ def print_summary(result, data, model, origin) -> None:
         if "kernel" in layer:  # a conv: its kernel (C_out x C_in x kh x kw)
             shape = "x".join(map(str, layer["kernel"]))
         hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
-        print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
+        print(f"{layer['name'] or '(model)':<{width}}{shape:>10}{layer['rtn_energy']:>14.6g}"
               f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
     convs = [layer for layer in report["layers"] if "kernel" in layer]
@@ -45,7 +46,7 @@ def print_summary(result, data, model, origin) -> None:
               f"{report['method']} {accuracy['quantized']:.2%}")
     language = report.get("language")
     if language:
-        print(language_lines(language, report["method"]))
+        print(language_lines(language, solver))
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")

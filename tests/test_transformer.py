@@ -168,7 +168,7 @@ def test_cli_quantizes_a_text_folders_lm_and_prints_perplexity(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert code == 0
     assert "6 calibration windows of 16 tokens" in out
-    for label in ("float", "RTN", "qubo"):
+    for label in ("float", "RTN", "kbest"):
         assert f"  {label:<10} perplexity" in out
     assert report.is_file() and "blocks.1.down" in report.read_text()
     assert cli.main(["quantize", "--dataset", "pystdlib", "--bits", "4"]) == 2
