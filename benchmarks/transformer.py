@@ -37,7 +37,10 @@ def run(bits_list, groups, windows: int, out: Path, progress=print) -> dict:
     data = load_text()
     model, path = reference_lm(data)
     table["model"] = path.name
-    test = data.windows(model.position.num_embeddings, limit=windows or None)
+    context = model.position.num_embeddings
+    test = data.windows(context, limit=windows or None)
+    # an array, not the dataset: quantize() would score float and RTN on the whole test split
+    calibration = data.calibration(128, context=context, seed=0)
     for bits in bits_list:
         for group in groups:
             for name, options in METHODS.items():
@@ -45,7 +48,7 @@ def run(bits_list, groups, windows: int, out: Path, progress=print) -> dict:
                 if key in table["cells"]:
                     continue
                 began = time.perf_counter()
-                result = annealq.quantize(model, data, bits=bits, per_channel=True,
+                result = annealq.quantize(model, calibration, bits=bits, per_channel=True,
                                           group_size=group or None, cache=False, quiet=True,
                                           **options)
                 seconds = time.perf_counter() - began
