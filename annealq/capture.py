@@ -25,9 +25,10 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
     ``(name, module)`` in the order the forward pass runs them."""
     names = {module: name for name, module in model.named_modules()}
     order: list = []
+    tied = tied_layers(model)
     hooks = [module.register_forward_hook(
                  lambda m, i, o: order.append(m) if m not in order else None)
-             for module in model.modules() if quantizable(module)]
+             for module in model.modules() if quantizable(module) and module not in tied]
     try:
         forward(model, example)
     finally:
@@ -36,6 +37,24 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
     if not order:
         raise ValueError("the model has no nn.Linear layer to quantize (and no nn.Conv2d)")
     return [(names[module], module) for module in order]
+
+
+def tied_layers(model) -> dict:
+    """Layers whose weight is also another module's parameter (a language model's output
+    head tied to its embedding), mapped to that module's name: quantizing one would change
+    the other, so they stay in float."""
+    owners: dict = {}
+    for name, module in model.named_modules():
+        for parameter in module.parameters(recurse=False):
+            owners.setdefault(id(parameter), []).append(name)
+    names = {module: name for name, module in model.named_modules()}
+    tied = {}
+    for module in model.modules():
+        if quantizable(module):
+            others = [n for n in owners[id(module.weight)] if n != names[module]]
+            if others:
+                tied[module] = others[0]
+    return tied
 
 
 def replace_module(root, name: str, module) -> None:
@@ -72,7 +91,10 @@ def forward(model, x):
     dtype = parameter.dtype if parameter is not None else torch.float32
     device = parameter.device if parameter is not None else None
     with torch.no_grad():
-        inputs = torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
+        array = np.asarray(x)
+        # token ids stay integers (annealq.calibration keeps them only for token models)
+        inputs = torch.as_tensor(array, device=device, dtype=torch.long if np.issubdtype(
+            array.dtype, np.integer) else dtype)
         try:
             return model(inputs)
         except RuntimeError as exc:  # shape mismatches and the like: a user error here
@@ -83,12 +105,16 @@ def forward(model, x):
 def not_quantized(model, float_layers) -> list[dict]:
     """Modules with parameters of their own that were left in float."""
     done = {name for name, _ in float_layers}
+    tied = tied_layers(model)
     entries = []
     for name, module in model.named_modules():
         count = sum(p.numel() for p in module.parameters(recurse=False))
         if count == 0 or name in done:
             continue
         reason = unsupported_reason(module) or "not run on the calibration inputs"
+        if module in tied:
+            reason = (f"its weight is tied to {tied[module]}'s, which would change with it: "
+                      f"kept in float")
         entries.append({"name": name, "type": type(module).__name__, "parameters": count,
                         "reason": reason})
     return entries

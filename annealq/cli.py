@@ -22,7 +22,9 @@ from annealq.cli_options import (
     SEED,
     WINDOW,
     arch_option,
+    at_least,
     cache_options,
+    checked,
     data_options,
     execution_options,
     onnx_options,
@@ -169,10 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser("quantize", help="quantize a model's nn.Linear layers and "
                                    "report errors, accuracy and time")
     quantize.add_argument("--dataset", required=True, metavar="NAME",
-                          help="digits, mnist, fashion-mnist, emnist or cifar10")
-    quantize.add_argument("--model", metavar="FILE", help="a model file of annealq.save_model "
-                          "(safetensors) or TorchScript (default: the dataset's reference "
-                          "model, trained once and cached)")
+                          help="digits, mnist, fashion-mnist, emnist, cifar10 or pystdlib")
+    quantize.add_argument("--model", metavar="FILE", help="a model file of annealq.save_model or "
+                          "TorchScript (default: the dataset's reference model, cached)")
     quantize.add_argument("--trust-pickle", action="store_true",
                           help="also read a --model pickled with torch.save(model): that "
                                "can run arbitrary code, so only for files you trust")
@@ -227,8 +228,10 @@ def _parser() -> argparse.ArgumentParser:
     quantize.add_argument("--refit-steps", action="store_true",
                           help="after rounding, re-fit each row's step and the bias to the "
                                "integers and re-round, alternately (never worse)")
-    quantize.add_argument("--calibration", type=COUNT, default=1000, metavar="N",
-                          help="calibration images drawn from the training split (default 1000)")
+    quantize.add_argument("--calibration", type=COUNT, metavar="N", help="calibration "
+                          "images from the training split (default 1000; text: 128 windows)")
+    quantize.add_argument("--eval-windows", type=checked("count", at_least(0)), default=512,
+                          metavar="N", help="text: test windows scored (default 512; 0: all)")
     quantize.add_argument("--activation-bits", type=ACTIVATION_BITS, default=None,
                           metavar="B",
                           help="round each quantized layer's input to B bits (8: int8, "

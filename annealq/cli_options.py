@@ -41,9 +41,9 @@ ACTIVATION_BITS = checked("activation bits", validate_activation_bits)
 
 
 def arch_option(parser) -> None:
-    parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
-                        help="the reference model: the dataset's MLP (default) or its CNN "
-                             "(digits and cifar10; convs quantized like dense layers)")
+    parser.add_argument("--arch", choices=["mlp", "cnn", "transformer"], default="mlp",
+                        help="the reference model: the dataset's MLP (default), its CNN "
+                             "(digits, cifar10) or a text's byte-level causal LM (pystdlib)")
 
 
 def onnx_options(parser, *, required: bool) -> None:
@@ -56,8 +56,8 @@ def onnx_options(parser, *, required: bool) -> None:
 
 
 def data_options(parser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the dataset files "
-                        "(default: $ANNEALQ_DATA, else ~/.cache/annealq/data)")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder of the dataset files (default:"
+                        " $ANNEALQ_DATA, else ~/.cache/annealq/data); text: any file or folder")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the reference model's "
                         "training, the calibration draw and the solver (default 0)")
 

@@ -10,12 +10,15 @@ import time
 import torch
 
 from annealq.cache import default_cache_path, open_cache
+from annealq.calibration import DEFAULT_CALIBRATION_SIZE
 from annealq.cli_execution import dry_run, execution_from, parse_solver_params
+from annealq.commands_text import check_text_options, quantize_text, run_train_text
 from annealq.config import FORMULATION_DEFAULTS, QuantizeConfig
 from annealq.data.cnn import reference_cnn
 from annealq.data.datasets import dataset_files, load_dataset, load_digits, validate_dataset
 from annealq.data.model_file import save_model
 from annealq.data.models import accuracy, describe, load_model, reference_model, train_mlp
+from annealq.data.text import TEXT_DATASETS
 from annealq.files import check_outputs, write_together
 from annealq.grid import validate_bits
 from annealq.onnx_export import check_exportable, onnx_writer
@@ -100,6 +103,9 @@ def _gptq_options(args) -> dict:
 
 def run_quantize(args) -> int:
     # everything the user typed is checked before any data is read or anything is solved
+    text = args.dataset in TEXT_DATASETS or args.arch == "transformer"
+    if not text:
+        args.calibration = args.calibration or DEFAULT_CALIBRATION_SIZE
     solver_params = parse_solver_params(args.solver_param)
     config = QuantizeConfig.from_options(
         bits=args.bits, method=args.method, solver=args.solver, fallback=args.fallback,
@@ -110,9 +116,9 @@ def run_quantize(args) -> int:
         **({"refit_steps": True} if getattr(args, "refit_steps", False) else {}),
         **_gptq_options(args))
     execution = execution_from(args)
-    dataset = validate_dataset(args.dataset)
+    dataset = check_text_options(args) if text else validate_dataset(args.dataset)
     outputs = (("--report", args.report), ("--out", args.out), ("--onnx", args.onnx))
-    check_outputs(outputs, _inputs(args, dataset))
+    check_outputs(outputs, _inputs(args, None if text else dataset))
     solver, sampler = None, args.solver
     if args.method == "qubo" and args.solver != "auto":
         # fail fast (unknown name, no token) before any data is read; "auto" always runs
@@ -126,6 +132,10 @@ def run_quantize(args) -> int:
     # the cache is opened (and its folder checked) before any work; closed at the end
     store = open_cache(_cache_argument(args)) if args.method == "qubo" else False
     try:
+        if text:
+            result, data, model, origin = quantize_text(args, config, sampler, solver,
+                                                        store, execution)
+            return _finish(args, result, data, model, origin)
         data = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
         _check_calibration(args.calibration, data)
         if args.model:
@@ -149,6 +159,11 @@ def run_quantize(args) -> int:
     finally:
         if store:
             store.close()
+    return _finish(args, result, data, model, origin)
+
+
+def _finish(args, result, data, model, origin) -> int:
+    """Print the summary and write the outputs, all of them or none."""
     print_summary(result, data, model, origin)
     outputs = [(path, write) for path, write in (
         (args.out, writer(result) if args.out else None),
@@ -162,17 +177,19 @@ def run_quantize(args) -> int:
     return 0
 
 
-def _inputs(args, dataset: str) -> list:
+def _inputs(args, dataset: str | None) -> list:
     """What a run reads, so that no output replaces it: the model, the cache (and its
-    journal files) and the dataset's files."""
+    journal files) and the dataset's files (``None``: a text corpus, checked by its
+    loader)."""
     inputs = [("the --model file", getattr(args, "model", None))]
     cache = _cache_argument(args) if hasattr(args, "cache") else False
     if cache is not False and args.method == "qubo":
         cache = cache or default_cache_path()
         inputs += [("the cache file", f"{cache}{suffix}")
                    for suffix in ("", "-wal", "-shm", "-journal")]
-    inputs += [("a dataset file", path)
-               for path in dataset_files(dataset, data_dir=args.data_dir)]
+    if dataset is not None:
+        inputs += [("a dataset file", path)
+                   for path in dataset_files(dataset, data_dir=args.data_dir)]
     return inputs
 
 
@@ -211,6 +228,8 @@ def check_model_fits(model, data, origin) -> None:
 
 
 def run_train(args) -> int:
+    if args.dataset in TEXT_DATASETS or args.arch == "transformer":
+        return run_train_text(args)
     check_outputs([("--out", args.out)], _inputs(args, validate_dataset(args.dataset)))
     data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed)
     start = time.perf_counter()

@@ -165,6 +165,11 @@ class QuantizeConfig:
         return {name: getattr(self, name) for name, default in FORMULATION_DEFAULTS.items()
                 if getattr(self, name) != default}
 
+    def grid_options(self) -> dict:
+        """The formulation options that are the grid's (what RTN and the baselines use)."""
+        return {k: v for k, v in self.formulation_options().items()
+                if k not in QUBO_ONLY_OPTIONS}
+
     def baseline_options(self, method: str, options: Mapping) -> tuple[dict, dict]:
         """Baseline ``method``'s own options in this run and its grid options (the
         formulation ``options`` less the QUBO's); GPTQ as the QUBO's start takes only

@@ -59,6 +59,10 @@ def unsupported_reason(module) -> str | None:
             return (f"a grouped convolution (groups={module.groups}): each group is a dense "
                     f"layer of its own, not supported yet; kept in float")
         return None
+    if isinstance(module, nn.Embedding):
+        return "an embedding (a lookup table, no calibration inputs to fit): kept in float"
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)):
+        return "a normalization layer (a few scales per feature): kept in float"
     return "not an nn.Linear or nn.Conv2d: kept in float"
 
 

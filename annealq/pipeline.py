@@ -31,19 +31,18 @@ from tqdm.auto import tqdm
 
 from annealq.activations import ActivationGrid
 from annealq.baselines import baseline_rechoose, baseline_round, tuned_grid
+from annealq.blocks import input_source
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
 from annealq.capture import (
     check_group_size,
-    layer_input_tensors,
-    layer_inputs,
     linear_layers,
     replace_module,
 )
-from annealq.config import DEFAULT_SOLVER, QUBO_ONLY_OPTIONS, QuantizeConfig, run_config
-from annealq.conv import dense_parameters, describe_layer, layer_rows, outputs, with_input_grid
-from annealq.data.models import accuracy
+from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
+from annealq.conv import dense_parameters, describe_layer, outputs, with_input_grid
 from annealq.dispatch import solve_layer
+from annealq.evaluation import evaluate
 from annealq.execution import Execution, cloud_fallback, execution_summary, resolve
 from annealq.executors import InlineExecutor
 from annealq.executors.cloud import CloudExecutor
@@ -68,9 +67,9 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
 
     Args:
         model: a ``torch.nn.Module``; it is not modified (it is put in eval mode).
-        calibration: inputs ``(m, …)`` (numpy array or tensor), or a
-            :class:`~annealq.data.datasets.Dataset`: then ``calibration_size`` inputs are drawn
-            from its training split and accuracy is measured on its test split.
+        calibration: inputs ``(m, …)`` (numpy array or tensor; integer token ids ``(N, T)``
+            for a model with an ``nn.Embedding``: every token is a row), or a ``Dataset`` or
+            ``TextDataset``: ``calibration_size`` inputs (windows) from its training split.
         bits: weight bit width, 1..8.
         solver: a registered solver name or any ``dimod.Sampler`` (``method="qubo"``
             only). The default ``"auto"`` is ``kbest``'s answer polished (``start``).
@@ -83,7 +82,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             min/max per tensor from the calibration set, :mod:`annealq.activations`); the
             bias step is then ``s_x · s``. ``None`` keeps float inputs.
         calibration_size: inputs drawn from a ``Dataset`` (default 1,000).
-        evaluation: ``(x, y)`` for the float, RTN and quantized accuracy; quiet: no bar.
+        evaluation: ``(x, y)`` for accuracy, or held-out token ids ``(W, T)`` for
+            :func:`~annealq.language.language_metrics`; quiet: no progress bar.
         solver_params: the solver's parameters (``num_reads``, ``time_limit``, …).
         time_limit: seconds per layer for ``lns`` and ``exact-bb`` (anytime: the best
             found within it, never worse than the start).
@@ -110,7 +110,7 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     execution = Execution.pop_from(options)
     config = run_config(config, bits, solver, options)
     dataset, calibration, evaluation = calibration_data(
-        calibration, config.calibration_size, evaluation, config.seed)
+        calibration, config.calibration_size, evaluation, config.seed, model)
     # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
     model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
@@ -140,14 +140,16 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             store.close()
 
     evaluate_start = time.perf_counter()
-    accuracies = None
-    if evaluation is not None:
-        accuracies = _accuracies(model, result.model, calibration, evaluation, config)
+    evaluated = {} if evaluation is None else evaluate(
+        model, result.model, evaluation, result.model if config.method == "rtn" else rtn_model(
+            model, calibration, bits=config.bits, activation_bits=config.activation_bits,
+            **config.grid_options()))
     timing = {"total_seconds": time.perf_counter() - began,
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
     result.report = build_report(result, model, float_layers, dataset, config,
-                                 len(calibration), accuracies, timing, folded=folded)
+                                 len(calibration), evaluated.get("accuracy"), timing,
+                                 folded=folded)
     stats = executor.stats()
     if stats and all("cloud" in (layer.execution or {}) for layer in result.layers):
         # what each layer sent and was billed
@@ -156,6 +158,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     # a pool's counts (layers, tasks) are no cloud's: they go under "workers"
     where = "cloud" if isinstance(executor, CloudExecutor) else "workers"
     result.report.update(execution=execution.to_dict(), solver_notes=notes,
+                         **({"language": evaluated["language"]} if "language" in evaluated
+                            else {}),
                          **({where: stats} if stats else {}))
     return result
 
@@ -183,15 +187,16 @@ class _Run:
         config = self.config
         quantized = copy.deepcopy(model)
         result = QuantizationResult(quantized, self.solver_name, method=config.method)
-        float_inputs = layer_inputs(model, [layer for _, layer in float_layers], calibration)
+        source = input_source(model, float_layers, calibration)
         total = sum(outputs(layer) for _, layer in float_layers)
         # disable=None: a bar on a terminal only, so logs and pipes stay clean
         with tqdm(total=total, unit="neuron", desc=f"{config.method} int{config.bits}",
                   disable=True if quiet else None) as bar:
-            for (name, float_layer), X in zip(float_layers, float_inputs):
+            for name, float_layer in float_layers:
                 bar.set_postfix_str(f"layer {name} ({outputs(float_layer)} neurons)")
                 self.progress = bar.update  # the QUBO's neurons count as they are answered
-                layer = self._layer(result, name, float_layer, X, calibration)
+                raw, X = source.inputs(result.model, name, float_layer)
+                layer = self._layer(result, name, float_layer, raw, X, source)
                 result.layers.append(layer)
                 bar.update(0 if config.method == "qubo" else layer.out_features)
                 log.info("layer %s (%dx%d): error %.6g, RTN %.6g, %.2f s", name,
@@ -199,11 +204,10 @@ class _Run:
                          layer.rtn_energy, layer.solve_seconds)
         return result
 
-    def _layer(self, result, name, float_layer, X, calibration) -> LayerResult:
+    def _layer(self, result, name, float_layer, raw, X, source) -> LayerResult:
         config = self.config
         quantized = result.model
         module = quantized.get_submodule(name)
-        [raw] = layer_input_tensors(quantized, [module], calibration)
         input_grid = None
         options = config.formulation_options()
         if config.activation_bits is not None:
@@ -215,7 +219,7 @@ class _Run:
             else:  # the model is this one nn.Linear
                 result.model = module
             options["input_step"] = input_grid.step
-        X_hat, X = layer_rows(float_layer, raw, X)  # a conv's rows: its patches' moments
+        X_hat, X = source.rows(float_layer, raw, X)  # conv patches, tokens: their moments
         weight, bias = dense_parameters(float_layer)
         formulate = functools.partial(formulate_layer, weight, bias, X_hat, bits=config.bits,
                                       float_inputs=X)
@@ -309,12 +313,3 @@ class _Run:
         extra, grid_options = self.config.baseline_options(method, options)
         return baseline_round(method, weight, bias, X_hat, bits=self.config.bits,
                               float_inputs=X, method_options=extra, **grid_options)
-
-
-def _accuracies(model, quantized, calibration, evaluation, config) -> dict:
-    x, y = evaluation
-    rounded = quantized if config.method == "rtn" else rtn_model(
-        model, calibration, bits=config.bits, activation_bits=config.activation_bits,
-        **{k: v for k, v in config.formulation_options().items() if k not in QUBO_ONLY_OPTIONS})
-    return {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
-            "quantized": accuracy(quantized, x, y)}

@@ -15,11 +15,11 @@ def print_summary(result, data, model, origin) -> None:
     print(f"{data.name}: {describe(model)} ({origin})")
     print(f"int{report['bits']} weights, {inputs}, method {report['method']}"
           + (f", solver {report['solver']}" if report["solver"] else "")
-          + f"; {report['calibration_size']} calibration images from the training split, "
-          f"{len(data.y_test)} test images")
+          + f"; {_calibration(report, data)}")
     if report.get("emulation"):
         print(f"NOTE: {report['emulation_note']}")
-    header = f"{'layer':<10}{'shape':>10}{'RTN error':>14}{' ' + solver + ' error':>16}" \
+    width = max([10, *(len(layer["name"]) + 2 for layer in report["layers"])])
+    header = f"{'layer':<{width}}{'shape':>10}{'RTN error':>14}{' ' + solver + ' error':>16}" \
              f"{'reduction':>11}{'seconds':>9}{'cache hits':>12}"
     print("\n" + header)
     for layer in report["layers"]:
@@ -27,7 +27,7 @@ def print_summary(result, data, model, origin) -> None:
         if "kernel" in layer:  # a conv: its kernel (C_out x C_in x kh x kw)
             shape = "x".join(map(str, layer["kernel"]))
         hits = f"{layer['cache']['hits']}/{layer['out_features']}" if report["solver"] else "-"
-        print(f"{layer['name'] or '(model)':<10}{shape:>10}{layer['rtn_energy']:>14.6g}"
+        print(f"{layer['name'] or '(model)':<{width}}{shape:>10}{layer['rtn_energy']:>14.6g}"
               f"{layer['energy']:>16.6g}{_ratio(layer['rtn_energy'], layer['energy']):>11}"
               f"{layer['solve_seconds']:>9.2f}{hits:>12}")
     kept = sum(layer.get("kept_start", 0) for layer in report["layers"])
@@ -49,6 +49,9 @@ def print_summary(result, data, model, origin) -> None:
     if accuracy:
         print(f"\naccuracy: float {accuracy['float']:.2%}  RTN {accuracy['rtn']:.2%}  "
               f"{report['method']} {accuracy['quantized']:.2%}")
+    language = report.get("language")
+    if language:
+        print(language_lines(language, solver))
     timing, cache = report["timing"], report["cache"]
     print(f"time: {timing['total_seconds']:.1f} s in all, {timing['solve_seconds']:.1f} s "
           f"rounding; cache: {cache['hits']} hits, {cache['misses']} misses")
@@ -56,6 +59,15 @@ def print_summary(result, data, model, origin) -> None:
         print("cloud: {problems} problems, {uploaded_bytes:,} bytes uploaded, {billed_seconds:.1f}"
               " billed s, {retries} retries, {fallback_neurons} neurons solved by the "
               "fallback".format(**report["cloud"]))
+
+
+def _calibration(report, data) -> str:
+    language = report.get("language")
+    if language:  # token windows
+        return (f"{report['calibration_size']} calibration windows of {language['context']} "
+                f"tokens from the training split")
+    return (f"{report['calibration_size']} calibration images from the training split, "
+            f"{len(data.y_test)} test images")
 
 
 def _ratio(rtn: float, energy: float) -> str:
@@ -73,3 +85,24 @@ def polish_line(name: str, polish: dict) -> str:
             f"{polish['final_energy']:.6g} (the same windows solved exactly: "
             f"{controls.get('exact_same_windows', float('nan')):.6g}; random windows, "
             f"exactly: {controls.get('exact_random_windows', float('nan')):.6g})")
+
+
+def language_lines(language: dict, method: str) -> str:
+    """Perplexity (bits per token) of float, RTN and the quantized model on the held-out
+    windows, with KL to float and top-1 agreement, each with its 95 % interval."""
+    lines = [f"\nperplexity on {language['windows']} held-out windows of {language['context']} "
+             f"tokens (95 % intervals over windows):"]
+    for key, label in (("float", "float"), ("rtn", "RTN"), ("quantized", method)):
+        if key not in language:
+            continue
+        m = language[key]
+        low, high = m["perplexity_interval"]
+        line = (f"  {label:<10} perplexity {m['perplexity']:.4f} [{low:.4f}, {high:.4f}]  "
+                f"{m['bits_per_token']:.4f} bits/token")
+        if key != "float":
+            r_low, r_high = m["perplexity_ratio_interval"]
+            k_low, k_high = m["kl_interval"]
+            line += (f"  ratio to float {m['perplexity_ratio']:.4f} [{r_low:.4f}, {r_high:.4f}]"
+                     f"  KL {m['kl']:.5f} [{k_low:.5f}, {k_high:.5f}]  top-1 {m['top1']:.2%}")
+        lines.append(line)
+    return "\n".join(lines)

@@ -222,6 +222,9 @@ def describe(model) -> str:
     """``MLP 784-128-10``: the in/out sizes of the model's ``nn.Linear`` layers, in order;
     ``CNN conv 3-32-64 linear 4096-10`` with ``nn.Conv2d`` layers (their channels)."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if any(isinstance(m, nn.Embedding) for m in model.modules()):  # a token model
+        parameters = sum(p.numel() for p in model.parameters())
+        return f"{type(model).__name__}, {len(linears)} nn.Linear, {parameters:,} parameters"
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     dense = "-".join(str(n) for n in [linears[0].in_features,
                                      *(m.out_features for m in linears)]) if linears else ""
