@@ -45,3 +45,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     path = tmp_path_factory.mktemp("cache") / "cache.sqlite"
     monkeypatch.setenv("ANNEALQ_CACHE", str(path))
     return path
+
+
+@pytest.fixture
+def leap_emulator(monkeypatch, tmp_path):
+    """The project's Leap emulator (fast service times), with the real Ocean client pointed
+    at it through the environment: an empty config file, its endpoint and its token."""
+    from annealq.testing import LeapEmulator
+
+    with LeapEmulator(time_scale=500.0, slots=4) as emulator:
+        config = tmp_path / "dwave.conf"
+        config.write_text("")
+        monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
+        monkeypatch.setenv("DWAVE_API_ENDPOINT", emulator.endpoint)
+        monkeypatch.setenv("DWAVE_API_TOKEN", emulator.token)
+        yield emulator

@@ -6,18 +6,11 @@ import json
 
 from annealq.cli import main
 from annealq.leap_trial import leap_trial
-from annealq.testing import LeapEmulator
 
 
-def test_a_trial_records_problems_within_its_budget(monkeypatch, tmp_path):
-    with LeapEmulator(time_scale=500.0, slots=4) as emulator:
-        config = tmp_path / "dwave.conf"
-        config.write_text("")
-        monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
-        monkeypatch.setenv("DWAVE_API_ENDPOINT", emulator.endpoint)
-        monkeypatch.setenv("DWAVE_API_TOKEN", emulator.token)
-        # one run here (the qpu path is test_cloud's); a token holder's trial runs four
-        record = leap_trial(60.0, runs=(("hybrid-nl", 2, {}),), calibration_size=200)
+def test_a_trial_records_problems_within_its_budget(leap_emulator):
+    # one run here (the qpu path is test_cloud's); a token holder's trial runs four
+    record = leap_trial(60.0, runs=(("hybrid-nl", 2, {}),), calibration_size=200)
     assert record["emulation"] and set(record["solvers"]) == {"hybrid-nl"}
     billed = 0.0
     for run in record["runs"]:
@@ -25,7 +18,7 @@ def test_a_trial_records_problems_within_its_budget(monkeypatch, tmp_path):
         assert all(layer["problem_ids"] for layer in run["layers"])
         billed += run["cloud"]["billed_seconds"]
     assert 0 < billed <= 60.0
-    assert emulator.token not in json.dumps(record)
+    assert leap_emulator.token not in json.dumps(record)
 
 
 def test_without_a_token_the_trial_is_one_line(no_token, tmp_path, capsys):

@@ -3,26 +3,13 @@ client against the project's Leap emulator; never worse than kbest, neuron by ne
 the report shows the billed seconds."""
 
 import numpy as np
-import pytest
 import torch
 
 import annealq
 from annealq import formulate_layer
-from annealq.testing import LeapEmulator
 
 
-@pytest.fixture
-def leap(monkeypatch, tmp_path):
-    with LeapEmulator(time_scale=500.0, slots=4) as emulator:
-        config = tmp_path / "dwave.conf"
-        config.write_text("")
-        monkeypatch.setenv("DWAVE_CONFIG_FILE", str(config))
-        monkeypatch.setenv("DWAVE_API_ENDPOINT", emulator.endpoint)
-        monkeypatch.setenv("DWAVE_API_TOKEN", emulator.token)
-        yield emulator
-
-
-def test_the_default_run_with_a_token_is_hybrid_nl_from_kbest_and_never_worse(leap):
+def test_the_default_run_with_a_token_is_hybrid_nl_from_kbest_and_never_worse(leap_emulator):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(12, 10), torch.nn.Tanh(), torch.nn.Linear(10, 3))
     x = np.random.default_rng(0).normal(size=(150, 12))
