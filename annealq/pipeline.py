@@ -33,7 +33,7 @@ from annealq.baselines import GPTQ_OPTIONS, baseline_round
 from annealq.blocks import input_source
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
-from annealq.capture import linear_layers, replace_module
+from annealq.capture import layer_inputs, linear_layers, replace_module  # noqa: F401 re-export
 from annealq.config import DEFAULT_SOLVER, QuantizeConfig, run_config
 from annealq.conv import dense_parameters, describe_layer, outputs, with_input_grid
 from annealq.data.models import accuracy
