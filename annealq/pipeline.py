@@ -34,8 +34,9 @@ from annealq.baselines import baseline_rechoose, baseline_round, tuned_grid
 from annealq.blocks import input_source
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
-from annealq.capture import (
+from annealq.capture import (  # noqa: F401 (layer_inputs: re-exported for the notebooks)
     check_group_size,
+    layer_inputs,
     linear_layers,
     replace_module,
 )
