@@ -23,7 +23,9 @@ ENV_FILE_VARIABLE = "ANNEALQ_ENV_FILE"
 REQUEST_TIMEOUT = (5.0, 15.0)
 HTTP_RETRY_TOTAL = 1
 TIMEOUT_VARIABLE = "ANNEALQ_CLOUD_TIMEOUT"  # "READ" or "CONNECT,READ" seconds
-_env_file_token: list[str] = []  # the .env file the token was read from, if it was
+# the .env file the token was read from and the token read (only while it is still the one
+# in use does an error name that file)
+_env_file_token: list[str] = []
 _raw_tokens: set[str] = set()  # tokens as read, before clean_token stripped them
 
 
@@ -42,7 +44,7 @@ def load_env_file(path: str | os.PathLike | None = None) -> Path | None:
     had_token = bool(os.environ.get("DWAVE_API_TOKEN"))
     load_dotenv(candidate, override=False)
     if not had_token and os.environ.get("DWAVE_API_TOKEN"):
-        _env_file_token[:] = [str(candidate.resolve())]
+        _env_file_token[:] = [str(candidate.resolve()), os.environ["DWAVE_API_TOKEN"]]
     clean_token()
     return candidate
 
@@ -50,7 +52,8 @@ def load_env_file(path: str | os.PathLike | None = None) -> Path | None:
 def token_source() -> str:
     """Where the token in use comes from, for error messages (never the token itself)."""
     if os.environ.get("DWAVE_API_TOKEN"):
-        if _env_file_token:
+        if _env_file_token and os.environ["DWAVE_API_TOKEN"] in (
+                _env_file_token[1], _cleaned(_env_file_token[1])):
             return f"DWAVE_API_TOKEN in the .env file {_env_file_token[0]}"
         return "the DWAVE_API_TOKEN environment variable"
     return "the dwave-cloud-client config file (dwave config inspect)"
