@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from annealq.data.models import data_digest, models_folder
 from annealq.files import atomic_write
@@ -149,7 +150,8 @@ def train_cnn(dataset, *, seed: int = 0, config: CNNConfig | None = None, thread
             optimizer, [max(1, (3 * config.epochs) // 4)], gamma=0.1)
         loss_fn = nn.CrossEntropyLoss()
         body = model[1:]  # the batches are already images
-        for epoch in range(config.epochs):
+        for epoch in tqdm(range(config.epochs), desc="training the reference CNN",
+                          unit="epoch", disable=None, leave=False):
             model.train()
             for batch in torch.randperm(len(inputs), generator=generator).split(
                     config.batch_size):

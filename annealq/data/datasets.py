@@ -1,8 +1,7 @@
 """Datasets as float arrays: images flattened to ``(N, features)`` in [0, 1], int labels.
 
-``digits`` (scikit-learn's bundled 8×8 digits) needs no files and is the default. The
-others are read from a data folder: ``data_dir`` when given, else ``$ANNEALQ_DATA``, else
-``~/.cache/annealq/data``. In it, per dataset, the first of these that exists is used:
+``digits`` (scikit-learn's bundled 8×8 digits) needs no files. The others are read from
+``data_dir``, else ``$ANNEALQ_DATA``, else ``~/.cache/annealq/data``; the first found of:
 
 1. the ``.npz`` file (``mnist.npz``, ``fashion_mnist.npz``, ``emnist_bymerge_subset.npz``,
    ``cifar10_jpeg.npz``; keys ``x_train y_train x_test y_test``, CIFAR-10 as JPEG bytes);
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from annealq.data.checks import DAMAGED, check_archive, check_arrays, check_members, unreadable
 from annealq.errors import DatasetNotFoundError, first_line
@@ -258,7 +258,8 @@ def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     view = memoryview(np.ascontiguousarray(blob))
     first = np.asarray(Image.open(io.BytesIO(view[offsets[0]:offsets[1]])).convert("RGB"))
     images = np.empty((len(offsets) - 1, *first.shape), dtype=np.uint8)
-    for i, (start, end) in enumerate(zip(offsets[:-1], offsets[1:])):
+    for i, (start, end) in enumerate(tqdm(zip(offsets[:-1], offsets[1:]), total=len(images),
+                                          desc="decoding JPEGs", unit="image", disable=None)):
         with Image.open(io.BytesIO(view[start:end])) as image:
             images[i] = np.asarray(image.convert("RGB"))
     return images

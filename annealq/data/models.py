@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from annealq.data.model_file import is_model_file, read_model, torch_load
 from annealq.data.torchscript import is_torchscript, read_torchscript
@@ -243,7 +244,9 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
-    for _ in range(epochs):
+    # a bar on a terminal only (disable=None): training a reference model takes a while
+    for _ in tqdm(range(epochs), desc="training the reference MLP", unit="epoch",
+                  disable=None, leave=False):
         for batch in torch.randperm(len(inputs), generator=generator).split(batch_size):
             optimizer.zero_grad()
             loss_fn(model(inputs[batch]), targets[batch]).backward()
