@@ -161,3 +161,64 @@ def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
         two = again.sample_layer(lq, initial_states=starts)
     assert solved > 0 and len(calls) == solved  # no window solved twice
     assert [r.energy for r in one] == [r.energy for r in two]
+
+
+KILLED_RUN = """
+import os, signal, sys
+import dimod, numpy as np
+from annealq import formulate_layer
+from annealq.cache import CacheStore
+from solvers.polish import PolishComposite
+
+rng = np.random.default_rng(9)
+lq = formulate_layer(rng.normal(size=(3, 16)), rng.normal(size=3), rng.normal(size=(60, 16)),
+                     bits=3, window_bits=3)
+log = open(sys.argv[2], "a")
+
+class Dying(dimod.ExactSolver):
+    calls = 0
+    def sample(self, bqm, **kw):
+        Dying.calls += 1
+        if Dying.calls == 6:  # killed in the middle of a window: nothing of it is stored
+            os.kill(os.getpid(), signal.SIGKILL)
+        log.write(repr(sorted(bqm.to_serializable()["linear_biases"])) + "\\n")
+        log.flush()
+        return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
+
+with CacheStore(sys.argv[1]) as store:
+    PolishComposite(Dying(), window=4, store=store, child_name="counting",
+                    whole_first=False).sample_layer(
+        lq, initial_states=lq.samples(lq.states(lq.rtn_integers())))
+"""
+
+
+def test_a_killed_run_resumes_with_no_window_solved_twice(tmp_path):
+    """A polishing process killed with SIGKILL mid-window; the rerun solves none of the
+    windows the killed one finished, and ends where an uninterrupted run ends."""
+    import subprocess
+    import sys
+
+    killed_log = tmp_path / "killed.log"
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "c.sqlite"),
+                           str(killed_log)], capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()[-500:]
+    finished = killed_log.read_text().splitlines()
+    assert len(finished) == 5
+    rng = np.random.default_rng(9)
+    lq = formulate_layer(rng.normal(size=(3, 16)), rng.normal(size=3), rng.normal(size=(60, 16)),
+                         bits=3, window_bits=3)
+    starts = lq.samples(lq.states(lq.rtn_integers()))
+    solved = []
+
+    class Counting(dimod.ExactSolver):
+        def sample(self, bqm, **kw):
+            solved.append(repr(sorted(bqm.to_serializable()["linear_biases"])))
+            return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
+
+    with CacheStore(tmp_path / "c.sqlite") as store:
+        resumed = PolishComposite(Counting(), window=4, store=store, child_name="counting",
+                                  whole_first=False).sample_layer(lq, initial_states=starts)
+    assert not set(finished) & set(solved)  # none of the killed run's windows again
+    fresh = PolishComposite(EXACT, window=4, whole_first=False).sample_layer(
+        lq, initial_states=starts)
+    assert [r.energy for r in resumed] == pytest.approx([r.energy for r in fresh], rel=1e-12)
