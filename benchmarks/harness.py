@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from annealq.baselines import tuned_gptq_layer
-from annealq.capture import layer_inputs, linear_layers
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import accuracy, model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
-from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.formulation import LayerQUBO
 from annealq.grid import validate_bits
 from annealq.pipeline import quantize
+from annealq.problems import LayerProblems
 from annealq.registry import get_sampler
 from benchmarks.bounds import SMALL_NEURON, bench_bounds, bounds_markdown
 from solvers.exact_bb.sphere import solve_dense
@@ -104,26 +104,23 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
     """The QUBO of layer ``layer`` of the dataset's reference MLP, a description, and the
     warm start's integers ``(n, f+1)`` with the seconds they took (``start`` ``"gptq"``
     or ``"rtn"``; ``None`` and 0 without). With a start the windows are centred on it."""
+    if start not in (None, "gptq", "rtn"):
+        raise ValueError(f"start must be 'gptq' or 'rtn', got {start!r}")
     data = load_dataset(dataset_name, data_dir=data_dir)
     model, _ = reference_model(data, seed=seed)
     x = data.calibration(calibration, seed=seed)
-    layers = linear_layers(model, x)
-    if not 0 <= layer < len(layers):
-        raise ValueError(f"layer must be from 0 to {len(layers) - 1}, got {layer}")
-    name, module = layers[layer]
-    X = layer_inputs(model, [module], x)[0]
-    begin = time.perf_counter()
-    start_integers = None
-    if start == "gptq":  # tuned per layer, as the pipeline's start="gptq"
-        q, q_b = tuned_gptq_layer(module.weight, module.bias, X, bits=bits)[:2]
-        start_integers = np.column_stack([q, q_b])
-    elif start == "rtn":
-        start_integers = formulate_layer(module.weight, module.bias, X, bits=bits).rtn_integers()
-    elif start is not None:
-        raise ValueError(f"start must be 'gptq' or 'rtn', got {start!r}")
-    start_seconds = time.perf_counter() - begin
-    lq = formulate_layer(module.weight, module.bias, X, bits=bits, window_bits=window_bits,
-                         center=start_integers)
+    # GPTQ tuned per layer centres the windows, as the pipeline's start="gptq"
+    config = QuantizeConfig(bits=bits, window_bits=window_bits,
+                            start="gptq" if start == "gptq" else None)
+    problems = LayerProblems(model, x, config, sequential=False, layers=[layer])
+    [problem] = problems
+    lq, start_integers, start_seconds = problem.qubo, problem.start, problem.seconds
+    if start == "rtn":  # the windows centred on round-to-nearest
+        begin = time.perf_counter()
+        start_integers = problem.qubo.rtn_integers()
+        lq = problem.formulate(center=start_integers)
+        start_seconds = time.perf_counter() - begin
+    layers, (name, module), X = problems.all_layers, (problem.name, problem.layer), problem.inputs
     shape = "-".join(str(n) for n in [layers[0][1].in_features]
                      + [m.out_features for _, m in layers])
     window = "" if window_bits == 1 else (
