@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -79,6 +79,23 @@ class LayerProblem:
     input_grid: ActivationGrid | None = None
     module: object = None
 
+    @classmethod
+    def of_arrays(cls, weight, bias, inputs, *, bits: int, float_inputs=None,
+                  name: str = "", **options) -> LayerProblem:
+        """A problem from arrays (a layer outside any model: synthetic tests, saved data).
+
+        Example:
+            >>> import numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> problem = LayerProblem.of_arrays(rng.normal(size=(2, 3)), None,
+            ...                                  rng.normal(size=(9, 3)), bits=2)
+            >>> problem.qubo.n_neurons, problem.qubo.has_bias
+            (2, False)
+        """
+        problem = cls(name, None, weight, bias, inputs, float_inputs, bits, options, None)
+        problem.qubo = problem.formulate()
+        return problem
+
     def formulate(self, options: dict | None = None, **changes) -> LayerQUBO:
         """The layer's QUBO on formulation ``options`` (default :attr:`options`) with some
         changed (``center``, ``window_bits``, ``step_scale``, …), or on another ``weight``
@@ -87,6 +104,19 @@ class LayerProblem:
         options = {**(self.options if options is None else options), **changes}
         return formulate_layer(weight, bias, self.inputs, bits=self.bits,
                                float_inputs=self.float_inputs, **options)
+
+
+    def with_bits(self, bits: int) -> LayerProblem:
+        """The same layer on a ``bits``-bit grid, without a warm start."""
+        problem = replace(self, bits=bits, start=None, setting=None)
+        problem.qubo = problem.formulate()
+        return problem
+
+    def numpy_parameters(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The weight and bias as float64 arrays (``None``: no bias)."""
+        return tuple(None if x is None else np.asarray(
+            x.detach().cpu().double().numpy() if hasattr(x, "detach") else x,
+            dtype=np.float64) for x in (self.weight, self.bias))
 
 
 class LayerProblems:
@@ -168,10 +198,11 @@ class LayerProblems:
             problem.start = np.column_stack([q, q_b])
             problem.options = tuned_grid(problem.options, problem.setting)
             if config.start == "kbest":
+                whole = {k: v for k, v in problem.options.items()
+                         if k not in ("window_bits", "bias_window_bits")}
                 problem.start, problem.start_seconds = kbest_start(
-                    problem.weight, problem.bias, problem.inputs, problem.float_inputs,
-                    bits=problem.bits, options=problem.options, gptq=problem.start,
-                    store=self.store)
+                    problem.formulate(whole, window_bits=problem.bits, center=problem.start),
+                    problem.start, self.store)
             problem.qubo = problem.formulate(center=problem.start)
         problem.seconds = time.perf_counter() - began
         return problem
