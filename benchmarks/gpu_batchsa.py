@@ -76,7 +76,7 @@ def run():
 
 
 def report():
-    from benchmarks.harness import _write_section
+    from benchmarks.solver_tables import write_section
 
     data = json.load(open("benchmarks/gpu_batchsa.json"))
     lines = ["## batch-sa on a GPU", "",
@@ -90,7 +90,7 @@ def report():
         problem, device, reads = key.split(", ")
         lines.append(f"| {problem} | {device} | {reads.split()[0]} | {run['seconds']:.2f} | "
                      f"{run['energy']:.6g} |")
-    _write_section(__import__("pathlib").Path("benchmarks/SOLVERS.md"), "batch-sa on a GPU",
+    write_section(__import__("pathlib").Path("benchmarks/SOLVERS.md"), "batch-sa on a GPU",
                    "\n".join(lines) + "\n")
 
 
