@@ -23,7 +23,7 @@ def import_distributed():
 
 
 def local_cluster(distributed, workers: int):
-    """A local cluster of ``workers`` single-threaded processes on this machine."""
+    """A local cluster of ``workers`` single-threaded worker processes."""
     try:
         return distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
