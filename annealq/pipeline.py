@@ -123,9 +123,8 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
 
     evaluate_start = time.perf_counter()
     evaluated = {} if evaluation is None else evaluate(
-        model, result.model, evaluation, result.model if config.method == "rtn" else rtn_model(
-            model, calibration, bits=config.bits, activation_bits=config.activation_bits,
-            **config.grid_options()))
+        model, result.model, evaluation, result.model if config.method == "rtn" else _rtn_copy(
+            model, calibration, config, float_layers))
     timing = {"total_seconds": time.perf_counter() - began,
               "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
               "evaluate_seconds": time.perf_counter() - evaluate_start}
@@ -143,6 +142,14 @@ def rtn_model(model, calibration, *, bits: int, activation_bits: int | None = No
     """A copy of ``model`` with every ``nn.Linear`` rounded to nearest on the same grids."""
     return quantize(model, calibration, bits=bits, method="rtn", cache=False, quiet=True,
                     activation_bits=activation_bits, **scheme_options).model
+
+
+def _rtn_copy(model, calibration, config, float_layers):
+    """The model rounded to nearest on the run's grids (what its accuracy is compared to)."""
+    rtn = QuantizeConfig(bits=config.bits, method="rtn", activation_bits=config.activation_bits,
+                         **config.grid_options())
+    problems = LayerProblems(model, calibration, rtn, float_layers=float_layers)
+    return _round_layers(problems, LayerRounder(rtn), quiet=True).model
 
 
 def _open_solver(model, calibration, config, solver, solver_name, execution, float_layers):
