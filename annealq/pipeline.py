@@ -170,8 +170,6 @@ def _open_solver(model, calibration, config, solver, solver_name, execution, flo
     return solver_name, sampler, executor, notes
 
 
-
-
 def _round_layers(problems: LayerProblems, rounder: LayerRounder, *,
                   quiet: bool) -> QuantizationResult:
     """Each layer's problem rounded and recorded in the quantized copy, in order."""
