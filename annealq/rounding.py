@@ -78,13 +78,13 @@ class LayerRounder:
         began = time.perf_counter()
         rounding = self.round(problem)
         lq, options = problem.qubo, problem.options
-        q, q_b, refit = rounding.q, rounding.q_b, None
-        setting = problem.setting or rounding.setting
+        refit, setting = None, problem.setting or rounding.setting
         if tuned_grid(options, rounding.setting) != options:  # GPTQ kept the unclipped grid
             options = tuned_grid(options, rounding.setting)
             lq = problem.formulate(options)
         if self.config.refit_steps:
-            lq, q, q_b, refit = self._refit(problem, lq, q, q_b, options, setting)
+            lq, refit = self._refit(problem, lq, rounding, options, setting)
+        q, q_b = rounding.q, rounding.q_b
         seconds = problem.seconds + time.perf_counter() - began
         X_hat, X = problem.inputs, problem.float_inputs
         rtn = lq.rtn_integers()
@@ -138,8 +138,10 @@ class LayerRounder:
         return Rounding(q, q_b, sum(bool(r.info.get("cached")) for r in solved),
                         sum(map(bool, proofs)) if proofs else None, execution=execution)
 
-    def _refit(self, problem: LayerProblem, lq, q, q_b, options, setting):
-        """Steps re-fitted and integers re-chosen alternately (:mod:`annealq.refit`)."""
+    def _refit(self, problem: LayerProblem, lq, rounding: Rounding, options, setting):
+        """Steps re-fitted and integers re-chosen alternately (:mod:`annealq.refit`):
+        ``rounding`` takes the final integers (and the last re-solve's execution); returns
+        the final grid's QUBO and the refit's record."""
         method = self.config.method
         extra, grid = self.config.baseline_options(method, options)
         baseline = functools.partial(baseline_rechoose, method, problem.weight, problem.bias,
@@ -148,8 +150,11 @@ class LayerRounder:
                                      **grid)
 
         def resolve(layer, start):
-            rounding = self.solve(layer, start, problem.start_seconds)
-            return np.column_stack([rounding.q, rounding.q_b])
+            again = self.solve(layer, start, problem.start_seconds)
+            rounding.execution = again.execution
+            return np.column_stack([again.q, again.q_b])
 
-        return refit_run(method, lq, q, q_b, problem.inputs, problem.float_inputs,
-                         functools.partial(problem.formulate, options), baseline, resolve)
+        lq, rounding.q, rounding.q_b, refit = refit_run(
+            method, lq, rounding.q, rounding.q_b, problem.inputs, problem.float_inputs,
+            functools.partial(problem.formulate, options), baseline, resolve)
+        return lq, refit
