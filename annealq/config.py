@@ -23,14 +23,13 @@ from dataclasses import asdict, dataclass, field, fields
 from annealq.baselines.methods import GPTQ_OPTIONS
 from annealq.formulation import validate_ridge
 from annealq.grid import (
-    MAX_WINDOW_BITS,
-    SCHEMES,
     validate_activation_bits,
     validate_bits,
     validate_group_size,
 )
 from annealq.parameters import validate_solver_params
 from annealq.registry import solver_spec
+from annealq.settings_checks import validate_counts, validate_grid, validate_time_limit
 
 METHODS = ("rtn", "qubo", "gptq", "adaround", "cd")
 STARTS = ("rtn", "gptq", "kbest")
@@ -117,9 +116,9 @@ class QuantizeConfig:
         object.__setattr__(self, "method_options", dict(self.method_options or {}))
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_polish(self.polish, self.start, self.paper)
-        _validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
-        _validate_counts(self.calibration_size, self.seed)
-        _validate_time_limit(self.time_limit, self.method)
+        validate_grid(self.scheme, self.per_channel, self.window_bits, self.bias_window_bits)
+        validate_counts(self.calibration_size, self.seed)
+        validate_time_limit(self.time_limit, self.method)
         for name in ("clip_search", "refit_steps"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -268,40 +267,3 @@ def _qubo_solver(options):
         return solver_spec(name)
     except ValueError:  # an unknown name is reported where the solver is built
         return None
-
-
-def _validate_grid(scheme, per_channel, window_bits, bias_window_bits) -> None:
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
-    if not isinstance(per_channel, bool):
-        raise ValueError(f"per_channel must be True or False, got {per_channel!r}")
-    for name, value in (("window_bits", window_bits), ("bias_window_bits", bias_window_bits)):
-        if value is None and name == "bias_window_bits":
-            continue
-        if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-                or not 1 <= value <= MAX_WINDOW_BITS):
-            raise ValueError(f"{name} must be an integer from 1 to {MAX_WINDOW_BITS}, "
-                             f"got {value!r}")
-
-
-def _validate_time_limit(time_limit, method) -> None:
-    if time_limit is None:
-        return
-    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) \
-            or not 0 < time_limit < float("inf"):
-        raise ValueError(f"time_limit must be a positive number of seconds, got "
-                         f"{time_limit!r}")
-    if method != "qubo":
-        raise ValueError(f"time_limit applies to the qubo method's search solvers, not to "
-                         f"method {method!r}")
-
-
-def _validate_counts(calibration_size, seed) -> None:
-    if calibration_size is not None and (
-            isinstance(calibration_size, bool)
-            or not isinstance(calibration_size, numbers.Integral) or calibration_size <= 0):
-        raise ValueError(f"calibration_size must be a positive integer, got "
-                         f"{calibration_size!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 import dimod
 import numpy as np
 
-from annealq.baselines.cd import greedy_descent
+from annealq.descent import greedy_descent
 from annealq.states import dense_qubo
 
-__all__ = ["IntegerForm", "LayerModel", "NotALayerModel", "bqm_form", "read_layer_model"]
+__all__ = ["IntegerForm", "LayerModel", "NotALayerModel", "bqm_form", "integer_terms",
+           "read_layer_model"]
 
 
 class NotALayerModel(ValueError):
@@ -71,16 +72,7 @@ class IntegerForm:
     def of_layer(cls, lq, rows) -> IntegerForm:
         """The integer form of neurons ``rows`` of ``lq``, from its shared form."""
         rows = np.asarray(rows, dtype=int)
-        first = np.unique(lq.columns, return_index=True)[1]  # each entry's 1-step variable
-        span = np.zeros((len(rows), lq.n_inputs + 1), dtype=np.int64)
-        np.add.at(span.T, lq.columns, (lq.free[rows] * lq.weights).T)
-        steps = lq.entry_steps[rows]
-        diagonal = np.diag(lq.gram)[first]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # recovered from h_v = d_v² G_vv − 2 d_v p_c of each entry's 1-step variable
-            projection = np.where(span > 0, (steps**2 * diagonal - lq.linear[rows][:, first])
-                                  / (2 * steps), 0.0)
-        return cls(lq.entry_gram, span, steps, projection, lq.offset[rows].copy())
+        return cls(lq.entry_gram, *integer_terms(lq, rows), lq.offset[rows].copy())
 
     @property
     def neurons(self) -> int:
@@ -88,7 +80,7 @@ class IntegerForm:
 
     def descend(self, o, *, max_steps: int, relative_tolerance: float = 0.0) -> np.ndarray:
         """CDQuant's greedy coordinate descent from offsets ``o``, all neurons at once
-        (:func:`annealq.baselines.cd.greedy_descent`): the new offsets. A move must lower
+        (:func:`annealq.descent.greedy_descent`): the new offsets. A move must lower
         a neuron's error by more than ``relative_tolerance`` times its error at ``o``."""
         o = np.array(o, dtype=np.int64, copy=True)
         tol = relative_tolerance * self.energies(o) if relative_tolerance else np.zeros(len(o))
@@ -103,6 +95,22 @@ class IntegerForm:
         """Each neuron's exact energy ``E_i(o_i)`` for offsets ``o`` ``(g, f+1)``."""
         z = np.asarray(o, dtype=np.float64) * self.steps
         return self.offset + np.einsum("ic,ic->i", z, z @ self.gram - 2 * self.projection)
+
+
+def integer_terms(lq, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(span, steps, projection)`` ``(g, f+1)`` of neurons ``rows`` of ``lq`` (see
+    :class:`IntegerForm`), recovered from its shared form."""
+    rows = np.asarray(rows, dtype=int)
+    first = np.unique(lq.columns, return_index=True)[1]  # each entry's 1-step variable
+    span = np.zeros((len(rows), lq.n_inputs + 1), dtype=np.int64)
+    np.add.at(span.T, lq.columns, (lq.free[rows] * lq.weights).T)
+    steps = lq.entry_steps[rows]
+    diagonal = np.diag(lq.gram)[first]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # from h_v = d_v² G_vv − 2 d_v p_c of each entry's 1-step variable
+        projection = np.where(span > 0, (steps**2 * diagonal - lq.linear[rows][:, first])
+                              / (2 * steps), 0.0)
+    return span, steps, projection
 
 
 def bqm_form(bqm: dimod.BinaryQuadraticModel) -> tuple[IntegerForm, list]:

@@ -15,6 +15,7 @@ import dimod
 import numpy as np
 
 from annealq.grid import Grid
+from annealq.integer_model import integer_terms
 
 BIAS_LABEL = ("b",)
 
@@ -273,15 +274,8 @@ class LayerQUBO:
             ``(span, e, p)``: each entry's largest offset (0 where fixed), its grid step,
             and ``p = Âᵀ r`` with ``r`` the output residual at ``base``.
         """
-        i = self._index(i)
-        first = np.unique(self.columns, return_index=True)[1]  # the 1-step variables
-        span = np.bincount(self.columns, weights=self.weights * self.free[i],
-                           minlength=self.n_inputs + 1).astype(np.int64)
-        e = self.entry_steps[i]
-        # recovered from h_v = d_v² G_vv − 2 d_v p_c of each entry's 1-step variable
-        p = np.where(span > 0, (e**2 * np.diag(self.gram)[first] - self.linear[i, first])
-                     / (2 * e), 0.0)
-        return span, e, p
+        span, e, p = integer_terms(self, [self._index(i)])
+        return span[0], e[0], p[0]
 
     def decode(self, samples) -> tuple[np.ndarray, np.ndarray]:
         """Integer weights ``(n, f)`` and bias ``(n,)`` from one sample per neuron."""

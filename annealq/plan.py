@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from annealq.capture import layer_inputs, linear_layers
-from annealq.conv import dense_parameters, layer_rows
-from annealq.formulation import formulate_layer
 from annealq.integer_model import IntegerForm
+from annealq.problems import LayerProblems
 from annealq.protocol import CloudLayerSampler, CloudSampler
 
 
-def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = True) -> dict:
+def run_plan(model, calibration: np.ndarray, sampler, config, *, pack: bool = True,
+             float_layers=None) -> dict:
     """``{"layers": [...], "problems", "neurons", "estimated_billed_seconds"}`` of a QUBO run
     of ``model`` with ``sampler`` (a cloud sampler's packing and estimates; a local one
-    bills nothing)."""
-    float_layers = linear_layers(model.eval(), calibration)
-    inputs = layer_inputs(model, [layer for _, layer in float_layers], calibration)
+    bills nothing); ``float_layers``: the model's layers where already found."""
     cloud = isinstance(sampler, CloudSampler)
     rows = []
-    for (name, layer), X in zip(float_layers, inputs):
-        X, float_X = layer_rows(layer, X, None)  # a conv's rows: its patches' moments
-        lq = formulate_layer(*dense_parameters(layer), X, float_inputs=float_X,
-                             bits=config.bits, **config.formulation_options())
+    for problem in LayerProblems(model.eval(), calibration, config, sequential=False,
+                                 float_layers=float_layers, starts=False):
+        name, lq = problem.name, problem.qubo
         if isinstance(sampler, CloudLayerSampler):  # integer models of groups of neurons
             groups, seconds, sizes = _layer_plan(lq, sampler, config, pack)
         else:

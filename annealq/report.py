@@ -30,10 +30,20 @@ def calibration_warning(size: int) -> str | None:
             "data; 1000 (the default) is a sound size")
 
 
-def build_report(result, model, float_layers, dataset, config, calibration_size, accuracy,
-                 timing, folded=()) -> dict:
+def build_report(result, model, float_layers, dataset, config, calibration_size, evaluated,
+                 timing, *, folded=(), execution=None, notes=(),
+                 executor_stats=("workers", {})) -> dict:
     """The run's report (the README's JSON schema), with the whole configuration and the
-    BatchNorms folded into the layer before them (``folded``, :mod:`annealq.fold`)."""
+    BatchNorms folded into the layer before them (``folded``, :mod:`annealq.fold`).
+
+    Args:
+        evaluated: what :func:`~annealq.evaluation.evaluate` measured (``accuracy``,
+            ``language``), or ``{}``.
+        execution: where problems ran (:class:`~annealq.execution.Execution` as a dict).
+        notes: what choosing the solver noted; executor_stats: ``(key, stats)``, a cloud's
+            or a pool's counts, each layer's cloud use added where every layer has one.
+    """
+    accuracy = evaluated.get("accuracy")
     bits, activation_bits, seed = config.bits, config.activation_bits, config.seed
     report = {"dataset": dataset, "bits": bits, "solver": result.solver,
               "method": result.method, "activation_bits": activation_bits,
@@ -58,7 +68,15 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
         "folded_batchnorm": list(folded),
         "cache": {"hits": result.cache_hits, "misses": result.cache_misses},
         "timing": timing, "config": plain(config.to_dict()), "start": config.start,
-        "annealq_version": __version__})
+        "annealq_version": __version__, "execution": execution, "solver_notes": list(notes)})
+    if "language" in evaluated:
+        report["language"] = evaluated["language"]
+    where, stats = executor_stats
+    if stats and all("cloud" in (layer.execution or {}) for layer in result.layers):
+        stats["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}  # sent and billed
+                           for layer in result.layers]
+    if stats:
+        report[where] = stats
     return report
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from annealq.dispatch import solve_layer
-from annealq.formulation import formulate_layer
 from annealq.protocol import PolishingSampler
 from annealq.registry import get_sampler
 
@@ -36,19 +35,16 @@ def budget_polisher(sampler, store, start_seconds: float) -> None:
             sampler.time_limit = sampler.relative_budget * start_seconds
 
 
-def kbest_start(weight, bias, X_hat, X, *, bits: int, options: dict, gptq, store):
+def kbest_start(lq, gptq, store):
     """``kbest``'s integers ``(n, f+1)`` on the whole grid from ``gptq``'s, and the seconds
     its search took (as recorded, so a cached answer reports its original time).
 
     Args:
-        weight, bias, X_hat, X: the layer as the pipeline formulates it.
-        bits: the weight bits; options: the run's formulation options.
+        lq: the layer's QUBO over its whole grid (``window_bits`` = the weight bits),
+            centred on ``gptq`` (:meth:`annealq.problems.LayerProblem.formulate`).
         gptq: tuned GPTQ's integers ``(n, f+1)``, kbest's own start.
         store: the run's cache (``None``: none).
     """
-    whole = {k: v for k, v in options.items() if k not in ("window_bits", "bias_window_bits")}
-    lq = formulate_layer(weight, bias, X_hat, bits=bits, float_inputs=X, window_bits=bits,
-                         center=gptq, **whole)
     starts = lq.samples(lq.states(gptq))
     solved = solve_layer(lq, get_sampler("kbest", **KBEST_START), cache=store,
                          solver_name="kbest", initial_states=starts)

@@ -29,11 +29,11 @@ import numpy as np
 
 from annealq.baselines import FIXED_GPTQ_SETTING, cd_layer, layer_error, tuned_gptq_layer
 from annealq.baselines.gptq import gptq_layer
-from annealq.capture import layer_inputs, linear_layers
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
-from annealq.formulation import formulate_layer
+from annealq.problems import LayerProblems
 from annealq.registry import get_sampler
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 
@@ -44,13 +44,12 @@ MEDIANS = {3: "lns", 4: "kbest", 5: "kbest + reduced"}  # median neuron columns
 SMALL_NEURON = 200  # entries: below, a neuron gets the longer time limit
 
 
-def layer_bounds(W, b, X, bits: int, *, nodes: int, small_nodes: int,
-                 reduced_nodes: int = 0, progress=lambda line: None) -> dict:
-    """The methods' errors and the proven bounds of one layer (see the module docs)."""
-    W = W.detach().double().numpy() if hasattr(W, "detach") else np.asarray(W, float)
-    b = None if b is None else (b.detach().double().numpy() if hasattr(b, "detach")
-                                else np.asarray(b, float))
-    plain = formulate_layer(W, b, X, bits=bits)
+def layer_bounds(problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 0,
+                 progress=lambda line: None) -> dict:
+    """The methods' errors and the proven bounds of one layer's problem
+    (:class:`~annealq.problems.LayerProblem`; see the module docs)."""
+    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, \
+        problem.qubo
     errors, seconds, integers = {}, {}, {}
 
     def record(label, begin, q, q_b):
@@ -69,7 +68,7 @@ def layer_bounds(W, b, X, bits: int, *, nodes: int, small_nodes: int,
     seconds[METHODS[2]] += tuned_seconds
     begin = time.perf_counter()
     start = integers[METHODS[0]]
-    lq = formulate_layer(W, b, X, bits=bits, window_bits=4, center=start)
+    lq = problem.formulate(window_bits=4, center=start)
     warm = lq.samples(lq.states(start))
     for label, solver in ((METHODS[3], get_sampler("lns", seed=0)),
                           (METHODS[4], get_sampler("kbest")),
@@ -126,15 +125,13 @@ def bench_bounds(datasets, bits_list, *, table: dict, nodes: int = 200_000,
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
         x = data.calibration(calibration, seed=0)
-        found = linear_layers(model, x)
-        chosen = range(len(found)) if layers is None else layers
-        inputs = layer_inputs(model, [module for _, module in found], x)
-        for index in chosen:
-            _, module = found[index]
-            X = np.asarray(inputs[index], dtype=np.float64)
+        problems = LayerProblems(model, x, QuantizeConfig(bits=bits_list[0]), sequential=False,
+                                 layers=layers)
+        chosen = range(len(problems.all_layers)) if layers is None else layers
+        for index, problem in zip(chosen, problems):
             for bits in bits_list:
                 progress(f"{name} layer {index} int{bits}:")
-                cell = layer_bounds(module.weight, module.bias, X, bits,
+                cell = layer_bounds(problem.with_bits(bits),
                                     nodes=nodes, small_nodes=small_nodes,
                                     reduced_nodes=reduced_nodes, progress=progress)
                 cells[f"{name}|{index}|{bits}"] = {**cell, "model": model_fingerprint(model)}

@@ -8,19 +8,17 @@ setting is far from GPTQ's best, which this script shows. Run from the repositor
 """
 
 
-from annealq import formulate_layer
 from annealq.baselines import gptq_layer, layer_error
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import reference_model
-from annealq.pipeline import layer_inputs, linear_layers
+from annealq.problems import layer_problem
 
 data = load_dataset("cifar10")
 model, _ = reference_model(data)
 x = data.calibration(1000, seed=0)
-_, first = linear_layers(model, x)[0]
-X = layer_inputs(model, [first], x)[0]
-W, b = first.weight.detach().double().numpy(), first.bias.detach().double().numpy()
-lq = formulate_layer(W, b, X, bits=2)
+problem = layer_problem(model, x, QuantizeConfig(bits=2), 0)
+(W, b), X, lq = problem.numpy_parameters(), problem.inputs, problem.qubo
 for act_order in (True, False):
     for damp in (0.01, 0.001, 0.1):
         q, q_b = gptq_layer(W, b, X, bits=2, act_order=act_order, damp=damp)

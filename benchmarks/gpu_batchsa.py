@@ -30,25 +30,25 @@ PLAN = [("mnist", 128, "cuda", 4), ("mnist", 128, "cuda", 32), ("mnist", 128, "c
 
 
 def export():
+    from annealq.config import QuantizeConfig
     from annealq.data.datasets import load_dataset
     from annealq.data.models import reference_model
-    from annealq.pipeline import layer_inputs, linear_layers
+    from annealq.problems import layer_problem
 
     os.makedirs(".devdata", exist_ok=True)
     for name in ("mnist", "cifar10"):
         data = load_dataset(name)
         model, _ = reference_model(data)
         x = data.calibration(1000)
-        _, layer = linear_layers(model, x)[0]
-        X = layer_inputs(model, [layer], x)[0].astype(np.float32)
-        np.savez(f".devdata/{name}.npz", X=X, W=layer.weight.detach().numpy(),
-                 b=layer.bias.detach().numpy())
+        problem = layer_problem(model, x, QuantizeConfig(bits=2), 0)
+        np.savez(f".devdata/{name}.npz", X=problem.inputs.astype(np.float32),
+                 W=problem.layer.weight.detach().numpy(), b=problem.layer.bias.detach().numpy())
 
 
 def run():
     import torch
 
-    from annealq.formulation import formulate_layer
+    from annealq.problems import LayerProblem
     from solvers.batch_sa.form import BatchSAOptions, LayerForm, anneal
 
     out = {"gpu": torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "runs": {}}
@@ -56,8 +56,8 @@ def run():
     for name, neurons, device, reads in PLAN:
         if (name, neurons) not in problems:
             z = np.load(f".devdata/{name}.npz")
-            lq = formulate_layer(z["W"].astype(np.float64), z["b"].astype(np.float64),
-                                 z["X"].astype(np.float64), bits=2)
+            lq = LayerProblem.of_arrays(z["W"].astype(np.float64), z["b"].astype(np.float64),
+                                        z["X"].astype(np.float64), bits=2).qubo
             rows = np.arange(neurons)
             problems[name, neurons] = (LayerForm.from_layer(lq, rows),
                                        lq.states(lq.rtn_integers()[rows], rows))
@@ -76,7 +76,7 @@ def run():
 
 
 def report():
-    from benchmarks.harness import _write_section
+    from benchmarks.solver_tables import write_section
 
     data = json.load(open("benchmarks/gpu_batchsa.json"))
     lines = ["## batch-sa on a GPU", "",
@@ -90,7 +90,7 @@ def report():
         problem, device, reads = key.split(", ")
         lines.append(f"| {problem} | {device} | {reads.split()[0]} | {run['seconds']:.2f} | "
                      f"{run['energy']:.6g} |")
-    _write_section(__import__("pathlib").Path("benchmarks/SOLVERS.md"), "batch-sa on a GPU",
+    write_section(__import__("pathlib").Path("benchmarks/SOLVERS.md"), "batch-sa on a GPU",
                    "\n".join(lines) + "\n")
 
 

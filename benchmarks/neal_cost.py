@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from annealq.capture import layer_inputs, linear_layers
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import reference_model
-from annealq.formulation import formulate_layer
+from annealq.problems import layer_problem
 from annealq.registry import get_sampler
 
 
@@ -32,10 +32,7 @@ def main(argv=None) -> int:
     data = load_dataset(args.dataset)
     model, _ = reference_model(data)
     x = data.calibration(1000, seed=0)
-    _, first = linear_layers(model, x)[0]
-    X = np.asarray(layer_inputs(model, [first], x)[0], dtype=np.float64)
-    lq = formulate_layer(first.weight.detach().double().numpy(),
-                         first.bias.detach().double().numpy(), X, bits=args.bits)
+    lq = layer_problem(model, x, QuantizeConfig(bits=args.bits), 0).qubo
     sampler = get_sampler("neal", seed=0)
     seconds = []
     for i in range(args.neurons):

@@ -6,22 +6,17 @@ hybrid-nl's one integer model, from the files the client would send.
 import numpy as np
 
 import annealq
-from annealq.capture import layer_inputs, linear_layers
-from annealq.formulation import formulate_layer
 from annealq.integer_model import IntegerForm, LayerModel
 from solvers.cloud import file_size
 
 data = annealq.load_dataset("mnist")
 model, _ = annealq.reference_model(data)
 X = data.calibration(1000, seed=0)
-layers = linear_layers(model.eval(), X)
-[X1, _] = layer_inputs(model, [l for _, l in layers], X)
-lin = layers[0][1]
-lq = formulate_layer(lin.weight.detach().numpy(), lin.bias.detach().numpy(), X1, bits=4)
+problem = annealq.layer_problem(model.eval(), X, annealq.QuantizeConfig(bits=4), 0)
+lq = problem.qubo
 sizes = [file_size(lq.bqm(i)) for i in range(lq.n_neurons)]
 print("down/up BQMs, one file per neuron:", sum(sizes), "mean", np.mean(sizes))
-lq4 = formulate_layer(lin.weight.detach().numpy(), lin.bias.detach().numpy(), X1, bits=4,
-                      window_bits=4)
+lq4 = problem.formulate(window_bits=4)
 one = file_size(lq4.bqm(0))
 print("whole-grid BQM of neuron 0:", one, "x128 =", one * 128,
       "biases", lq4.bqm(0).num_interactions + lq4.bqm(0).num_variables)

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from annealq.baselines import cd_layer, layer_error, tuned_gptq_layer
-from annealq.capture import layer_inputs, linear_layers
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import reference_model
 from annealq.dispatch import solve_layer
-from annealq.formulation import LayerQUBO, formulate_layer
+from annealq.formulation import LayerQUBO
+from annealq.problems import layer_problem
 from annealq.registry import get_sampler
 
 LNS_LIMITS = (3.0, 10.0, None)   # seconds per layer (None: lns's own stopping rule)
@@ -39,9 +40,11 @@ KBEST_WIDTHS = (4, 16, 64, 256)
 KBEST_POLISHED = 64
 
 
-def layer_points(W, b, X, bits: int, progress=print) -> list[dict]:
-    """Every method's ``{"method", "seconds", "error"}`` on this layer."""
-    plain = formulate_layer(W, b, X, bits=bits)
+def layer_points(problem, progress=print) -> list[dict]:
+    """Every method's ``{"method", "seconds", "error"}`` on this layer's problem
+    (:class:`~annealq.problems.LayerProblem`)."""
+    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, \
+        problem.qubo
     points = []
 
     def add(method, seconds, q, q_b):
@@ -58,7 +61,7 @@ def layer_points(W, b, X, bits: int, progress=print) -> list[dict]:
     cd = cd_layer(W, b, X, bits=bits, start=(q, q_b))
     add("CD (from tuned GPTQ)", gptq_seconds + time.perf_counter() - begin, *cd)
     start = np.column_stack([q, q_b])
-    lq = formulate_layer(W, b, X, bits=bits, window_bits=4, center=start)
+    lq = problem.formulate(window_bits=4, center=start)
     warm = lq.samples(lq.states(start))
     runs = [(f"batch-sa ({p['num_reads']} reads, {p['num_sweeps']} sweeps)", "batch-sa", p)
             for p in BATCH_SA]
@@ -106,15 +109,13 @@ def main(argv=None) -> int:
     data = load_dataset(args.dataset)
     model, _ = reference_model(data)
     x = data.calibration(1000, seed=0)
-    _, first = linear_layers(model, x)[0]
-    X = np.asarray(layer_inputs(model, [first], x)[0], dtype=np.float64)
-    W, b = first.weight.detach().double().numpy(), first.bias.detach().double().numpy()
+    problem = layer_problem(model, x, QuantizeConfig(bits=args.bits[0]), 0)
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/pareto.py " + " ".join(shlex.quote(a) for a in given)
     result = {"command": command, "dataset": args.dataset, "layer": 0, "calibration": 1000,
               "points": {}}
     for bits in args.bits:
-        result["points"][str(bits)] = layer_points(W, b, X, bits)
+        result["points"][str(bits)] = layer_points(problem.with_bits(bits))
     out = Path(args.out_dir)
     (out / f"pareto_{args.dataset}.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(result, out / f"pareto_{args.dataset}.png")

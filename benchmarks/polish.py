@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from annealq import get_sampler, solve_layer
-from benchmarks.harness import layer_problem
+from benchmarks.solver_bench import layer_problem
 from solvers.exact_bb.box import solve_box
 from solvers.polish import EXACT, PolishComposite
 

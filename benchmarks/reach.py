@@ -48,12 +48,12 @@ from pathlib import Path
 import numpy as np
 
 from annealq.baselines import tuned_gptq_layer
-from annealq.capture import layer_inputs, linear_layers
+from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
 from annealq.data.models import model_fingerprint, reference_model
 from annealq.dispatch import solve_layer
 from annealq.files import atomic_write
-from annealq.formulation import formulate_layer
+from annealq.problems import LayerProblems
 from annealq.registry import get_sampler
 from solvers.exact_bb.bound import neuron_box
 from solvers.exact_bb.lagrangian import lagrangian_bound
@@ -86,12 +86,13 @@ def ellipsoid_points(H, b, low, high, incumbent, *, samples: int, rng):
     return (log_volume / LN10, (log_volume + log(max(inside, 1) / samples)) / LN10, inside)
 
 
-def layer_reach(W, b, X, bits: int, *, samples: int, neurons=None) -> dict:
-    """The cell of one layer at one bit width (see the module docs)."""
-    W, b = W.detach().double().numpy(), b.detach().double().numpy()
+def layer_reach(problem, *, samples: int, neurons=None) -> dict:
+    """The cell of one layer's problem (:class:`~annealq.problems.LayerProblem`) at its bit
+    width (see the module docs)."""
+    (W, b), X, bits = problem.numpy_parameters(), problem.inputs, problem.bits
     q, q_b, _ = tuned_gptq_layer(W, b, X, bits=bits)
     start = np.column_stack([q, q_b])
-    lq = formulate_layer(W, b, X, bits=bits, window_bits=4, center=start)
+    lq = problem.formulate(window_bits=4, center=start)
     solved = solve_layer(lq, get_sampler("kbest"), initial_states=lq.samples(lq.states(start)))
     known = np.column_stack(lq.decode([r.sample for r in solved]))
     grid, rng = lq.weight_grid, np.random.default_rng(0)
@@ -129,14 +130,11 @@ def run(datasets, bits_list, layers, *, cells: dict, samples, neurons, data_dir=
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
         x = data.calibration(1000, seed=0)
-        found = linear_layers(model, x)
-        inputs = layer_inputs(model, [module for _, module in found], x)
-        for index in layers:
-            module = found[index][1]
-            X = np.asarray(inputs[index], dtype=np.float64)
+        problems = LayerProblems(model, x, QuantizeConfig(bits=bits_list[0]), sequential=False,
+                                 layers=layers)
+        for index, problem in zip(layers, problems):
             for bits in bits_list:
-                cell = layer_reach(module.weight, module.bias, X, bits, samples=samples,
-                                   neurons=neurons)
+                cell = layer_reach(problem.with_bits(bits), samples=samples, neurons=neurons)
                 cell["model"] = model_fingerprint(model)
                 cells[f"{name}|{index}|{bits}"] = cell
                 progress(f"{name} layer {index} int{bits}: " + _line(cell))

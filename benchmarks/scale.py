@@ -23,14 +23,14 @@ import time
 import dimod
 import numpy as np
 
-from annealq import formulate_layer, get_sampler
+from annealq import QuantizeConfig, get_sampler
 from annealq.baselines import gptq_layer
 from annealq.data.datasets import load_dataset
 from annealq.data.models import reference_model
 from annealq.dispatch import solve_layer
 from annealq.executors.base import InlineExecutor
 from annealq.executors.pool import PoolExecutor
-from annealq.pipeline import layer_inputs, linear_layers
+from annealq.problems import LayerProblem, layer_problem
 from annealq.protocol import LayerSampler
 from annealq.results import SolveResult
 
@@ -40,14 +40,13 @@ def first_layer(dataset: str, bits: int, calibration: int, neurons: int | None):
     data = load_dataset(dataset)
     model, _ = reference_model(data)
     x = data.calibration(calibration, seed=0)
-    _, linear = linear_layers(model, x)[0]
-    X = layer_inputs(model, [linear], x)[0]
-    W, b = linear.weight.detach().double().numpy(), linear.bias.detach().double().numpy()
+    problem = layer_problem(model, x, QuantizeConfig(bits=bits), 0)
+    (W, b), X = problem.numpy_parameters(), problem.inputs
     if neurons is not None:
         W, b = W[:neurons], b[:neurons]
     q, q_b = gptq_layer(W, b, X, bits=bits)
     start = np.column_stack([q, q_b]).astype(np.int64)
-    lq = formulate_layer(W, b, X, bits=bits, window_bits=bits, center=start)
+    lq = problem.formulate(weight=W, bias=b, window_bits=bits, center=start)
     return lq, lq.samples(lq.states(start))
 
 
@@ -78,8 +77,8 @@ def warm_up(sampler) -> None:
     """Load the solver's compiled kernels in this process: a tiny window layer from its
     round-to-nearest start (what a pool's first layer would otherwise pay for)."""
     rng = np.random.default_rng(0)
-    lq = formulate_layer(rng.normal(size=(2, 6)), rng.normal(size=2),
-                         rng.normal(size=(20, 6)), bits=2, window_bits=2)
+    lq = LayerProblem.of_arrays(rng.normal(size=(2, 6)), rng.normal(size=2),
+                                rng.normal(size=(20, 6)), bits=2, window_bits=2).qubo
     starts = [lq.rtn_sample(i) for i in range(2)]
     if isinstance(sampler, LayerSampler):
         sampler.sample_layer(lq, initial_states=starts)

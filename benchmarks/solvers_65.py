@@ -4,16 +4,14 @@ several solvers, each in this one process. Run: .venv/bin/python benchmarks/solv
 
 import time
 
-from annealq import errors, formulate_layer, get_sampler, solve_bqms
+from annealq import QuantizeConfig, errors, get_sampler, layer_problem, solve_bqms
 from annealq.data.datasets import load_digits
 from annealq.data.models import train_mlp
-from annealq.pipeline import layer_inputs
 
 data = load_digits()
 model = train_mlp(data.x_train, data.y_train, hidden=(64,))
 calibration = data.calibration(500)
-X = layer_inputs(model, [model[1]], calibration)[0]
-lq = formulate_layer(model[1].weight, model[1].bias, X, bits=4)
+lq = layer_problem(model, calibration, QuantizeConfig(bits=4), 0).qubo
 bqm = lq.bqm(0)
 rtn = lq.energy(0, lq.rtn_sample(0))
 print(f"neuron 0 of digits layer 1: {bqm.num_variables} variables, "

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from annealq import formulate_layer
 from annealq.baselines import layer_error, tuned_gptq_layer
+from annealq.problems import LayerProblem
 from benchmarks.bounds import METHODS, layer_bounds
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 from solvers.exact_bb.lagrangian import lagrangian_bound
@@ -141,7 +142,8 @@ def test_the_bench_rows_keep_each_neurons_bound_and_no_method_is_below_one():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 7)) + 0.05 * rng.normal(size=(80, 7))
     W, b = rng.normal(size=(3, 7)) * 0.3, rng.normal(size=3) * 0.1
-    cell = layer_bounds(W, b, X, 2, nodes=10**5, small_nodes=10**6)
+    cell = layer_bounds(LayerProblem.of_arrays(W, b, X, bits=2), nodes=10**5,
+                        small_nodes=10**6)
     assert cell["proven"] == 3 and cell["violations"] == 0
     bounds = np.array(cell["neuron_bounds"])
     assert cell["bound"] == pytest.approx(bounds.sum())

@@ -98,8 +98,9 @@ def test_imports_go_one_way_and_sit_at_the_top():
 
 
 def test_no_module_is_over_three_hundred_lines():
-    long = {name: n for name, path in MODULES.items()
-            if (n := len(path.read_text().splitlines())) > 320}
+    paths = [*MODULES.values(), *sorted((ROOT / "benchmarks").rglob("*.py"))]
+    long = {str(path.relative_to(ROOT)): n for path in paths
+            if (n := len(path.read_text().splitlines())) > 300}
     assert long == {}
 
 

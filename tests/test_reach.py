@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from annealq.problems import LayerProblem
 from benchmarks.reach import ellipsoid_points, layer_reach, markdown
 
 
@@ -33,7 +34,7 @@ def test_a_layer_cell_and_its_row():
     rng = np.random.default_rng(0)
     X = np.maximum(rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)), 0)
     layer = torch.nn.Linear(6, 3).double()
-    cell = layer_reach(layer.weight, layer.bias, X, 3, samples=500)
+    cell = layer_reach(LayerProblem.of_arrays(layer.weight, layer.bias, X, bits=3), samples=500)
     cell["model"] = "m"
     rows = cell["neurons"]
     assert len(rows) == 3 and all(r["entries"] == 7 for r in rows)

@@ -8,10 +8,9 @@ entry steps ``e_i`` (``lq.entry_steps``) and integers ``q_i`` (weights, then bia
     E_i(q) = ‖r_i(q)‖²,   r_i(q) = X w_i + b_i − Â (a_i + e_i∘q_i)
 
 with ``a_i`` the affine grid's offset on the weights (0 on other grids). Changing entry
-``j`` by ``Δ`` changes the error by ``ΔE = 2 e_j Δ g_j + e_j² H_jj Δ²``, ``g = −Âᵀ r``: a
-convex parabola in ``Δ``, so the best admissible integer along a coordinate is the real
-minimiser ``q_j − g_j / (e_j H_jj)`` rounded, then clipped to the bounds. A move updates
-``g ← g + e_j Δ H[:, j]`` and ``E ← E + ΔE``: O(f) per neuron and step, all neurons at once.
+``j`` by ``Δ`` changes the error by ``ΔE = 2 e_j Δ g_j + e_j² H_jj Δ²``, ``g = −Âᵀ r``; the
+descent itself (:mod:`annealq.descent`) moves each coordinate to its best integer, all
+neurons at once.
 
 Example:
     >>> import numpy as np
@@ -39,6 +38,7 @@ from annealq.baselines.common import (  # noqa: F401 (layer_error: the doctest)
 )
 from annealq.baselines.gptq import gptq_layer
 from annealq.baselines.tuned import GPTQ_GRID, tuned_gptq_layer
+from annealq.descent import cyclic_descent, greedy_descent
 from annealq.formulation import LayerQUBO, formulate_layer
 
 __all__ = ["GPTQ_GRID", "cd_layer", "greedy_descent", "tuned_gptq_layer"]
@@ -112,7 +112,7 @@ def cd_layer(weight, bias, inputs, *, bits: int, float_inputs=None, start=None,
     q = _validate_start(lq, start, lo, hi)
     energy, gradient = _energy_and_gradient(lq, q, inputs, float_inputs)
     start_energy = energy.copy()
-    descend = greedy_descent if rule == "greedy" else _cyclic
+    descend = greedy_descent if rule == "greedy" else cyclic_descent
     steps, converged = descend(lq.entry_gram, gradient, energy, lq.entry_steps, lo, hi, q,
                                max_steps=sweeps * (lq.n_inputs + 1),
                                tol=RELATIVE_TOLERANCE * start_energy)
@@ -147,71 +147,6 @@ def _neuron_bounds(lq: LayerQUBO) -> tuple[np.ndarray, np.ndarray]:
     if not lq.has_bias:
         lo[:, -1] = hi[:, -1] = 0
     return lo, hi
-
-
-def _moves(gram_diag, gradient, steps, lo, hi, q):
-    """Each coordinate's best integer move ``Δ`` and its error change ``ΔE`` (``+inf``
-    where the coordinate cannot move: a dead input or a pinned entry)."""
-    curvature = steps**2 * gram_diag  # ΔE = 2 e Δ g + e² H_jj Δ²
-    movable = (curvature > 0) & (lo < hi)
-    shift = np.divide(gradient, steps * gram_diag, out=np.zeros_like(gradient),
-                      where=movable)
-    delta = np.clip(np.rint(q - shift), lo, hi) - q
-    change = np.where(movable, delta * (2.0 * steps * gradient + curvature * delta), np.inf)
-    return delta, change
-
-
-def greedy_descent(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
-    """CDQuant's greedy rule in place on ``q``, ``gradient``, ``energy``: per neuron, the
-    single best move of all coordinates, until none improves or ``max_steps``."""
-    n = len(q)
-    diag, active = np.diag(gram), np.ones(n, dtype=bool)
-    taken = np.zeros(n, dtype=np.int64)
-    for _ in range(max_steps):
-        rows = np.flatnonzero(active)
-        delta, change = _moves(diag, gradient[rows], steps[rows], lo[rows], hi[rows],
-                               q[rows].astype(np.float64))
-        j = np.argmin(change, axis=1)
-        best = change[np.arange(len(rows)), j]
-        improve = best < -tol[rows]
-        active[rows[~improve]] = False
-        rows, j, best = rows[improve], j[improve], best[improve]
-        if len(rows) == 0:
-            break
-        step = delta[np.flatnonzero(improve), j]
-        q[rows, j] += step.astype(np.int64)
-        gradient[rows] += gram[j] * (steps[rows, j] * step)[:, None]
-        energy[rows] += best
-        taken[rows] += 1
-    return taken, ~active | _is_one_opt(diag, gradient, steps, lo, hi, q, tol)
-
-
-def _cyclic(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
-    """CDQuant's cyclic rule in place: coordinate ``t mod (f+1)`` at step ``t``, moved to
-    its best integer; a neuron stops after a whole sweep without a move."""
-    n, k = q.shape
-    diag, idle = np.diag(gram), np.zeros(n, dtype=np.int64)
-    taken = np.zeros(n, dtype=np.int64)
-    for t in range(max_steps):
-        rows, j = np.flatnonzero(idle < k), t % k
-        if len(rows) == 0:
-            break
-        delta, change = _moves(diag[j], gradient[rows, j], steps[rows, j], lo[rows, j],
-                               hi[rows, j], q[rows, j].astype(np.float64))
-        improve = change < -tol[rows]
-        idle[rows] = np.where(improve, 0, idle[rows] + 1)
-        rows, step = rows[improve], delta[improve]
-        q[rows, j] += step.astype(np.int64)
-        gradient[rows] += np.outer(steps[rows, j] * step, gram[j])
-        energy[rows] += change[improve]
-        taken[rows] += 1
-    return taken, (idle >= k) | _is_one_opt(diag, gradient, steps, lo, hi, q, tol)
-
-
-def _is_one_opt(diag, gradient, steps, lo, hi, q, tol) -> np.ndarray:
-    """Per neuron: no single coordinate's best move lowers the error by more than ``tol``."""
-    _, change = _moves(diag, gradient, steps, lo, hi, q.astype(np.float64))
-    return change.min(axis=1) >= -tol
 
 
 def _validate_cd(sweeps, rule) -> None:

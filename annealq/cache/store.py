@@ -24,6 +24,7 @@ import dimod
 
 from annealq.cache.guard import require_cache, sqlite_errors
 from annealq.cache.keys import entry_checksum, validate_text
+from annealq.cache.location import check_location, default_cache_path
 from annealq.cache.rows import decode_row, dumps, loads, plain_info
 from annealq.errors import CacheError
 from annealq.results import SolveResult
@@ -54,20 +55,6 @@ ENERGY_RTOL = 1e-6
 asked about: keys round coefficients to 24 bits, solvers report float64 energies."""
 
 
-def default_cache_path() -> Path:
-    """``$ANNEALQ_CACHE``, else ``$XDG_CACHE_HOME/annealq/cache.sqlite``, else
-    ``~/.cache/annealq/cache.sqlite``."""
-    if os.environ.get("ANNEALQ_CACHE"):
-        return Path(os.environ["ANNEALQ_CACHE"]).expanduser()
-    return _per_user_folder() / "cache.sqlite"
-
-
-def _per_user_folder() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
-    return root / "annealq"
-
-
 class CacheStore:
     """Solved BQMs in an SQLite file, one row per cache key.
 
@@ -78,7 +65,8 @@ class CacheStore:
     per store: share a store between threads only with a lock of your own.
 
     Args:
-        path: the SQLite file (created if missing); default :func:`default_cache_path`.
+        path: the SQLite file (created if missing); default
+            :func:`~annealq.cache.location.default_cache_path`.
             Its folder must exist, except the per-user cache folder, which is created.
         timeout: seconds to wait for another process's lock before failing.
 
@@ -106,7 +94,7 @@ class CacheStore:
         self.timeout = timeout
         self.rejected = 0
         self._warned: set[str] = set()
-        _check_location(self.path)
+        check_location(self.path)
         require_cache(self.path)  # read-only: a foreign file is refused before any write
         # Autocommit: every write below is a single statement, hence its own transaction.
         with self._guard():
@@ -275,26 +263,6 @@ class CacheStore:
 
     def _guard(self):
         return sqlite_errors(self.path, self.timeout)
-
-
-def _check_location(path: Path) -> None:
-    """A user-given cache's folder must exist (only the per-user folder is created)."""
-    if path.is_dir():
-        raise CacheError(f"cache {path} is a folder, not a file; pass a file such as "
-                         f"{path / 'cache.sqlite'}")
-    folder = path.parent
-    if folder.is_dir():
-        return
-    if folder == _per_user_folder():
-        with sqlite_errors(path):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise CacheError(f"cannot create the cache folder {folder} ({exc.strerror}); "
-                                 "pass --cache PATH or --no-cache") from None
-        return
-    raise CacheError(f"cache {path}: folder {folder} does not exist; create it, or pass "
-                     "another --cache")
 
 
 def open_cache(cache) -> CacheStore | None:

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import logging
@@ -29,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from annealq.data.checks import DAMAGED, check_archive, check_arrays, check_members, unreadable
+from annealq.data.idx import read_idx  # noqa: F401 (re-exported)
 from annealq.errors import DatasetNotFoundError, first_line
 from annealq.files import atomic_write
 
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 DATA_ENV = "ANNEALQ_DATA"
 _MNIST_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-# IDX element types: the third byte of the magic number -> big-endian numpy dtype
-_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 @dataclass(frozen=True)
@@ -169,35 +167,6 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     n_test = int(round(test_fraction * len(x)))
     test, train = order[:n_test], order[n_test:]
     return Dataset("digits", x[train], y[train], x[test], y[test])
-
-
-def read_idx(path) -> np.ndarray:
-    """The array stored in an IDX file (``.gz`` compressed or not), in native byte order.
-
-    Raises:
-        ValueError: the file is not a well-formed IDX file.
-    """
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as stream:
-            raw = stream.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read IDX file {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path} is not an IDX file (truncated header)")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = header + dtype.itemsize * int(np.prod(shape))
-    if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), the file "
-                         f"has {len(raw)} bytes")
-    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
 
 
 def _cache_root() -> Path:

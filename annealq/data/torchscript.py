@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from annealq.errors import first_line
+
 
 def read_torchscript(path: Path, example=None):
     """The ordinary module equal to the TorchScript file at ``path`` (checked against the
@@ -37,7 +39,7 @@ def read_torchscript(path: Path, example=None):
             warnings.simplefilter("ignore", DeprecationWarning)
             script = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise ValueError(f"cannot read TorchScript model {path}: {_first_line(exc)}") from None
+        raise ValueError(f"cannot read TorchScript model {path}: {first_line(exc)}") from None
     model = _eager_from_script(script, path)
     if example is not None:
         _check_same_outputs(model, script, example, path)
@@ -76,7 +78,7 @@ def _eager_from_script(script, path):
         module.load_state_dict(script.state_dict())
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"cannot rebuild the {name} of TorchScript model {path}: "
-                         f"{_first_line(exc)}") from None
+                         f"{first_line(exc)}") from None
     return module
 
 
@@ -93,15 +95,10 @@ def _check_same_outputs(model, script, example, path) -> None:
             expected = script.eval()(x)
         except Exception as exc:
             raise ValueError(f"TorchScript model {path} cannot run on inputs of shape "
-                             f"{tuple(x.shape)}: {_first_line(exc)}") from None
+                             f"{tuple(x.shape)}: {first_line(exc)}") from None
         rebuilt = model.eval()(x)
     if rebuilt.shape != expected.shape or not torch.allclose(rebuilt, expected, rtol=1e-5,
                                                               atol=1e-6):
         raise ValueError(f"TorchScript model {path} could not be rebuilt faithfully (its "
                          f"layers' settings are not all recorded, as in traced models); save "
                          f"the module itself with torch.save(model)")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

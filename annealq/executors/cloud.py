@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from annealq.credentials import auth_message
 from annealq.errors import SolverUnavailableError, TokenRejectedError
 from annealq.executors.base import Executor, LayerWork
-from annealq.protocol import CloudLayerSampler, CloudSampler, LayerSampler
+from annealq.executors.cloud_problems import BQMProblems, LayerRows
+from annealq.protocol import CloudLayerSampler, CloudSampler
 from annealq.results import timing
-from annealq.solve import OnDemand, call_parameters, solve_one
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.005
@@ -91,10 +91,10 @@ class CloudExecutor(Executor):
 
     def solve(self, work, positions):
         if isinstance(work, LayerWork) and isinstance(work.sampler, CloudLayerSampler):
-            return self._solve(_LayerProblems(work), list(positions))
+            return self._solve(LayerRows(work), list(positions))
         if isinstance(work, LayerWork) or not isinstance(work.sampler, CloudSampler):
             return work.solve(positions)
-        return self._solve(_BQMProblems(work), list(positions))
+        return self._solve(BQMProblems(work), list(positions))
 
     def _solve(self, problems, positions):
         local = problems.local(positions)
@@ -235,86 +235,4 @@ class CloudExecutor(Executor):
             result.info.update(timing({"fallback": True, "solved_by": name,
                                        "fallback_reason": reason},
                                       result.info.get("timing", {}).get("solve_seconds", 0.0)))
-        return answers
-
-
-class _BQMProblems:
-    """A :class:`CloudSampler`'s problems: BQMs, several per problem where packing pays."""
-
-    def __init__(self, work):
-        self.work, self.sampler = work, work.sampler
-
-    def local(self, positions) -> list:
-        return sorted(k for k in positions if self.work.bqms[k].num_variables == 0)
-
-    def _pick(self, positions):
-        """The BQMs and calls of ``positions``, each read when used (a layer's BQMs are
-        built then: a group holds only its own, never the whole layer's)."""
-        bqms, calls = self.work.bqms, self.work.calls
-        return (OnDemand(len(positions), lambda t: bqms[positions[t]]),
-                OnDemand(len(positions), lambda t: calls[positions[t]]))
-
-    def plan(self, positions, pack: bool) -> list:
-        groups = self.sampler.plan(*self._pick(positions), pack=pack)
-        return [[positions[g] for g in group] for group in groups]
-
-    def estimate(self, positions) -> float:
-        return self.sampler.estimate_seconds(*self._pick(positions))
-
-    def submit(self, positions):
-        return self.sampler.submit(*self._pick(positions))
-
-    def fall_back(self, positions, sampler) -> list:
-        answers = []
-        for k in positions:
-            call = {key: value for key, value in self.work.calls[k].items()
-                    if key in sampler.parameters}
-            answers.append((k, *solve_one(self.work.bqms[k], sampler, call)))
-        return answers
-
-
-class _LayerProblems:
-    """A :class:`CloudLayerSampler`'s problems: groups of a layer's neurons."""
-
-    def __init__(self, work):
-        self.work, self.sampler = work, work.sampler
-
-    def local(self, positions) -> list:
-        return []
-
-    def _rows(self, positions) -> list:
-        return [self.work.rows[k] for k in positions]
-
-    def _starts(self, positions):
-        starts = self.work.starts
-        return None if starts is None else [starts[k] for k in positions]
-
-    def plan(self, positions, pack: bool) -> list:
-        groups = self.sampler.plan_layer(self.work.lq, self._rows(positions), pack=pack)
-        return [[positions[g] for g in group] for group in groups]
-
-    def estimate(self, positions) -> float:
-        return self.sampler.estimate_layer_seconds(self.work.lq, self._rows(positions),
-                                                   self.work.parameters)
-
-    def submit(self, positions):
-        return self.sampler.submit_layer(self.work.lq, self._rows(positions),
-                                         self._starts(positions), self.work.parameters)
-
-    def fall_back(self, positions, sampler) -> list:
-        """The neurons through ``sampler``: all at once for a layer solver, else one BQM
-        each (with the warm starts where it takes them)."""
-        lq, rows, starts = self.work.lq, self._rows(positions), self._starts(positions)
-        parameters = {key: value for key, value in self.work.parameters.items()
-                      if key in sampler.parameters}
-        if isinstance(sampler, LayerSampler):
-            solved = sampler.sample_layer(lq, neurons=rows, initial_states=starts,
-                                          **parameters)
-            return [(k, result, None) for k, result in zip(positions, solved)]
-        answers = []
-        for t, (k, i) in enumerate(zip(positions, rows)):
-            bqm = lq.bqm(i)
-            call = call_parameters(bqm, sampler, None if starts is None else starts[t],
-                                   parameters)
-            answers.append((k, *solve_one(bqm, sampler, call)))
         return answers

@@ -48,8 +48,9 @@ from collections.abc import Sequence
 
 import dimod
 
-from annealq.errors import ClusterError, SolverUnavailableError
+from annealq.errors import ClusterError
 from annealq.executors.base import BQMWork, Executor, LayerWork
+from annealq.executors.dask_cluster import connect, import_distributed, local_cluster
 from annealq.solve import LayerBQMs
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,14 @@ class PoolExecutor(Executor):
                  timeout: float = 30.0):
         _validate(kind, workers, scheduler, chunk_size, timeout)
         self.kind, self.chunk_size, self.timeout = kind, chunk_size, float(timeout)
-        self._distributed = _import_distributed()
+        self._distributed = import_distributed()
         began = time.perf_counter()
         self._cluster = None
         if scheduler is None:
-            self._cluster = _local_cluster(self._distributed, workers or os.cpu_count() or 1)
+            self._cluster = local_cluster(self._distributed, workers or os.cpu_count() or 1)
             scheduler = self._cluster.scheduler_address
         self.address = scheduler
-        self._client = _client(self._distributed, scheduler, self.timeout)
+        self._client = connect(self._distributed, scheduler, self.timeout)
         self._stats = {"executor": kind, "scheduler": scheduler, "layers": 0, "tasks": 0,
                        "start_seconds": 0.0, "scatter_seconds": 0.0}
         self._stats["start_seconds"] = round(time.perf_counter() - began, 3)
@@ -258,34 +259,6 @@ def _silenced(name: str | None):
 def _chunks(positions: list, size: int) -> list[list]:
     size = max(1, size)
     return [positions[k:k + size] for k in range(0, len(positions), size)]
-
-
-def _import_distributed():
-    try:
-        import distributed
-    except ImportError as error:
-        raise SolverUnavailableError(
-            'workers= and dask_scheduler= need Dask: pip install "annealq[dask]"') from error
-    return distributed
-
-
-def _local_cluster(distributed, workers: int):
-    try:
-        return distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-    except RuntimeError as error:
-        raise ClusterError(f"could not start {workers} local worker processes ({error}); a "
-                           f"script that runs with workers= must do so under "
-                           f"'if __name__ == \"__main__\":'") from error
-
-
-def _client(distributed, address: str, timeout: float):
-    try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, distributed.TimeoutError) as error:
-        raise ClusterError(f"could not reach the Dask scheduler at {address} within "
-                           f"{timeout:g} s ({type(error).__name__})") from error
 
 
 def _validate(kind, workers, scheduler, chunk_size, timeout) -> None:

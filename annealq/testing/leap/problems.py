@@ -10,7 +10,6 @@ unscaled service time.
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 import time
@@ -18,7 +17,12 @@ import uuid
 from typing import Optional
 
 from annealq.testing.leap import answers
-from annealq.testing.leap.bqm_file import read_bqm_vectors
+from annealq.testing.leap.admission import (
+    SubmitError,
+    prepare_hybrid,
+    prepare_nl,
+    prepare_qpu,
+)
 from annealq.testing.leap.faults import FaultInjector
 from annealq.testing.leap.records import (
     CANCELLED,
@@ -34,12 +38,6 @@ from annealq.testing.leap.solvers import SolverCatalog
 from annealq.testing.leap.uploads import UploadStore
 
 __all__ = ['ProblemStore']
-
-
-class _SubmitError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 class ProblemStore:
@@ -81,7 +79,7 @@ class ProblemStore:
         """Accept one submitted problem; return its status or an error entry."""
         try:
             problem = self._make_problem(job)
-        except _SubmitError as exc:
+        except SubmitError as exc:
             return {'error_code': exc.code, 'error_msg': str(exc)}
         problem.never_finish = self.injector.never_finish()
         with self._cond:
@@ -93,80 +91,17 @@ class ProblemStore:
 
     def _make_problem(self, job: dict) -> Problem:
         if not isinstance(job, dict):
-            raise _SubmitError(400, "each submitted problem must be an object")
+            raise SubmitError(400, "each submitted problem must be an object")
         kind = self.catalog.kind_of(job.get('solver'))
         if kind is None:
-            raise _SubmitError(404, f"solver {job.get('solver')!r} not found")
+            raise SubmitError(404, f"solver {job.get('solver')!r} not found")
         params = job.get('params') or {}
         problem = Problem(id=str(uuid.uuid4()), kind=kind, type=job.get('type'),
                           solver=job['solver'], params=params,
                           data=job.get('data') or {}, label=job.get('label'))
-        if kind == 'qpu':
-            self._prepare_qpu(problem)
-        elif kind == 'nl':
-            self._prepare_nl(problem)
-        else:
-            self._prepare_hybrid(problem)
+        prepare = {'qpu': prepare_qpu, 'nl': prepare_nl}.get(kind, prepare_hybrid)
+        prepare(problem, self.catalog, self.uploads)
         return problem
-
-    def _uploaded(self, problem: Problem) -> bytes:
-        raw = self.uploads.data(str(problem.data.get('data')))
-        if raw is None:
-            raise _SubmitError(400, "problem data reference is not a completed upload")
-        return raw
-
-    def _prepare_nl(self, problem: Problem) -> None:
-        if problem.type != 'nl' or problem.data.get('format') != 'ref':
-            raise _SubmitError(400, "nonlinear problems must be nl in 'ref' format")
-        raw = self._uploaded(problem)
-        try:
-            from dwave.optimization import Model
-            model = Model.from_file(io.BytesIO(raw))
-        except Exception as exc:    # any decoding failure is the client's fault
-            raise _SubmitError(400, f"uploaded data is not a nonlinear model: {exc}") from None
-        props = self.catalog.nl_data['properties']
-        for size, limit in ((model.num_nodes(), 'maximum_number_of_nodes'),
-                            (model.state_size(), 'maximum_state_size'),
-                            (model.decision_state_size(), 'maximum_decision_state_size')):
-            if size > props[limit]:
-                raise _SubmitError(400, f"model is over the solver's {limit} "
-                                        f"({size} > {props[limit]})")
-        minimum = self.catalog.nl_min_time_limit(model)
-        time_limit = float(problem.params.get('time_limit') or minimum)
-        if time_limit > props['maximum_time_limit_hrs'] * 3600:
-            raise _SubmitError(400, "time_limit is over the solver's maximum_time_limit_hrs")
-        problem.model = model
-        # like Leap's: a time limit under the estimated minimum still runs (and is billed)
-        # for the minimum
-        problem.service_s = problem.billed_s = max(time_limit, minimum)
-
-    def _prepare_qpu(self, problem: Problem) -> None:
-        if problem.type not in ('ising', 'qubo') or problem.data.get('format') != 'qp':
-            raise _SubmitError(400, "QPU problems must be ising/qubo in 'qp' format")
-        try:
-            bqm = answers.decode_qp_bqm(self.catalog.qpu_solver, problem.data, problem.type)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _SubmitError(400, f"malformed qp problem data: {exc}") from None
-        access_us = answers.qpu_access_time_us(
-            self.catalog.qpu_solver, bqm.num_variables, problem.params)
-        problem.service_s = problem.billed_s = access_us * 1e-6
-
-    def _prepare_hybrid(self, problem: Problem) -> None:
-        if problem.type != 'bqm' or problem.data.get('format') != 'ref':
-            raise _SubmitError(400, "hybrid problems must be bqm in 'ref' format")
-        raw = self._uploaded(problem)
-        try:
-            bqm = read_bqm_vectors(raw)
-        except Exception as exc:    # any decoding failure is the client's fault
-            raise _SubmitError(400, f"uploaded data is not a BQM file: {exc}") from None
-        props = self.catalog.hybrid_data['properties']
-        if bqm.num_variables > props['maximum_number_of_variables']:
-            raise _SubmitError(400, "too many variables for the hybrid solver")
-        minimum = self.catalog.hybrid_min_time_limit(bqm.num_variables)
-        time_limit = float(problem.params.get('time_limit') or minimum)
-        problem.bqm = bqm
-        problem.service_s = time_limit
-        problem.billed_s = max(time_limit, minimum)
 
     # -- service ----------------------------------------------------------
 
