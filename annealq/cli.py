@@ -32,6 +32,7 @@ from annealq.cli_options import (
 )
 from annealq.credentials import RedactingFilter, load_env_file, redact
 from annealq.errors import AnnealqError
+from annealq.interrupts import deferred_interrupts
 
 _QUANTIZE = "annealq.commands"
 _INSPECT = "annealq.commands_info"
@@ -68,7 +69,8 @@ def main(argv=None) -> int:
 def _runner(target: str):
     """The function ``"module:function"`` names, its module imported now."""
     module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)
+    with deferred_interrupts():  # the command's modules: torch, the Ocean stack
+        return getattr(importlib.import_module(module), function)
 
 
 def _bench(argv) -> int:

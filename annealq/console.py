@@ -3,6 +3,7 @@ pulls in torch and the Ocean stack (seconds), and a Ctrl-C during those seconds 
 in one line and exit 130 like one during a run. An interrupt that lands inside a module's
 import can leave it half-initialised (a later import then fails with an unrelated
 error), so a Ctrl-C while they load is only noted, and acted on once they have loaded.
+(:mod:`annealq.interrupts`; the command's own modules load the same way.)
 
 Example:
     >>> main(["--frobnicate"])
@@ -11,26 +12,16 @@ Example:
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
+
+from annealq.interrupts import deferred_interrupts
 
 
 def main(argv=None) -> int:
     """Run ``annealq`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    interrupted: list = []
-    deferred = (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    if deferred:
-        signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        from annealq.cli import main as run  # the heavy part: torch, the Ocean stack
-    finally:
-        if deferred:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        if interrupted:
-            raise KeyboardInterrupt
+        with deferred_interrupts():
+            from annealq.cli import main as run  # the argument parser and its helpers
         return run(argv)
     except KeyboardInterrupt:
         print("annealq: interrupted", file=sys.stderr)
