@@ -206,7 +206,8 @@ def markdown(record: dict, command: str, load: str) -> str:
               "one window per anneal; *forward, cold*: no start, the QPU's default anneal). "
               "*optimum found*: windows whose answer reaches the window's exact optimum (box "
               "decoder); *room removed*: of the energy between the incumbent and the window "
-              "optima, the share the answers removed (windows with room only); *lost*: "
+              "optima, the net share the answers removed (windows with room only; an answer "
+              "above its incumbent counts against it); *lost*: "
               "answers above the incumbent (the polisher rejects them); *raw energy*: the "
               "mean best window-BQM energy returned, before the exact check.", ""]
     head = ("| sweep | value | windows (with room) | variables | optimum found | room "
