@@ -1,5 +1,5 @@
 """Annealers on the strong problem on MNIST's first layer (784 inputs): the whole grid sent
-whole at int1/int2 from kbest's answer, and window polishing of kbest's answer at int2-int4
+whole at int1/int2 from kbest's answer, and window polishing of kbest's answer at int1-int4
 with its matched controls. Writes benchmarks/polish_mnist.json and POLISH_MNIST.md.
 
     ANNEALQ_DATA=../shared/data OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish_mnist
