@@ -56,11 +56,11 @@ def optima(lq, key, bounds, best_samples):
     return np.array(values), proven
 
 
-def whole_grid(lq, samples):
-    """Each WHOLE solver's answers on the whole-grid BQMs (warm-started where it takes a
+def whole_grid(lq, samples, names=WHOLE):
+    """Each of ``names``' answers on the whole-grid BQMs (warm-started where it takes a
     start): ``{name: (energies, samples, seconds, warm)}``."""
     rows = {}
-    for name in WHOLE:
+    for name in names:
         sampler = get_sampler(name)
         began = time.perf_counter()
         warm = {"initial_states": samples} if "initial_states" in sampler.parameters else {}
@@ -77,11 +77,13 @@ def gaps(rows, optimum) -> dict:
             for name, (energies, _, seconds, warm) in rows.items()}
 
 
-def polishing(lq, samples, optimum):
+def polishing(lq, samples, optimum, polishers=POLISHERS, **options):
+    """Each of ``polishers`` (``(child, window, move)``) polishing ``samples``, with its
+    matched controls; ``options`` go to every :class:`PolishComposite`."""
     rows = {}
-    for child, window, move in POLISHERS:
+    for child, window, move in polishers:
         polisher = PolishComposite(EXACT if child == "exact" else get_sampler(child),
-                                   child_name=child, window=window, move=move)
+                                   child_name=child, window=window, move=move, **options)
         began = time.perf_counter()
         solved = polisher.sample_layer(lq, initial_states=samples)
         reports = [r.info["polish"] for r in solved]

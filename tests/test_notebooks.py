@@ -28,6 +28,7 @@ EMULATION = "classical emulation of the QPU (mock)"
 CASES = [
     ("qpu_vs_sa_energy_gaps.ipynb", 60, 5),
     ("accuracy_vs_bits.ipynb", 40, 3),
+    ("annealers_on_the_strong_problem.ipynb", 45, 3),
 ]
 
 
@@ -80,9 +81,10 @@ def test_notebook_runs_offline_in_small_configuration(name, limit_s, figures, of
     assert len(pngs) >= figures, f"{name} drew {len(pngs)} figures, expected {figures}"
     assert elapsed < limit_s, f"{name} took {elapsed:.0f} s (limit {limit_s} s)"
     text = text_of(notebook)
-    if name.startswith("qpu"):
+    if name.startswith(("qpu", "annealers")):
         assert "Mode: offline emulation" in text
         assert EMULATION in text
+    if name.startswith("qpu"):
         assert "Leap run at this scale" in text  # the cost estimate comes first
 
 
