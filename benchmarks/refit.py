@@ -9,8 +9,9 @@ Run from the repository root:
     ANNEALQ_DATA=../shared/data python benchmarks/refit.py --datasets digits mnist \\
         --bits 4 3 2
 
-It writes ``benchmarks/refit.json`` (every run, with the command) and prints the tables of
-``benchmarks/REFIT.md``. Each method quantizes the layers in turn (1,000 calibration images,
+It writes ``benchmarks/refit.json`` (every run, with the command; ``--out`` another file)
+and prints the tables of ``benchmarks/REFIT.md``; ``--markdown FILE`` prints them again from
+a JSON file, running nothing. Each method quantizes the layers in turn (1,000 calibration images,
 seed 0), so a later layer's error is on that method's own quantized inputs: the pipeline's
 report. "best GPTQ" is tuned GPTQ with clip search: its tuning tries every setting on both
 grids, so it is the best of GPTQ with and without clip search at every tuning setting.
@@ -50,7 +51,9 @@ def run(model, data, bits: int, arguments: dict) -> dict:
                       seed=0, **arguments)
     seconds = time.perf_counter() - begin
     return {"layer_errors": [layer.energy for layer in result.layers],
-            "seconds": round(seconds, 2), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+            "seconds": round(seconds, 2),
+            "layer_seconds": [round(layer.solve_seconds, 2) for layer in result.layers],
+            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
             "accuracy": result.report.get("accuracy", {}).get("quantized"),
             "refit": [layer.refit for layer in result.layers],
             "gptq_setting": [None if layer.gptq_setting is None else
@@ -84,25 +87,56 @@ def table(rows: list[dict]) -> str:
 def times(rows: list[dict]) -> str:
     labels = [label for label, _ in METHODS]
     lines = ["| dataset | bits | " + " | ".join(f"{label} s" for label in labels)
-             + " | kbest + clip + refit / GPTQ + clip | load (1 min) |",
-             "|---|---|" + "---|" * len(labels) + "---|---|"]
+             + " | kbest / GPTQ | kbest + clip + refit / GPTQ | kbest + clip + refit / "
+             "GPTQ + clip | load (1 min) |",
+             "|---|---|" + "---|" * len(labels) + "---|---|---|---|"]
     for row in rows:
         runs = row["runs"]
         loads = [value for label in labels for value in runs[label]["load"]]
         lines.append(f"| {row['dataset']} | int{row['bits']} | "
                      + " | ".join(f"{runs[label]['seconds']:.1f}" for label in labels)
+                     + f" | {runs[KBEST]['seconds'] / runs['GPTQ']['seconds']:.1f}"
+                     + f" | {runs[REFIT]['seconds'] / runs['GPTQ']['seconds']:.1f}"
                      + f" | {runs[REFIT]['seconds'] / runs[BEST_GPTQ]['seconds']:.1f}"
                      + f" | {min(loads):.1f}–{max(loads):.1f} |")
     return "\n".join(lines)
 
 
+def verdict(rows: list[dict], *, error_ratio: float = 0.70, time_ratio: float = 2.0) -> str:
+    """The issue's done-when check per row: ``kbest + clip + refit``'s worst layer ratio to
+    the best GPTQ (at most ``error_ratio``) and its whole run's time over tuned GPTQ's and
+    over GPTQ + clip's (at most ``time_ratio``)."""
+    lines = [f"| dataset | bits | worst layer / best GPTQ (≤ {error_ratio:.2f}) "
+             f"| time / GPTQ (≤ {time_ratio:g}) | time / GPTQ + clip (≤ {time_ratio:g}) |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        runs = row["runs"]
+        worst = max(mine / best for mine, best in zip(runs[REFIT]["layer_errors"],
+                                                       runs[BEST_GPTQ]["layer_errors"]))
+        over = [runs[REFIT]["seconds"] / runs[label]["seconds"]
+                for label in ("GPTQ", BEST_GPTQ)]
+        lines.append(f"| {row['dataset']} | int{row['bits']} | {worst:.3f} "
+                     f"{'met' if worst <= error_ratio else 'NOT met'} | "
+                     + " | ".join(f"{value:.1f} {'met' if value <= time_ratio else 'NOT met'}"
+                                  for value in over) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
+    parser.add_argument("--datasets", nargs="+",
+                        default=["mnist", "fashion-mnist", "emnist"])
     parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2])
     parser.add_argument("--methods", nargs="+", default=[label for label, _ in METHODS])
     parser.add_argument("--out", default="benchmarks/refit.json")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="print the tables of a written JSON file (nothing is run)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        saved = json.loads(Path(args.markdown).read_text())
+        print(f"    ANNEALQ_DATA=../shared/data {saved['command']}", table(saved["rows"]),
+              times(saved["rows"]), verdict(saved["rows"]), sep="\n\n")
+        return 0
     command = "python benchmarks/refit.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     rows = []
     for name in args.datasets:
@@ -119,7 +153,7 @@ def main(argv=None) -> int:
             text = json.dumps({"command": command, "rows": rows}, indent=1).encode()
             atomic_write(Path(args.out), lambda stream, text=text: stream.write(text))
     if all(label in args.methods for label, _ in METHODS):
-        print(table(rows), times(rows), sep="\n\n")
+        print(table(rows), times(rows), verdict(rows), sep="\n\n")
     return 0
 
 
