@@ -12,7 +12,8 @@ tuned GPTQ factorising the damped Hessian once per setting instead of once per d
 (its ``shared`` dict dropped). "after" is the code as committed. The integers must not
 change: each row checks that both variants' layer errors are equal. ``--profile`` prints
 the top functions (by own time) of the last "after" ``kbest`` run. It writes
-``benchmarks/kbest_time.json`` and prints the table of ``benchmarks/KBEST_TIME.md``.
+``benchmarks/kbest_time.json`` (``--out`` another file) and prints the table of
+``benchmarks/KBEST_TIME.md``; ``--markdown FILE ...`` prints it again from JSON files.
 """
 
 from __future__ import annotations
@@ -93,7 +94,14 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=["before", "after"])
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default="benchmarks/kbest_time.json")
+    parser.add_argument("--markdown", metavar="FILE", nargs="+",
+                        help="print the table of written JSON files (nothing is run)")
     args = parser.parse_args(argv)
+    if args.markdown:
+        saved = [json.loads(Path(name).read_text()) for name in args.markdown]
+        print("\n".join(f"    ANNEALQ_DATA=../shared/data {one['command']}" for one in saved),
+              table([row for one in saved for row in one["rows"]]), sep="\n\n")
+        return 0
     command = "python benchmarks/kbest_time.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     rows, profile = [], None
