@@ -161,14 +161,17 @@ def main(argv=None) -> int:
 def table(result: dict) -> str:
     """The markdown table of ``result``: each method's error (seconds) per bit width, and
     the best ``kbest`` point over tuned GPTQ's and CD's errors."""
-    methods = [p["method"] for p in next(iter(result["points"].values()))]
+    methods = list(dict.fromkeys(p["method"] for points in result["points"].values()
+                                 for p in points))
     lines = ["| int | " + " | ".join(methods) + " | best kbest / GPTQ | best kbest / CD |",
              "|---|" + "---:|" * (len(methods) + 2)]
     for bits, points in result["points"].items():
         by = {p["method"]: p for p in points}
-        best = min(p["error"] for p in points if p["method"].startswith("kbest, width"))
+        best = min(p["error"] for p in points  # this run's widths, not the † points
+                   if p["method"].startswith("kbest, width") and not p["method"].endswith("†"))
         lines.append(f"| {bits} | " + " | ".join(
-            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" for m in methods)
+            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" if m in by else "–"
+            for m in methods)
             + f" | {best / by['GPTQ (tuned)']['error']:.3f}"
             + f" | {best / by['CD (from tuned GPTQ)']['error']:.3f} |")
     return "\n".join(lines)
