@@ -22,6 +22,8 @@ PAPER_METHODS = (
     ("GPTQ", "gptq", None, None, {}),
     ("GPTQ, fixed (act-order, 1 % damp)", "gptq", None, None,
      {"act_order": True, "damp": 0.01}),
+    # the reference GPTQ code's clip search as one more axis of the tuning (issue 37)
+    ("GPTQ + clip search", "gptq", None, None, {"clip_search": True}),
     ("CD (tuned GPTQ, then greedy coordinate descent)", "cd", None, None, {}),
     ("AdaRound", "adaround", None, None, {}),
     ("QUBO, neal (paper: 1 read, 1,000 sweeps)", "qubo", "neal", {"seed": 0}, {}),
@@ -39,6 +41,11 @@ PAPER_METHODS = (
     # (solvers/kbest/reduced.py)
     ("QUBO whole grid, kbest + reduced basis, from GPTQ", "qubo", "kbest", {"reduced": "auto"},
      {}),
+    # each row's step and the bias re-fitted to the chosen integers, kbest re-run (issue 37)
+    ("QUBO whole grid, kbest from GPTQ, re-fitted steps", "qubo", "kbest", {},
+     {"refit_steps": True}),
+    ("QUBO whole grid, kbest from GPTQ + clip search, re-fitted steps", "qubo", "kbest", {},
+     {"clip_search": True, "refit_steps": True}),
     # the grid for one bit: each weight its row's minimum or maximum (docs/design.md's {−1, 0}·s
     # leaves half the weights only 0)
     ("RTN, affine per-channel grid", "rtn", None, None,

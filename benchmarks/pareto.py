@@ -8,9 +8,13 @@ Run from the repository root (a few minutes per bit width on 2 idle cores):
     ANNEALQ_DATA=../shared/data python benchmarks/pareto.py --dataset mnist --bits 4 3 2
 
 It writes ``benchmarks/pareto_<dataset>.json`` (every point, with the command) and
-``benchmarks/pareto_<dataset>.png`` (one panel per bit width; log time). Times of the QUBO
-rows include tuned GPTQ's, which gives their start; the layer is the dataset's reference
-MLP's first layer on 1,000 calibration images (every method sees the same inputs).
+``benchmarks/pareto_<dataset>.png`` (one panel per bit width; log time). ``--from-refit
+FILE`` adds (or replaces) the first-layer points of ``benchmarks/refit.py``'s runs in
+``FILE`` — GPTQ with clip search, ``kbest`` with clip search and with re-fitted steps —
+marked ``†`` (their own runs and machine load), and redraws the plot; nothing is run.
+Times of the QUBO rows include tuned GPTQ's, which gives their start; the layer is the
+dataset's reference MLP's first layer on 1,000 calibration images (every method sees the
+same inputs).
 """
 
 from __future__ import annotations
@@ -83,6 +87,30 @@ def layer_points(problem, progress=print) -> list[dict]:
     return points
 
 
+REFIT_POINTS = (  # (point, benchmarks/refit.py's run)
+    ("GPTQ (tuned, + clip search)†", "GPTQ + clip"),
+    ("kbest, width 64, + clip search†", "kbest + clip"),
+    ("kbest, width 64, re-fitted steps†", "kbest + refit"),
+    ("kbest, width 64, + clip search, re-fitted steps†", "kbest + clip + refit"),
+)
+
+
+def add_refit_points(result: dict, refit: dict) -> dict:
+    """``result`` with each bit width's :data:`REFIT_POINTS` from ``refit`` (a
+    ``benchmarks/refit.py`` JSON): the first layer's error and seconds of those runs."""
+    for row in refit["rows"]:
+        points = result["points"].get(str(row["bits"]))
+        if row["dataset"] != result["dataset"] or points is None:
+            continue
+        names = {name for name, _ in REFIT_POINTS}
+        points[:] = [p for p in points if p["method"] not in names]
+        points += [{"method": name, "seconds": row["runs"][run]["layer_seconds"][0],
+                    "error": row["runs"][run]["layer_errors"][0]}
+                   for name, run in REFIT_POINTS if run in row["runs"]]
+    result["refit_command"] = refit["command"]
+    return result
+
+
 def _timed(lq, sampler, warm) -> tuple[list, float]:
     """``(samples, seconds)`` of one layer solve from ``warm``, never worse than it."""
     # untimed warm-up on one neuron: compiled kernels load, as in bench solvers
@@ -101,7 +129,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default="benchmarks")
     parser.add_argument("--table", action="store_true",
                         help="print PARETO.md's table from the JSON (nothing is run)")
+    parser.add_argument("--from-refit", metavar="FILE",
+                        help="add benchmarks/refit.py's first-layer points from FILE")
     args = parser.parse_args(argv)
+    if args.from_refit:
+        path = Path(args.out_dir) / f"pareto_{args.dataset}.json"
+        result = add_refit_points(json.loads(path.read_text()),
+                                  json.loads(Path(args.from_refit).read_text()))
+        path.write_text(json.dumps(result, indent=1) + "\n")
+        plot(result, path.with_suffix(".png"))
+        return 0
     if args.table:
         path = Path(args.out_dir) / f"pareto_{args.dataset}.json"
         print(table(json.loads(path.read_text())))
@@ -125,14 +162,17 @@ def main(argv=None) -> int:
 def table(result: dict) -> str:
     """The markdown table of ``result``: each method's error (seconds) per bit width, and
     the best ``kbest`` point over tuned GPTQ's and CD's errors."""
-    methods = [p["method"] for p in next(iter(result["points"].values()))]
+    methods = list(dict.fromkeys(p["method"] for points in result["points"].values()
+                                 for p in points))
     lines = ["| int | " + " | ".join(methods) + " | best kbest / GPTQ | best kbest / CD |",
              "|---|" + "---:|" * (len(methods) + 2)]
     for bits, points in result["points"].items():
         by = {p["method"]: p for p in points}
-        best = min(p["error"] for p in points if p["method"].startswith("kbest, width"))
+        best = min(p["error"] for p in points  # this run's widths, not the † points
+                   if p["method"].startswith("kbest, width") and not p["method"].endswith("†"))
         lines.append(f"| {bits} | " + " | ".join(
-            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" for m in methods)
+            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" if m in by else "–"
+            for m in methods)
             + f" | {best / by['GPTQ (tuned)']['error']:.3f}"
             + f" | {best / by['CD (from tuned GPTQ)']['error']:.3f} |")
     return "\n".join(lines)

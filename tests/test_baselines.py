@@ -343,3 +343,21 @@ def test_importing_baselines_imports_neither_torch_nor_scipy_linalg():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("separate_float", [False, True])
+def test_gptq_sharing_a_dampings_factorisation_changes_no_integer(separate_float):
+    from annealq.baselines.gptq import gptq_rounding
+
+    W, b, X = _correlated_layer(3)
+    X_hat = X + 0.05 * np.random.default_rng(4).normal(size=X.shape) if separate_float else X
+    float_inputs = X if separate_float else None
+    lq = formulate_layer(W, b, X_hat, bits=3, float_inputs=float_inputs)
+    shared = {}
+    for damp, act_order in itertools.product((0.01, 0.001), (True, False)):
+        alone = gptq_layer(W, b, X_hat, bits=3, float_inputs=float_inputs, damp=damp,
+                           act_order=act_order)
+        again = gptq_rounding(lq, X_hat, float_inputs, damp=damp, act_order=act_order,
+                              shared=shared)
+        assert all(np.array_equal(a, c) for a, c in zip(alone, again))
+    assert sorted(k for k in shared if k != "p") == [0.001, 0.01]

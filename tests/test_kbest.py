@@ -190,3 +190,17 @@ def test_the_auto_width_is_the_layers_whatever_neurons_a_call_gets(monkeypatch):
     KBestSampler(damps=1e-3, descent=False).sample_layer(lq, neurons=[1, 4])
     KBestSampler(damps=1e-3, width=4, descent=False).sample_layer(lq, neurons=[1])
     assert widths == [5186, 4]
+
+
+def test_the_beams_blas_threads_change_no_path(monkeypatch):
+    import solvers.kbest.search as search
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(80, 40))
+    U = np.linalg.cholesky(np.linalg.inv(A.T @ A + np.eye(40))).T
+    Z, S = 3 * rng.normal(size=(6, 40)), np.ones((6, 40))
+    low, high = np.full((6, 40), -4.0), np.full((6, 40), 3.0)
+    one = search.beam_search(U, Z, S, low, high, width=16)
+    monkeypatch.setattr(search, "BLAS_THREADS", None)
+    assert all(np.array_equal(a, b) for a, b in zip(one, search.beam_search(
+        U, Z, S, low, high, width=16)))

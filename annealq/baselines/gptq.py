@@ -86,20 +86,43 @@ def gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order:
         >>> q.shape, q_b.tolist()
         ((1, 3), [0])
     """
-    import scipy.linalg  # lazily: it costs ~0.4 s to import
-
     _validate_gptq(act_order, damp, block_size)
     lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
                          **scheme_options)
+    return gptq_rounding(lq, inputs, float_inputs, act_order=act_order, damp=damp,
+                         block_size=block_size)
+
+
+def gptq_rounding(lq, inputs, float_inputs=None, *, act_order: bool = True, damp: float = 0.01,
+                  block_size: int = 128, shared: dict | None = None):
+    """:func:`gptq_layer` on an already formulated layer ``lq`` (its steps 1–4).
+
+    ``shared`` (a dict, empty at first) keeps what does not depend on the column order
+    between calls on the same ``lq`` and inputs: each damping's factorisation and inverse
+    Hessian, and the float-input term, so a tuning grid factorises once per damping. The
+    integers are the same with or without it.
+    """
+    import scipy.linalg  # lazily: it costs ~0.4 s to import
+
+    _validate_gptq(act_order, damp, block_size)
+    shared = {} if shared is None else shared
     k = lq.n_inputs + 1 if lq.has_bias else lq.n_inputs
-    H = lq.gram[:k, :k].copy()
-    dead = np.diag(H) == 0
-    H[dead, dead] = 1.0
-    H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
-    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
+    if damp not in shared:
+        H = lq.gram[:k, :k].copy()
+        dead = np.diag(H) == 0
+        H[dead, dead] = 1.0
+        H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
+        try:
+            factor = scipy.linalg.cho_factor(H)
+        except np.linalg.LinAlgError:
+            factor = None
+        shared[damp] = (np.diag(H).copy(), factor, None if factor is None
+                        else scipy.linalg.cho_solve(factor, np.eye(k)))
+    diagonal, factor, H_inv = shared[damp]
+    perm = np.argsort(-diagonal, kind="stable") if act_order else np.arange(k)
     try:
-        factor = scipy.linalg.cho_factor(H)
-        H_inv = scipy.linalg.cho_solve(factor, np.eye(k))
+        if factor is None:
+            raise np.linalg.LinAlgError
         U = np.linalg.cholesky(H_inv[np.ix_(perm, perm)]).T  # H⁻¹ = UᵀU, U upper
     except np.linalg.LinAlgError:
         raise ValueError(f"the Hessian ÂᵀÂ is not positive definite with damp={damp}; "
@@ -107,8 +130,9 @@ def gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order:
 
     target = lq.values[:, :k].copy()
     if float_inputs is not None:
-        p, _ = _float_input_terms(lq, inputs, float_inputs)
-        target += scipy.linalg.cho_solve(factor, p[:, :k].T).T
+        if "p" not in shared:
+            shared["p"] = _float_input_terms(lq, inputs, float_inputs)[0]
+        target += scipy.linalg.cho_solve(factor, shared["p"][:, :k].T).T
 
     lo, hi = _bounds(lq)
     Q = np.empty((lq.n_neurons, k), dtype=np.int64)

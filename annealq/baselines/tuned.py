@@ -21,7 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from annealq.baselines.common import layer_error
-from annealq.baselines.gptq import gptq_layer
+from annealq.baselines.gptq import gptq_rounding
 from annealq.formulation import formulate_layer
 
 # The settings tuned_gptq_layer tries, in this order (the first minimum wins a tie); the
@@ -78,11 +78,12 @@ def tuned_gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_
     layers = {clip: formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
                                     clip_search=clip, **scheme_options) for clip in clips}
     best, tried = None, []
+    # each grid's factorisations, shared by its settings of one damping
+    shared = {clip: {} for clip in clips}
     for clip, order, value in itertools.product(clips, orders, damps):
         try:
-            q, q_b = gptq_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                                act_order=order, damp=value, clip_search=clip,
-                                **scheme_options)
+            q, q_b = gptq_rounding(layers[clip], inputs, float_inputs, act_order=order,
+                                   damp=value, shared=shared[clip])
         except ValueError:  # not positive definite at this damping
             continue
         error = float(layer_error(layers[clip], q, q_b, inputs=inputs,

@@ -30,6 +30,10 @@ import numpy as np
 
 BLOCK = 32           # columns per lazy update
 CHUNK_ENTRIES = 1 << 22  # paths × columns held at once (32 MiB of float64 per array)
+# The block update is one small matrix product per row (paths × BLOCK by BLOCK × columns
+# left): threaded BLAS gains nothing on products this small, and where the cores are busy
+# its threads wait on each other for most of the search, so the beam runs on one.
+BLAS_THREADS = 1
 
 
 def beam_search(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
@@ -70,6 +74,13 @@ def beam_paths(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
 
 
 def _beam(U, Z, S, low, high, K, *, every: bool):
+    from threadpoolctl import threadpool_limits  # lazily: it inspects the loaded libraries
+
+    with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        return _beam_paths(U, Z, S, low, high, K, every=every)
+
+
+def _beam_paths(U, Z, S, low, high, K, *, every: bool):
     n, k = Z.shape
     rows = np.arange(n)[:, None]
     cost = np.full((n, K), np.inf)
