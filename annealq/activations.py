@@ -61,8 +61,12 @@ class ActivationGrid:
         return (q - self.zero_point) * self.step
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "zero_point": self.zero_point, "q_min": self.q_min,
-                "q_max": self.q_max}
+        return {
+            "step": self.step,
+            "zero_point": self.zero_point,
+            "q_min": self.q_min,
+            "q_max": self.q_max,
+        }
 
 
 class QuantizedInputLinear(nn.Linear):
@@ -72,8 +76,7 @@ class QuantizedInputLinear(nn.Linear):
     quantized model keeps the float model's structure.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool,
-                 input_grid: ActivationGrid):
+    def __init__(self, in_features: int, out_features: int, bias: bool, input_grid: ActivationGrid):
         super().__init__(in_features, out_features, bias=bias)
         self.input_grid = input_grid
 
@@ -91,5 +94,7 @@ class QuantizedInputLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         grid = self.input_grid
-        return (f"{super().extra_repr()}, input_step={grid.step:.6g}, "
-                f"input_zero_point={grid.zero_point}, input_range=[{grid.q_min}, {grid.q_max}]")
+        return (
+            f"{super().extra_repr()}, input_step={grid.step:.6g}, "
+            f"input_zero_point={grid.zero_point}, input_range=[{grid.q_min}, {grid.q_max}]"
+        )

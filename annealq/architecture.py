@@ -34,8 +34,9 @@ from annealq.activations import ActivationGrid, QuantizedInputLinear
 from annealq.capture import replace_module
 from annealq.fold import apply_folds
 
-_CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
-                         "ParameterDict", "Sequential"})
+_CONTAINERS = frozenset(
+    {"Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Sequential"}
+)
 _SKIPPED = frozenset({"device", "dtype", "self"})
 
 
@@ -48,8 +49,9 @@ def describe(module) -> dict | None:
         rebuilt = build(description)
     except (TypeError, ValueError, RuntimeError):
         return None
-    same = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    same = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in module.state_dict().items()
+    }
     return description if same and repr(rebuilt) == repr(module) else None
 
 
@@ -101,8 +103,9 @@ def build_bounded(description: dict, numbers: int, *, exact: bool):
     with torch.device("meta"):
         declared = sum(t.numel() for t in build(description).state_dict().values())
     if declared > numbers or (exact and declared != numbers):
-        raise ValueError(f"the architecture declares {declared:,} numbers, the file's "
-                         f"tensors hold {numbers:,}")
+        raise ValueError(
+            f"the architecture declares {declared:,} numbers, the file's tensors hold {numbers:,}"
+        )
     return build(description)
 
 
@@ -110,30 +113,34 @@ def _kwargs(name: str, kwargs) -> dict:
     """A layer's constructor arguments: an object of JSON values, never a device or dtype
     (those are the loader's to choose)."""
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ValueError(f"the arguments of a {name} are an object of names, got "
-                         f"{kwargs!r:.80}")
+        raise ValueError(f"the arguments of a {name} are an object of names, got {kwargs!r:.80}")
     chosen = sorted(set(kwargs) & _SKIPPED)
     if chosen:
         raise ValueError(f"a {name}'s {', '.join(chosen)} is not part of its description")
     for key, value in kwargs.items():
         plain = (type(None), bool, int, float, str)
-        if not (isinstance(value, plain) or key == "input_grid" or (
-                isinstance(value, list) and all(isinstance(v, plain) for v in value))):
-            raise ValueError(f"{name}.{key} is {value!r:.60}, not a JSON number, string or "
-                             "list of them")
+        if not (
+            isinstance(value, plain)
+            or key == "input_grid"
+            or (isinstance(value, list) and all(isinstance(v, plain) for v in value))
+        ):
+            raise ValueError(
+                f"{name}.{key} is {value!r:.60}, not a JSON number, string or list of them"
+            )
     return dict(kwargs)
 
 
-def target_module(architecture, dtype: str, model, input_grids: dict, folded=(), *,
-                  numbers: int):
+def target_module(architecture, dtype: str, model, input_grids: dict, folded=(), *, numbers: int):
     """The module a saved result loads into: a copy of ``model`` (the BatchNorms the run
     ``folded`` folded the same way, its layers with an input grid made
     :class:`QuantizedInputLinear`), else the one ``architecture`` describes (with at most
     ``numbers`` parameters, the numbers the file's tensors hold)."""
     if model is None:
         if architecture is None:
-            raise ValueError("the file records no architecture (not an nn.Sequential of "
-                             "standard layers): pass the float model, load(path, model=...)")
+            raise ValueError(
+                "the file records no architecture (not an nn.Sequential of "
+                "standard layers): pass the float model, load(path, model=...)"
+            )
         if dtype not in ("float16", "bfloat16", "float32", "float64"):
             raise ValueError(f"the file's dtype {dtype!r} is not a float type")
         return build_bounded(architecture, numbers, exact=False).to(getattr(torch, dtype)).eval()
@@ -157,19 +164,31 @@ def check_linear(module, name: str, shape: tuple, *stored_shapes) -> None:
     weight = tuple(module.weight.shape)
     rows = (weight[0], int(np.prod(weight[1:])))
     weights, bias, steps = (tuple(shape_) for shape_ in stored_shapes)
-    if rows != tuple(shape) or weights != tuple(shape) or bias != tuple(shape[:1]) \
-            or steps[:1] != tuple(shape[:1]):
-        raise ValueError(f"layer {name!r}: the model's weight is {weight}, the file's "
-                         f"{tuple(shape)} (integers {weights})")
+    if (
+        rows != tuple(shape)
+        or weights != tuple(shape)
+        or bias != tuple(shape[:1])
+        or steps[:1] != tuple(shape[:1])
+    ):
+        raise ValueError(
+            f"layer {name!r}: the model's weight is {weight}, the file's "
+            f"{tuple(shape)} (integers {weights})"
+        )
 
 
 def _describe(module) -> dict:
     if type(module) is nn.Sequential:
         return {"type": "Sequential", "children": [_describe(m) for m in module]}
     if type(module) is QuantizedInputLinear:
-        return {"type": "QuantizedInputLinear", "kwargs": {
-            "in_features": module.in_features, "out_features": module.out_features,
-            "bias": module.bias is not None, "input_grid": module.input_grid.to_dict()}}
+        return {
+            "type": "QuantizedInputLinear",
+            "kwargs": {
+                "in_features": module.in_features,
+                "out_features": module.out_features,
+                "bias": module.bias is not None,
+                "input_grid": module.input_grid.to_dict(),
+            },
+        }
     name = type(module).__name__
     if getattr(nn, name, None) is not type(module) or name in _CONTAINERS:
         raise ValueError(f"{name} is not a standard torch.nn layer")
@@ -185,7 +204,8 @@ def _describe(module) -> dict:
 def _plain(value, name, parameter):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float, str))
-                                                for v in value):
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(v, (bool, int, float, str)) for v in value
+    ):
         return list(value)
     raise ValueError(f"{name}.{parameter} is a {type(value).__name__}")

@@ -47,10 +47,17 @@ def find_blocks(model, example) -> list[str] | None:
     each, in order, each one's first argument the previous one's output.
     """
     for name, container in model.named_modules():
-        if isinstance(container, nn.ModuleList) and len(container) >= 2 and all(
+        if (
+            isinstance(container, nn.ModuleList)
+            and len(container) >= 2
+            and all(
                 any(isinstance(m, nn.Linear) for m in child.modules())
-                and not any(quantizable(m) and not isinstance(m, nn.Linear)
-                            for m in child.modules()) for child in container):
+                and not any(
+                    quantizable(m) and not isinstance(m, nn.Linear) for m in child.modules()
+                )
+                for child in container
+            )
+        ):
             return _chained(model, name, container, example)
     return None
 
@@ -69,14 +76,16 @@ class WholeModelInputs:
 
     def __init__(self, model, float_layers, calibration):
         self.calibration = calibration
-        self.float_inputs = dict(zip(
-            [name for name, _ in float_layers],
-            layer_inputs(model, [layer for _, layer in float_layers], calibration)))
+        self.float_inputs = dict(
+            zip(
+                [name for name, _ in float_layers],
+                layer_inputs(model, [layer for _, layer in float_layers], calibration),
+            )
+        )
 
     def inputs(self, quantized, name, float_layer):
         """``(X̂ as captured, X)`` of layer ``name`` of ``quantized``."""
-        [raw] = layer_input_tensors(quantized, [quantized.get_submodule(name)],
-                                    self.calibration)
+        [raw] = layer_input_tensors(quantized, [quantized.get_submodule(name)], self.calibration)
         return raw, self.float_inputs.pop(name)
 
     def rows(self, float_layer, raw, X):
@@ -90,8 +99,12 @@ class BlockInputs:
 
     def __init__(self, model, float_layers, blocks, calibration):
         self.model, self.blocks, self.calibration = model, blocks, calibration
-        self.block_of = {name: i for name, _ in float_layers for i, block in enumerate(blocks)
-                         if name.startswith(block + ".")}
+        self.block_of = {
+            name: i
+            for name, _ in float_layers
+            for i, block in enumerate(blocks)
+            if name.startswith(block + ".")
+        }
         self.current = -1
         self.float_state = self.quantized_state = self.float_next = None
         self.float_inputs: dict = {}  # the current block's layers: float input rows
@@ -103,14 +116,17 @@ class BlockInputs:
         module = quantized.get_submodule(name)
         block = self.block_of.get(name)
         if block is None:
-            return (_capture(quantized, module, self.calibration),
-                    _capture(self.model, float_layer, self.calibration))
+            return (
+                _capture(quantized, module, self.calibration),
+                _capture(self.model, float_layer, self.calibration),
+            )
         self._advance(quantized, block)
         key = self.group[name]
         if key not in self.quantized_inputs:
             args, kwargs = self.quantized_state
             self.quantized_inputs[key] = _capture(
-                quantized.get_submodule(self.blocks[block]), module, args, kwargs)
+                quantized.get_submodule(self.blocks[block]), module, args, kwargs
+            )
         return self.quantized_inputs[key], self.float_inputs[name]
 
     def rows(self, float_layer, raw, X):
@@ -119,7 +135,7 @@ class BlockInputs:
         if key not in self.moments:
             stats = InputStatistics.empty(raw.shape[1])
             for start in range(0, len(raw), MAX_ROWS):
-                stats = stats.add(raw[start:start + MAX_ROWS], X[start:start + MAX_ROWS])
+                stats = stats.add(raw[start : start + MAX_ROWS], X[start : start + MAX_ROWS])
             self.moments = {key: (stats, raw, X)}  # the tensors keep their ids unique
         stats = self.moments[key][0]
         return stats.inputs, stats.float_inputs
@@ -128,10 +144,8 @@ class BlockInputs:
         """Carry both networks' block inputs forward to ``block``; capture its float inputs."""
         while self.current < block:
             if self.current < 0:
-                self.float_state = _block_arguments(self.model, self.blocks[0],
-                                                    self.calibration)
-                self.quantized_state = _block_arguments(quantized, self.blocks[0],
-                                                        self.calibration)
+                self.float_state = _block_arguments(self.model, self.blocks[0], self.calibration)
+                self.quantized_state = _block_arguments(quantized, self.blocks[0], self.calibration)
             else:
                 args, kwargs = self.quantized_state
                 out = _run(quantized.get_submodule(self.blocks[self.current]), args, kwargs)
@@ -152,12 +166,12 @@ class BlockInputs:
 
         def hook(module, inputs, output):
             x = inputs[0]
-            first, rows, _ = seen.setdefault(id(x), (names[module],
-                                                     x.detach().reshape(-1, x.shape[-1]), x))
+            first, rows, _ = seen.setdefault(
+                id(x), (names[module], x.detach().reshape(-1, x.shape[-1]), x)
+            )
             self.float_inputs[names[module]], self.group[names[module]] = rows, first
 
-        hooks = [m.register_forward_hook(hook) for m in block.modules()
-                 if isinstance(m, nn.Linear)]
+        hooks = [m.register_forward_hook(hook) for m in block.modules() if isinstance(m, nn.Linear)]
         try:
             args, kwargs = self.float_state
             self.float_next = _run(block, args, kwargs)
@@ -168,9 +182,12 @@ class BlockInputs:
 
 def _chained(model, name, container, example):
     calls = []
-    hooks = [block.register_forward_hook(
-        lambda m, args, out: calls.append((m, args[0] if args else None, out)))
-        for block in container]
+    hooks = [
+        block.register_forward_hook(
+            lambda m, args, out: calls.append((m, args[0] if args else None, out))
+        )
+        for block in container
+    ]
     try:
         forward(model, example)
     finally:

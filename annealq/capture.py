@@ -26,9 +26,11 @@ def linear_layers(model, example) -> list[tuple[str, object]]:
     names = {module: name for name, module in model.named_modules()}
     order: list = []
     tied = tied_layers(model)
-    hooks = [module.register_forward_hook(
-                 lambda m, i, o: order.append(m) if m not in order else None)
-             for module in model.modules() if quantizable(module) and module not in tied]
+    hooks = [
+        module.register_forward_hook(lambda m, i, o: order.append(m) if m not in order else None)
+        for module in model.modules()
+        if quantizable(module) and module not in tied
+    ]
     try:
         forward(model, example)
     finally:
@@ -65,8 +67,10 @@ def replace_module(root, name: str, module) -> None:
 def layer_inputs(model, modules, calibration) -> list[np.ndarray]:
     """What each of ``modules`` receives in one forward pass: ``(m, f)`` float64 arrays for
     linear layers, the input tensors ``(N, C, H, W)`` themselves for convolutions."""
-    return [x if isinstance(module, nn.Conv2d) else x.double().cpu().numpy()
-            for module, x in zip(modules, layer_input_tensors(model, modules, calibration))]
+    return [
+        x if isinstance(module, nn.Conv2d) else x.double().cpu().numpy()
+        for module, x in zip(modules, layer_input_tensors(model, modules, calibration))
+    ]
 
 
 def layer_input_tensors(model, modules, calibration) -> list:
@@ -74,8 +78,9 @@ def layer_input_tensors(model, modules, calibration) -> list:
 
     def capture(module, inputs, output):
         x = inputs[0].detach()
-        captured.setdefault(module, x if isinstance(module, nn.Conv2d)
-                            else x.reshape(-1, module.in_features))
+        captured.setdefault(
+            module, x if isinstance(module, nn.Conv2d) else x.reshape(-1, module.in_features)
+        )
 
     hooks = [module.register_forward_hook(capture) for module in modules]
     try:
@@ -93,13 +98,17 @@ def forward(model, x):
     with torch.no_grad():
         array = np.asarray(x)
         # token ids stay integers (annealq.calibration keeps them only for token models)
-        inputs = torch.as_tensor(array, device=device, dtype=torch.long if np.issubdtype(
-            array.dtype, np.integer) else dtype)
+        inputs = torch.as_tensor(
+            array,
+            device=device,
+            dtype=torch.long if np.issubdtype(array.dtype, np.integer) else dtype,
+        )
         try:
             return model(inputs)
         except RuntimeError as exc:  # shape mismatches and the like: a user error here
-            raise ValueError(f"the model cannot run on inputs of shape "
-                             f"{tuple(inputs.shape)}: {first_line(exc)}") from None
+            raise ValueError(
+                f"the model cannot run on inputs of shape {tuple(inputs.shape)}: {first_line(exc)}"
+            ) from None
 
 
 def not_quantized(model, float_layers) -> list[dict]:
@@ -113,10 +122,12 @@ def not_quantized(model, float_layers) -> list[dict]:
             continue
         reason = unsupported_reason(module) or "not run on the calibration inputs"
         if module in tied:
-            reason = (f"its weight is tied to {tied[module]}'s, which would change with it: "
-                      f"kept in float")
-        entries.append({"name": name, "type": type(module).__name__, "parameters": count,
-                        "reason": reason})
+            reason = (
+                f"its weight is tied to {tied[module]}'s, which would change with it: kept in float"
+            )
+        entries.append(
+            {"name": name, "type": type(module).__name__, "parameters": count, "reason": reason}
+        )
     return entries
 
 
@@ -125,5 +136,7 @@ def check_group_size(group_size, float_layers) -> None:
     group gets one group, as the last group of a row may be shorter)."""
     widest = max((layer.weight[0].numel() for _, layer in float_layers), default=0)
     if group_size is not None and widest and group_size > widest:
-        raise ValueError(f"group_size {group_size} is larger than the widest layer "
-                         f"({widest} inputs); pass at most {widest}")
+        raise ValueError(
+            f"group_size {group_size} is larger than the widest layer "
+            f"({widest} inputs); pass at most {widest}"
+        )

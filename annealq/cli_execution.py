@@ -37,16 +37,23 @@ def parse_solver_params(items) -> dict:
 
 
 def execution_from(args) -> Execution:
-    return Execution(workers=args.workers, dask_scheduler=args.dask_scheduler,
-                     max_in_flight=args.max_in_flight, pack=not args.no_pack,
-                     max_cloud_seconds=args.max_cloud_seconds, retries=args.retries,
-                     problem_timeout=args.problem_timeout)
+    return Execution(
+        workers=args.workers,
+        dask_scheduler=args.dask_scheduler,
+        max_in_flight=args.max_in_flight,
+        pack=not args.no_pack,
+        max_cloud_seconds=args.max_cloud_seconds,
+        retries=args.retries,
+        problem_timeout=args.problem_timeout,
+    )
 
 
 def dry_run(model, calibration, sampler, solver_name, config, execution) -> str:
     """The plan's text; ``sampler`` may be a name (``"auto"``), resolved here."""
     if isinstance(sampler, str):
-        solver_name, sampler = resolve_sampler(config.solver, fallback=config.fallback,
-                                               **config.solver_params)
-    return format_plan(run_plan(model, calibration, sampler, config, pack=execution.pack),
-                       solver_name)
+        solver_name, sampler = resolve_sampler(
+            config.solver, fallback=config.fallback, **config.solver_params
+        )
+    return format_plan(
+        run_plan(model, calibration, sampler, config, pack=execution.pack), solver_name
+    )

@@ -23,8 +23,10 @@ def _store(args):
 def run_cache_stats(args) -> int:
     with _store(args) as store:
         stats = store.stats()
-    print(f"cache {stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.2f} MB "
-          "('annealq cache check' verifies them)")
+    print(
+        f"cache {stats['path']}: {stats['entries']} entries, {stats['bytes'] / 1e6:.2f} MB "
+        "('annealq cache check' verifies them)"
+    )
     for solver, count in sorted(stats["solvers"].items()):
         print(f"  {solver:<20}{count:>8} entries")
     last = stats.get("last_run")
@@ -52,9 +54,11 @@ def run_cache_check(args) -> int:
 def run_cache_repair(args) -> int:
     report, kept = repair_cache(args.cache or default_cache_path())
     dropped = report.bad_checksum + report.unreadable + report.lost_rows
-    print(f"cache {report.path}: kept {kept} valid entries, dropped {dropped} "
-          f"({report.bad_checksum} failing their checksum, {report.unreadable} unreadable, "
-          f"{report.lost_rows} in damaged pages); the repaired file replaced the old one")
+    print(
+        f"cache {report.path}: kept {kept} valid entries, dropped {dropped} "
+        f"({report.bad_checksum} failing their checksum, {report.unreadable} unreadable, "
+        f"{report.lost_rows} in damaged pages); the repaired file replaced the old one"
+    )
     return 0
 
 

@@ -21,11 +21,14 @@ DEFAULT_WINDOWS = 128
 def check_text_options(args) -> str:
     """The text dataset's name, after the options that only images take are refused."""
     if args.arch != "transformer":
-        raise ValueError(f"text dataset {args.dataset!r} has a causal language model: pass "
-                         f"--arch transformer")
+        raise ValueError(
+            f"text dataset {args.dataset!r} has a causal language model: pass --arch transformer"
+        )
     if args.dataset not in TEXT_DATASETS and args.data_dir is None:
-        raise ValueError(f"unknown text dataset {args.dataset!r}: name pystdlib, or pass "
-                         f"--data-dir with a text file or folder")
+        raise ValueError(
+            f"unknown text dataset {args.dataset!r}: name pystdlib, or pass "
+            f"--data-dir with a text file or folder"
+        )
     for option in ("activation_bits", "dry_run", "max_cloud_seconds"):
         if getattr(args, option, None):
             raise ValueError(f"--{option.replace('_', '-')} is not supported for text yet")
@@ -50,10 +53,17 @@ def quantize_text(args, config, sampler, solver, store, execution):
         origin = f"reference causal LM, seed {args.seed}, cached at {path}"
     context = model.position.num_embeddings if hasattr(model, "position") else 256
     evaluation = data.windows(context, limit=args.eval_windows or None)
-    result = quantize(model, data, evaluation=evaluation, solver=sampler, solver_name=solver,
-                      config=dataclasses.replace(
-                          config, calibration_size=args.calibration or DEFAULT_WINDOWS),
-                      cache=store or False, quiet=args.quiet, **execution.to_dict())
+    result = quantize(
+        model,
+        data,
+        evaluation=evaluation,
+        solver=sampler,
+        solver_name=solver,
+        config=dataclasses.replace(config, calibration_size=args.calibration or DEFAULT_WINDOWS),
+        cache=store or False,
+        quiet=args.quiet,
+        **execution.to_dict(),
+    )
     return result, data, model, origin
 
 
@@ -65,8 +75,10 @@ def run_train_text(args) -> int:
     model, path = reference_lm(data, seed=args.seed, retrain=True)
     seconds = time.perf_counter() - start
     windows = data.windows(model.position.num_embeddings, limit=512)
-    print(f"{data.name} causal LM: trained in {seconds:.1f} s (seed {args.seed}); cached at "
-          f"{path}" + language_lines(language_metrics(model, {}, windows), ""))
+    print(
+        f"{data.name} causal LM: trained in {seconds:.1f} s (seed {args.seed}); cached at "
+        f"{path}" + language_lines(language_metrics(model, {}, windows), "")
+    )
     if args.out:
         save_model(model, args.out)
         print(f"model written to {args.out}")

@@ -23,9 +23,11 @@ class DefaultsComposite(dimod.ComposedSampler):
     def __init__(self, child: dimod.Sampler, **defaults):
         unknown = sorted(set(defaults) - set(child.parameters))
         if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for "
-                             f"{type(child).__name__}; it accepts "
-                             f"{', '.join(sorted(child.parameters))}")
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for "
+                f"{type(child).__name__}; it accepts "
+                f"{', '.join(sorted(child.parameters))}"
+            )
         self._child = child
         self.defaults = dict(defaults)
 

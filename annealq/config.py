@@ -37,9 +37,17 @@ AUTO = "auto"  # polish="auto": neal offline; with a token, hybrid-nl from kbest
 DEFAULT_SOLVER = "auto"
 # options of formulate_layer a run can set (with their defaults); the rest of quantize's
 # **options belong to the method (gptq's act_order, adaround's iterations, ...)
-FORMULATION_DEFAULTS = {"scheme": "reference", "per_channel": False, "window_bits": 1,
-                         "bias_window_bits": None, "bias_step": None, "input_step": None,
-                         "group_size": None, "ridge": 0.0, "clip_search": False}
+FORMULATION_DEFAULTS = {
+    "scheme": "reference",
+    "per_channel": False,
+    "window_bits": 1,
+    "bias_window_bits": None,
+    "bias_step": None,
+    "input_step": None,
+    "group_size": None,
+    "ridge": 0.0,
+    "clip_search": False,
+}
 # the formulation options of the QUBO alone, not of the baselines' grids
 QUBO_ONLY_OPTIONS = frozenset({"window_bits", "bias_window_bits", "ridge"})
 
@@ -109,10 +117,10 @@ class QuantizeConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "bits", validate_bits(self.bits))
-        object.__setattr__(self, "activation_bits",
-                           validate_activation_bits(self.activation_bits))
-        object.__setattr__(self, "solver_params",
-                           validate_solver_params(dict(self.solver_params or {})))
+        object.__setattr__(self, "activation_bits", validate_activation_bits(self.activation_bits))
+        object.__setattr__(
+            self, "solver_params", validate_solver_params(dict(self.solver_params or {}))
+        )
         object.__setattr__(self, "method_options", dict(self.method_options or {}))
         _validate_method(self.method, self.start, self.scheme, self.method_options)
         _validate_polish(self.polish, self.start, self.paper)
@@ -124,8 +132,9 @@ class QuantizeConfig:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         object.__setattr__(self, "ridge", validate_ridge(self.ridge))
         if self.ridge and self.method != "qubo":
-            raise ValueError(f"ridge regularises the qubo method's objective, not method "
-                             f"{self.method!r}")
+            raise ValueError(
+                f"ridge regularises the qubo method's objective, not method {self.method!r}"
+            )
         if self.group_size is not None:
             object.__setattr__(self, "group_size", validate_group_size(self.group_size))
         if self.activation_bits is not None and self.input_step is not None:
@@ -145,8 +154,10 @@ class QuantizeConfig:
         given = {k: v for k, v in options.items() if k in own and v is not None}
         solver = given.get("solver", DEFAULT_SOLVER)
         if given.get("polish") is not None and solver != DEFAULT_SOLVER:
-            raise ValueError(f"give polish or solver, not both (polish={given['polish']!r} "
-                             f"solves the windows; solver={given['solver']!r})")
+            raise ValueError(
+                f"give polish or solver, not both (polish={given['polish']!r} "
+                f"solves the windows; solver={given['solver']!r})"
+            )
         if not sampler_object and _default_run(given):  # kbest's answer, polished
             given.update(start="kbest", polish=AUTO)
         if given.get("polish") is not None:
@@ -161,13 +172,15 @@ class QuantizeConfig:
 
     def formulation_options(self) -> dict:
         """The formulation options that differ from their defaults."""
-        return {name: getattr(self, name) for name, default in FORMULATION_DEFAULTS.items()
-                if getattr(self, name) != default}
+        return {
+            name: getattr(self, name)
+            for name, default in FORMULATION_DEFAULTS.items()
+            if getattr(self, name) != default
+        }
 
     def grid_options(self) -> dict:
         """The formulation options that are the grid's (what RTN and the baselines use)."""
-        return {k: v for k, v in self.formulation_options().items()
-                if k not in QUBO_ONLY_OPTIONS}
+        return {k: v for k, v in self.formulation_options().items() if k not in QUBO_ONLY_OPTIONS}
 
     def baseline_options(self, method: str, options: Mapping) -> tuple[dict, dict]:
         """Baseline ``method``'s own options in this run and its grid options (the
@@ -203,36 +216,49 @@ def run_config(config, bits, solver, options) -> QuantizeConfig:
     if bits is None:
         raise ValueError("quantize() needs bits (or a config)")
     name = solver if isinstance(solver, str) else DEFAULT_SOLVER
-    return QuantizeConfig.from_options(bits=bits, solver=name,
-                                       sampler_object=not isinstance(solver, str), **options)
+    return QuantizeConfig.from_options(
+        bits=bits, solver=name, sampler_object=not isinstance(solver, str), **options
+    )
 
 
 def _validate_method(method, start, scheme, method_options) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if start is not None and (start not in STARTS or method != "qubo"):
-        raise ValueError(f"start must be one of {', '.join(STARTS)} with method 'qubo', "
-                         f"got start={start!r}, method={method!r}")
+        raise ValueError(
+            f"start must be one of {', '.join(STARTS)} with method 'qubo', "
+            f"got start={start!r}, method={method!r}"
+        )
     unknown = set(method_options) - (set(GPTQ_OPTIONS) if start in ("gptq", "kbest") else set())
     if unknown and method in ("qubo", "rtn"):
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for method "
-                         f"{method!r}; formulation options are "
-                         f"{', '.join(sorted(FORMULATION_DEFAULTS))}"
-                         + (f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
-                            if set(GPTQ_OPTIONS) & unknown else ""))
+        raise ValueError(
+            f"unknown option(s) {', '.join(sorted(unknown))} for method "
+            f"{method!r}; formulation options are "
+            f"{', '.join(sorted(FORMULATION_DEFAULTS))}"
+            + (
+                f"; GPTQ's {', '.join(GPTQ_OPTIONS)} go with start='gptq'"
+                if set(GPTQ_OPTIONS) & unknown
+                else ""
+            )
+        )
     _validate_gptq_options(method_options)
     if scheme == "affine" and (method in ("gptq", "adaround", "cd") or start in ("gptq", "kbest")):
-        raise ValueError("the affine scheme is for the qubo and rtn methods; gptq, cd and "
-                         "adaround use the reference or symmetric grids")
+        raise ValueError(
+            "the affine scheme is for the qubo and rtn methods; gptq, cd and "
+            "adaround use the reference or symmetric grids"
+        )
 
 
 def _default_run(given) -> bool:
     """A QUBO run with solver ``auto`` that sets no start, window or polish (and not
     ``paper``) gets the default: ``kbest``'s answer polished."""
-    return (given.get("solver", DEFAULT_SOLVER) == DEFAULT_SOLVER
-            and given.get("method", "qubo") == "qubo" and not given.get("paper")
-            and given.get("scheme") != "affine"
-            and not {"start", "window_bits", "polish"} & set(given))
+    return (
+        given.get("solver", DEFAULT_SOLVER) == DEFAULT_SOLVER
+        and given.get("method", "qubo") == "qubo"
+        and not given.get("paper")
+        and given.get("scheme") != "affine"
+        and not {"start", "window_bits", "polish"} & set(given)
+    )
 
 
 def _validate_polish(polish, start, paper) -> None:
@@ -243,16 +269,19 @@ def _validate_polish(polish, start, paper) -> None:
     if not isinstance(polish, str) or not polish:
         raise ValueError(f"polish must be a solver name, got {polish!r}")
     if start != "kbest" or paper:
-        raise ValueError(f"polish improves kbest's answer: it needs start='kbest' (and not "
-                         f"paper), got start={start!r}")
+        raise ValueError(
+            f"polish improves kbest's answer: it needs start='kbest' (and not "
+            f"paper), got start={start!r}"
+        )
 
 
 def _validate_gptq_options(method_options) -> None:
     act_order, damp = method_options.get("act_order"), method_options.get("damp")
     if act_order is not None and not isinstance(act_order, bool):
         raise ValueError(f"act_order must be True or False, got {act_order!r}")
-    if damp is not None and (isinstance(damp, bool) or not isinstance(damp, numbers.Real)
-                             or not 0 <= damp < float("inf")):
+    if damp is not None and (
+        isinstance(damp, bool) or not isinstance(damp, numbers.Real) or not 0 <= damp < float("inf")
+    ):
         raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
 
 

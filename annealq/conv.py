@@ -46,8 +46,9 @@ MAX_ROWS = 4096
 def quantizable(module) -> bool:
     """Whether annealq quantizes ``module``: an ``nn.Linear``, or an ``nn.Conv2d`` that
     :func:`unsupported_reason` accepts."""
-    return isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d)
-                                             and unsupported_reason(module) is None)
+    return isinstance(module, nn.Linear) or (
+        isinstance(module, nn.Conv2d) and unsupported_reason(module) is None
+    )
 
 
 def unsupported_reason(module) -> str | None:
@@ -56,8 +57,10 @@ def unsupported_reason(module) -> str | None:
         return None
     if isinstance(module, nn.Conv2d):
         if module.groups != 1:
-            return (f"a grouped convolution (groups={module.groups}): each group is a dense "
-                    f"layer of its own, not supported yet; kept in float")
+            return (
+                f"a grouped convolution (groups={module.groups}): each group is a dense "
+                f"layer of its own, not supported yet; kept in float"
+            )
         return None
     if isinstance(module, nn.Embedding):
         return "an embedding (a lookup table, no calibration inputs to fit): kept in float"
@@ -86,8 +89,9 @@ def patches(conv: nn.Conv2d, x) -> torch.Tensor:
     return columns.transpose(1, 2).reshape(-1, columns.shape[1])
 
 
-def patch_statistics(conv: nn.Conv2d, inputs, float_inputs=None, *,
-                     max_rows: int = MAX_ROWS) -> InputStatistics:
+def patch_statistics(
+    conv: nn.Conv2d, inputs, float_inputs=None, *, max_rows: int = MAX_ROWS
+) -> InputStatistics:
     """The moments of all patches of ``inputs`` (the quantized network's, ``(N, C, H, W)``)
     and of ``float_inputs`` (the float network's), accumulated a few images at a time.
 
@@ -103,8 +107,8 @@ def patch_statistics(conv: nn.Conv2d, inputs, float_inputs=None, *,
     same = float_inputs is None or float_inputs is inputs
     with torch.no_grad():
         for start in range(0, len(inputs), step):
-            x_hat = patches(conv, inputs[start:start + step].double())
-            x = None if same else patches(conv, float_inputs[start:start + step].double())
+            x_hat = patches(conv, inputs[start : start + step].double())
+            x = None if same else patches(conv, float_inputs[start : start + step].double())
             stats = stats.add(x_hat, x)
     return stats
 
@@ -112,8 +116,11 @@ def patch_statistics(conv: nn.Conv2d, inputs, float_inputs=None, *,
 def positions(conv: nn.Conv2d, size) -> int:
     """Output positions ``H_out·W_out`` of one image of spatial ``size``."""
     probe = torch.zeros(1, conv.in_channels, *size)
-    return int(F.unfold(_padded(conv, probe), conv.kernel_size, dilation=conv.dilation,
-                        stride=conv.stride).shape[-1])
+    return int(
+        F.unfold(
+            _padded(conv, probe), conv.kernel_size, dilation=conv.dilation, stride=conv.stride
+        ).shape[-1]
+    )
 
 
 def layer_rows(module, inputs, float_inputs):
@@ -132,8 +139,10 @@ def describe_layer(module, inputs) -> dict:
     ``patches`` (calibration rows seen); nothing for a linear layer."""
     if not isinstance(module, nn.Conv2d):
         return {}
-    return {"kernel": [module.out_channels, module.in_channels, *module.kernel_size],
-            "patches": inputs.shape[0]}
+    return {
+        "kernel": [module.out_channels, module.in_channels, *module.kernel_size],
+        "patches": inputs.shape[0],
+    }
 
 
 def with_input_grid(module, input_grid):
@@ -149,9 +158,17 @@ class QuantizedInputConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, layer: nn.Conv2d, input_grid) -> QuantizedInputConv2d:
-        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                  layer.padding, layer.dilation, layer.groups, layer.bias is not None,
-                  layer.padding_mode)
+        new = cls(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            layer.bias is not None,
+            layer.padding_mode,
+        )
         new.to(dtype=layer.weight.dtype, device=layer.weight.device)
         new.load_state_dict(layer.state_dict())
         new.input_grid = input_grid

@@ -53,7 +53,9 @@ def token_source() -> str:
     """Where the token in use comes from, for error messages (never the token itself)."""
     if os.environ.get("DWAVE_API_TOKEN"):
         if _env_file_token and os.environ["DWAVE_API_TOKEN"] in (
-                _env_file_token[1], _cleaned(_env_file_token[1])):
+            _env_file_token[1],
+            _cleaned(_env_file_token[1]),
+        ):
             return f"DWAVE_API_TOKEN in the .env file {_env_file_token[0]}"
         return "the DWAVE_API_TOKEN environment variable"
     return "the dwave-cloud-client config file (dwave config inspect)"
@@ -96,10 +98,11 @@ def request_timeout() -> tuple[float, float]:
     except ValueError:
         values = []
     if len(values) not in (1, 2) or not all(0 < v <= 3600 for v in values):
-        raise ValueError(f"{TIMEOUT_VARIABLE} must be READ or CONNECT,READ seconds "
-                         f"(each above 0 and at most 3600), got {text!r}")
-    connect, read = (min(values[0], REQUEST_TIMEOUT[0]), values[0]) if len(values) == 1 \
-        else values
+        raise ValueError(
+            f"{TIMEOUT_VARIABLE} must be READ or CONNECT,READ seconds "
+            f"(each above 0 and at most 3600), got {text!r}"
+        )
+    connect, read = (min(values[0], REQUEST_TIMEOUT[0]), values[0]) if len(values) == 1 else values
     return float(connect), float(read)
 
 
@@ -125,7 +128,7 @@ def redact(text: str) -> str:
     for piece in pieces:
         start = text.find(piece)
         while start >= 0:
-            covered[start:start + len(piece)] = b"\x01" * len(piece)
+            covered[start : start + len(piece)] = b"\x01" * len(piece)
             start = text.find(piece, start + 1)
     if not any(covered):
         return text
@@ -177,18 +180,26 @@ def _token_pieces(tokens: tuple[str, ...]) -> tuple[str, ...]:
     forms: set[str] = set()
     for token in tokens:
         raw = token.encode("utf-8", "surrogatepass")
-        forms.update({token, repr(token)[1:-1], json.dumps(token)[1:-1],
-                      token.encode("unicode_escape").decode("ascii"),
-                      urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token),
-                      base64.b64encode(raw).decode("ascii").rstrip("="),
-                      base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
-                      raw.hex(), raw.hex().upper()})
+        forms.update(
+            {
+                token,
+                repr(token)[1:-1],
+                json.dumps(token)[1:-1],
+                token.encode("unicode_escape").decode("ascii"),
+                urllib.parse.quote(token, safe=""),
+                urllib.parse.quote_plus(token),
+                base64.b64encode(raw).decode("ascii").rstrip("="),
+                base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
+                raw.hex(),
+                raw.hex().upper(),
+            }
+        )
     pieces: set[str] = set()
     for form in forms:
         if len(form) <= MIN_REDACTED:
             pieces.add(form)
         else:
-            pieces.update(form[i:i + MIN_REDACTED] for i in range(len(form) - MIN_REDACTED + 1))
+            pieces.update(form[i : i + MIN_REDACTED] for i in range(len(form) - MIN_REDACTED + 1))
     return tuple(sorted(pieces, key=len, reverse=True))
 
 
@@ -215,8 +226,9 @@ def clean_token(source: str | None = None) -> None:
     else:
         del os.environ["DWAVE_API_TOKEN"]
     logging.getLogger("annealq").warning(
-        "the D-Wave API token from %s held whitespace or control characters; they were "
-        "removed", source or token_source())
+        "the D-Wave API token from %s held whitespace or control characters; they were removed",
+        source or token_source(),
+    )
 
 
 class RedactingFilter(logging.Filter):
@@ -232,5 +244,7 @@ class RedactingFilter(logging.Filter):
 
 def auth_message(what: str) -> str:
     """The one line for a rejected token: where it came from, never the token."""
-    return redact(f"Leap rejected the D-Wave API token while {what} (the token comes from "
-                  f"{token_source()}); check it in the Leap dashboard")
+    return redact(
+        f"Leap rejected the D-Wave API token while {what} (the token comes from "
+        f"{token_source()}); check it in the Leap dashboard"
+    )

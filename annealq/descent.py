@@ -33,8 +33,7 @@ def coordinate_moves(gram_diag, gradient, steps, lo, hi, q):
     where the coordinate cannot move: a dead input or a pinned entry)."""
     curvature = steps**2 * gram_diag  # ΔE = 2 e Δ g + e² H_jj Δ²
     movable = (curvature > 0) & (lo < hi)
-    shift = np.divide(gradient, steps * gram_diag, out=np.zeros_like(gradient),
-                      where=movable)
+    shift = np.divide(gradient, steps * gram_diag, out=np.zeros_like(gradient), where=movable)
     delta = np.clip(np.rint(q - shift), lo, hi) - q
     change = np.where(movable, delta * (2.0 * steps * gradient + curvature * delta), np.inf)
     return delta, change
@@ -49,8 +48,9 @@ def greedy_descent(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
     taken = np.zeros(n, dtype=np.int64)
     for _ in range(max_steps):
         rows = np.flatnonzero(active)
-        delta, change = coordinate_moves(diag, gradient[rows], steps[rows], lo[rows],
-                                         hi[rows], q[rows].astype(np.float64))
+        delta, change = coordinate_moves(
+            diag, gradient[rows], steps[rows], lo[rows], hi[rows], q[rows].astype(np.float64)
+        )
         j = np.argmin(change, axis=1)
         best = change[np.arange(len(rows)), j]
         improve = best < -tol[rows]
@@ -76,9 +76,14 @@ def cyclic_descent(gram, gradient, energy, steps, lo, hi, q, *, max_steps, tol):
         rows, j = np.flatnonzero(idle < k), t % k
         if len(rows) == 0:
             break
-        delta, change = coordinate_moves(diag[j], gradient[rows, j], steps[rows, j],
-                                         lo[rows, j], hi[rows, j],
-                                         q[rows, j].astype(np.float64))
+        delta, change = coordinate_moves(
+            diag[j],
+            gradient[rows, j],
+            steps[rows, j],
+            lo[rows, j],
+            hi[rows, j],
+            q[rows, j].astype(np.float64),
+        )
         improve = change < -tol[rows]
         idle[rows] = np.where(improve, 0, idle[rows] + 1)
         rows, step = rows[improve], delta[improve]

@@ -28,11 +28,17 @@ from annealq.results import SolveResult
 from annealq.solve import LayerBQMs, lazy_calls
 
 
-def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sampler, *,
-               initial_states: Iterable[Mapping] | None = None,
-               cache: CacheStore | None = None, solver_name: str | None = None,
-               executor: Executor | None = None, progress=None,
-               **parameters) -> list[SolveResult]:
+def solve_bqms(
+    bqms: Iterable[dimod.BinaryQuadraticModel],
+    sampler: dimod.Sampler,
+    *,
+    initial_states: Iterable[Mapping] | None = None,
+    cache: CacheStore | None = None,
+    solver_name: str | None = None,
+    executor: Executor | None = None,
+    progress=None,
+    **parameters,
+) -> list[SolveResult]:
     """Solve each BQM with ``sampler`` and return its lowest-energy sample.
 
     With a ``cache``, all the BQMs' keys are looked up in one query, only the misses go to
@@ -53,17 +59,24 @@ def solve_bqms(bqms: Iterable[dimod.BinaryQuadraticModel], sampler: dimod.Sample
     bqms = bqms if isinstance(bqms, Sequence) else list(bqms)
     starts = _starts(initial_states, len(bqms))
     if cache is not None:
-        return CachedSampler(sampler, cache, solver_name, executor=executor,
-                             progress=progress).sample_bqms(
-            bqms, initial_states=starts, **parameters)
+        return CachedSampler(
+            sampler, cache, solver_name, executor=executor, progress=progress
+        ).sample_bqms(bqms, initial_states=starts, **parameters)
     calls = lazy_calls(bqms, sampler, starts, parameters)
     return _run(BQMWork(sampler, bqms, calls), len(bqms), executor, progress)
 
 
-def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None,
-                cache: CacheStore | None = None, solver_name: str | None = None,
-                executor: Executor | None = None, progress=None,
-                **parameters) -> list[SolveResult]:
+def solve_layer(
+    lq,
+    sampler: dimod.Sampler,
+    *,
+    initial_states=None,
+    cache: CacheStore | None = None,
+    solver_name: str | None = None,
+    executor: Executor | None = None,
+    progress=None,
+    **parameters,
+) -> list[SolveResult]:
     """Solve every neuron of a :class:`~annealq.layer.LayerQUBO`, in neuron order.
 
     Arguments are those of :func:`solve_bqms`; ``initial_states`` has one sample per
@@ -74,14 +87,19 @@ def solve_layer(lq, sampler: dimod.Sampler, *, initial_states=None,
     starts = None if initial_states is None else _starts(initial_states, lq.n_neurons)
     rows = list(range(lq.n_neurons))
     if cache is not None:
-        return CachedSampler(sampler, cache, solver_name, executor=executor,
-                             progress=progress).sample_layer(
-            lq, neurons=rows, initial_states=starts, **parameters)
+        return CachedSampler(
+            sampler, cache, solver_name, executor=executor, progress=progress
+        ).sample_layer(lq, neurons=rows, initial_states=starts, **parameters)
     if isinstance(sampler, LayerSampler):
-        return _run(LayerWork(sampler, lq, rows, starts, parameters), len(rows), executor,
-                    progress)
-    return solve_bqms(LayerBQMs(lq, rows), sampler, initial_states=starts,
-                      executor=executor, progress=progress, **parameters)
+        return _run(LayerWork(sampler, lq, rows, starts, parameters), len(rows), executor, progress)
+    return solve_bqms(
+        LayerBQMs(lq, rows),
+        sampler,
+        initial_states=starts,
+        executor=executor,
+        progress=progress,
+        **parameters,
+    )
 
 
 def _run(work, count: int, executor, progress) -> list[SolveResult]:

@@ -13,8 +13,16 @@ def evaluate(model, quantized, evaluation, rounded) -> dict:
     """``{"accuracy": …}`` on ``evaluation = (x, y)``, or ``{"language": …}`` on token
     windows (an integer array), of ``model`` (float), ``rounded`` (RTN) and ``quantized``."""
     if isinstance(evaluation, np.ndarray):  # token ids (annealq.calibration)
-        return {"language": language_metrics(model, {"rtn": rounded, "quantized": quantized},
-                                             evaluation)}
+        return {
+            "language": language_metrics(
+                model, {"rtn": rounded, "quantized": quantized}, evaluation
+            )
+        }
     x, y = evaluation
-    return {"accuracy": {"float": accuracy(model, x, y), "rtn": accuracy(rounded, x, y),
-                         "quantized": accuracy(quantized, x, y)}}
+    return {
+        "accuracy": {
+            "float": accuracy(model, x, y),
+            "rtn": accuracy(rounded, x, y),
+            "quantized": accuracy(quantized, x, y),
+        }
+    }

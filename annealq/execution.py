@@ -67,14 +67,12 @@ class Execution:
 
     def __post_init__(self):
         if self.executor is not None and self.executor not in KINDS:
-            raise ValueError(f"executor must be one of {', '.join(KINDS)}, got "
-                             f"{self.executor!r}")
+            raise ValueError(f"executor must be one of {', '.join(KINDS)}, got {self.executor!r}")
         for name, least in (("workers", 1), ("max_in_flight", 1), ("retries", 0)):
             value = getattr(self, name)
             if value is None and name == "workers":
                 continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-                    or value < least:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 kind = "positive" if least else "non-negative"
                 raise ValueError(f"{name} must be a {kind} integer, got {value!r}")
         for name in ("max_cloud_seconds", "problem_timeout"):
@@ -82,13 +80,17 @@ class Execution:
             if value is not None and not (isinstance(value, numbers.Real) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.dask_scheduler is not None and not isinstance(self.dask_scheduler, str):
-            raise ValueError(f"dask_scheduler must be an address such as "
-                             f"'tcp://127.0.0.1:8786', got {self.dask_scheduler!r}")
+            raise ValueError(
+                f"dask_scheduler must be an address such as "
+                f"'tcp://127.0.0.1:8786', got {self.dask_scheduler!r}"
+            )
         most = max_local_workers()
         if self.workers is not None and self.dask_scheduler is None and self.workers > most:
-            raise ValueError(f"workers must be at most {most} here (4 per CPU core) for "
-                             f"local processes, got {self.workers}; name a Dask cluster "
-                             f"(dask_scheduler) for more")
+            raise ValueError(
+                f"workers must be at most {most} here (4 per CPU core) for "
+                f"local processes, got {self.workers}; name a Dask cluster "
+                f"(dask_scheduler) for more"
+            )
 
     @classmethod
     def pop_from(cls, options: dict) -> Execution:
@@ -97,17 +99,22 @@ class Execution:
         return cls(**{name: value for name, value in given.items() if value is not None})
 
     def policy(self) -> CloudPolicy:
-        return CloudPolicy(max_in_flight=self.max_in_flight, pack=self.pack,
-                           retries=self.retries, problem_timeout=self.problem_timeout,
-                           max_cloud_seconds=self.max_cloud_seconds)
+        return CloudPolicy(
+            max_in_flight=self.max_in_flight,
+            pack=self.pack,
+            retries=self.retries,
+            problem_timeout=self.problem_timeout,
+            max_cloud_seconds=self.max_cloud_seconds,
+        )
 
     def open(self, sampler, *, fallback=None) -> Executor:
         """The executor for ``sampler``; ``fallback`` (a sampler) solves what the cloud
         could not. The caller closes it."""
         if isinstance(sampler, CloudSampler) and self.executor in (None, "inline"):
             return CloudExecutor(self.policy(), fallback=fallback)
-        kind = self.executor or ("dask" if self.dask_scheduler else
-                                 "processes" if self.workers else "inline")
+        kind = self.executor or (
+            "dask" if self.dask_scheduler else "processes" if self.workers else "inline"
+        )
         if kind == "inline":
             return InlineExecutor()
         return _pool(kind, self.workers, self.dask_scheduler)
@@ -127,11 +134,13 @@ def resolve(solver, config, solver_name, notes: list):
     if isinstance(solver, str) and config.polish is not None:
         return _polisher(config, notes)
     if isinstance(solver, str):
-        return resolve_sampler(config.solver, fallback=config.fallback, notes=notes,
-                               **config.solver_params)
+        return resolve_sampler(
+            config.solver, fallback=config.fallback, notes=notes, **config.solver_params
+        )
     if config.solver_params and solver_name is None:  # (the CLI names what it built)
-        raise ValueError("solver_params apply to a solver given by name; configure a "
-                         "sampler object yourself")
+        raise ValueError(
+            "solver_params apply to a solver given by name; configure a sampler object yourself"
+        )
     return solver_name or f"{type(solver).__module__}.{type(solver).__qualname__}", solver
 
 
@@ -140,24 +149,28 @@ def _polisher(config, notes: list):
     ``hybrid-nl`` from the start with a token (``polish`` with ``neal`` if Leap cannot be
     reached) and, offline, ``neal`` within the start's own time."""
     if config.polish == "auto":
-        offline = ("the default run polishes kbest's answer with local simulated annealing "
-                   "(neal) within kbest's own time")
+        offline = (
+            "the default run polishes kbest's answer with local simulated annealing "
+            "(neal) within kbest's own time"
+        )
         if not token_configured():
             notes.append(f"no D-Wave API token configured: {offline}")
         else:
             try:
-                return resolve_sampler("hybrid-nl", fallback=config.fallback, notes=notes,
-                                       **config.solver_params)
+                return resolve_sampler(
+                    "hybrid-nl", fallback=config.fallback, notes=notes, **config.solver_params
+                )
             except SolverUnavailableError as exc:
                 if isinstance(exc, TokenRejectedError):
                     raise
                 notes.append(redact(f"{exc}; falling back to the offline default: {offline}"))
                 log.warning("%s", notes[-1])
-        sampler = get_sampler("polish", child="neal", relative_budget=1.0,
-                              **config.solver_params)
+        sampler = get_sampler("polish", child="neal", relative_budget=1.0, **config.solver_params)
         return "polish:neal", sampler
-    return (f"polish:{config.polish}",
-            get_sampler("polish", child=config.polish, **config.solver_params))
+    return (
+        f"polish:{config.polish}",
+        get_sampler("polish", child=config.polish, **config.solver_params),
+    )
 
 
 def cloud_fallback(sampler, config):
@@ -178,14 +191,19 @@ def execution_summary(solved, solver_name, began: float, before=None, after=None
     ratio: the parallelism); with a cloud executor's stats ``before`` and ``after`` the
     layer, also its problems, uploaded bytes, billed seconds and fallback neurons."""
     wall_seconds = time.perf_counter() - began
-    solved_by = Counter("cache" if r.info.get("cached") else
-                        r.info.get("solved_by", solver_name) for r in solved)
+    solved_by = Counter(
+        "cache" if r.info.get("cached") else r.info.get("solved_by", solver_name) for r in solved
+    )
     summed = sum(r.wall_seconds for r in solved if not r.info.get("cached"))
-    summary = {"solved_by": dict(sorted(solved_by.items())), "wall_seconds": wall_seconds,
-               "summed_solve_seconds": summed}
+    summary = {
+        "solved_by": dict(sorted(solved_by.items())),
+        "wall_seconds": wall_seconds,
+        "summed_solve_seconds": summed,
+    }
     if after and all(key in after for key in CLOUD_LAYER_KEYS):  # a cloud executor's
-        summary["cloud"] = {key: round(after[key] - (before or {}).get(key, 0), 6)
-                            for key in CLOUD_LAYER_KEYS}
+        summary["cloud"] = {
+            key: round(after[key] - (before or {}).get(key, 0), 6) for key in CLOUD_LAYER_KEYS
+        }
     ids = sorted({str(pid) for r in solved if (pid := r.info.get("problem_id"))})
     if ids:  # the cloud problems that answered the layer (a trial records them)
         summary["problem_ids"] = ids
@@ -208,17 +226,30 @@ def polish_summary(reports: list[dict]) -> dict:
     improved, windows solved and accepted, energy removed per second and per billed
     second, and the matched controls' final energies (same windows / random windows,
     solved exactly)."""
-    total = {key: sum(r[key] for r in reports) for key in
-             ("incumbent_energy", "final_energy", "windows_solved", "windows_accepted",
-              "seconds", "billed_seconds")}
+    total = {
+        key: sum(r[key] for r in reports)
+        for key in (
+            "incumbent_energy",
+            "final_energy",
+            "windows_solved",
+            "windows_accepted",
+            "seconds",
+            "billed_seconds",
+        )
+    }
     removed = total["incumbent_energy"] - total["final_energy"]
-    total.update(neurons=len(reports), neurons_improved=sum(r["improved"] for r in reports),
-                 removed_per_second=removed / total["seconds"] if total["seconds"] else 0.0,
-                 removed_per_billed_second=(removed / total["billed_seconds"]
-                                            if total["billed_seconds"] else None))
+    total.update(
+        neurons=len(reports),
+        neurons_improved=sum(r["improved"] for r in reports),
+        removed_per_second=removed / total["seconds"] if total["seconds"] else 0.0,
+        removed_per_billed_second=(
+            removed / total["billed_seconds"] if total["billed_seconds"] else None
+        ),
+    )
     if all("controls" in r for r in reports):
-        total["controls"] = {name: sum(r["controls"][name] for r in reports)
-                             for name in reports[0]["controls"]}
+        total["controls"] = {
+            name: sum(r["controls"][name] for r in reports) for name in reports[0]["controls"]
+        }
     return total
 
 

@@ -14,8 +14,9 @@ from annealq.quantized import load
 
 
 def run_export(args) -> int:
-    check_outputs([("--onnx", args.onnx)], [("the input file", args.input),
-                                            ("the --model file", args.model)])
+    check_outputs(
+        [("--onnx", args.onnx)], [("the input file", args.input), ("the --model file", args.model)]
+    )
     model = None  # the file's recorded architecture, unless a float model is named
     if args.model:
         model = load_model(args.model)
@@ -26,11 +27,15 @@ def run_export(args) -> int:
         result = load(args.input, model)
     except ValueError as exc:
         if model is None and "records no architecture" in str(exc):
-            raise ValueError(f"{args.input} records no architecture (not an nn.Sequential of "
-                             "standard layers): name its float model with --model FILE, or "
-                             "--dataset NAME --arch ARCH for a reference model") from None
+            raise ValueError(
+                f"{args.input} records no architecture (not an nn.Sequential of "
+                "standard layers): name its float model with --model FILE, or "
+                "--dataset NAME --arch ARCH for a reference model"
+            ) from None
         raise
     write_together([(args.onnx, onnx_writer(result, int2_storage=args.int2_storage))])
-    print(f"ONNX model written to {args.onnx} ({os.path.getsize(args.onnx):,} bytes; "
-          f"int{result.report.get('bits')} weights of {len(result.layers)} layers)")
+    print(
+        f"ONNX model written to {args.onnx} ({os.path.getsize(args.onnx):,} bytes; "
+        f"int{result.report.get('bits')} weights of {len(result.layers)} layers)"
+    )
     return 0

@@ -95,8 +95,9 @@ def check_writable(option: str, path) -> None:
     try:
         descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".annealq-probe-")
     except OSError as exc:
-        raise OutputError(f"{option} {path}: cannot write in folder {folder} "
-                          f"({exc.strerror or exc})") from None
+        raise OutputError(
+            f"{option} {path}: cannot write in folder {folder} ({exc.strerror or exc})"
+        ) from None
     os.close(descriptor)
     os.unlink(probe)
 
@@ -112,11 +113,21 @@ def check_target(option: str, path) -> None:
         raise OutputError(f"{option} {path}: {exc.strerror or exc}") from None
     if stat.S_ISREG(mode):
         return
-    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a FIFO" if stat.S_ISFIFO(mode) else "a special file")
-    raise OutputError(f"{option} {path} is {kind}, not a regular file: annealq writes only "
-                      "regular files or new paths; name another file")
+    kind = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a folder"
+        if stat.S_ISDIR(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a special file"
+    )
+    raise OutputError(
+        f"{option} {path} is {kind}, not a regular file: annealq writes only "
+        "regular files or new paths; name another file"
+    )
 
 
 def check_outputs(outputs, inputs=()) -> None:
@@ -156,8 +167,10 @@ def check_outputs(outputs, inputs=()) -> None:
             if identity in seen:
                 kind, other = seen[identity]
                 if kind == "input":
-                    raise OutputError(f"{option} {path} is {other}: an output never "
-                                      "replaces an input; name another file")
+                    raise OutputError(
+                        f"{option} {path} is {other}: an output never "
+                        "replaces an input; name another file"
+                    )
                 raise OutputError(f"{other} and {option} name the same file {path}")
         for identity in _identities(path):
             seen[identity] = ("output", option)
@@ -182,9 +195,11 @@ def _check_name_length(option: str, path, folder: str) -> None:
     name = len(os.fsencode(os.path.basename(path)))
     extra = len(os.fsencode(_temporary_prefix(path))) - name + len(".tmp") + 8
     if name + extra > limit:
-        raise OutputError(f"{option}: the file name {os.path.basename(path)[:40]}... is too "
-                          f"long ({name} bytes; at most {limit - extra} here, leaving room "
-                          "for the temporary file written beside it)")
+        raise OutputError(
+            f"{option}: the file name {os.path.basename(path)[:40]}... is too "
+            f"long ({name} bytes; at most {limit - extra} here, leaving room "
+            "for the temporary file written beside it)"
+        )
 
 
 def _temporary_prefix(path) -> str:
@@ -198,17 +213,22 @@ def check_zip(path, what: str) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"{what} {path} is damaged (not a complete zip archive: "
-                         f"{first_line(exc)}); replace it with a good copy") from None
+        raise ValueError(
+            f"{what} {path} is damaged (not a complete zip archive: "
+            f"{first_line(exc)}); replace it with a good copy"
+        ) from None
     if bad is not None:
-        raise ValueError(f"{what} {path} is damaged (the bytes of {bad} do not match their "
-                         "checksum); replace it with a good copy")
+        raise ValueError(
+            f"{what} {path} is damaged (the bytes of {bad} do not match their "
+            "checksum); replace it with a good copy"
+        )
 
 
 def _write_temporary(path: Path, write: Callable) -> str:
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent or ".",
-                                                 prefix=_temporary_prefix(path), suffix=".tmp")
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent or ".", prefix=_temporary_prefix(path), suffix=".tmp"
+        )
     except OSError as exc:
         raise OutputError(f"cannot write {path} ({exc.strerror or exc})") from None
     try:
@@ -232,9 +252,10 @@ def _refuse_token(temporary: str, path: Path) -> None:
     never written (the messages that reach files are redacted where they are made)."""
     with open(temporary, "rb") as stream:
         if contains_token(stream.read()):
-            raise OutputError(f"refusing to write {path}: it would contain the D-Wave API "
-                              "token (a redaction was missed; please report this)")
-
+            raise OutputError(
+                f"refusing to write {path}: it would contain the D-Wave API "
+                "token (a redaction was missed; please report this)"
+            )
 
 
 def _umask() -> int:

@@ -53,8 +53,10 @@ def fold_batchnorm(model, example) -> tuple[nn.Module, list[dict]]:
     expected, got = forward(model, example), forward(folded, example)
     scale = max(float(expected.abs().max()), 1.0)
     if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * scale):
-        log.warning("not folding BatchNorm: the folded model's outputs differ (a layer's "
-                    "output is read by more than its BatchNorm?)")
+        log.warning(
+            "not folding BatchNorm: the folded model's outputs differ (a layer's "
+            "output is read by more than its BatchNorm?)"
+        )
         return model, []
     return folded, [{"layer": a, "batchnorm": b} for a, b in pairs]
 
@@ -72,8 +74,10 @@ def apply_folds(model, pairs) -> nn.Module:
     for pair in pairs:
         layer, norm = modules.get(pair["layer"]), modules.get(pair["batchnorm"])
         if layer is None or norm is None or not _matches(layer, norm):
-            raise ValueError(f"the model has no layer {pair['layer']!r} followed by "
-                             f"BatchNorm {pair['batchnorm']!r} to fold")
+            raise ValueError(
+                f"the model has no layer {pair['layer']!r} followed by "
+                f"BatchNorm {pair['batchnorm']!r} to fold"
+            )
         replace_module(folded, pair["layer"], _folded_layer(layer, norm))
         replace_module(folded, pair["batchnorm"], nn.Identity())
     return folded
@@ -111,9 +115,11 @@ def _find_pairs(model, example) -> list[tuple[str, str]]:
 
 
 def _matches(layer, norm) -> bool:
-    return any(isinstance(layer, a) and isinstance(norm, b) for a, b in _PAIRS) and \
-        norm.num_features == (layer.out_channels if isinstance(layer, nn.Conv2d)
-                              else layer.out_features)
+    return any(
+        isinstance(layer, a) and isinstance(norm, b) for a, b in _PAIRS
+    ) and norm.num_features == (
+        layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features
+    )
 
 
 def _foldable(norm) -> bool:
@@ -124,8 +130,11 @@ def _foldable(norm) -> bool:
 def _folded_layer(layer, norm):
     """A copy of ``layer`` computing ``norm(layer(x))``, with a bias."""
     with torch.no_grad():
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps) if norm.affine else \
-            1.0 / torch.sqrt(norm.running_var + norm.eps)
+        scale = (
+            norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            if norm.affine
+            else 1.0 / torch.sqrt(norm.running_var + norm.eps)
+        )
         shift = norm.bias if norm.affine else torch.zeros_like(scale)
         bias = layer.bias if layer.bias is not None else torch.zeros_like(scale)
         new = copy.deepcopy(layer)

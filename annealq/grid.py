@@ -65,11 +65,15 @@ def validate_activation_bits(bits) -> int | None:
     if bits is None:
         return None
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
-        raise ValueError(f"activation_bits must be None or an integer from "
-                         f"{MIN_ACTIVATION_BITS} to {MAX_ACTIVATION_BITS}, got {bits!r}")
+        raise ValueError(
+            f"activation_bits must be None or an integer from "
+            f"{MIN_ACTIVATION_BITS} to {MAX_ACTIVATION_BITS}, got {bits!r}"
+        )
     if not MIN_ACTIVATION_BITS <= bits <= MAX_ACTIVATION_BITS:
-        raise ValueError(f"activation_bits must be from {MIN_ACTIVATION_BITS} to "
-                         f"{MAX_ACTIVATION_BITS}, got {bits}")
+        raise ValueError(
+            f"activation_bits must be from {MIN_ACTIVATION_BITS} to "
+            f"{MAX_ACTIVATION_BITS}, got {bits}"
+        )
     return int(bits)
 
 
@@ -112,8 +116,13 @@ class Grid:
         """This grid with each row's (group's) step and offset times ``factor`` (shaped as
         ``step``): the levels shrink or widen around zero."""
         factor = np.asarray(factor, dtype=np.float64)
-        return Grid(self.step * factor, self.q_min, self.q_max,
-                    None if self.offset is None else self.offset * factor, self.group_size)
+        return Grid(
+            self.step * factor,
+            self.q_min,
+            self.q_max,
+            None if self.offset is None else self.offset * factor,
+            self.group_size,
+        )
 
     def row_errors(self, values: np.ndarray) -> np.ndarray:
         """The squared round-to-nearest error of ``values`` ``(n, f)`` summed per row, or per
@@ -126,13 +135,19 @@ class Grid:
     def select(self, rows) -> Grid:
         """The grid of ``rows`` only (their steps and offsets), for a sub-layer."""
         rows = np.asarray(rows, dtype=int)
-        return Grid(self.step[rows], self.q_min, self.q_max,
-                    None if self.offset is None else self.offset[rows], self.group_size)
+        return Grid(
+            self.step[rows],
+            self.q_min,
+            self.q_max,
+            None if self.offset is None else self.offset[rows],
+            self.group_size,
+        )
 
     def column_steps(self, columns: int) -> np.ndarray:
         """Each weight's step ``(n, columns)`` (its row's, or its group's)."""
-        return np.broadcast_to(self._per_row(self.step, np.empty((1, columns))),
-                               (len(self.step), columns))
+        return np.broadcast_to(
+            self._per_row(self.step, np.empty((1, columns))), (len(self.step), columns)
+        )
 
     def _scaled(self, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -148,9 +163,15 @@ class Grid:
         return array[:, None] if np.ndim(values) == 2 else array
 
 
-def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
-                per_channel: bool = False, group_size: int | None = None,
-                clip_search: bool = False) -> Grid:
+def weight_grid(
+    weight: np.ndarray,
+    bits: int,
+    *,
+    scheme: str = "reference",
+    per_channel: bool = False,
+    group_size: int | None = None,
+    clip_search: bool = False,
+) -> Grid:
     """The grid of a weight matrix ``(n, f)`` for ``bits`` bits.
 
     Args:
@@ -178,8 +199,9 @@ def weight_grid(weight: np.ndarray, bits: int, *, scheme: str = "reference",
     if not isinstance(clip_search, (bool, np.bool_)):
         raise ValueError(f"clip_search must be True or False, got {clip_search!r}")
     if clip_search:
-        grid = weight_grid(weight, bits, scheme=scheme, per_channel=per_channel,
-                           group_size=group_size)
+        grid = weight_grid(
+            weight, bits, scheme=scheme, per_channel=per_channel, group_size=group_size
+        )
         return grid.scaled(clip_ratios(weight, grid))
     if group_size is not None:
         return _group_grid(weight, bits, scheme, validate_group_size(group_size))
@@ -219,19 +241,23 @@ def clip_ratios(weight: np.ndarray, grid: Grid, ratios=CLIP_RATIOS) -> np.ndarra
 
 def validate_group_size(group_size) -> int:
     """``group_size`` as an int, or ``ValueError`` unless it is a positive integer."""
-    if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral) \
-            or group_size < 1:
+    if (
+        isinstance(group_size, bool)
+        or not isinstance(group_size, numbers.Integral)
+        or group_size < 1
+    ):
         raise ValueError(f"group_size must be a positive integer, got {group_size!r}")
     return int(group_size)
 
 
 def _group_grid(weight: np.ndarray, bits: int, scheme: str, g: int) -> Grid:
     """One grid per ``g`` consecutive columns: each group's per-row grid, side by side."""
-    grids = [weight_grid(weight[:, start:start + g], bits, scheme=scheme, per_channel=True)
-             for start in range(0, weight.shape[1], g)]
+    grids = [
+        weight_grid(weight[:, start : start + g], bits, scheme=scheme, per_channel=True)
+        for start in range(0, weight.shape[1], g)
+    ]
     offset = None if grids[0].offset is None else np.column_stack([x.offset for x in grids])
-    return Grid(np.column_stack([x.step for x in grids]), grids[0].q_min, grids[0].q_max,
-                offset, g)
+    return Grid(np.column_stack([x.step for x in grids]), grids[0].q_min, grids[0].q_max, offset, g)
 
 
 def bias_grid(weight_step: np.ndarray, *, bias_step=None, input_step=None) -> Grid:

@@ -42,8 +42,14 @@ import numpy as np
 from annealq.descent import greedy_descent
 from annealq.states import dense_qubo
 
-__all__ = ["IntegerForm", "LayerModel", "NotALayerModel", "bqm_form", "integer_terms",
-           "read_layer_model"]
+__all__ = [
+    "IntegerForm",
+    "LayerModel",
+    "NotALayerModel",
+    "bqm_form",
+    "integer_terms",
+    "read_layer_model",
+]
 
 
 class NotALayerModel(ValueError):
@@ -87,8 +93,17 @@ class IntegerForm:
         z = o * self.steps
         gradient = z @ self.gram - self.projection
         energy = np.einsum("ic,ic->i", z, gradient - self.projection)
-        greedy_descent(self.gram, gradient, energy, self.steps, np.zeros_like(self.span),
-                       self.span, o, max_steps=max_steps, tol=tol)
+        greedy_descent(
+            self.gram,
+            gradient,
+            energy,
+            self.steps,
+            np.zeros_like(self.span),
+            self.span,
+            o,
+            max_steps=max_steps,
+            tol=tol,
+        )
         return o
 
     def energies(self, o) -> np.ndarray:
@@ -108,8 +123,9 @@ def integer_terms(lq, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     diagonal = np.diag(lq.gram)[first]
     with np.errstate(divide="ignore", invalid="ignore"):
         # from h_v = d_v² G_vv − 2 d_v p_c of each entry's 1-step variable
-        projection = np.where(span > 0, (steps**2 * diagonal - lq.linear[rows][:, first])
-                              / (2 * steps), 0.0)
+        projection = np.where(
+            span > 0, (steps**2 * diagonal - lq.linear[rows][:, first]) / (2 * steps), 0.0
+        )
     return span, steps, projection
 
 
@@ -118,16 +134,17 @@ def bqm_form(bqm: dimod.BinaryQuadraticModel) -> tuple[IntegerForm, list]:
     variable order. ``u² = u`` moves the diagonal into the linear terms."""
     order, h, Q, offset = dense_qubo(bqm)  # Q symmetric, zero diagonal
     n = len(order)
-    return IntegerForm(Q, np.ones((1, n), dtype=np.int64), np.ones((1, n)),
-                       -h[None, :] / 2.0, np.array([offset])), order
+    return IntegerForm(
+        Q, np.ones((1, n), dtype=np.int64), np.ones((1, n)), -h[None, :] / 2.0, np.array([offset])
+    ), order
 
 
 @dataclass
 class LayerModel:
     """The integer model of an :class:`IntegerForm`, with its decision symbol."""
 
-    model: object       # dwave.optimization.Model, locked, one state: the warm start
-    decision: object    # the integer symbol O (g, f+1)
+    model: object  # dwave.optimization.Model, locked, one state: the warm start
+    decision: object  # the integer symbol O (g, f+1)
     objective_symbol: object
 
     @classmethod
@@ -202,14 +219,18 @@ def read_layer_model(model) -> tuple[IntegerForm, np.ndarray | None, object]:
         NotALayerModel: the model has another shape.
     """
     decisions = list(model.iter_decisions())
-    if len(decisions) != 1 or type(decisions[0]).__name__ != "IntegerVariable" \
-            or decisions[0].ndim() != 2:
+    if (
+        len(decisions) != 1
+        or type(decisions[0]).__name__ != "IntegerVariable"
+        or decisions[0].ndim() != 2
+    ):
         raise NotALayerModel("a layer model has one 2-D integer decision")
     o = decisions[0]
     z, steps = o, np.ones(o.shape())
     while True:  # the steps: one constant, or broadcast factors multiplied in turn
-        factor = _only([s for s in z.iter_successors()
-                        if type(s).__name__ == "Multiply"], "Multiply")
+        factor = _only(
+            [s for s in z.iter_successors() if type(s).__name__ == "Multiply"], "Multiply"
+        )
         steps = steps * _other(factor, z)
         z = factor
         if any(type(s).__name__ == "MatrixMultiply" for s in z.iter_successors()):

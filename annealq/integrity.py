@@ -40,29 +40,39 @@ def check_digest(path, meta: dict, tensors: dict) -> None:
     """Raise ``ValueError`` when a result file's tensors do not match the checksum its
     metadata records; a file written before results carried one loads with a warning."""
     if "sha256" not in meta:
-        log.warning("%s predates result checksums: its tensors cannot be verified (save it "
-                    "again to add one)", path)
+        log.warning(
+            "%s predates result checksums: its tensors cannot be verified (save it "
+            "again to add one)",
+            path,
+        )
     elif meta["sha256"] != tensor_digest(tensors):
-        raise ValueError(f"{path} is damaged: its tensors do not match their checksum "
-                         "(flipped bytes or an edit); replace it with a good copy")
+        raise ValueError(
+            f"{path} is damaged: its tensors do not match their checksum "
+            "(flipped bytes or an edit); replace it with a good copy"
+        )
 
 
 def check_layer_numbers(layer, bits) -> None:
     """Raise ``ValueError`` unless ``layer``'s (a ``LayerResult``) integer weights lie on
     the ``bits``-bit grid (any int32 when ``bits`` is unknown), its bias integers in int32,
     and its steps (and offsets) are finite, the steps positive."""
-    low, high = integer_range(bits) if isinstance(bits, int) and 1 <= bits <= 8 \
-        else (INT32_MIN, INT32_MAX)
-    for name, values, (least, most) in (("integer weights", layer.int_weight, (low, high)),
-                                        ("integer biases", layer.int_bias,
-                                         (INT32_MIN, INT32_MAX))):
+    low, high = (
+        integer_range(bits) if isinstance(bits, int) and 1 <= bits <= 8 else (INT32_MIN, INT32_MAX)
+    )
+    for name, values, (least, most) in (
+        ("integer weights", layer.int_weight, (low, high)),
+        ("integer biases", layer.int_bias, (INT32_MIN, INT32_MAX)),
+    ):
         if values.size and (values.min() < least or values.max() > most):
-            raise ValueError(f"layer {layer.name!r}: {name} from {values.min()} to "
-                             f"{values.max()}, outside the grid's {least}..{most}")
+            raise ValueError(
+                f"layer {layer.name!r}: {name} from {values.min()} to "
+                f"{values.max()}, outside the grid's {least}..{most}"
+            )
     for name in ("weight_step", "bias_step", "weight_offset"):
         values = getattr(layer, name)
         if values is None:
             continue
         if not np.all(np.isfinite(values)) or (name != "weight_offset" and np.any(values <= 0)):
-            raise ValueError(f"layer {layer.name!r}: {name} holds non-finite or "
-                             "non-positive values")
+            raise ValueError(
+                f"layer {layer.name!r}: {name} holds non-finite or non-positive values"
+            )

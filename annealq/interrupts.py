@@ -26,8 +26,10 @@ def deferred_interrupts():
     ``KeyboardInterrupt`` once they have loaded. Off the main thread, or under a handler
     other than Python's default, it changes nothing."""
     interrupted: list = []
-    deferred = (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    deferred = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
     if deferred:
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:

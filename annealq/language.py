@@ -55,21 +55,24 @@ def language_metrics(float_model, models: dict, windows, *, batch_size: int = 32
                 log_probs = _log_probs(model, batch)
                 nll[name].append(_nll(log_probs, targets))
                 kl[name].append((reference.exp() * (reference - log_probs)).sum(-1).mean(-1))
-                agree[name].append((reference.argmax(-1) == log_probs.argmax(-1))
-                                   .double().mean(-1))
+                agree[name].append((reference.argmax(-1) == log_probs.argmax(-1)).double().mean(-1))
     per_window = {name: torch.cat(values).double().numpy() for name, values in nll.items()}
-    report = {"windows": int(windows.shape[0]), "context": int(windows.shape[1]),
-              "predicted_tokens": int(windows.shape[0] * (windows.shape[1] - 1)),
-              "float": _perplexity(per_window["float"])}
+    report = {
+        "windows": int(windows.shape[0]),
+        "context": int(windows.shape[1]),
+        "predicted_tokens": int(windows.shape[0] * (windows.shape[1] - 1)),
+        "float": _perplexity(per_window["float"]),
+    }
     for name in models:
         difference = per_window[name] - per_window["float"]
         mean, half = _interval(difference)
-        report[name] = {**_perplexity(per_window[name]),
-                        **_mean("kl", torch.cat(kl[name]).double().numpy()),
-                        **_mean("top1", torch.cat(agree[name]).double().numpy()),
-                        "perplexity_ratio": math.exp(mean),
-                        "perplexity_ratio_interval": [math.exp(mean - half),
-                                                      math.exp(mean + half)]}
+        report[name] = {
+            **_perplexity(per_window[name]),
+            **_mean("kl", torch.cat(kl[name]).double().numpy()),
+            **_mean("top1", torch.cat(agree[name]).double().numpy()),
+            "perplexity_ratio": math.exp(mean),
+            "perplexity_ratio_interval": [math.exp(mean - half), math.exp(mean + half)],
+        }
     return report
 
 
@@ -91,9 +94,12 @@ def _nll(log_probs, targets):
 
 def _perplexity(nll: np.ndarray) -> dict:
     mean, half = _interval(nll)
-    return {"nll": mean, "perplexity": math.exp(mean),
-            "perplexity_interval": [math.exp(mean - half), math.exp(mean + half)],
-            "bits_per_token": mean / math.log(2)}
+    return {
+        "nll": mean,
+        "perplexity": math.exp(mean),
+        "perplexity_interval": [math.exp(mean - half), math.exp(mean + half)],
+        "bits_per_token": mean / math.log(2),
+    }
 
 
 def _mean(name: str, values: np.ndarray) -> dict:

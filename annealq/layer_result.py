@@ -66,10 +66,15 @@ class LayerResult:
         return grid.dequantize(self.int_weight)
 
     def report(self) -> dict:
-        entry = {"name": self.name, "in_features": self.in_features,
-                 "out_features": self.out_features, "energy": self.energy,
-                 "rtn_energy": self.rtn_energy, "solve_seconds": self.solve_seconds,
-                 "cache": {"hits": self.cache_hits, "misses": self.cache_misses}}
+        entry = {
+            "name": self.name,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "energy": self.energy,
+            "rtn_energy": self.rtn_energy,
+            "solve_seconds": self.solve_seconds,
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
+        }
         if self.input_grid is not None:
             entry["input_grid"] = self.input_grid.to_dict()
         if self.proven_optimal is not None:
@@ -96,8 +101,12 @@ class LayerResult:
     def from_dict(cls, entry: dict) -> LayerResult:
         entry = dict(entry)
         grid = entry.pop("input_grid", None)
-        for name, dtype in (("int_weight", np.int64), ("int_bias", np.int64),
-                            ("weight_step", np.float64), ("bias_step", np.float64)):
+        for name, dtype in (
+            ("int_weight", np.int64),
+            ("int_bias", np.int64),
+            ("weight_step", np.float64),
+            ("bias_step", np.float64),
+        ):
             entry[name] = as_array(entry[name], dtype)
         if entry.get("weight_offset") is not None:
             entry["weight_offset"] = as_array(entry["weight_offset"], np.float64)

@@ -29,8 +29,9 @@ def onnx_package():
     try:
         import onnx
     except ImportError:
-        raise ExportError("ONNX export needs the onnx package: pip install "
-                          "'annealq[onnx]'") from None
+        raise ExportError(
+            "ONNX export needs the onnx package: pip install 'annealq[onnx]'"
+        ) from None
     return onnx
 
 
@@ -65,8 +66,9 @@ class GraphBuilder:
         from onnx import helper
 
         output = self.name(hint)
-        self.nodes.append(helper.make_node(op, list(inputs), [output], name=output,
-                                           domain=domain, **attributes))
+        self.nodes.append(
+            helper.make_node(op, list(inputs), [output], name=output, domain=domain, **attributes)
+        )
         return output
 
 
@@ -77,19 +79,26 @@ def float_array(tensor) -> np.ndarray:
 
 def gemm(graph: GraphBuilder, prefix: str, x: str, weight: str, bias: str | None) -> str:
     """``x · weightᵀ + bias`` (an ``nn.Linear``; ``weight`` ``(out, in)``)."""
-    return graph.node("Gemm", [x, weight] + ([bias] if bias else []), f"{prefix}.out",
-                      transB=1)
+    return graph.node("Gemm", [x, weight] + ([bias] if bias else []), f"{prefix}.out", transB=1)
 
 
 def conv(graph: GraphBuilder, prefix: str, module, x: str, weight: str, bias: str | None) -> str:
     """An ``nn.Conv2d``'s ``Conv`` node (``weight`` ``(C_out, C_in/groups, kh, kw)``)."""
     if module.padding_mode != "zeros":
-        raise ExportError(f"cannot export layer {prefix!r}: a convolution with "
-                          f"padding_mode={module.padding_mode!r} (ONNX's Conv pads zeros)")
-    return graph.node("Conv", [x, weight] + ([bias] if bias else []), f"{prefix}.out",
-                      kernel_shape=list(module.kernel_size), strides=list(module.stride),
-                      dilations=list(module.dilation), group=module.groups,
-                      pads=_conv_pads(module))
+        raise ExportError(
+            f"cannot export layer {prefix!r}: a convolution with "
+            f"padding_mode={module.padding_mode!r} (ONNX's Conv pads zeros)"
+        )
+    return graph.node(
+        "Conv",
+        [x, weight] + ([bias] if bias else []),
+        f"{prefix}.out",
+        kernel_shape=list(module.kernel_size),
+        strides=list(module.stride),
+        dilations=list(module.dilation),
+        group=module.groups,
+        pads=_conv_pads(module),
+    )
 
 
 def _conv_pads(module) -> list[int]:
@@ -105,8 +114,9 @@ def _conv_pads(module) -> list[int]:
 def emit_float_layer(graph: GraphBuilder, prefix: str, module, x: str) -> str:
     """A ``Linear`` or ``Conv2d`` left in float: its float weights and bias."""
     weight = graph.constant(f"{prefix}.weight", float_array(module.weight))
-    bias = None if module.bias is None else graph.constant(f"{prefix}.bias",
-                                                           float_array(module.bias))
+    bias = (
+        None if module.bias is None else graph.constant(f"{prefix}.bias", float_array(module.bias))
+    )
     if isinstance(module, nn.Conv2d):
         return conv(graph, prefix, module, x, weight, bias)
     return gemm(graph, prefix, x, weight, bias)
@@ -150,9 +160,11 @@ def emit_module(graph: GraphBuilder, prefix: str, module, x: str) -> str:
         return _batchnorm(graph, prefix, module, x)
     if isinstance(module, (nn.Linear, nn.Conv2d)) and kind in (nn.Linear, nn.Conv2d):
         return emit_float_layer(graph, prefix, module, x)
-    raise ExportError(f"cannot export layer {prefix!r} ({_describe(module)}) to ONNX: the "
-                      "exporter writes nn.Sequential models of Linear, Conv2d, BatchNorm, "
-                      "pooling, Flatten, Dropout and the common activations")
+    raise ExportError(
+        f"cannot export layer {prefix!r} ({_describe(module)}) to ONNX: the "
+        "exporter writes nn.Sequential models of Linear, Conv2d, BatchNorm, "
+        "pooling, Flatten, Dropout and the common activations"
+    )
 
 
 def _describe(module) -> str:
@@ -164,9 +176,11 @@ def _images(graph: GraphBuilder, prefix: str, module, x: str) -> str:
     """annealq's :class:`Images`: rows of ``C·H·W`` (or ``H·W·C``) values → ``(N, C, H, W)``."""
     c, h, w = module.channels, module.height, module.width
     shape = [0, h, w, c] if module.channels_last else [0, c, h, w]
-    images = graph.node("Reshape", [x, graph.constant(f"{prefix}.shape",
-                                                      np.array(shape, np.int64))],
-                        f"{prefix}.reshaped" if module.channels_last else f"{prefix}.out")
+    images = graph.node(
+        "Reshape",
+        [x, graph.constant(f"{prefix}.shape", np.array(shape, np.int64))],
+        f"{prefix}.reshaped" if module.channels_last else f"{prefix}.out",
+    )
     if module.channels_last:
         return graph.node("Transpose", [images], f"{prefix}.out", perm=[0, 3, 1, 2])
     return images
@@ -184,13 +198,23 @@ def _plain_pool(module) -> bool:
 
 def _pool(graph: GraphBuilder, prefix: str, module, x: str) -> str:
     kernel = _pair(module.kernel_size)
-    attributes = {"kernel_shape": kernel, "strides": _pair(module.stride or kernel),
-                  "pads": _pair(module.padding) * 2, "ceil_mode": int(module.ceil_mode)}
+    attributes = {
+        "kernel_shape": kernel,
+        "strides": _pair(module.stride or kernel),
+        "pads": _pair(module.padding) * 2,
+        "ceil_mode": int(module.ceil_mode),
+    }
     if isinstance(module, nn.MaxPool2d):
-        return graph.node("MaxPool", [x], f"{prefix}.out", dilations=_pair(module.dilation),
-                          **attributes)
-    return graph.node("AveragePool", [x], f"{prefix}.out",
-                      count_include_pad=int(module.count_include_pad), **attributes)
+        return graph.node(
+            "MaxPool", [x], f"{prefix}.out", dilations=_pair(module.dilation), **attributes
+        )
+    return graph.node(
+        "AveragePool",
+        [x],
+        f"{prefix}.out",
+        count_include_pad=int(module.count_include_pad),
+        **attributes,
+    )
 
 
 def _batchnorm(graph: GraphBuilder, prefix: str, module, x: str) -> str:
@@ -198,8 +222,13 @@ def _batchnorm(graph: GraphBuilder, prefix: str, module, x: str) -> str:
     n = module.num_features
     scale = float_array(module.weight) if module.affine else np.ones(n, np.float32)
     shift = float_array(module.bias) if module.affine else np.zeros(n, np.float32)
-    inputs = [x] + [graph.constant(f"{prefix}.{part}", value) for part, value in (
-        ("scale", scale), ("shift", shift), ("mean", float_array(module.running_mean)),
-        ("var", float_array(module.running_var)))]
-    return graph.node("BatchNormalization", inputs, f"{prefix}.out",
-                      epsilon=float(module.eps))
+    inputs = [x] + [
+        graph.constant(f"{prefix}.{part}", value)
+        for part, value in (
+            ("scale", scale),
+            ("shift", shift),
+            ("mean", float_array(module.running_mean)),
+            ("var", float_array(module.running_var)),
+        )
+    ]
+    return graph.node("BatchNormalization", inputs, f"{prefix}.out", epsilon=float(module.eps))

@@ -51,9 +51,19 @@ __all__ = ["QuantizationResult", "LayerResult", "load", "quantize", "rtn_model"]
 log = logging.getLogger(__name__)
 
 
-def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLVER,
-             cache=None, evaluation=None, quiet: bool = False, solver_name: str | None = None,
-             config: QuantizeConfig | None = None, **options) -> QuantizationResult:
+def quantize(
+    model,
+    calibration,
+    *,
+    bits: int | None = None,
+    solver=DEFAULT_SOLVER,
+    cache=None,
+    evaluation=None,
+    quiet: bool = False,
+    solver_name: str | None = None,
+    config: QuantizeConfig | None = None,
+    **options,
+) -> QuantizationResult:
     """Quantize every ``nn.Linear`` of ``model``, each layer on what the quantized ones feed it.
 
     Args:
@@ -101,17 +111,18 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
     execution = Execution.pop_from(options)
     config = run_config(config, bits, solver, options)
     dataset, calibration, evaluation = calibration_data(
-        calibration, config.calibration_size, evaluation, config.seed, model)
+        calibration, config.calibration_size, evaluation, config.seed, model
+    )
     # BatchNorms after a layer are folded into it (annealq.fold): the float model is that copy
     model, folded = fold_batchnorm(validate_model(model).eval(), calibration)
     float_layers = linear_layers(model, calibration)
     check_group_size(config.group_size, float_layers)
     solver_name, sampler, executor, notes = _open_solver(
-        model, calibration, config, solver, solver_name, execution, float_layers)
+        model, calibration, config, solver, solver_name, execution, float_layers
+    )
     store = open_cache(cache) if config.method == "qubo" else None
     try:
-        problems = LayerProblems(model, calibration, config, float_layers=float_layers,
-                                 store=store)
+        problems = LayerProblems(model, calibration, config, float_layers=float_layers, store=store)
         rounder = LayerRounder(config, sampler, solver_name, store, executor)
         result = _round_layers(problems, rounder, quiet=quiet)
         if store is not None:
@@ -122,32 +133,66 @@ def quantize(model, calibration, *, bits: int | None = None, solver=DEFAULT_SOLV
             store.close()
 
     evaluate_start = time.perf_counter()
-    evaluated = {} if evaluation is None else evaluate(
-        model, result.model, evaluation, result.model if config.method == "rtn" else _rtn_copy(
-            model, calibration, config, float_layers))
-    timing = {"total_seconds": time.perf_counter() - began,
-              "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
-              "evaluate_seconds": time.perf_counter() - evaluate_start}
+    evaluated = (
+        {}
+        if evaluation is None
+        else evaluate(
+            model,
+            result.model,
+            evaluation,
+            result.model
+            if config.method == "rtn"
+            else _rtn_copy(model, calibration, config, float_layers),
+        )
+    )
+    timing = {
+        "total_seconds": time.perf_counter() - began,
+        "solve_seconds": sum(layer.solve_seconds for layer in result.layers),
+        "evaluate_seconds": time.perf_counter() - evaluate_start,
+    }
     # a pool's counts (layers, tasks) are no cloud's: they go under "workers"
     where = "cloud" if isinstance(executor, CloudExecutor) else "workers"
-    result.report = build_report(result, model, float_layers, dataset, config,
-                                 len(calibration), evaluated, timing, folded=folded,
-                                 execution=execution.to_dict(), notes=notes,
-                                 executor_stats=(where, executor.stats()))
+    result.report = build_report(
+        result,
+        model,
+        float_layers,
+        dataset,
+        config,
+        len(calibration),
+        evaluated,
+        timing,
+        folded=folded,
+        execution=execution.to_dict(),
+        notes=notes,
+        executor_stats=(where, executor.stats()),
+    )
     return result
 
 
-def rtn_model(model, calibration, *, bits: int, activation_bits: int | None = None,
-              **scheme_options):
+def rtn_model(
+    model, calibration, *, bits: int, activation_bits: int | None = None, **scheme_options
+):
     """A copy of ``model`` with every ``nn.Linear`` rounded to nearest on the same grids."""
-    return quantize(model, calibration, bits=bits, method="rtn", cache=False, quiet=True,
-                    activation_bits=activation_bits, **scheme_options).model
+    return quantize(
+        model,
+        calibration,
+        bits=bits,
+        method="rtn",
+        cache=False,
+        quiet=True,
+        activation_bits=activation_bits,
+        **scheme_options,
+    ).model
 
 
 def _rtn_copy(model, calibration, config, float_layers):
     """The model rounded to nearest on the run's grids (what its accuracy is compared to)."""
-    rtn = QuantizeConfig(bits=config.bits, method="rtn", activation_bits=config.activation_bits,
-                         **config.grid_options())
+    rtn = QuantizeConfig(
+        bits=config.bits,
+        method="rtn",
+        activation_bits=config.activation_bits,
+        **config.grid_options(),
+    )
     problems = LayerProblems(model, calibration, rtn, float_layers=float_layers)
     return _round_layers(problems, LayerRounder(rtn), quiet=True).model
 
@@ -160,25 +205,36 @@ def _open_solver(model, calibration, config, solver, solver_name, execution, flo
     notes = []
     solver_name, sampler = resolve(solver, config, solver_name, notes)
     if execution.max_cloud_seconds is not None:  # refuse a plan over budget up front
-        check_budget(run_plan(model, calibration, sampler, config, pack=execution.pack,
-                              float_layers=float_layers), execution.max_cloud_seconds)
+        check_budget(
+            run_plan(
+                model, calibration, sampler, config, pack=execution.pack, float_layers=float_layers
+            ),
+            execution.max_cloud_seconds,
+        )
     executor = execution.open(sampler, fallback=cloud_fallback(sampler, config))
     if config.time_limit is not None and "layer_time_limit" not in sampler.parameters:
         executor.close()
-        raise ValueError(f"solver {solver_name!r} takes no time limit per layer; "
-                         f"time_limit applies to lns and exact-bb")
+        raise ValueError(
+            f"solver {solver_name!r} takes no time limit per layer; "
+            f"time_limit applies to lns and exact-bb"
+        )
     return solver_name, sampler, executor, notes
 
 
-def _round_layers(problems: LayerProblems, rounder: LayerRounder, *,
-                  quiet: bool) -> QuantizationResult:
+def _round_layers(
+    problems: LayerProblems, rounder: LayerRounder, *, quiet: bool
+) -> QuantizationResult:
     """Each layer's problem rounded and recorded in the quantized copy, in order."""
     config = rounder.config
     result = QuantizationResult(problems.quantized, rounder.solver_name, method=config.method)
     total = sum(outputs(layer) for _, layer in problems.float_layers)
     # disable=None: a bar on a terminal only, so logs and pipes stay clean
-    with tqdm(total=total, unit="neuron", desc=f"{config.method} int{config.bits}",
-              disable=True if quiet else None) as bar:
+    with tqdm(
+        total=total,
+        unit="neuron",
+        desc=f"{config.method} int{config.bits}",
+        disable=True if quiet else None,
+    ) as bar:
         rounder.progress = bar.update  # the QUBO's neurons count as they are answered
         for problem in problems:
             bar.set_postfix_str(f"layer {problem.name} ({outputs(problem.layer)} neurons)")
@@ -186,8 +242,14 @@ def _round_layers(problems: LayerProblems, rounder: LayerRounder, *,
             write_layer(problem.module, layer)  # the next layer's inputs see it
             result.layers.append(layer)
             bar.update(0 if config.method == "qubo" else layer.out_features)
-            log.info("layer %s (%dx%d): error %.6g, RTN %.6g, %.2f s", layer.name,
-                     layer.in_features, layer.out_features, layer.energy, layer.rtn_energy,
-                     layer.solve_seconds)
+            log.info(
+                "layer %s (%dx%d): error %.6g, RTN %.6g, %.2f s",
+                layer.name,
+                layer.in_features,
+                layer.out_features,
+                layer.energy,
+                layer.rtn_energy,
+                layer.solve_seconds,
+            )
     result.model = problems.quantized  # a one-layer model may have been replaced
     return result

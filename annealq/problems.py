@@ -80,8 +80,9 @@ class LayerProblem:
     module: object = None
 
     @classmethod
-    def of_arrays(cls, weight, bias, inputs, *, bits: int, float_inputs=None,
-                  name: str = "", **options) -> LayerProblem:
+    def of_arrays(
+        cls, weight, bias, inputs, *, bits: int, float_inputs=None, name: str = "", **options
+    ) -> LayerProblem:
         """A problem from arrays (a layer outside any model: synthetic tests, saved data).
 
         Example:
@@ -102,9 +103,9 @@ class LayerProblem:
         and ``bias`` (a few of its rows) over the same inputs."""
         weight, bias = changes.pop("weight", self.weight), changes.pop("bias", self.bias)
         options = {**(self.options if options is None else options), **changes}
-        return formulate_layer(weight, bias, self.inputs, bits=self.bits,
-                               float_inputs=self.float_inputs, **options)
-
+        return formulate_layer(
+            weight, bias, self.inputs, bits=self.bits, float_inputs=self.float_inputs, **options
+        )
 
     def with_bits(self, bits: int) -> LayerProblem:
         """The same layer on a ``bits``-bit grid, without a warm start."""
@@ -114,9 +115,14 @@ class LayerProblem:
 
     def numpy_parameters(self) -> tuple[np.ndarray, np.ndarray | None]:
         """The weight and bias as float64 arrays (``None``: no bias)."""
-        return tuple(None if x is None else np.asarray(
-            x.detach().cpu().double().numpy() if hasattr(x, "detach") else x,
-            dtype=np.float64) for x in (self.weight, self.bias))
+        return tuple(
+            None
+            if x is None
+            else np.asarray(
+                x.detach().cpu().double().numpy() if hasattr(x, "detach") else x, dtype=np.float64
+            )
+            for x in (self.weight, self.bias)
+        )
 
 
 class LayerProblems:
@@ -135,8 +141,18 @@ class LayerProblems:
         starts: compute the warm start ``config.start`` asks for (``False``: sizes only).
     """
 
-    def __init__(self, model, calibration, config, *, sequential: bool = True,
-                 float_layers=None, layers=None, store=None, starts: bool = True):
+    def __init__(
+        self,
+        model,
+        calibration,
+        config,
+        *,
+        sequential: bool = True,
+        float_layers=None,
+        layers=None,
+        store=None,
+        starts: bool = True,
+    ):
         self.model, self.calibration, self.config = model, calibration, config
         self.float_layers = float_layers or linear_layers(model, calibration)
         self.sequential, self.store, self.starts = sequential, store, starts
@@ -146,16 +162,18 @@ class LayerProblems:
                 raise ValueError("layers= selects layers of a float walk (sequential=False)")
             for index in layers:
                 if not 0 <= index < len(self.all_layers):
-                    raise ValueError(f"layer must be from 0 to {len(self.all_layers) - 1}, "
-                                     f"got {index}")
+                    raise ValueError(
+                        f"layer must be from 0 to {len(self.all_layers) - 1}, got {index}"
+                    )
             self.float_layers = [self.all_layers[index] for index in layers]
         self.quantized = copy.deepcopy(model) if sequential else None
 
     def __iter__(self):
         if not self.sequential:
             modules = [module for _, module in self.float_layers]
-            for (name, layer), X in zip(self.float_layers,
-                                        layer_inputs(self.model, modules, self.calibration)):
+            for (name, layer), X in zip(
+                self.float_layers, layer_inputs(self.model, modules, self.calibration)
+            ):
                 X_hat, X = layer_rows(layer, X, None)  # a conv's rows: its patches' moments
                 yield self._problem(name, layer, X_hat, X, self.config.formulation_options())
             return
@@ -174,13 +192,15 @@ class LayerProblems:
                     self.quantized = module
                 options["input_step"] = input_grid.step
             X_hat, X = source.rows(layer, raw, X)  # conv patches, tokens: their moments
-            yield self._problem(name, layer, X_hat, X, options, input_grid=input_grid,
-                                module=module)
+            yield self._problem(
+                name, layer, X_hat, X, options, input_grid=input_grid, module=module
+            )
 
     def _problem(self, name, layer, X_hat, X, options, **extra) -> LayerProblem:
         weight, bias = dense_parameters(layer)
-        problem = LayerProblem(name, layer, weight, bias, X_hat, X, self.config.bits,
-                               options, None, **extra)
+        problem = LayerProblem(
+            name, layer, weight, bias, X_hat, X, self.config.bits, options, None, **extra
+        )
         problem.qubo = problem.formulate()
         return self._start(problem) if self.starts else problem
 
@@ -193,16 +213,28 @@ class LayerProblems:
         elif config.method == "qubo" and config.start in ("gptq", "kbest"):
             extra, grid = config.baseline_options("gptq", problem.options)
             q, q_b, problem.setting = baseline_round(
-                "gptq", problem.weight, problem.bias, problem.inputs, bits=problem.bits,
-                float_inputs=problem.float_inputs, method_options=extra, **grid)
+                "gptq",
+                problem.weight,
+                problem.bias,
+                problem.inputs,
+                bits=problem.bits,
+                float_inputs=problem.float_inputs,
+                method_options=extra,
+                **grid,
+            )
             problem.start = np.column_stack([q, q_b])
             problem.options = tuned_grid(problem.options, problem.setting)
             if config.start == "kbest":
-                whole = {k: v for k, v in problem.options.items()
-                         if k not in ("window_bits", "bias_window_bits")}
+                whole = {
+                    k: v
+                    for k, v in problem.options.items()
+                    if k not in ("window_bits", "bias_window_bits")
+                }
                 problem.start, problem.start_seconds = kbest_start(
                     problem.formulate(whole, window_bits=problem.bits, center=problem.start),
-                    problem.start, self.store)
+                    problem.start,
+                    self.store,
+                )
             problem.qubo = problem.formulate(center=problem.start)
         problem.seconds = time.perf_counter() - began
         return problem

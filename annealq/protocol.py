@@ -33,8 +33,9 @@ class LayerSampler(abc.ABC):
     """
 
     @abc.abstractmethod
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **parameters) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **parameters
+    ) -> list[SolveResult]:
         """Solve ``neurons`` (default: all, in order) of layer ``lq``.
 
         Args:

@@ -100,18 +100,30 @@ def writer(result):
             if value is not None:
                 tensors[f"layers.{k}.{name}"] = _tensor(value)
         layers.append(entry)
-    quantized = {f"{layer.name}.{p}".lstrip(".") for layer in result.layers
-                 for p in ("weight", "bias")}
-    state = {name: value for name, value in result.model.state_dict().items()
-             if name not in quantized}
-    tensors.update({f"state.{name}": value.detach().cpu().contiguous()
-                    for name, value in state.items()})
+    quantized = {
+        f"{layer.name}.{p}".lstrip(".") for layer in result.layers for p in ("weight", "bias")
+    }
+    state = {
+        name: value for name, value in result.model.state_dict().items() if name not in quantized
+    }
+    tensors.update(
+        {f"state.{name}": value.detach().cpu().contiguous() for name, value in state.items()}
+    )
     parameter = next(result.model.parameters(), None)
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "layers": layers,
-            "report": result.report, "solver": result.solver, "method": result.method,
-            "architecture": describe(result.model), "state": sorted(state),
-            "dtype": str(parameter.dtype).removeprefix("torch.") if parameter is not None
-            else "float32", "sha256": tensor_digest(tensors)}
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "layers": layers,
+        "report": result.report,
+        "solver": result.solver,
+        "method": result.method,
+        "architecture": describe(result.model),
+        "state": sorted(state),
+        "dtype": str(parameter.dtype).removeprefix("torch.")
+        if parameter is not None
+        else "float32",
+        "sha256": tensor_digest(tensors),
+    }
     data = to_bytes(tensors, metadata={"annealq": json.dumps(meta, allow_nan=False)})
     return lambda stream: stream.write(data)
 
@@ -145,9 +157,11 @@ def load(path, model=None, *, trust_pickle: bool = False):
         return _load_safe(path, model)
     if head[:2] == b"PK" or head[:1] == b"\x80":
         if not trust_pickle:
-            raise ValueError(f"{path} is a quantized model in annealq's old pickle format: "
-                             "loading it can run arbitrary code. If you trust its source, "
-                             "load it with trust_pickle=True and save it again")
+            raise ValueError(
+                f"{path} is a quantized model in annealq's old pickle format: "
+                "loading it can run arbitrary code. If you trust its source, "
+                "load it with trust_pickle=True and save it again"
+            )
         return _load_pickle(path)
     raise ValueError(f"cannot read {path}: not a quantized model saved by annealq")
 
@@ -160,44 +174,69 @@ def _load_safe(path: Path, model) -> QuantizationResult:
             meta = json.loads((archive.metadata() or {})["annealq"])
             tensors = {name: archive.get_tensor(name) for name in archive.keys()}
     except Exception as exc:  # safetensors' errors, a missing key, bad JSON
-        raise ValueError(f"cannot read {path}: damaged, or not a quantized model saved by "
-                         f"annealq ({first_line(exc)})") from None
+        raise ValueError(
+            f"cannot read {path}: damaged, or not a quantized model saved by "
+            f"annealq ({first_line(exc)})"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a quantized model saved by annealq")
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format version {meta.get('version')!r}; this annealq "
-                         f"reads version {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path} has format version {meta.get('version')!r}; this annealq "
+            f"reads version {FORMAT_VERSION}"
+        )
     check_digest(path, meta, tensors)
     numbers = sum(tensor.numel() for tensor in tensors.values())
     try:
-        layers = [LayerResult.from_dict({**entry, **{
-            name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
-            for name in _ARRAYS}}) for k, entry in enumerate(meta["layers"])]
-        module = target_module(meta.get("architecture"), meta.get("dtype", "float32"), model,
-                               {layer.name: layer.input_grid for layer in layers},
-                               (meta.get("report") or {}).get("folded_batchnorm", ()),
-                               numbers=numbers)
+        layers = [
+            LayerResult.from_dict(
+                {
+                    **entry,
+                    **{
+                        name: _pop(tensors, f"layers.{k}.{name}", name == "weight_offset")
+                        for name in _ARRAYS
+                    },
+                }
+            )
+            for k, entry in enumerate(meta["layers"])
+        ]
+        module = target_module(
+            meta.get("architecture"),
+            meta.get("dtype", "float32"),
+            model,
+            {layer.name: layer.input_grid for layer in layers},
+            (meta.get("report") or {}).get("folded_batchnorm", ()),
+            numbers=numbers,
+        )
         state = {name: tensors.pop(f"state.{name}") for name in meta["state"]}
         if tensors:
             raise ValueError(f"tensors {', '.join(sorted(tensors)[:3])} are not described")
         missing, unexpected = module.load_state_dict(state, strict=False)
-        quantized = {f"{layer.name}.{p}".lstrip(".") for layer in layers
-                     for p in ("weight", "bias")}
+        quantized = {
+            f"{layer.name}.{p}".lstrip(".") for layer in layers for p in ("weight", "bias")
+        }
         if unexpected or set(missing) - quantized:
-            raise ValueError(f"the model's parameters {sorted(set(missing) - quantized)[:3]} "
-                             f"are missing, {sorted(unexpected)[:3]} unexpected")
+            raise ValueError(
+                f"the model's parameters {sorted(set(missing) - quantized)[:3]} "
+                f"are missing, {sorted(unexpected)[:3]} unexpected"
+            )
         modules = dict(module.named_modules())
         for layer in layers:
             check_layer_numbers(layer, (meta.get("report") or {}).get("bits"))
-            check_linear(modules.get(layer.name), layer.name,
-                         (layer.out_features, layer.in_features), layer.int_weight.shape,
-                         layer.int_bias.shape, layer.weight_step.shape)
+            check_linear(
+                modules.get(layer.name),
+                layer.name,
+                (layer.out_features, layer.in_features),
+                layer.int_weight.shape,
+                layer.int_bias.shape,
+                layer.weight_step.shape,
+            )
             write_layer(modules[layer.name], layer)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{path}: its metadata and tensors disagree ({first_line(exc)})") \
-            from None
-    return QuantizationResult(module, meta["solver"], layers, method=meta["method"],
-                              report=meta["report"])
+        raise ValueError(f"{path}: its metadata and tensors disagree ({first_line(exc)})") from None
+    return QuantizationResult(
+        module, meta["solver"], layers, method=meta["method"], report=meta["report"]
+    )
 
 
 def _load_pickle(path: Path) -> QuantizationResult:
@@ -215,8 +254,9 @@ def _load_pickle(path: Path) -> QuantizationResult:
     modules = dict(model.named_modules())
     for layer in layers:
         write_layer(modules[layer.name], layer)
-    return QuantizationResult(model, payload["solver"], layers, method=payload["method"],
-                              report=payload["report"])
+    return QuantizationResult(
+        model, payload["solver"], layers, method=payload["method"], report=payload["report"]
+    )
 
 
 def _tensor(value):

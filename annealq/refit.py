@@ -46,16 +46,21 @@ def neuron_terms(lq: LayerQUBO, q: np.ndarray, inputs, float_inputs=None):
     rows ``(n, f+1)`` (weights, then bias) at integers ``q`` ``(n, f+1)`` on ``lq``'s grids,
     from the arrays or from an :class:`~annealq.statistics.InputStatistics`' sides."""
     q = np.asarray(q)
-    dequantized = np.column_stack([lq.weight_grid.dequantize(q[:, :-1]),
-                                   lq.bias_grid.dequantize(q[:, -1])])
+    dequantized = np.column_stack(
+        [lq.weight_grid.dequantize(q[:, :-1]), lq.bias_grid.dequantize(q[:, -1])]
+    )
     stats = statistics_of(inputs, float_inputs)
     if stats is not None:
         energy, projection = stats.residual(lq.values, dequantized)
         return energy, projection, dequantized
     X_hat = np.asarray(inputs, dtype=np.float64)
     X = X_hat if float_inputs is None else np.asarray(float_inputs, dtype=np.float64)
-    residual = (X @ lq.values[:, :-1].T + lq.values[:, -1]
-                - X_hat @ dequantized[:, :-1].T - dequantized[:, -1])
+    residual = (
+        X @ lq.values[:, :-1].T
+        + lq.values[:, -1]
+        - X_hat @ dequantized[:, :-1].T
+        - dequantized[:, -1]
+    )
     projection = np.column_stack([(X_hat.T @ residual).T, residual.sum(axis=0)])
     return np.einsum("mi,mi->i", residual, residual), projection, dequantized
 
@@ -133,8 +138,16 @@ def fit_scales(gram, projection, dequantized, *, group_size=None, has_bias=True)
     return (theta[:, 0] if group_size is None else theta), beta
 
 
-def refit_layer(lq: LayerQUBO, q, inputs, float_inputs=None, *, formulate, rechoose,
-                max_rounds: int = MAX_ROUNDS):
+def refit_layer(
+    lq: LayerQUBO,
+    q,
+    inputs,
+    float_inputs=None,
+    *,
+    formulate,
+    rechoose,
+    max_rounds: int = MAX_ROUNDS,
+):
     """Alternate the steps' least-squares fit and the method's rounding, keeping per neuron
     the lowest exact output error seen.
 
@@ -165,8 +178,13 @@ def refit_layer(lq: LayerQUBO, q, inputs, float_inputs=None, *, formulate, recho
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 (the count is reported)
         before = energy.sum()
-        theta, beta = fit_scales(gram, projection, dequantized,
-                                 group_size=lq.weight_grid.group_size, has_bias=lq.has_bias)
+        theta, beta = fit_scales(
+            gram,
+            projection,
+            dequantized,
+            group_size=lq.weight_grid.group_size,
+            has_bias=lq.has_bias,
+        )
         new_scale = scale * theta
         layer = formulate(new_scale)
         fitted = q.copy()
@@ -181,9 +199,12 @@ def refit_layer(lq: LayerQUBO, q, inputs, float_inputs=None, *, formulate, recho
         if not energy.sum() < before * (1 - RELATIVE_GAIN):
             break
     ratio = scale if scale.ndim == 1 else scale.ravel()
-    info = {"rounds": rounds, "start_energy": start_energy, "energy": float(energy.sum()),
-            "step_ratio": [float(np.min(ratio)), float(np.median(ratio)),
-                           float(np.max(ratio))]}
+    info = {
+        "rounds": rounds,
+        "start_energy": start_energy,
+        "energy": float(energy.sum()),
+        "step_ratio": [float(np.min(ratio)), float(np.median(ratio)), float(np.max(ratio))],
+    }
     return formulate(scale), q, info
 
 
@@ -192,12 +213,14 @@ def method_rechoose(method: str, formulate, solve, baseline):
     start on the layer ``formulate(step_scale=…, center=start)`` (windows centred on the
     start, so it is a state; ``solve(layer, start) -> integers``), round-to-nearest, or a
     baseline's own rounding (``baseline(start=…, step_scale=…) -> integers``)."""
+
     def rechoose(scale, layer, start):
         if method == "qubo":
             return solve(formulate(step_scale=scale, center=start), start)
         if method == "rtn":
             return layer.rtn_integers()
         return baseline(start=start, step_scale=scale)
+
     return rechoose
 
 
@@ -206,7 +229,12 @@ def refit_run(method: str, lq, q, q_b, X_hat, X, formulate, baseline, solve):
     re-rounding (``solve`` for the QUBO, ``baseline`` for the others); returns the layer,
     its integer weights and bias, and the report's ``refit`` entry."""
     rechoose = method_rechoose(method, formulate, solve, baseline)
-    layer, q, info = refit_layer(lq, np.column_stack([q, q_b]), X_hat, X,
-                                 formulate=lambda scale: formulate(step_scale=scale),
-                                 rechoose=rechoose)
+    layer, q, info = refit_layer(
+        lq,
+        np.column_stack([q, q_b]),
+        X_hat,
+        X,
+        formulate=lambda scale: formulate(step_scale=scale),
+        rechoose=rechoose,
+    )
     return layer, q[:, :-1], q[:, -1], info

@@ -90,8 +90,9 @@ class SolverRegistry:
         try:
             return self._specs[name]
         except KeyError:
-            raise ValueError(f"unknown solver {name!r}; available: "
-                             f"{', '.join(self.names())}") from None
+            raise ValueError(
+                f"unknown solver {name!r}; available: {', '.join(self.names())}"
+            ) from None
 
     def names(self) -> list[str]:
         self._load_entry_points()
@@ -171,12 +172,12 @@ def emulation_note(name: str | None) -> str | None:
         return None
     if spec is None or not spec.emulation:
         return None
-    return (f"solver {name!r} is a classical emulation, not quantum hardware "
-            f"({spec.description})")
+    return f"solver {name!r} is a classical emulation, not quantum hardware ({spec.description})"
 
 
-def resolve_sampler(name: str, *, fallback: str | None = None, notes: list | None = None,
-                    **params) -> tuple[str, dimod.Sampler]:
+def resolve_sampler(
+    name: str, *, fallback: str | None = None, notes: list | None = None, **params
+) -> tuple[str, dimod.Sampler]:
     """Build solver ``name`` and return ``(name actually used, sampler)``.
 
     ``"auto"`` is ``hybrid`` when a D-Wave token is configured, otherwise ``neal`` (with one
@@ -190,8 +191,10 @@ def resolve_sampler(name: str, *, fallback: str | None = None, notes: list | Non
         if token_configured():
             name, fallback = "hybrid", fallback or "neal"
         else:
-            notes.append("no D-Wave API token configured: solver 'auto' uses local "
-                         "simulated annealing (neal)")
+            notes.append(
+                "no D-Wave API token configured: solver 'auto' uses local "
+                "simulated annealing (neal)"
+            )
             log.warning("%s", notes[-1])
             name = "neal"
     try:

@@ -25,14 +25,28 @@ def calibration_warning(size: int) -> str | None:
     if size >= SMALL_CALIBRATION:
         return None
     inputs = "input" if size == 1 else "inputs"
-    return (f"only {size} calibration {inputs} (fewer than {SMALL_CALIBRATION}): the rounding "
-            "is fitted to these few inputs and can do worse than round-to-nearest on other "
-            "data; 1000 (the default) is a sound size")
+    return (
+        f"only {size} calibration {inputs} (fewer than {SMALL_CALIBRATION}): the rounding "
+        "is fitted to these few inputs and can do worse than round-to-nearest on other "
+        "data; 1000 (the default) is a sound size"
+    )
 
 
-def build_report(result, model, float_layers, dataset, config, calibration_size, evaluated,
-                 timing, *, folded=(), execution=None, notes=(),
-                 executor_stats=("workers", {})) -> dict:
+def build_report(
+    result,
+    model,
+    float_layers,
+    dataset,
+    config,
+    calibration_size,
+    evaluated,
+    timing,
+    *,
+    folded=(),
+    execution=None,
+    notes=(),
+    executor_stats=("workers", {}),
+) -> dict:
     """The run's report (the README's JSON schema), with the whole configuration and the
     BatchNorms folded into the layer before them (``folded``, :mod:`annealq.fold`).
 
@@ -45,14 +59,24 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
     """
     accuracy = evaluated.get("accuracy")
     bits, activation_bits, seed = config.bits, config.activation_bits, config.seed
-    report = {"dataset": dataset, "bits": bits, "solver": result.solver,
-              "method": result.method, "activation_bits": activation_bits,
-              "calibration_size": calibration_size,
-              "options": plain({**config.formulation_options(), **config.method_options}),
-              "seed": seed}
+    report = {
+        "dataset": dataset,
+        "bits": bits,
+        "solver": result.solver,
+        "method": result.method,
+        "activation_bits": activation_bits,
+        "calibration_size": calibration_size,
+        "options": plain({**config.formulation_options(), **config.method_options}),
+        "seed": seed,
+    }
     note = emulation_note(result.solver)
-    emulated = sorted({layer.execution["emulation"] for layer in result.layers
-                       if "emulation" in (layer.execution or {})})
+    emulated = sorted(
+        {
+            layer.execution["emulation"]
+            for layer in result.layers
+            if "emulation" in (layer.execution or {})
+        }
+    )
     if emulated and not note:
         note = f"the answers came from an emulation, not quantum hardware: {emulated[0]}"
     if note:
@@ -62,19 +86,28 @@ def build_report(result, model, float_layers, dataset, config, calibration_size,
     warning = calibration_warning(calibration_size)
     if warning:
         report["warnings"] = [warning]
-    report.update({
-        "layers": [layer.report() for layer in result.layers],
-        "not_quantized": not_quantized(model, float_layers),
-        "folded_batchnorm": list(folded),
-        "cache": {"hits": result.cache_hits, "misses": result.cache_misses},
-        "timing": timing, "config": plain(config.to_dict()), "start": config.start,
-        "annealq_version": __version__, "execution": execution, "solver_notes": list(notes)})
+    report.update(
+        {
+            "layers": [layer.report() for layer in result.layers],
+            "not_quantized": not_quantized(model, float_layers),
+            "folded_batchnorm": list(folded),
+            "cache": {"hits": result.cache_hits, "misses": result.cache_misses},
+            "timing": timing,
+            "config": plain(config.to_dict()),
+            "start": config.start,
+            "annealq_version": __version__,
+            "execution": execution,
+            "solver_notes": list(notes),
+        }
+    )
     if "language" in evaluated:
         report["language"] = evaluated["language"]
     where, stats = executor_stats
     if stats and all("cloud" in (layer.execution or {}) for layer in result.layers):
-        stats["layers"] = [{"layer": layer.name, **layer.execution["cloud"]}  # sent and billed
-                           for layer in result.layers]
+        stats["layers"] = [
+            {"layer": layer.name, **layer.execution["cloud"]}  # sent and billed
+            for layer in result.layers
+        ]
     if stats:
         report[where] = stats
     return report

@@ -60,10 +60,12 @@ def best_result(bqm, sampleset: dimod.SampleSet, wall_seconds: float) -> SolveRe
     sample = {v: int(best.sample[v]) for v in bqm.variables}
     info = dict(sampleset.info)
     # per-sample fields of the chosen sample (the set-wide ones stay in info as reported)
-    info["best"] = {name: _plain(getattr(best, name)) for name in sampleset.record.dtype.names
-                    if name not in ("sample", "energy")}
-    return SolveResult(sample, float(bqm.energy(sample)), timing(info, wall_seconds),
-                       wall_seconds)
+    info["best"] = {
+        name: _plain(getattr(best, name))
+        for name in sampleset.record.dtype.names
+        if name not in ("sample", "energy")
+    }
+    return SolveResult(sample, float(bqm.energy(sample)), timing(info, wall_seconds), wall_seconds)
 
 
 def _plain(value):

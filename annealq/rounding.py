@@ -90,14 +90,28 @@ class LayerRounder:
         rtn = lq.rtn_integers()
         qubo = self.config.method == "qubo"
         return LayerResult(
-            problem.name, lq.n_inputs, lq.n_neurons, q, q_b, lq.weight_grid.step,
-            lq.bias_grid.step, output_error(lq, q, q_b, X_hat, X),
-            output_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X), seconds,
-            rounding.cache_hits, (lq.n_neurons - rounding.cache_hits) if qubo else 0,
-            has_bias=lq.has_bias, input_grid=problem.input_grid,
-            weight_offset=lq.weight_grid.offset, proven_optimal=rounding.proven,
-            gptq_setting=setting, refit=refit, group_size=lq.weight_grid.group_size,
-            execution=rounding.execution, **describe_layer(problem.layer, X_hat))
+            problem.name,
+            lq.n_inputs,
+            lq.n_neurons,
+            q,
+            q_b,
+            lq.weight_grid.step,
+            lq.bias_grid.step,
+            output_error(lq, q, q_b, X_hat, X),
+            output_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X),
+            seconds,
+            rounding.cache_hits,
+            (lq.n_neurons - rounding.cache_hits) if qubo else 0,
+            has_bias=lq.has_bias,
+            input_grid=problem.input_grid,
+            weight_offset=lq.weight_grid.offset,
+            proven_optimal=rounding.proven,
+            gptq_setting=setting,
+            refit=refit,
+            group_size=lq.weight_grid.group_size,
+            execution=rounding.execution,
+            **describe_layer(problem.layer, X_hat),
+        )
 
     def round(self, problem: LayerProblem) -> Rounding:
         """The layer's integers by the run's method: the QUBO solved from the problem's
@@ -109,34 +123,55 @@ class LayerRounder:
             rtn = problem.qubo.rtn_integers()
             return Rounding(rtn[:, :-1], rtn[:, -1])
         extra, grid = self.config.baseline_options(method, problem.options)
-        q, q_b, setting = baseline_round(method, problem.weight, problem.bias, problem.inputs,
-                                         bits=problem.bits, float_inputs=problem.float_inputs,
-                                         method_options=extra, **grid)
+        q, q_b, setting = baseline_round(
+            method,
+            problem.weight,
+            problem.bias,
+            problem.inputs,
+            bits=problem.bits,
+            float_inputs=problem.float_inputs,
+            method_options=extra,
+            **grid,
+        )
         return Rounding(q, q_b, setting=setting)
 
     def solve(self, lq: LayerQUBO, start_integers=None, start_seconds: float = 0.0) -> Rounding:
         """``lq`` solved by the run's sampler (cache, executor), from ``start_integers``
         ``(n, f+1)`` where given: no neuron ends worse than its start."""
         seed = self.config.seed
-        parameters = {"seed": seed} if seed is not None and "seed" in self.sampler.parameters \
-            else {}
+        parameters = (
+            {"seed": seed} if seed is not None and "seed" in self.sampler.parameters else {}
+        )
         if self.config.time_limit is not None:
             parameters["layer_time_limit"] = self.config.time_limit
         budget_polisher(self.sampler, self.store, start_seconds)
         starts = None if start_integers is None else lq.samples(lq.states(start_integers))
         began, before = time.perf_counter(), self.executor.stats()
-        solved = solve_layer(lq, self.sampler, cache=self.store, initial_states=starts,
-                             solver_name=self.solver_name, executor=self.executor,
-                             progress=self.progress, **parameters)
-        execution = execution_summary(solved, self.solver_name, began, before,
-                                      self.executor.stats())
+        solved = solve_layer(
+            lq,
+            self.sampler,
+            cache=self.store,
+            initial_states=starts,
+            solver_name=self.solver_name,
+            executor=self.executor,
+            progress=self.progress,
+            **parameters,
+        )
+        execution = execution_summary(
+            solved, self.solver_name, began, before, self.executor.stats()
+        )
         samples = [r.sample for r in solved]
         if starts is not None:  # never worse than the warm start, counted in the report
             samples, execution["kept_start"] = keep_start(lq, samples, starts)
         q, q_b = lq.decode(samples)
         proofs = [r.info["proven_optimal"] for r in solved if "proven_optimal" in r.info]
-        return Rounding(q, q_b, sum(bool(r.info.get("cached")) for r in solved),
-                        sum(map(bool, proofs)) if proofs else None, execution=execution)
+        return Rounding(
+            q,
+            q_b,
+            sum(bool(r.info.get("cached")) for r in solved),
+            sum(map(bool, proofs)) if proofs else None,
+            execution=execution,
+        )
 
     def _refit(self, problem: LayerProblem, lq, rounding: Rounding, options, setting):
         """Steps re-fitted and integers re-chosen alternately (:mod:`annealq.refit`):
@@ -144,10 +179,18 @@ class LayerRounder:
         the final grid's QUBO and the refit's record."""
         method = self.config.method
         extra, grid = self.config.baseline_options(method, options)
-        baseline = functools.partial(baseline_rechoose, method, problem.weight, problem.bias,
-                                     problem.inputs, bits=problem.bits, setting=setting,
-                                     float_inputs=problem.float_inputs, method_options=extra,
-                                     **grid)
+        baseline = functools.partial(
+            baseline_rechoose,
+            method,
+            problem.weight,
+            problem.bias,
+            problem.inputs,
+            bits=problem.bits,
+            setting=setting,
+            float_inputs=problem.float_inputs,
+            method_options=extra,
+            **grid,
+        )
 
         def resolve(layer, start):
             again = self.solve(layer, start, problem.start_seconds)
@@ -155,6 +198,14 @@ class LayerRounder:
             return np.column_stack([again.q, again.q_b])
 
         lq, rounding.q, rounding.q_b, refit = refit_run(
-            method, lq, rounding.q, rounding.q_b, problem.inputs, problem.float_inputs,
-            functools.partial(problem.formulate, options), baseline, resolve)
+            method,
+            lq,
+            rounding.q,
+            rounding.q_b,
+            problem.inputs,
+            problem.float_inputs,
+            functools.partial(problem.formulate, options),
+            baseline,
+            resolve,
+        )
         return lq, refit

@@ -48,8 +48,9 @@ class LayerBQMs(OnDemand):
         super().__init__(len(self.rows), lambda k: lq.bqm(self.rows[k]))
 
 
-def lazy_calls(bqms: Sequence, sampler: dimod.Sampler, starts: Sequence,
-               parameters: Mapping) -> OnDemand:
+def lazy_calls(
+    bqms: Sequence, sampler: dimod.Sampler, starts: Sequence, parameters: Mapping
+) -> OnDemand:
     """Each BQM's ``sample()`` keyword arguments (:func:`call_parameters`), made when read;
     a BQM is read only where its warm start goes to the sampler."""
     takes = "initial_states" in sampler.parameters
@@ -61,8 +62,9 @@ def lazy_calls(bqms: Sequence, sampler: dimod.Sampler, starts: Sequence,
     return OnDemand(len(bqms), call)
 
 
-def call_parameters(bqm, sampler: dimod.Sampler, start: Mapping | None,
-                    parameters: Mapping) -> dict:
+def call_parameters(
+    bqm, sampler: dimod.Sampler, start: Mapping | None, parameters: Mapping
+) -> dict:
     """``sample()``'s keyword arguments for ``bqm``: ``parameters``, plus the warm start as
     ``initial_states`` when there is one and the sampler accepts it."""
     kwargs = dict(parameters)
@@ -71,13 +73,15 @@ def call_parameters(bqm, sampler: dimod.Sampler, start: Mapping | None,
     return kwargs
 
 
-def solve_one(bqm, sampler: dimod.Sampler,
-              kwargs: Mapping) -> tuple[SolveResult, dimod.SampleSet | None]:
+def solve_one(
+    bqm, sampler: dimod.Sampler, kwargs: Mapping
+) -> tuple[SolveResult, dimod.SampleSet | None]:
     """``sampler.sample(bqm, **kwargs)``, resolved, and its best sample; the sample set too
     (``None`` for a BQM without variables, which is not sent anywhere)."""
     if bqm.num_variables == 0:  # everything clipped: nothing to decide, nothing to send
-        return SolveResult({}, float(bqm.offset), timing({"skipped": "no variables"}, 0.0),
-                           0.0), None
+        return SolveResult(
+            {}, float(bqm.offset), timing({"skipped": "no variables"}, 0.0), 0.0
+        ), None
     start = time.perf_counter()
     sampleset = sampler.sample(bqm, **kwargs)
     sampleset.resolve()  # async samplers (QPU, hybrid) finish here, inside the timing

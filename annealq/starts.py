@@ -22,8 +22,9 @@ def keep_start(lq, samples, starts) -> tuple[list, int]:
     start_states = np.stack([lq.assignment(i, s) for i, s in enumerate(starts)])
     found = np.stack([lq.assignment(i, s) for i, s in enumerate(samples)])
     back = lq.energies(start_states) < lq.energies(found)
-    return [start if b else sample for b, sample, start in zip(back, samples, starts)], \
-        int(back.sum())
+    return [start if b else sample for b, sample, start in zip(back, samples, starts)], int(
+        back.sum()
+    )
 
 
 def budget_polisher(sampler, store, start_seconds: float) -> None:
@@ -46,9 +47,15 @@ def kbest_start(lq, gptq, store):
         store: the run's cache (``None``: none).
     """
     starts = lq.samples(lq.states(gptq))
-    solved = solve_layer(lq, get_sampler("kbest", **KBEST_START), cache=store,
-                         solver_name="kbest", initial_states=starts)
+    solved = solve_layer(
+        lq,
+        get_sampler("kbest", **KBEST_START),
+        cache=store,
+        solver_name="kbest",
+        initial_states=starts,
+    )
     q, q_b = lq.decode([r.sample for r in solved])
-    seconds = sum(float(r.info.get("timing", {}).get("solve_seconds", r.wall_seconds))
-                  for r in solved)
+    seconds = sum(
+        float(r.info.get("timing", {}).get("solve_seconds", r.wall_seconds)) for r in solved
+    )
     return np.column_stack([q, q_b]), seconds

@@ -60,5 +60,4 @@ def initial_sampleset(bqm: dimod.BinaryQuadraticModel, start: Mapping) -> dimod.
     variables, the ``initial_states`` form dimod samplers take."""
     order = list(bqm.variables)
     states = np.array([[int(start[v]) for v in order]], dtype=np.int8)
-    return dimod.SampleSet.from_samples((states, order), bqm.vartype,
-                                        bqm.energies((states, order)))
+    return dimod.SampleSet.from_samples((states, order), bqm.vartype, bqm.energies((states, order)))

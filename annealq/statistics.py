@@ -82,8 +82,10 @@ class InputStatistics:
         if float_inputs is not None and float_inputs is not inputs:
             delta = _float64(float_inputs) - X_hat
             if delta.shape != X_hat.shape:
-                raise ValueError(f"float_inputs has shape {delta.shape}, inputs "
-                                 f"{X_hat.shape}: they must be the same rows")
+                raise ValueError(
+                    f"float_inputs has shape {delta.shape}, inputs "
+                    f"{X_hat.shape}: they must be the same rows"
+                )
             if np.any(delta):
                 cross, drift, drifted = cross.copy(), drift + delta.T @ delta, True
                 cross[:f] += X_hat.T @ delta
@@ -118,8 +120,9 @@ class InputStatistics:
         if self.drifted:
             w = values[:, :-1]
             drift_projection = w @ self.cross.T  # ((ÂᵀΔ) w)ᵀ
-            energy += (np.einsum("ij,jk,ik->i", w, self.drift, w)
-                       + 2.0 * np.einsum("ik,ik->i", drift_projection, delta))
+            energy += np.einsum("ij,jk,ik->i", w, self.drift, w) + 2.0 * np.einsum(
+                "ik,ik->i", drift_projection, delta
+            )
             projection = projection + drift_projection
         return np.maximum(energy, 0.0), projection
 
@@ -155,16 +158,23 @@ def statistics_of(inputs, float_inputs) -> InputStatistics | None:
     if not sides:
         return None
     if not isinstance(inputs, StatisticsSide) or not inputs.quantized:
-        raise ValueError("inputs must be the quantized side of the statistics "
-                         "(InputStatistics.inputs) when float_inputs is a side of them")
+        raise ValueError(
+            "inputs must be the quantized side of the statistics "
+            "(InputStatistics.inputs) when float_inputs is a side of them"
+        )
     stats = inputs.statistics
     if float_inputs is None and stats.drifted:
-        raise ValueError("these statistics hold float inputs that differ from the inputs: "
-                         "pass their float_inputs side as float_inputs")
-    if float_inputs is not None and (not isinstance(float_inputs, StatisticsSide)
-                                     or float_inputs.statistics is not stats):
-        raise ValueError("float_inputs must be None or the float side of the same "
-                         "statistics as inputs (InputStatistics.float_inputs)")
+        raise ValueError(
+            "these statistics hold float inputs that differ from the inputs: "
+            "pass their float_inputs side as float_inputs"
+        )
+    if float_inputs is not None and (
+        not isinstance(float_inputs, StatisticsSide) or float_inputs.statistics is not stats
+    ):
+        raise ValueError(
+            "float_inputs must be None or the float side of the same "
+            "statistics as inputs (InputStatistics.float_inputs)"
+        )
     return stats
 
 
@@ -174,8 +184,9 @@ def output_error(lq, int_weight, int_bias, inputs, float_inputs=None) -> float:
     from the arrays ``X̂ = inputs`` and ``X = float_inputs`` (default ``X̂``), or from the
     sides of an :class:`InputStatistics`."""
     values = lq.values
-    dequantized = np.column_stack([lq.weight_grid.dequantize(int_weight),
-                                   lq.bias_grid.dequantize(int_bias)])
+    dequantized = np.column_stack(
+        [lq.weight_grid.dequantize(int_weight), lq.bias_grid.dequantize(int_bias)]
+    )
     stats = statistics_of(inputs, float_inputs)
     if stats is not None:
         return float(stats.residual(values, dequantized)[0].sum())

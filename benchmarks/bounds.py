@@ -37,19 +37,24 @@ from annealq.problems import LayerProblems
 from annealq.registry import get_sampler
 from solvers.exact_bb.bound import box_lower_bound, neuron_box
 
-METHODS = ("GPTQ (tuned)", "GPTQ, fixed (act-order, 1 % damp)", "CD (tuned GPTQ + descent)",
-           "QUBO whole grid, lns from tuned GPTQ", "QUBO whole grid, kbest from tuned GPTQ",
-           "QUBO whole grid, kbest + reduced basis, from tuned GPTQ")
+METHODS = (
+    "GPTQ (tuned)",
+    "GPTQ, fixed (act-order, 1 % damp)",
+    "CD (tuned GPTQ + descent)",
+    "QUBO whole grid, lns from tuned GPTQ",
+    "QUBO whole grid, kbest from tuned GPTQ",
+    "QUBO whole grid, kbest + reduced basis, from tuned GPTQ",
+)
 MEDIANS = {3: "lns", 4: "kbest", 5: "kbest + reduced"}  # median neuron columns
 SMALL_NEURON = 200  # entries: below, a neuron gets the longer time limit
 
 
-def layer_bounds(problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 0,
-                 progress=lambda line: None) -> dict:
+def layer_bounds(
+    problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 0, progress=lambda line: None
+) -> dict:
     """The methods' errors and the proven bounds of one layer's problem
     (:class:`~annealq.problems.LayerProblem`; see the module docs)."""
-    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, \
-        problem.qubo
+    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, problem.qubo
     errors, seconds, integers = {}, {}, {}
 
     def record(label, begin, q, q_b):
@@ -70,9 +75,11 @@ def layer_bounds(problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 
     start = integers[METHODS[0]]
     lq = problem.formulate(window_bits=4, center=start)
     warm = lq.samples(lq.states(start))
-    for label, solver in ((METHODS[3], get_sampler("lns", seed=0)),
-                          (METHODS[4], get_sampler("kbest")),
-                          (METHODS[5], get_sampler("kbest", reduced="auto"))):
+    for label, solver in (
+        (METHODS[3], get_sampler("lns", seed=0)),
+        (METHODS[4], get_sampler("kbest")),
+        (METHODS[5], get_sampler("kbest", reduced="auto")),
+    ):
         begin = time.perf_counter()
         solved = solve_layer(lq, solver, initial_states=warm)
         record(label, begin, *lq.decode([r.sample for r in solved]))
@@ -89,10 +96,24 @@ def layer_bounds(problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 
         span, e, p = lq.integer_form(i)
         base = lq.base[i]
         H, h, low, high, incumbent, _, relaxed = neuron_box(
-            lq.entry_gram, e, p, grid.q_min - base[:-1], grid.q_max - base[:-1],
-            incumbent=integers[METHODS[best[i]]][i] - base, bias=lq.has_bias)
-        result = box_lower_bound(H, h, low, high, incumbent=incumbent, max_nodes=limit,
-                                 relaxed=relaxed, reduced_nodes=reduced_nodes)
+            lq.entry_gram,
+            e,
+            p,
+            grid.q_min - base[:-1],
+            grid.q_max - base[:-1],
+            incumbent=integers[METHODS[best[i]]][i] - base,
+            bias=lq.has_bias,
+        )
+        result = box_lower_bound(
+            H,
+            h,
+            low,
+            high,
+            incumbent=incumbent,
+            max_nodes=limit,
+            relaxed=relaxed,
+            reduced_nodes=reduced_nodes,
+        )
         bounds[i] = float(lq.offset[i]) + result.bound
         proven[i] = result.proven
     bound_seconds = time.perf_counter() - begin
@@ -102,41 +123,63 @@ def layer_bounds(problem, *, nodes: int, small_nodes: int, reduced_nodes: int = 
     # value of a point by up to ~2e-15 of it against its error computed from the inputs): a
     # method at a proven optimum may sit that far below it without being below it
     slack = 1e-9 * bounds + 1e-13 * np.abs(lq.offset)
-    return {"bound": float(bounds.sum()), "proven": int(proven.sum()),
-            "neurons": int(lq.n_neurons), "entries": int(lq.n_inputs + 1),
-            "bound_seconds": bound_seconds, "nodes": limit, "reduced_nodes": reduced_nodes,
-            "raised": bool(reduced_nodes),  # bound.py's step 3 (searches below a value)
-            "errors": {m: float(errors[m].sum()) for m in METHODS},
-            "seconds": {m: seconds[m] for m in METHODS},
-            "median_neuron_gap": {m: float(np.median(gaps[m])) for m in METHODS},
-            # per neuron: the method is never below a proven bound (checked here)
-            "violations": int(sum(np.sum(errors[m] < bounds - slack) for m in METHODS)),
-            "neuron_bounds": bounds.tolist(),
-            "neuron_errors": {m: errors[m].tolist() for m in METHODS}}
+    return {
+        "bound": float(bounds.sum()),
+        "proven": int(proven.sum()),
+        "neurons": int(lq.n_neurons),
+        "entries": int(lq.n_inputs + 1),
+        "bound_seconds": bound_seconds,
+        "nodes": limit,
+        "reduced_nodes": reduced_nodes,
+        "raised": bool(reduced_nodes),  # bound.py's step 3 (searches below a value)
+        "errors": {m: float(errors[m].sum()) for m in METHODS},
+        "seconds": {m: seconds[m] for m in METHODS},
+        "median_neuron_gap": {m: float(np.median(gaps[m])) for m in METHODS},
+        # per neuron: the method is never below a proven bound (checked here)
+        "violations": int(sum(np.sum(errors[m] < bounds - slack) for m in METHODS)),
+        "neuron_bounds": bounds.tolist(),
+        "neuron_errors": {m: errors[m].tolist() for m in METHODS},
+    }
 
 
-def bench_bounds(datasets, bits_list, *, table: dict, nodes: int = 200_000,
-                 small_nodes: int = 200_000_000, reduced_nodes: int = 0,
-                 calibration: int = 1000, data_dir=None, layers=None,
-                 progress=print) -> dict:
+def bench_bounds(
+    datasets,
+    bits_list,
+    *,
+    table: dict,
+    nodes: int = 200_000,
+    small_nodes: int = 200_000_000,
+    reduced_nodes: int = 0,
+    calibration: int = 1000,
+    data_dir=None,
+    layers=None,
+    progress=print,
+) -> dict:
     """Fill ``table["bounds"]`` (``"dataset|layer|bits"`` → :func:`layer_bounds`)."""
     cells = table.setdefault("bounds", {})
     for name in datasets:
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
         x = data.calibration(calibration, seed=0)
-        problems = LayerProblems(model, x, QuantizeConfig(bits=bits_list[0]), sequential=False,
-                                 layers=layers)
+        problems = LayerProblems(
+            model, x, QuantizeConfig(bits=bits_list[0]), sequential=False, layers=layers
+        )
         chosen = range(len(problems.all_layers)) if layers is None else layers
         for index, problem in zip(chosen, problems):
             for bits in bits_list:
                 progress(f"{name} layer {index} int{bits}:")
-                cell = layer_bounds(problem.with_bits(bits),
-                                    nodes=nodes, small_nodes=small_nodes,
-                                    reduced_nodes=reduced_nodes, progress=progress)
+                cell = layer_bounds(
+                    problem.with_bits(bits),
+                    nodes=nodes,
+                    small_nodes=small_nodes,
+                    reduced_nodes=reduced_nodes,
+                    progress=progress,
+                )
                 cells[f"{name}|{index}|{bits}"] = {**cell, "model": model_fingerprint(model)}
-                progress(f"  bound {cell['bound']:.6g} ({cell['proven']}/{cell['neurons']} "
-                         f"proven, {cell['bound_seconds']:.1f} s)")
+                progress(
+                    f"  bound {cell['bound']:.6g} ({cell['proven']}/{cell['neurons']} "
+                    f"proven, {cell['bound_seconds']:.1f} s)"
+                )
     return table
 
 
@@ -145,43 +188,62 @@ def bounds_markdown(table: dict) -> list[str]:
     cells = table.get("bounds")
     if not cells:
         return []
-    lines = ["## Distance to a proven lower bound (each layer alone, on its float inputs)", "",
-             "Filled by " + ", ".join(f"`{c}`" for c in dict.fromkeys(
-                 table.get("bounds_commands", [])))
-             + " (each writes its cells as it goes; a run stopped early keeps the cells it "
-             "finished). Per layer, the sum over neurons of a proven lower bound on the neuron's "
-             "whole-grid problem (`benchmarks/bounds.py`: the exact optimum where the sphere "
-             "decoder finishes within its node budget, else a certified radius around the "
-             "real box minimiser; search-tree nodes per neuron: `--nodes`, default 200,000, "
-             "and `--small-nodes`, default 200,000,000, for neurons of at most "
-             f"{SMALL_NEURON} entries, which then get a second search on an LLL/BKZ-reduced "
-             "basis, `--reduced-nodes`, default 5,000,000,000, where its estimated node count "
-             "is within 10× that, and as many nodes again for searches on that basis below "
-             "a value between the certified bound and the best solution, which prove the "
-             "value a bound when they finish empty: `reduced` in the bound column, `reduced, "
-             "raised` with those searches; blank where the row was run before the reduced "
-             "basis existed), and each method's layer error as % above it: an upper "
-             "bound on the distance to the optimum. First layers are exactly the layer "
-             "`bench paper` quantizes first; later layers here see float inputs. "
-             "Median: the median neuron's gap.", "",
-             "| dataset | layer | bits | entries × neurons | bound (proven neurons, s per "
-             "neuron) | " + " | ".join(METHODS) + " | "
-             + " | ".join(f"median neuron, {name}" for name in MEDIANS.values()) + " |",
-             "|---|---:|---:|---:|---:|" + "---:|" * (len(METHODS) + len(MEDIANS))]
+    lines = [
+        "## Distance to a proven lower bound (each layer alone, on its float inputs)",
+        "",
+        "Filled by "
+        + ", ".join(f"`{c}`" for c in dict.fromkeys(table.get("bounds_commands", [])))
+        + " (each writes its cells as it goes; a run stopped early keeps the cells it "
+        "finished). Per layer, the sum over neurons of a proven lower bound on the neuron's "
+        "whole-grid problem (`benchmarks/bounds.py`: the exact optimum where the sphere "
+        "decoder finishes within its node budget, else a certified radius around the "
+        "real box minimiser; search-tree nodes per neuron: `--nodes`, default 200,000, "
+        "and `--small-nodes`, default 200,000,000, for neurons of at most "
+        f"{SMALL_NEURON} entries, which then get a second search on an LLL/BKZ-reduced "
+        "basis, `--reduced-nodes`, default 5,000,000,000, where its estimated node count "
+        "is within 10× that, and as many nodes again for searches on that basis below "
+        "a value between the certified bound and the best solution, which prove the "
+        "value a bound when they finish empty: `reduced` in the bound column, `reduced, "
+        "raised` with those searches; blank where the row was run before the reduced "
+        "basis existed), and each method's layer error as % above it: an upper "
+        "bound on the distance to the optimum. First layers are exactly the layer "
+        "`bench paper` quantizes first; later layers here see float inputs. "
+        "Median: the median neuron's gap.",
+        "",
+        "| dataset | layer | bits | entries × neurons | bound (proven neurons, s per "
+        "neuron) | "
+        + " | ".join(METHODS)
+        + " | "
+        + " | ".join(f"median neuron, {name}" for name in MEDIANS.values())
+        + " |",
+        "|---|---:|---:|---:|---:|" + "---:|" * (len(METHODS) + len(MEDIANS)),
+    ]
     for key, cell in cells.items():
         name, layer, bits = key.split("|")
-        values = [f"{cell['errors'][m]:.5g} ({_gap(cell['errors'][m] / cell['bound'] - 1)})"
-                  if m in cell["errors"] else "not run" for m in METHODS]
-        medians = [_gap(cell["median_neuron_gap"][METHODS[k]])
-                   if METHODS[k] in cell["median_neuron_gap"] else "not run" for k in MEDIANS]
+        values = [
+            f"{cell['errors'][m]:.5g} ({_gap(cell['errors'][m] / cell['bound'] - 1)})"
+            if m in cell["errors"]
+            else "not run"
+            for m in METHODS
+        ]
+        medians = [
+            _gap(cell["median_neuron_gap"][METHODS[k]])
+            if METHODS[k] in cell["median_neuron_gap"]
+            else "not run"
+            for k in MEDIANS
+        ]
         lines.append(
             f"| {name} | {layer} | int{bits} | {cell['entries']} × {cell['neurons']} | "
             f"{cell['bound']:.5g} ({cell['proven']}/{cell['neurons']}, "
             f"{cell['bound_seconds'] / cell['neurons']:.2g} s"
             + (", reduced" if cell.get("reduced_nodes") else "")
-            + (", raised" if cell.get("raised") else "") + ") | "
+            + (", raised" if cell.get("raised") else "")
+            + ") | "
             + " | ".join(values)
-            + " | " + " | ".join(medians) + " |")
+            + " | "
+            + " | ".join(medians)
+            + " |"
+        )
     return ["", *lines]
 
 

@@ -14,6 +14,7 @@ time model) divided by the time scale below. It runs in a process of its own
 (``annealq leap-emulator``), as Leap is a server of its own: its classical answers then
 do not hold the client's interpreter lock.
 """
+
 import contextlib
 import json
 import os
@@ -29,9 +30,11 @@ import annealq
 
 TIME_SCALE = 1.0  # the mock solvers' own service times, unscaled
 SLOTS = {"hybrid": 8, "qpu": 1}
-MODES = {"sequential": {"pack": False, "max_in_flight": 1},
-         "concurrent": {"pack": False, "max_in_flight": 16},
-         "concurrent+packed": {"max_in_flight": 16}}
+MODES = {
+    "sequential": {"pack": False, "max_in_flight": 1},
+    "concurrent": {"pack": False, "max_in_flight": 16},
+    "concurrent+packed": {"max_in_flight": 16},
+}
 FAULTS = "http429=0.05,http5xx=0.05,retry_after=0,scope=submit+poll+answer+upload,seed=3"
 
 
@@ -41,21 +44,30 @@ def run(emulator, data, model, solver, options, bits=2):
         os.environ["DWAVE_API_ENDPOINT"] = emulator.endpoint
         os.environ["DWAVE_API_TOKEN"] = emulator.token
     began = time.perf_counter()
-    result = annealq.quantize(model, data, bits=bits, solver=solver, cache=False, quiet=True,
-                              seed=0, **options)
+    result = annealq.quantize(
+        model, data, bits=bits, solver=solver, cache=False, quiet=True, seed=0, **options
+    )
     wall = time.perf_counter() - began
-    digest = [int(np.sum(L.int_weight * np.arange(1, L.int_weight.size + 1).reshape(
-        L.int_weight.shape))) for L in result.layers]
-    row = {"wall_seconds": round(wall, 2),
-           "layer_errors": [round(L.energy, 2) for L in result.layers],
-           "test_accuracy": round(result.report["accuracy"]["quantized"], 4),
-           "integers_digest": digest}
+    digest = [
+        int(np.sum(L.int_weight * np.arange(1, L.int_weight.size + 1).reshape(L.int_weight.shape)))
+        for L in result.layers
+    ]
+    row = {
+        "wall_seconds": round(wall, 2),
+        "layer_errors": [round(L.energy, 2) for L in result.layers],
+        "test_accuracy": round(result.report["accuracy"]["quantized"], 4),
+        "integers_digest": digest,
+    }
     cloud = result.report.get("cloud")
     if cloud:
-        row.update(problems=cloud["problems"], neurons=cloud["neurons"],
-                   billed_seconds=round(cloud["billed_seconds"], 3),
-                   retries=cloud["retries"], fallback_neurons=cloud["fallback_neurons"],
-                   uploaded_bytes=[layer["uploaded_bytes"] for layer in cloud["layers"]])
+        row.update(
+            problems=cloud["problems"],
+            neurons=cloud["neurons"],
+            billed_seconds=round(cloud["billed_seconds"], 3),
+            retries=cloud["retries"],
+            fallback_neurons=cloud["fallback_neurons"],
+            uploaded_bytes=[layer["uploaded_bytes"] for layer in cloud["layers"]],
+        )
     return row
 
 
@@ -70,9 +82,18 @@ class _Served:
 @contextlib.contextmanager
 def emulator_process(faults=None):
     """``annealq leap-emulator`` in a process of its own; ``.stats`` once it has stopped."""
-    command = [sys.executable, "-m", "annealq", "leap-emulator", "--time-scale",
-               str(TIME_SCALE), "--slots", str(SLOTS["hybrid"]), "--qpu-slots",
-               str(SLOTS["qpu"])] + (["--faults", faults] if faults else [])
+    command = [
+        sys.executable,
+        "-m",
+        "annealq",
+        "leap-emulator",
+        "--time-scale",
+        str(TIME_SCALE),
+        "--slots",
+        str(SLOTS["hybrid"]),
+        "--qpu-slots",
+        str(SLOTS["qpu"]),
+    ] + (["--faults", faults] if faults else [])
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         endpoint = proc.stdout.readline().rsplit(" at ", 1)[1].strip()
@@ -105,8 +126,9 @@ def main(out, cases):
             continue
         for mode, options in MODES.items():
             with emulator_process() as emulator:
-                rows[f"{dataset}/{solver}/{mode}"] = row = run(emulator, data, model, solver,
-                                                               options)
+                rows[f"{dataset}/{solver}/{mode}"] = row = run(
+                    emulator, data, model, solver, options
+                )
             print(dataset, solver, mode, row, flush=True)
         # the emulator answers each neuron from its own BQM, packed or not: the modes must
         # agree on every integer
@@ -118,8 +140,10 @@ def main(out, cases):
             row = run(emulator, data, model, solver, MODES["concurrent+packed"])
         row["injected_faults"] = emulator.stats["faults"]
         clean = rows[f"{dataset}/{solver}/concurrent+packed"]
-        row["identical_to_fault_free"] = (row["integers_digest"] == clean["integers_digest"]
-                                          and row["layer_errors"] == clean["layer_errors"])
+        row["identical_to_fault_free"] = (
+            row["integers_digest"] == clean["integers_digest"]
+            and row["layer_errors"] == clean["layer_errors"]
+        )
         rows[f"{dataset}/{solver}/concurrent+packed, 10% faults"] = row
         print(dataset, solver, "faults", row, flush=True)
         _write(out, rows, repeats)  # after every case: a long run keeps what it did
@@ -127,8 +151,17 @@ def main(out, cases):
 
 def _write(out, rows, repeats):
     with open(out, "w") as stream:
-        json.dump({"time_scale": TIME_SCALE, "slots": SLOTS, "faults": FAULTS,
-                   "runs": rows, "repeats": repeats}, stream, indent=1)
+        json.dump(
+            {
+                "time_scale": TIME_SCALE,
+                "slots": SLOTS,
+                "faults": FAULTS,
+                "runs": rows,
+                "repeats": repeats,
+            },
+            stream,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ model's initial state. Its service times are the mock solvers' own (hybrid: the
 minimum_time_limit curve; nonlinear: the estimated minimum time limit), unscaled; the wall
 times include the emulator's classical work, which runs in this process.
 """
+
 import json
 import os
 import sys
@@ -61,8 +62,10 @@ def main(out, datasets):
             row = run(emulator, data, model, "hybrid-nl", {}, bits=BITS)
             row["injected_faults"] = emulator.stats()["faults"]
         clean = rows[f"{dataset}/hybrid-nl (whole grid, from GPTQ: its default)"]
-        row["identical_to_fault_free"] = (row["integers_digest"] == clean["integers_digest"]
-                                          and row["layer_errors"] == clean["layer_errors"])
+        row["identical_to_fault_free"] = (
+            row["integers_digest"] == clean["integers_digest"]
+            and row["layer_errors"] == clean["layer_errors"]
+        )
         rows[f"{dataset}/hybrid-nl, 20% faults"] = row
         print(dataset, "faults", row, flush=True)
         save(out, rows)
@@ -71,8 +74,17 @@ def main(out, datasets):
 
 def save(out, rows):
     with open(out, "w") as stream:  # after every dataset: a long run keeps what it did
-        json.dump({"bits": BITS, "time_scale": TIME_SCALE, "slots": SLOTS,
-                   "faults": FAULTS, "runs": rows}, stream, indent=1)
+        json.dump(
+            {
+                "bits": BITS,
+                "time_scale": TIME_SCALE,
+                "slots": SLOTS,
+                "faults": FAULTS,
+                "runs": rows,
+            },
+            stream,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,9 @@ def sub_layer(lq: LayerQUBO, neurons) -> LayerQUBO:
     return lq.select(neurons)
 
 
-def ground_states(problems, *, max_enumeration: int = 24,
-                  time_limit: float = 10.0) -> list[Reference]:
+def ground_states(
+    problems, *, max_enumeration: int = 24, time_limit: float = 10.0
+) -> list[Reference]:
     """Prove each neuron's ground state: enumeration (``exact``) up to ``max_enumeration``
     variables, branch and bound (``exact-bb``) above.
 
@@ -85,8 +86,9 @@ def ground_states(problems, *, max_enumeration: int = 24,
         if bqm.num_variables <= max_enumeration:
             begin = time.perf_counter()
             best = exact.sample(bqm).first.sample
-            references[i] = Reference(float(bqm.energy(best)), "exact", True,
-                                      time.perf_counter() - begin)
+            references[i] = Reference(
+                float(bqm.energy(best)), "exact", True, time.perf_counter() - begin
+            )
     if large:
         search = get_sampler("exact-bb", time_limit=time_limit)
         if layer:
@@ -97,11 +99,17 @@ def ground_states(problems, *, max_enumeration: int = 24,
             for i in large:
                 begin = time.perf_counter()
                 sampleset = search.sample(bqms[i])
-                found.append((sampleset.first.sample, sampleset.info["proven_optimal"],
-                              time.perf_counter() - begin))
+                found.append(
+                    (
+                        sampleset.first.sample,
+                        sampleset.info["proven_optimal"],
+                        time.perf_counter() - begin,
+                    )
+                )
         for i, (sample, proven, seconds) in zip(large, found):
-            references[i] = Reference(float(bqms[i].energy(sample)), "exact-bb",
-                                      bool(proven), float(seconds))
+            references[i] = Reference(
+                float(bqms[i].energy(sample)), "exact-bb", bool(proven), float(seconds)
+            )
     return references
 
 
@@ -109,8 +117,9 @@ def best_found(reference: Reference, energies) -> Reference:
     """``reference`` if proven, else the lowest of it and ``energies`` as ``"best found"``."""
     if reference.proven:
         return reference
-    return Reference(float(min(reference.energy, np.min(energies))), "best found", False,
-                     reference.seconds)
+    return Reference(
+        float(min(reference.energy, np.min(energies))), "best found", False, reference.seconds
+    )
 
 
 def read_energies(bqm, sampleset) -> np.ndarray:
@@ -150,8 +159,10 @@ def success_within(successes: int, reads: int, k) -> np.ndarray:
         [0.25, 0.5, 1.0]
     """
     if not 0 <= successes <= reads or reads < 1:
-        raise ValueError(f"need 0 <= successes <= reads and reads >= 1, got {successes} "
-                         f"successes of {reads} reads")
+        raise ValueError(
+            f"need 0 <= successes <= reads and reads >= 1, got {successes} "
+            f"successes of {reads} reads"
+        )
     k = np.atleast_1d(np.asarray(k, dtype=int))
     if np.any((k < 1) | (k > reads)):
         raise ValueError(f"k must be from 1 to {reads} (the reads taken), got {k.tolist()}")
@@ -182,9 +193,14 @@ def time_to_solution(seconds_per_read: float, p: float, target: float = 0.99) ->
     return float(seconds_per_read) * math.log(1 - target) / math.log(1 - p)
 
 
-def qpu_access_estimate(problems: int, reads: int, *, annealing_time_us: float = 20.0,
-                        readout_and_delay_us: float = READOUT_AND_DELAY_US,
-                        programming_ms: float = PROGRAMMING_MS) -> float:
+def qpu_access_estimate(
+    problems: int,
+    reads: int,
+    *,
+    annealing_time_us: float = 20.0,
+    readout_and_delay_us: float = READOUT_AND_DELAY_US,
+    programming_ms: float = PROGRAMMING_MS,
+) -> float:
     """Estimated QPU access time, in seconds, of ``problems`` submissions of ``reads``
     reads each: ``problems × (programming + reads × (anneal + readout and delay))``.
 

@@ -7,7 +7,6 @@ setting is far from GPTQ's best, which this script shows. Run from the repositor
     ANNEALQ_DATA=../shared/data .venv/bin/python benchmarks/gptq_settings_cifar.py
 """
 
-
 from annealq.baselines import gptq_layer, layer_error
 from annealq.config import QuantizeConfig
 from annealq.data.datasets import load_dataset
@@ -22,5 +21,7 @@ problem = layer_problem(model, x, QuantizeConfig(bits=2), 0)
 for act_order in (True, False):
     for damp in (0.01, 0.001, 0.1):
         q, q_b = gptq_layer(W, b, X, bits=2, act_order=act_order, damp=damp)
-        print(f"act_order={act_order!s:<5} damp={damp:<5} first-layer error "
-              f"{layer_error(lq, q, q_b, inputs=X).sum():,.1f}")
+        print(
+            f"act_order={act_order!s:<5} damp={damp:<5} first-layer error "
+            f"{layer_error(lq, q, q_b, inputs=X).sum():,.1f}"
+        )

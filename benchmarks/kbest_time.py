@@ -57,25 +57,37 @@ def run(model, data, bits: int, arguments: dict, profile=None) -> dict:
     begin = time.perf_counter()
     if profile is not None:
         profile.enable()
-    result = quantize(model, data, bits=bits, calibration_size=1000, cache=False, quiet=True,
-                      seed=0, **arguments)
+    result = quantize(
+        model, data, bits=bits, calibration_size=1000, cache=False, quiet=True, seed=0, **arguments
+    )
     if profile is not None:
         profile.disable()
-    return {"seconds": round(time.perf_counter() - begin, 2),
-            "layer_seconds": [round(layer.solve_seconds, 2) for layer in result.layers],
-            "layer_errors": [layer.energy for layer in result.layers],
-            "load": [round(load, 2), round(os.getloadavg()[0], 2)]}
+    return {
+        "seconds": round(time.perf_counter() - begin, 2),
+        "layer_seconds": [round(layer.solve_seconds, 2) for layer in result.layers],
+        "layer_errors": [layer.energy for layer in result.layers],
+        "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dataset | bits | variant | tuned GPTQ s (layer 1; run) | kbest s (layer 1; run) "
-             "| kbest / GPTQ, layer 1 | kbest / GPTQ, run | errors equal to before | "
-             "load (1 min) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | bits | variant | tuned GPTQ s (layer 1; run) | kbest s (layer 1; run) "
+        "| kbest / GPTQ, layer 1 | kbest / GPTQ, run | errors equal to before | "
+        "load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         for name, runs in row["variants"].items():
             gptq, kbest = runs["tuned GPTQ"], runs["kbest"]
-            same = all(runs[label]["layer_errors"] == row["variants"]["before"][label][
-                "layer_errors"] for label, _ in METHODS) if "before" in row["variants"] else "–"
+            same = (
+                all(
+                    runs[label]["layer_errors"] == row["variants"]["before"][label]["layer_errors"]
+                    for label, _ in METHODS
+                )
+                if "before" in row["variants"]
+                else "–"
+            )
             loads = gptq["load"] + kbest["load"]
             lines.append(
                 f"| {row['dataset']} | int{row['bits']} | {name} "
@@ -83,7 +95,8 @@ def table(rows: list[dict]) -> str:
                 f"| {kbest['layer_seconds'][0]:.1f}; {kbest['seconds']:.1f} "
                 f"| {kbest['layer_seconds'][0] / gptq['layer_seconds'][0]:.1f} "
                 f"| {kbest['seconds'] / gptq['seconds']:.1f} | {same} "
-                f"| {min(loads):.1f}–{max(loads):.1f} |")
+                f"| {min(loads):.1f}–{max(loads):.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -94,16 +107,24 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=["before", "after"])
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--out", default="benchmarks/kbest_time.json")
-    parser.add_argument("--markdown", metavar="FILE", nargs="+",
-                        help="print the table of written JSON files (nothing is run)")
+    parser.add_argument(
+        "--markdown",
+        metavar="FILE",
+        nargs="+",
+        help="print the table of written JSON files (nothing is run)",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         saved = [json.loads(Path(name).read_text()) for name in args.markdown]
-        print("\n".join(f"    ANNEALQ_DATA=../shared/data {one['command']}" for one in saved),
-              table([row for one in saved for row in one["rows"]]), sep="\n\n")
+        print(
+            "\n".join(f"    ANNEALQ_DATA=../shared/data {one['command']}" for one in saved),
+            table([row for one in saved for row in one["rows"]]),
+            sep="\n\n",
+        )
         return 0
     command = "python benchmarks/kbest_time.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
+        sys.argv[1:] if argv is None else argv
+    )
     rows, profile = [], None
     for name in args.datasets:
         data = load_dataset(name)

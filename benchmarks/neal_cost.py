@@ -41,11 +41,16 @@ def main(argv=None) -> int:
         built = time.perf_counter() - begin
         sampler.sample(bqm, num_reads=1, num_sweeps=1000, seed=0)
         seconds.append(time.perf_counter() - begin)
-        print(f"neuron {i}: {len(bqm.variables)} variables, {bqm.num_interactions} couplings; "
-              f"BQM {built:.1f} s, BQM and neal {seconds[-1]:.1f} s", flush=True)
+        print(
+            f"neuron {i}: {len(bqm.variables)} variables, {bqm.num_interactions} couplings; "
+            f"BQM {built:.1f} s, BQM and neal {seconds[-1]:.1f} s",
+            flush=True,
+        )
     per = float(np.mean(seconds))
-    print(f"{args.dataset} first layer, int{args.bits}: {lq.n_neurons} neurons × {per:.1f} s "
-          f"= {lq.n_neurons * per / 60:.0f} minutes on one core")
+    print(
+        f"{args.dataset} first layer, int{args.bits}: {lq.n_neurons} neurons × {per:.1f} s "
+        f"= {lq.n_neurons * per / 60:.0f} minutes on one core"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@ hybrid-nl's one integer model, from the files the client would send.
 
     ANNEALQ_DATA=../shared/data python -m benchmarks.nl_bytes
 """
+
 import numpy as np
 
 import annealq
@@ -18,7 +19,13 @@ sizes = [file_size(lq.bqm(i)) for i in range(lq.n_neurons)]
 print("down/up BQMs, one file per neuron:", sum(sizes), "mean", np.mean(sizes))
 lq4 = problem.formulate(window_bits=4)
 one = file_size(lq4.bqm(0))
-print("whole-grid BQM of neuron 0:", one, "x128 =", one * 128,
-      "biases", lq4.bqm(0).num_interactions + lq4.bqm(0).num_variables)
+print(
+    "whole-grid BQM of neuron 0:",
+    one,
+    "x128 =",
+    one * 128,
+    "biases",
+    lq4.bqm(0).num_interactions + lq4.bqm(0).num_variables,
+)
 form = IntegerForm.of_layer(lq4, range(128))
 print("integer model:", len(LayerModel.build(form, form.span // 2).to_bytes()))

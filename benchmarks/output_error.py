@@ -32,27 +32,38 @@ def measure(out: str) -> None:
     from annealq.pipeline import quantize
 
     data = load_dataset("mnist")
-    calibration = np.sort(np.random.default_rng(0).choice(len(data.x_train), size=1000,
-                                                          replace=False))  # Dataset.calibration's
+    calibration = np.sort(
+        np.random.default_rng(0).choice(len(data.x_train), size=1000, replace=False)
+    )  # Dataset.calibration's
     validation = np.setdiff1d(np.arange(len(data.x_train)), calibration)[:10_000]
-    images = {"validation": torch.as_tensor(np.asarray(data.x_train[validation]),
-                                            dtype=torch.float32),
-              "test": torch.as_tensor(np.asarray(data.x_test), dtype=torch.float32)}
+    images = {
+        "validation": torch.as_tensor(np.asarray(data.x_train[validation]), dtype=torch.float32),
+        "test": torch.as_tensor(np.asarray(data.x_test), dtype=torch.float32),
+    }
     result = {}
     for seed in (2026, 2027, 2028, 2029, 2030):
         model, _ = reference_model(data, seed=seed)
         with torch.no_grad():
             reference = {name: model(x) for name, x in images.items()}
         for bits in (4, 3, 2):
-            quantized = quantize(model, data, bits=bits, solver="kbest", calibration_size=1000,
-                                 cache=False, quiet=True, seed=0).model
+            quantized = quantize(
+                model,
+                data,
+                bits=bits,
+                solver="kbest",
+                calibration_size=1000,
+                cache=False,
+                quiet=True,
+                seed=0,
+            ).model
             row = {}
             with torch.no_grad():
                 for name, x in images.items():
                     got, want = quantized(x), reference[name]
                     row[f"{name}_error"] = float(((got - want) ** 2).sum() / len(x) * 1000)
-                    row[f"{name}_agreement"] = float((got.argmax(1) == want.argmax(1))
-                                                     .double().mean())
+                    row[f"{name}_agreement"] = float(
+                        (got.argmax(1) == want.argmax(1)).double().mean()
+                    )
             result[f"{seed}|{bits}"] = row
             print(seed, bits, row, flush=True)
     text = json.dumps(result, indent=1) + "\n"
@@ -61,15 +72,19 @@ def measure(out: str) -> None:
 
 def compare(before: str, after: str) -> None:
     a, b = (json.load(open(path)) for path in (before, after))
-    print("| int | validation error, before → after | test error, before → after | "
-          "validation agreement, before → after |\n|---|---:|---:|---:|")
+    print(
+        "| int | validation error, before → after | test error, before → after | "
+        "validation agreement, before → after |\n|---|---:|---:|---:|"
+    )
     for bits in ("4", "3", "2"):
         keys = [k for k in a if k.endswith(f"|{bits}")]
         mean = lambda d, field, keys=keys: np.mean([d[k][field] for k in keys])
-        print(f"| {bits} | {mean(a, 'validation_error'):.1f} → {mean(b, 'validation_error'):.1f}"
-              f" | {mean(a, 'test_error'):.1f} → {mean(b, 'test_error'):.1f} | "
-              f"{100 * mean(a, 'validation_agreement'):.2f} → "
-              f"{100 * mean(b, 'validation_agreement'):.2f} % |")
+        print(
+            f"| {bits} | {mean(a, 'validation_error'):.1f} → {mean(b, 'validation_error'):.1f}"
+            f" | {mean(a, 'test_error'):.1f} → {mean(b, 'test_error'):.1f} | "
+            f"{100 * mean(a, 'validation_agreement'):.2f} → "
+            f"{100 * mean(b, 'validation_agreement'):.2f} % |"
+        )
 
 
 if __name__ == "__main__":

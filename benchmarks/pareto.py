@@ -37,7 +37,7 @@ from annealq.formulation import LayerQUBO
 from annealq.problems import layer_problem
 from annealq.registry import get_sampler
 
-LNS_LIMITS = (3.0, 10.0, None)   # seconds per layer (None: lns's own stopping rule)
+LNS_LIMITS = (3.0, 10.0, None)  # seconds per layer (None: lns's own stopping rule)
 EXACT_LIMITS = (30.0,)
 BATCH_SA = ({"num_reads": 4, "num_sweeps": 64},)
 KBEST_WIDTHS = (4, 16, 64, 256)
@@ -47,8 +47,7 @@ KBEST_POLISHED = 64
 def layer_points(problem, progress=print) -> list[dict]:
     """Every method's ``{"method", "seconds", "error"}`` on this layer's problem
     (:class:`~annealq.problems.LayerProblem`)."""
-    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, \
-        problem.qubo
+    (W, b), X, bits, plain = problem.numpy_parameters(), problem.inputs, problem.bits, problem.qubo
     points = []
 
     def add(method, seconds, q, q_b):
@@ -67,13 +66,22 @@ def layer_points(problem, progress=print) -> list[dict]:
     start = np.column_stack([q, q_b])
     lq = problem.formulate(window_bits=4, center=start)
     warm = lq.samples(lq.states(start))
-    runs = [(f"batch-sa ({p['num_reads']} reads, {p['num_sweeps']} sweeps)", "batch-sa", p)
-            for p in BATCH_SA]
-    runs += [("lns" + (f", {limit:g} s" if limit else ", to convergence"), "lns",
-              {"seed": 0} | ({"layer_time_limit": limit} if limit else {}))
-             for limit in LNS_LIMITS]
-    runs += [(f"exact-bb, {limit:g} s", "exact-bb", {"layer_time_limit": limit})
-             for limit in EXACT_LIMITS]
+    runs = [
+        (f"batch-sa ({p['num_reads']} reads, {p['num_sweeps']} sweeps)", "batch-sa", p)
+        for p in BATCH_SA
+    ]
+    runs += [
+        (
+            "lns" + (f", {limit:g} s" if limit else ", to convergence"),
+            "lns",
+            {"seed": 0} | ({"layer_time_limit": limit} if limit else {}),
+        )
+        for limit in LNS_LIMITS
+    ]
+    runs += [
+        (f"exact-bb, {limit:g} s", "exact-bb", {"layer_time_limit": limit})
+        for limit in EXACT_LIMITS
+    ]
     runs += [(f"kbest, width {width}", "kbest", {"width": width}) for width in KBEST_WIDTHS]
     found = {}
     for label, name, params in runs:
@@ -82,8 +90,11 @@ def layer_points(problem, progress=print) -> list[dict]:
     # lns polishing kbest's answer: the two searches together
     start, seconds = found[f"kbest, width {KBEST_POLISHED}"]
     samples, more = _timed(lq, get_sampler("lns", seed=0), start)
-    add(f"kbest + lns (width {KBEST_POLISHED}, then lns to convergence)",
-        gptq_seconds + seconds + more, *lq.decode(samples))
+    add(
+        f"kbest + lns (width {KBEST_POLISHED}, then lns to convergence)",
+        gptq_seconds + seconds + more,
+        *lq.decode(samples),
+    )
     return points
 
 
@@ -104,9 +115,15 @@ def add_refit_points(result: dict, refit: dict) -> dict:
             continue
         names = {name for name, _ in REFIT_POINTS}
         points[:] = [p for p in points if p["method"] not in names]
-        points += [{"method": name, "seconds": row["runs"][run]["layer_seconds"][0],
-                    "error": row["runs"][run]["layer_errors"][0]}
-                   for name, run in REFIT_POINTS if run in row["runs"]]
+        points += [
+            {
+                "method": name,
+                "seconds": row["runs"][run]["layer_seconds"][0],
+                "error": row["runs"][run]["layer_errors"][0],
+            }
+            for name, run in REFIT_POINTS
+            if run in row["runs"]
+        ]
     result["refit_command"] = refit["command"]
     return result
 
@@ -118,8 +135,10 @@ def _timed(lq, sampler, warm) -> tuple[list, float]:
     begin = time.perf_counter()
     solved = solve_layer(lq, sampler, initial_states=warm)
     seconds = time.perf_counter() - begin
-    return [s if lq.energy(i, s) < r.energy else r.sample  # never worse than the start
-            for i, (r, s) in enumerate(zip(solved, warm))], seconds
+    return [
+        s if lq.energy(i, s) < r.energy else r.sample  # never worse than the start
+        for i, (r, s) in enumerate(zip(solved, warm))
+    ], seconds
 
 
 def main(argv=None) -> int:
@@ -127,15 +146,22 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3, 2])
     parser.add_argument("--out-dir", default="benchmarks")
-    parser.add_argument("--table", action="store_true",
-                        help="print PARETO.md's table from the JSON (nothing is run)")
-    parser.add_argument("--from-refit", metavar="FILE",
-                        help="add benchmarks/refit.py's first-layer points from FILE")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print PARETO.md's table from the JSON (nothing is run)",
+    )
+    parser.add_argument(
+        "--from-refit",
+        metavar="FILE",
+        help="add benchmarks/refit.py's first-layer points from FILE",
+    )
     args = parser.parse_args(argv)
     if args.from_refit:
         path = Path(args.out_dir) / f"pareto_{args.dataset}.json"
-        result = add_refit_points(json.loads(path.read_text()),
-                                  json.loads(Path(args.from_refit).read_text()))
+        result = add_refit_points(
+            json.loads(path.read_text()), json.loads(Path(args.from_refit).read_text())
+        )
         path.write_text(json.dumps(result, indent=1) + "\n")
         plot(result, path.with_suffix(".png"))
         return 0
@@ -149,8 +175,13 @@ def main(argv=None) -> int:
     problem = layer_problem(model, x, QuantizeConfig(bits=args.bits[0]), 0)
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/pareto.py " + " ".join(shlex.quote(a) for a in given)
-    result = {"command": command, "dataset": args.dataset, "layer": 0, "calibration": 1000,
-              "points": {}}
+    result = {
+        "command": command,
+        "dataset": args.dataset,
+        "layer": 0,
+        "calibration": 1000,
+        "points": {},
+    }
     for bits in args.bits:
         result["points"][str(bits)] = layer_points(problem.with_bits(bits))
     out = Path(args.out_dir)
@@ -162,19 +193,29 @@ def main(argv=None) -> int:
 def table(result: dict) -> str:
     """The markdown table of ``result``: each method's error (seconds) per bit width, and
     the best ``kbest`` point over tuned GPTQ's and CD's errors."""
-    methods = list(dict.fromkeys(p["method"] for points in result["points"].values()
-                                 for p in points))
-    lines = ["| int | " + " | ".join(methods) + " | best kbest / GPTQ | best kbest / CD |",
-             "|---|" + "---:|" * (len(methods) + 2)]
+    methods = list(
+        dict.fromkeys(p["method"] for points in result["points"].values() for p in points)
+    )
+    lines = [
+        "| int | " + " | ".join(methods) + " | best kbest / GPTQ | best kbest / CD |",
+        "|---|" + "---:|" * (len(methods) + 2),
+    ]
     for bits, points in result["points"].items():
         by = {p["method"]: p for p in points}
-        best = min(p["error"] for p in points  # this run's widths, not the † points
-                   if p["method"].startswith("kbest, width") and not p["method"].endswith("†"))
-        lines.append(f"| {bits} | " + " | ".join(
-            f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" if m in by else "–"
-            for m in methods)
+        best = min(
+            p["error"]
+            for p in points  # this run's widths, not the † points
+            if p["method"].startswith("kbest, width") and not p["method"].endswith("†")
+        )
+        lines.append(
+            f"| {bits} | "
+            + " | ".join(
+                f"{by[m]['error']:,.1f} ({by[m]['seconds']:.1f} s)" if m in by else "–"
+                for m in methods
+            )
             + f" | {best / by['GPTQ (tuned)']['error']:.3f}"
-            + f" | {best / by['CD (from tuned GPTQ)']['error']:.3f} |")
+            + f" | {best / by['CD (from tuned GPTQ)']['error']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -193,8 +234,9 @@ def plot(result: dict, path: Path) -> None:
             families.setdefault(family, []).append(point)
         for family, members in families.items():
             members = sorted(members, key=lambda p: p["seconds"])
-            axis.plot([p["seconds"] for p in members], [p["error"] for p in members],
-                      "o-", label=family)
+            axis.plot(
+                [p["seconds"] for p in members], [p["error"] for p in members], "o-", label=family
+            )
         axis.set_xscale("log")
         axis.set_xlabel("seconds for the layer (2 cores)")
         axis.set_ylabel("layer error (squared output error)")

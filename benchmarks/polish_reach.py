@@ -42,18 +42,29 @@ def neuron_reach(lq, i: int, sample, nodes: int) -> dict:
     base, grid = lq.base[i], lq.weight_grid
     start = lq.integers(i, lq.assignment(i, sample)) - base
     H, h, low, high, incumbent, live, _ = neuron_box(
-        lq.entry_gram, e, p, grid.q_min - base[:-1], grid.q_max - base[:-1],
-        incumbent=start, bias=lq.has_bias)
-    found = solve_box_reduced(H, h, low, high, incumbent=incumbent, max_nodes=nodes,
-                              eliminate_last=lq.has_bias)
+        lq.entry_gram,
+        e,
+        p,
+        grid.q_min - base[:-1],
+        grid.q_max - base[:-1],
+        incumbent=start,
+        bias=lq.has_bias,
+    )
+    found = solve_box_reduced(
+        H, h, low, high, incumbent=incumbent, max_nodes=nodes, eliminate_last=lq.has_bias
+    )
     move = found.o - incumbent
-    weights = move[:len(live)]
+    weights = move[: len(live)]
     D = live[np.flatnonzero(weights)]
-    row = {"kbest": float(lq.offset[i] + incumbent @ H @ incumbent + 2 * h @ incumbent),
-           "found": float(lq.offset[i] + found.value), "proven": bool(found.proven),
-           "live": int(len(live)), "moved": int(len(D)),
-           "largest_step": int(np.abs(weights).max(initial=0)),
-           "bias_moved": bool(lq.has_bias and move[-1] != 0)}
+    row = {
+        "kbest": float(lq.offset[i] + incumbent @ H @ incumbent + 2 * h @ incumbent),
+        "found": float(lq.offset[i] + found.value),
+        "proven": bool(found.proven),
+        "live": int(len(live)),
+        "moved": int(len(D)),
+        "largest_step": int(np.abs(weights).max(initial=0)),
+        "bias_moved": bool(lq.has_bias and move[-1] != 0),
+    }
     if not len(D):
         return row
     state = NeuronState.of(lq, i, start)
@@ -77,43 +88,56 @@ def _overlaps(state: NeuronState, D: set) -> dict:
     centre = box_minimiser(whole.H, whole.b, whole.low, whole.high)
     families = {
         "correlation (polish's windows)": list(neighbours(state.gram, live, WINDOW)),
-        "lowest eigenvectors (10)": [live[np.argsort(-np.abs(V[:, k]))[:WINDOW]]
-                                     for k in range(10)],
+        "lowest eigenvectors (10)": [
+            live[np.argsort(-np.abs(V[:, k]))[:WINDOW]] for k in range(10)
+        ],
         "farthest from the real minimiser": [
-            live[np.argsort(-np.abs(centre - state.o[live]))[:WINDOW]]]}
-    return {name: max(len(D & set(S.tolist())) for S in windows)
-            for name, windows in families.items()}
+            live[np.argsort(-np.abs(centre - state.o[live]))[:WINDOW]]
+        ],
+    }
+    return {
+        name: max(len(D & set(S.tolist())) for S in windows) for name, windows in families.items()
+    }
 
 
 def run(bits_list, nodes: int) -> dict:
     bounds = json.loads((HERE / "results.json").read_text())["bounds"]
     cells = {}
     for bits in bits_list:
-        lq, description, start, _ = layer_problem("digits", 1, bits, window_bits=bits,
-                                                  start="gptq")
+        lq, description, start, _ = layer_problem("digits", 1, bits, window_bits=bits, start="gptq")
         samples, energies, _ = kbest(lq, start)
         optimum = np.array(bounds[f"digits|1|{bits}"]["neuron_bounds"])
         rows = {}
         for i in np.flatnonzero(energies / optimum - 1 > 1e-4):
-            rows[int(i)] = {"optimum": float(optimum[i]),
-                            **neuron_reach(lq, int(i), samples[i], nodes)}
+            rows[int(i)] = {
+                "optimum": float(optimum[i]),
+                **neuron_reach(lq, int(i), samples[i], nodes),
+            }
             print(f"int{bits} neuron {i}: {rows[int(i)]}", flush=True)
-        cells[str(bits)] = {"description": description, "optimum": float(optimum.sum()),
-                            "kbest": float(energies.sum()), "neurons": rows}
+        cells[str(bits)] = {
+            "description": description,
+            "optimum": float(optimum.sum()),
+            "kbest": float(energies.sum()),
+            "neurons": rows,
+        }
     return cells
 
 
 def markdown(cells, command, load) -> str:
-    lines = ["# Can a window reach digits' proven optima from kbest?", "",
-             f"`{command}` (2-core machine, load average before the run {load}). "
-             f"Second layer (64→10), float calibration inputs, kbest (+ reduced basis) from "
-             f"tuned GPTQ; windows of {WINDOW} weights, exact. 'moved': weights where the "
-             "optimum differs from kbest's answer, of the live ones; 'oracle': the window "
-             "holding exactly those weights, solved exactly from kbest's answer.", "",
-             "| bits | neuron | kbest gap | moved / live | largest step | bias moves | "
-             "oracle window | oracle + bias | best correlation window holds | best "
-             "eigenvector window | farthest from real minimiser |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Can a window reach digits' proven optima from kbest?",
+        "",
+        f"`{command}` (2-core machine, load average before the run {load}). "
+        f"Second layer (64→10), float calibration inputs, kbest (+ reduced basis) from "
+        f"tuned GPTQ; windows of {WINDOW} weights, exact. 'moved': weights where the "
+        "optimum differs from kbest's answer, of the live ones; 'oracle': the window "
+        "holding exactly those weights, solved exactly from kbest's answer.",
+        "",
+        "| bits | neuron | kbest gap | moved / live | largest step | bias moves | "
+        "oracle window | oracle + bias | best correlation window holds | best "
+        "eigenvector window | farthest from real minimiser |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for bits, cell in cells.items():
         for i, row in cell["neurons"].items():
             gap = lambda value, r=row: f"{100 * (value / r['optimum'] - 1):+.2f} %"
@@ -122,23 +146,36 @@ def markdown(cells, command, load) -> str:
             lines.append(
                 f"| int{bits} | {i} | {gap(row['kbest'])} | {row['moved']} / {row['live']}"
                 f"{found} | {row['largest_step']} | {'yes' if row['bias_moved'] else 'no'} | "
-                + " | ".join(gap(row[k]) if k in row else "–"
-                             for k in ("oracle_window", "oracle_window_with_bias"))
-                + " | " + " | ".join([f"{v} of {row['moved']}" for v in overlap.values()]
-                                     or ["–"] * 3) + " |")
-    lines += ["", "Layer totals: " + "; ".join(
-        f"int{bits} kbest {100 * (c['kbest'] / c['optimum'] - 1):+.2f} %, "
-        f"{100 * (_oracle_total(c) / c['optimum'] - 1):+.2f} % had every oracle window of at "
-        f"most {WINDOW} weights (bias inside) been found" for bits, c in cells.items()) + "."]
+                + " | ".join(
+                    gap(row[k]) if k in row else "–"
+                    for k in ("oracle_window", "oracle_window_with_bias")
+                )
+                + " | "
+                + " | ".join([f"{v} of {row['moved']}" for v in overlap.values()] or ["–"] * 3)
+                + " |"
+            )
+    lines += [
+        "",
+        "Layer totals: "
+        + "; ".join(
+            f"int{bits} kbest {100 * (c['kbest'] / c['optimum'] - 1):+.2f} %, "
+            f"{100 * (_oracle_total(c) / c['optimum'] - 1):+.2f} % had every oracle window of at "
+            f"most {WINDOW} weights (bias inside) been found"
+            for bits, c in cells.items()
+        )
+        + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _oracle_total(cell) -> float:
     """The layer's error had each neuron taken its oracle window where that holds at most
     ``WINDOW`` weights (the bias inside)."""
-    gains = [row["kbest"] - row["oracle_window_with_bias"]
-             for row in cell["neurons"].values()
-             if 0 < row["moved"] <= WINDOW and "oracle_window_with_bias" in row]
+    gains = [
+        row["kbest"] - row["oracle_window_with_bias"]
+        for row in cell["neurons"].values()
+        if 0 < row["moved"] <= WINDOW and "oracle_window_with_bias" in row
+    ]
     return cell["kbest"] - sum(gains)
 
 
@@ -147,20 +184,22 @@ def main(argv=None) -> int:
     parser.add_argument("--bits", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--nodes", type=int, default=NODES)
     parser.add_argument("--out-dir", type=Path, default=HERE)
-    parser.add_argument("--from-json", type=Path,
-                        help="rewrite the .md from an earlier run's json")
+    parser.add_argument("--from-json", type=Path, help="rewrite the .md from an earlier run's json")
     args = parser.parse_args(argv)
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         (args.out_dir / "POLISH_REACH.md").write_text(
-            markdown(saved["cells"], saved["command"], saved["load"]))
+            markdown(saved["cells"], saved["command"], saved["load"])
+        )
         return 0
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     cells = run(args.bits, args.nodes)
     command = "OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish_reach" + (
-        f" --bits {' '.join(map(str, args.bits))}" if args.bits != [2, 3] else "")
+        f" --bits {' '.join(map(str, args.bits))}" if args.bits != [2, 3] else ""
+    )
     (args.out_dir / "polish_reach.json").write_text(
-        json.dumps({"command": command, "load": load, "cells": cells}, indent=1) + "\n")
+        json.dumps({"command": command, "load": load, "cells": cells}, indent=1) + "\n"
+    )
     (args.out_dir / "POLISH_REACH.md").write_text(markdown(cells, command, load))
     return 0
 

@@ -70,19 +70,24 @@ def ellipsoid_points(H, b, low, high, incumbent, *, samples: int, rng):
     n = len(R)
     if squared <= 0:
         return -np.inf, -np.inf, 0
-    log_volume = (n / 2) * log(pi * squared) - lgamma(n / 2 + 1) \
-        - float(np.sum(np.log(np.abs(np.diag(R)))))
+    log_volume = (
+        (n / 2) * log(pi * squared) - lgamma(n / 2 + 1) - float(np.sum(np.log(np.abs(np.diag(R)))))
+    )
     # the ellipsoid's centre and shape in the weights' own coordinates (not reordered)
     h = H[:-1, -1]
-    S, s, _ = _box_shift(H[:-1, :-1] - np.outer(h, h) / H[-1, -1],
-                         b[:-1] - h * b[-1] / H[-1, -1], 0.0, low[:-1], high[:-1])
+    S, s, _ = _box_shift(
+        H[:-1, :-1] - np.outer(h, h) / H[-1, -1],
+        b[:-1] - h * b[-1] / H[-1, -1],
+        0.0,
+        low[:-1],
+        high[:-1],
+    )
     L = np.linalg.cholesky(S + RIDGE * np.mean(np.diag(S)) * np.eye(n))
     centre = -np.linalg.solve(S, s)
     y = rng.normal(size=(samples, n))  # uniform in the unit ball, then o = c + ρ L⁻ᵀ y
     y *= (rng.uniform(size=(samples, 1)) ** (1 / n)) / np.linalg.norm(y, axis=1, keepdims=True)
     points = centre + np.sqrt(squared) * np.linalg.solve(L.T, y.T).T
-    inside = int(np.sum(np.all((points >= low[:-1] - 0.5) & (points <= high[:-1] + 0.5),
-                               axis=1)))
+    inside = int(np.sum(np.all((points >= low[:-1] - 0.5) & (points <= high[:-1] + 0.5), axis=1)))
     return (log_volume / LN10, (log_volume + log(max(inside, 1) / samples)) / LN10, inside)
 
 
@@ -101,37 +106,61 @@ def layer_reach(problem, *, samples: int, neurons=None) -> dict:
         _, e, p = lq.integer_form(i)
         base = lq.base[i]
         H, h, low, high, incumbent, _, relaxed = neuron_box(
-            lq.entry_gram, e, p, grid.q_min - base[:-1], grid.q_max - base[:-1],
-            incumbent=known[i] - base, bias=lq.has_bias)
+            lq.entry_gram,
+            e,
+            p,
+            grid.q_min - base[:-1],
+            grid.q_max - base[:-1],
+            incumbent=known[i] - base,
+            bias=lq.has_bias,
+        )
         H_w, h_w, low_w, high_w, constant = relaxed
         offset = float(lq.offset[i])
         begin = time.perf_counter()
         lagrangian = offset + constant + lagrangian_bound(H_w, h_w, low_w, high_w)
         lagrangian_seconds = time.perf_counter() - begin
-        ellipsoid, boxed, inside = ellipsoid_points(H, h, low, high, incumbent,
-                                                    samples=samples, rng=rng)
-        nodes = {kind: log(max(estimated_nodes(H, h, low, high, incumbent=incumbent,
-                                               eliminate_last=True, reduced=reduced),
-                               1.0)) / LN10
-                 for kind, reduced in (("unreduced", False), ("reduced", True))}
-        rows.append({"entries": int(len(H_w) + 1),
-                     "best": offset + float(incumbent @ H @ incumbent + 2 * h @ incumbent),
-                     "lagrangian": lagrangian, "lagrangian_seconds": lagrangian_seconds,
-                     "log10_ellipsoid": ellipsoid, "log10_in_box": boxed,
-                     "samples_in_box": inside, "log10_nodes": nodes})
+        ellipsoid, boxed, inside = ellipsoid_points(
+            H, h, low, high, incumbent, samples=samples, rng=rng
+        )
+        nodes = {
+            kind: log(
+                max(
+                    estimated_nodes(
+                        H, h, low, high, incumbent=incumbent, eliminate_last=True, reduced=reduced
+                    ),
+                    1.0,
+                )
+            )
+            / LN10
+            for kind, reduced in (("unreduced", False), ("reduced", True))
+        }
+        rows.append(
+            {
+                "entries": int(len(H_w) + 1),
+                "best": offset + float(incumbent @ H @ incumbent + 2 * h @ incumbent),
+                "lagrangian": lagrangian,
+                "lagrangian_seconds": lagrangian_seconds,
+                "log10_ellipsoid": ellipsoid,
+                "log10_in_box": boxed,
+                "samples_in_box": inside,
+                "log10_nodes": nodes,
+            }
+        )
     return {"neurons": rows, "samples": samples}
 
 
-def run(datasets, bits_list, layers, *, cells: dict, samples, neurons, data_dir=None,
-        progress=print) -> dict:
+def run(
+    datasets, bits_list, layers, *, cells: dict, samples, neurons, data_dir=None, progress=print
+) -> dict:
     """Fill ``cells`` (``"dataset|layer|bits"`` → :func:`layer_reach`), calling
     ``progress`` with a line after each."""
     for name in datasets:
         data = load_dataset(name, data_dir=data_dir)
         model, _ = reference_model(data)
         x = data.calibration(1000, seed=0)
-        problems = LayerProblems(model, x, QuantizeConfig(bits=bits_list[0]), sequential=False,
-                                 layers=layers)
+        problems = LayerProblems(
+            model, x, QuantizeConfig(bits=bits_list[0]), sequential=False, layers=layers
+        )
         for index, problem in zip(layers, problems):
             for bits in bits_list:
                 cell = layer_reach(problem.with_bits(bits), samples=samples, neurons=neurons)
@@ -147,38 +176,48 @@ def _median(rows, key, inner=None):
 
 def _line(cell) -> str:
     rows = cell["neurons"]
-    return (f"best {sum(r['best'] for r in rows):.5g}, Lagrangian "
-            f"{sum(r['lagrangian'] for r in rows):.5g}, median log10: points "
-            f"{_median(rows, 'log10_ellipsoid'):.1f}, in box {_median(rows, 'log10_in_box'):.1f}, "
-            f"nodes unreduced {_median(rows, 'log10_nodes', 'unreduced'):.1f}, reduced "
-            f"{_median(rows, 'log10_nodes', 'reduced'):.1f}")
+    return (
+        f"best {sum(r['best'] for r in rows):.5g}, Lagrangian "
+        f"{sum(r['lagrangian'] for r in rows):.5g}, median log10: points "
+        f"{_median(rows, 'log10_ellipsoid'):.1f}, in box {_median(rows, 'log10_in_box'):.1f}, "
+        f"nodes unreduced {_median(rows, 'log10_nodes', 'unreduced'):.1f}, reduced "
+        f"{_median(rows, 'log10_nodes', 'reduced'):.1f}"
+    )
 
 
 def markdown(result: dict, bound_cells: dict) -> str:
-    lines = ["# Within reach of a proof, or not: whole-grid neurons", "",
-             "    " + result["command"], "",
-             "Each layer alone on its float inputs; per neuron the whole-grid problem "
-             "(`benchmarks/reach.py`'s module docs). Best known: `kbest` from tuned GPTQ. "
-             "Bounds: the Lagrangian (Shor semidefinite) dual, and `bench bounds`' bound with "
-             "the neurons it proved optimal (`results.json`, RESULTS.md; blank where that "
-             "cell was not run on this model). Medians over neurons, as powers of ten: the "
-             "Gaussian heuristic's count of weight vectors better than the best known (in "
-             "their ellipsoid; inside the weights' box, `<` an upper limit where no sample "
-             "fell inside), and the search-tree nodes a proof would take from the best known "
-             "(the bias at its best integer for each weight vector) on the unreduced basis "
-             "in the plain decoder's order and on the LLL/BKZ-reduced one (upper "
-             "estimates: a search shrinks its radius as it finds better points). The "
-             "search visits some 3×10⁷ nodes a second on this machine.", "",
-             "| layer | int | entries × neurons | best known | Lagrangian bound | bound of "
-             "`bench bounds` (proven) | points better than the best known: ellipsoid / in "
-             "the box | nodes to prove: unreduced / reduced basis |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Within reach of a proof, or not: whole-grid neurons",
+        "",
+        "    " + result["command"],
+        "",
+        "Each layer alone on its float inputs; per neuron the whole-grid problem "
+        "(`benchmarks/reach.py`'s module docs). Best known: `kbest` from tuned GPTQ. "
+        "Bounds: the Lagrangian (Shor semidefinite) dual, and `bench bounds`' bound with "
+        "the neurons it proved optimal (`results.json`, RESULTS.md; blank where that "
+        "cell was not run on this model). Medians over neurons, as powers of ten: the "
+        "Gaussian heuristic's count of weight vectors better than the best known (in "
+        "their ellipsoid; inside the weights' box, `<` an upper limit where no sample "
+        "fell inside), and the search-tree nodes a proof would take from the best known "
+        "(the bias at its best integer for each weight vector) on the unreduced basis "
+        "in the plain decoder's order and on the LLL/BKZ-reduced one (upper "
+        "estimates: a search shrinks its radius as it finds better points). The "
+        "search visits some 3×10⁷ nodes a second on this machine.",
+        "",
+        "| layer | int | entries × neurons | best known | Lagrangian bound | bound of "
+        "`bench bounds` (proven) | points better than the best known: ellipsoid / in "
+        "the box | nodes to prove: unreduced / reduced basis |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for key, cell in result["cells"].items():
         name, layer, bits = key.split("|")
         rows = cell["neurons"]
         bound = bound_cells.get(key, {})
-        bound_text = f"{bound['bound']:.5g} ({bound['proven']}/{bound['neurons']})" \
-            if bound.get("model") == cell["model"] and bound.get("neurons") == len(rows) else ""
+        bound_text = (
+            f"{bound['bound']:.5g} ({bound['proven']}/{bound['neurons']})"
+            if bound.get("model") == cell["model"] and bound.get("neurons") == len(rows)
+            else ""
+        )
         limit = "<" if _median(rows, "samples_in_box") == 0 else ""
         lines.append(
             f"| {name} {layer} | {bits} | {rows[0]['entries']} × {len(rows)} | "
@@ -186,7 +225,8 @@ def markdown(result: dict, bound_cells: dict) -> str:
             f"{bound_text} | 10^{_median(rows, 'log10_ellipsoid'):.1f} / "
             f"{limit}10^{_median(rows, 'log10_in_box'):.1f} | "
             f"10^{_median(rows, 'log10_nodes', 'unreduced'):.1f} / "
-            f"10^{_median(rows, 'log10_nodes', 'reduced'):.1f} |")
+            f"10^{_median(rows, 'log10_nodes', 'reduced'):.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -198,9 +238,12 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--neurons", type=int, default=None, help="only the first N")
     parser.add_argument("--out-dir", default="benchmarks")
-    parser.add_argument("--markdown-only", action="store_true",
-                        help="only rewrite REACH.md from reach.json (its bound column from "
-                        "the current results.json); nothing is run")
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="only rewrite REACH.md from reach.json (its bound column from "
+        "the current results.json); nothing is run",
+    )
     args = parser.parse_args(argv)
     if args.markdown_only:
         out = Path(args.out_dir)
@@ -223,8 +266,15 @@ def main(argv=None) -> int:
         atomic_write(out / "REACH.md", lambda stream: stream.write(table.encode()))
 
     for name in args.datasets:  # one dataset at a time: a stopped run keeps the ones done
-        run([name], args.bits, args.layers, cells=result["cells"], samples=args.samples,
-            neurons=args.neurons, progress=write)
+        run(
+            [name],
+            args.bits,
+            args.layers,
+            cells=result["cells"],
+            samples=args.samples,
+            neurons=args.neurons,
+            progress=write,
+        )
     print(markdown(result, _bound_cells()))
     return 0
 

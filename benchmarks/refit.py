@@ -53,25 +53,36 @@ PAPER_COLUMNS = {
 def run(model, data, bits: int, arguments: dict) -> dict:
     load = os.getloadavg()[0]
     begin = time.perf_counter()
-    result = quantize(model, data, bits=bits, calibration_size=1000, cache=False, quiet=True,
-                      seed=0, **arguments)
+    result = quantize(
+        model, data, bits=bits, calibration_size=1000, cache=False, quiet=True, seed=0, **arguments
+    )
     seconds = time.perf_counter() - begin
     report = result.report
-    cell = {"accuracy": report["accuracy"],  # as bench paper records a cell
-            "energy": sum(layer["energy"] for layer in report["layers"]),
-            "rtn_energy": sum(layer["rtn_energy"] for layer in report["layers"]),
-            "seconds": report["timing"]["total_seconds"]
-            - report["timing"].get("evaluate_seconds", 0.0),
-            "layers": report["layers"], "model": model_fingerprint(model), "workers": 1}
-    return {"cell": cell, "layer_errors": [layer.energy for layer in result.layers],
-            "seconds": round(seconds, 2),
-            "layer_seconds": [round(layer.solve_seconds, 2) for layer in result.layers],
-            "load": [round(load, 2), round(os.getloadavg()[0], 2)],
-            "accuracy": result.report.get("accuracy", {}).get("quantized"),
-            "refit": [layer.refit for layer in result.layers],
-            "gptq_setting": [None if layer.gptq_setting is None else
-                             {k: v for k, v in layer.gptq_setting.items() if k != "tried"}
-                             for layer in result.layers]}
+    cell = {
+        "accuracy": report["accuracy"],  # as bench paper records a cell
+        "energy": sum(layer["energy"] for layer in report["layers"]),
+        "rtn_energy": sum(layer["rtn_energy"] for layer in report["layers"]),
+        "seconds": report["timing"]["total_seconds"]
+        - report["timing"].get("evaluate_seconds", 0.0),
+        "layers": report["layers"],
+        "model": model_fingerprint(model),
+        "workers": 1,
+    }
+    return {
+        "cell": cell,
+        "layer_errors": [layer.energy for layer in result.layers],
+        "seconds": round(seconds, 2),
+        "layer_seconds": [round(layer.solve_seconds, 2) for layer in result.layers],
+        "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+        "accuracy": result.report.get("accuracy", {}).get("quantized"),
+        "refit": [layer.refit for layer in result.layers],
+        "gptq_setting": [
+            None
+            if layer.gptq_setting is None
+            else {k: v for k, v in layer.gptq_setting.items() if k != "tried"}
+            for layer in result.layers
+        ],
+    }
 
 
 def _errors(runs: dict, label: str, layer: int, over: float | None = None) -> str:
@@ -83,10 +94,12 @@ def _errors(runs: dict, label: str, layer: int, over: float | None = None) -> st
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dataset | bits | layer | GPTQ | GPTQ + clip (won) | kbest | kbest + refit "
-             "| kbest + clip | kbest + clip + refit (rounds) | kbest / best GPTQ "
-             "| kbest + clip + refit / best GPTQ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | bits | layer | GPTQ | GPTQ + clip (won) | kbest | kbest + refit "
+        "| kbest + clip | kbest + clip + refit (rounds) | kbest / best GPTQ "
+        "| kbest + clip + refit / best GPTQ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         runs = row["runs"]
         best = runs[BEST_GPTQ]["layer_errors"]
@@ -101,7 +114,8 @@ def table(rows: list[dict]) -> str:
                 f"| {_errors(runs, 'kbest + clip', layer)} "
                 f"| {_errors(runs, REFIT, layer)}{rounds} "
                 f"| {_errors(runs, KBEST, layer, error)} "
-                f"| {_errors(runs, REFIT, layer, error)} |")
+                f"| {_errors(runs, REFIT, layer, error)} |"
+            )
     return "\n".join(lines)
 
 
@@ -113,19 +127,25 @@ def _ratio(runs: dict, mine: str, theirs: str) -> str:
 
 def times(rows: list[dict]) -> str:
     labels = [label for label, _ in METHODS]
-    lines = ["| dataset | bits | " + " | ".join(f"{label} s" for label in labels)
-             + " | kbest / GPTQ | kbest + clip + refit / GPTQ | kbest + clip + refit / "
-             "GPTQ + clip | load (1 min) |",
-             "|---|---|" + "---|" * len(labels) + "---|---|---|---|"]
+    lines = [
+        "| dataset | bits | "
+        + " | ".join(f"{label} s" for label in labels)
+        + " | kbest / GPTQ | kbest + clip + refit / GPTQ | kbest + clip + refit / "
+        "GPTQ + clip | load (1 min) |",
+        "|---|---|" + "---|" * len(labels) + "---|---|---|---|",
+    ]
     for row in rows:
         runs = row["runs"]
         loads = [value for label in labels if label in runs for value in runs[label]["load"]]
-        lines.append(f"| {row['dataset']} | int{row['bits']} | "
-                     + " | ".join(f"{runs[label]['seconds']:.1f}" if label in runs else "–"
-                                  for label in labels)
-                     + f" | {_ratio(runs, KBEST, 'GPTQ')} | {_ratio(runs, REFIT, 'GPTQ')}"
-                     + f" | {_ratio(runs, REFIT, BEST_GPTQ)}"
-                     + f" | {min(loads):.1f}–{max(loads):.1f} |")
+        lines.append(
+            f"| {row['dataset']} | int{row['bits']} | "
+            + " | ".join(
+                f"{runs[label]['seconds']:.1f}" if label in runs else "–" for label in labels
+            )
+            + f" | {_ratio(runs, KBEST, 'GPTQ')} | {_ratio(runs, REFIT, 'GPTQ')}"
+            + f" | {_ratio(runs, REFIT, BEST_GPTQ)}"
+            + f" | {min(loads):.1f}–{max(loads):.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -133,21 +153,28 @@ def verdict(rows: list[dict], *, error_ratio: float = 0.70, time_ratio: float = 
     """The issue's done-when check per row: ``kbest + clip + refit``'s worst layer ratio to
     the best GPTQ (at most ``error_ratio``) and its whole run's time over tuned GPTQ's and
     over GPTQ + clip's (at most ``time_ratio``)."""
-    lines = [f"| dataset | bits | worst layer / best GPTQ (≤ {error_ratio:.2f}) "
-             f"| time / GPTQ (≤ {time_ratio:g}) | time / GPTQ + clip (≤ {time_ratio:g}) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| dataset | bits | worst layer / best GPTQ (≤ {error_ratio:.2f}) "
+        f"| time / GPTQ (≤ {time_ratio:g}) | time / GPTQ + clip (≤ {time_ratio:g}) |",
+        "|---|---|---|---|---|",
+    ]
     for row in rows:
         runs = row["runs"]
         if REFIT not in runs:
             continue
-        worst = max(mine / best for mine, best in zip(runs[REFIT]["layer_errors"],
-                                                       runs[BEST_GPTQ]["layer_errors"]))
-        over = [runs[REFIT]["seconds"] / runs[label]["seconds"]
-                for label in ("GPTQ", BEST_GPTQ)]
-        lines.append(f"| {row['dataset']} | int{row['bits']} | {worst:.3f} "
-                     f"{'met' if worst <= error_ratio else 'NOT met'} | "
-                     + " | ".join(f"{value:.1f} {'met' if value <= time_ratio else 'NOT met'}"
-                                  for value in over) + " |")
+        worst = max(
+            mine / best
+            for mine, best in zip(runs[REFIT]["layer_errors"], runs[BEST_GPTQ]["layer_errors"])
+        )
+        over = [runs[REFIT]["seconds"] / runs[label]["seconds"] for label in ("GPTQ", BEST_GPTQ)]
+        lines.append(
+            f"| {row['dataset']} | int{row['bits']} | {worst:.3f} "
+            f"{'met' if worst <= error_ratio else 'NOT met'} | "
+            + " | ".join(
+                f"{value:.1f} {'met' if value <= time_ratio else 'NOT met'}" for value in over
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -160,9 +187,10 @@ def to_results(files: list[str], out_dir: Path = Path("benchmarks")) -> Path:
     table_ = json.loads(path.read_text())
     for name in files:
         saved = json.loads(Path(name).read_text())
-        table_["commands"] = [*table_.get("commands", []),
-                              f"{saved['command']}, then python benchmarks/refit.py "
-                              f"--to-results {name}"]
+        table_["commands"] = [
+            *table_.get("commands", []),
+            f"{saved['command']}, then python benchmarks/refit.py --to-results {name}",
+        ]
         for row in saved["rows"]:
             for label, column in PAPER_COLUMNS.items():
                 if label in row["runs"] and "cell" in row["runs"][label]:
@@ -175,17 +203,27 @@ def to_results(files: list[str], out_dir: Path = Path("benchmarks")) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", nargs="+",
-                        default=["mnist", "fashion-mnist", "emnist"])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist", "emnist"])
     parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2])
     parser.add_argument("--methods", nargs="+", default=[label for label, _ in METHODS])
-    parser.add_argument("--out", default="benchmarks/refit.json",
-                        help="the JSON file; the runs it already holds are not run again")
-    parser.add_argument("--markdown", metavar="FILE", nargs="+",
-                        help="print the tables of written JSON files (nothing is run)")
-    parser.add_argument("--to-results", metavar="FILE", nargs="+",
-                        help="copy the runs of written JSON files that are RESULTS.md's "
-                             "columns into results.json and rewrite RESULTS.md")
+    parser.add_argument(
+        "--out",
+        default="benchmarks/refit.json",
+        help="the JSON file; the runs it already holds are not run again",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="FILE",
+        nargs="+",
+        help="print the tables of written JSON files (nothing is run)",
+    )
+    parser.add_argument(
+        "--to-results",
+        metavar="FILE",
+        nargs="+",
+        help="copy the runs of written JSON files that are RESULTS.md's "
+        "columns into results.json and rewrite RESULTS.md",
+    )
     args = parser.parse_args(argv)
     if args.to_results:
         print(f"wrote {to_results(args.to_results)}")
@@ -193,8 +231,13 @@ def main(argv=None) -> int:
     if args.markdown:
         saved = [json.loads(Path(name).read_text()) for name in args.markdown]
         rows = [row for one in saved for row in one["rows"]]
-        print("\n".join(f"    ANNEALQ_DATA=../shared/data {one['command']}" for one in saved),
-              table(rows), times(rows), verdict(rows), sep="\n\n")
+        print(
+            "\n".join(f"    ANNEALQ_DATA=../shared/data {one['command']}" for one in saved),
+            table(rows),
+            times(rows),
+            verdict(rows),
+            sep="\n\n",
+        )
         return 0
     command = "python benchmarks/refit.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
@@ -209,8 +252,14 @@ def main(argv=None) -> int:
             for label, arguments in METHODS:
                 if label in args.methods and label not in row["runs"]:
                     row["runs"][label] = run(model, data, bits, arguments)
-                    print(name, bits, label, row["runs"][label]["layer_errors"],
-                          row["runs"][label]["seconds"], flush=True)
+                    print(
+                        name,
+                        bits,
+                        label,
+                        row["runs"][label]["layer_errors"],
+                        row["runs"][label]["seconds"],
+                        flush=True,
+                    )
                     text = json.dumps({"command": command, "rows": rows}, indent=1).encode()
                     atomic_write(out, lambda stream, text=text: stream.write(text))
     print(table(rows), times(rows), verdict(rows), sep="\n\n")

@@ -32,10 +32,12 @@ import numpy as np
 from annealq.files import atomic_write
 
 RIDGES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)
-PEERS = {"GPTQ (tuned)": {"method": "gptq"},
-         "GPTQ act-order, damp 0.1": {"method": "gptq", "act_order": True, "damp": 0.1},
-         "GPTQ act-order, damp 1": {"method": "gptq", "act_order": True, "damp": 1.0},
-         "CD (tuned GPTQ + descent)": {"method": "cd"}}
+PEERS = {
+    "GPTQ (tuned)": {"method": "gptq"},
+    "GPTQ act-order, damp 0.1": {"method": "gptq", "act_order": True, "damp": 0.1},
+    "GPTQ act-order, damp 1": {"method": "gptq", "act_order": True, "damp": 1.0},
+    "CD (tuned GPTQ + descent)": {"method": "cd"},
+}
 CHECK_PEERS = ("GPTQ (tuned)", "CD (tuned GPTQ + descent)")
 COMMAND = "python benchmarks/ridge.py"
 
@@ -58,13 +60,18 @@ def measure(seeds, bits_list) -> dict:
     from annealq.pipeline import quantize
 
     data = load_dataset("mnist")
-    calibration = np.sort(np.random.default_rng(0).choice(len(data.x_train), size=1000,
-                                                          replace=False))  # Dataset.calibration's
+    calibration = np.sort(
+        np.random.default_rng(0).choice(len(data.x_train), size=1000, replace=False)
+    )  # Dataset.calibration's
     validation = np.setdiff1d(np.arange(len(data.x_train)), calibration)[:10_000]
-    sets = {"validation": (data.x_train[validation], data.y_train[validation]),
-            "test": (data.x_test, data.y_test)}
-    sets = {k: (torch.as_tensor(np.asarray(x), dtype=torch.float32), np.asarray(y))
-            for k, (x, y) in sets.items()}
+    sets = {
+        "validation": (data.x_train[validation], data.y_train[validation]),
+        "test": (data.x_test, data.y_test),
+    }
+    sets = {
+        k: (torch.as_tensor(np.asarray(x), dtype=torch.float32), np.asarray(y))
+        for k, (x, y) in sets.items()
+    }
     methods = {**PEERS, **{qubo_label(r): {"solver": "kbest", "ridge": r} for r in RIDGES}}
     result = {"command": COMMAND, "ridges": list(RIDGES), "models": []}
     for seed in seeds:
@@ -76,16 +83,27 @@ def measure(seeds, bits_list) -> dict:
             runs, correct = {}, {}
             for label, arguments in methods.items():
                 begin = time.perf_counter()
-                quantized = quantize(model, data, bits=bits, calibration_size=1000,
-                                     cache=False, quiet=True, seed=0, **arguments)
-                row = {"layer_errors": [layer.energy for layer in quantized.layers],
-                       "seconds": time.perf_counter() - begin}
+                quantized = quantize(
+                    model,
+                    data,
+                    bits=bits,
+                    calibration_size=1000,
+                    cache=False,
+                    quiet=True,
+                    seed=0,
+                    **arguments,
+                )
+                row = {
+                    "layer_errors": [layer.energy for layer in quantized.layers],
+                    "seconds": time.perf_counter() - begin,
+                }
                 with torch.no_grad():
                     for name, (x, y) in sets.items():
                         got, want = quantized.model(x), reference[name]
                         row[f"{name}_error"] = float(((got - want) ** 2).sum() / len(x) * 1000)
-                        row[f"{name}_agreement"] = float((got.argmax(1) == want.argmax(1))
-                                                         .double().mean())
+                        row[f"{name}_agreement"] = float(
+                            (got.argmax(1) == want.argmax(1)).double().mean()
+                        )
                         hits = got.argmax(1).numpy() == y
                         row[f"{name}_accuracy"] = float(hits.mean())
                 correct[label] = hits  # on the test images, the last set
@@ -94,9 +112,12 @@ def measure(seeds, bits_list) -> dict:
             for label in runs:  # paired test-image counts against the check's peers
                 if label not in PEERS:
                     runs[label]["discordant"] = {
-                        peer: [int(np.sum(correct[label] & ~correct[peer])),
-                               int(np.sum(~correct[label] & correct[peer]))]
-                        for peer in CHECK_PEERS}
+                        peer: [
+                            int(np.sum(correct[label] & ~correct[peer])),
+                            int(np.sum(~correct[label] & correct[peer])),
+                        ]
+                        for peer in CHECK_PEERS
+                    }
             entry["runs"][str(bits)] = runs
         result["models"].append(entry)
     return result
@@ -104,30 +125,41 @@ def measure(seeds, bits_list) -> dict:
 
 def chosen_ridge(result: dict, bits: str) -> float:
     """The ridge with the lowest mean validation output error over the models."""
+
     def mean_validation(ridge):
-        return np.mean([m["runs"][bits][qubo_label(ridge)]["validation_error"]
-                        for m in result["models"]])
+        return np.mean(
+            [m["runs"][bits][qubo_label(ridge)]["validation_error"] for m in result["models"]]
+        )
+
     return min(result["ridges"], key=mean_validation)
 
 
 def markdown(result: dict) -> str:
     models = result["models"]
     seeds = ", ".join(str(m["seed"]) for m in models)
-    lines = ["# The ridge, chosen on validation images", "",
-             "    ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models "
-             + result["command"],
-             "", f"Held-out 784-128-10 MNIST models (seeds {seeds}), 1,000 calibration "
-             "images. Means over the models. *Layer errors* are the calibration objective "
-             "(the check's); *output error* is the squared logit difference from the float "
-             "model per 1,000 images; *agreement* is its top-1 class kept. The ridge marked "
-             "★ has the lowest mean validation output error at that bit width; the test "
-             "columns played no part in choosing it.", ""]
+    lines = [
+        "# The ridge, chosen on validation images",
+        "",
+        "    ANNEALQ_DATA=../shared/data ANNEALQ_MODELS=benchmarks/models " + result["command"],
+        "",
+        f"Held-out 784-128-10 MNIST models (seeds {seeds}), 1,000 calibration "
+        "images. Means over the models. *Layer errors* are the calibration objective "
+        "(the check's); *output error* is the squared logit difference from the float "
+        "model per 1,000 images; *agreement* is its top-1 class kept. The ridge marked "
+        "★ has the lowest mean validation output error at that bit width; the test "
+        "columns played no part in choosing it.",
+        "",
+    ]
     for bits in models[0]["runs"]:
         best = chosen_ridge(result, bits)
-        lines += [f"## int{bits}", "",
-                  "| method | layer 1 error | layer 2 error | validation output error | "
-                  "validation agreement | test output error | test agreement | test accuracy "
-                  "| seconds |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## int{bits}",
+            "",
+            "| method | layer 1 error | layer 2 error | validation output error | "
+            "validation agreement | test output error | test agreement | test accuracy "
+            "| seconds |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for label in models[0]["runs"][bits]:
             rows = [m["runs"][bits][label] for m in models]
             mean = lambda key, rows=rows: np.mean([r[key] for r in rows])
@@ -137,19 +169,24 @@ def markdown(result: dict) -> str:
                 f"| {label}{star} | {layers[0]:,.1f} | {layers[1]:,.1f} | "
                 f"{mean('validation_error'):,.1f} | {100 * mean('validation_agreement'):.2f} % "
                 f"| {mean('test_error'):,.1f} | {100 * mean('test_agreement'):.2f} % | "
-                f"{100 * mean('test_accuracy'):.2f} % | {mean('seconds'):.1f} |")
+                f"{100 * mean('test_accuracy'):.2f} % | {mean('seconds'):.1f} |"
+            )
         lines.append("")
     lines += _paired_table(result)
     return "\n".join(lines)
 
 
 def _paired_table(result: dict) -> list[str]:
-    lines = ["## Test accuracy, chosen ridge against the check's peers, model by model", "",
-             "Test images the QUBO gets right and the peer wrong / the other way round, and "
-             "McNemar's exact two-sided p-value (small: a real difference).", "",
-             "| seed | int | ridge ★ | QUBO accuracy | vs tuned GPTQ | p | vs CD | p | "
-             "ridge 0: vs tuned GPTQ | p | vs CD | p |", "|---|---|---:|---:|---|---:|---|---:|"
-             "---|---:|---|---:|"]
+    lines = [
+        "## Test accuracy, chosen ridge against the check's peers, model by model",
+        "",
+        "Test images the QUBO gets right and the peer wrong / the other way round, and "
+        "McNemar's exact two-sided p-value (small: a real difference).",
+        "",
+        "| seed | int | ridge ★ | QUBO accuracy | vs tuned GPTQ | p | vs CD | p | "
+        "ridge 0: vs tuned GPTQ | p | vs CD | p |",
+        "|---|---|---:|---:|---|---:|---|---:|---|---:|---|---:|",
+    ]
     for model in result["models"]:
         for bits, runs in model["runs"].items():
             best = chosen_ridge(result, bits)
@@ -159,8 +196,10 @@ def _paired_table(result: dict) -> list[str]:
                 for peer in CHECK_PEERS:
                     better, worse = row["discordant"][peer]
                     cells += [f"+{better} / −{worse}", f"{mcnemar(better, worse):.2f}"]
-            lines.append(f"| {model['seed']} | {bits} | {best:g} | "
-                         f"{100 * chosen['test_accuracy']:.2f} % | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {model['seed']} | {bits} | {best:g} | "
+                f"{100 * chosen['test_accuracy']:.2f} % | " + " | ".join(cells) + " |"
+            )
     return lines + [""]
 
 
@@ -169,8 +208,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2026, 2027, 2028, 2029, 2030])
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3, 2])
     parser.add_argument("--out-dir", default="benchmarks")
-    parser.add_argument("--markdown-only", action="store_true",
-                        help="rewrite RIDGE.md from ridge.json")
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="rewrite RIDGE.md from ridge.json"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out_dir)
     if args.markdown_only:

@@ -60,25 +60,28 @@ def cpu_seconds(executor) -> list:
 def run(lq, starts, sampler, executor, parameters) -> dict:
     cpu = cpu_seconds(executor)
     began = time.perf_counter()
-    results = solve_layer(lq, sampler, initial_states=starts, executor=executor,
-                          **parameters)
+    results = solve_layer(lq, sampler, initial_states=starts, executor=executor, **parameters)
     wall = time.perf_counter() - began
     cpu = [round(b - a, 2) for a, b in zip(cpu, cpu_seconds(executor))]
     q, q_b = lq.decode([r.sample for r in results])
     digest = hashlib.sha256(np.column_stack([q, q_b]).astype(np.int64).tobytes())
-    return {"wall_seconds": round(wall, 3), "cpu_seconds": cpu,
-            "summed_solve_seconds": round(sum(r.wall_seconds for r in results), 2),
-            "energy": float(sum(r.energy for r in results)),
-            "sha256": digest.hexdigest()[:16],
-            "proven": sum(bool(r.info.get("proven_optimal")) for r in results)}
+    return {
+        "wall_seconds": round(wall, 3),
+        "cpu_seconds": cpu,
+        "summed_solve_seconds": round(sum(r.wall_seconds for r in results), 2),
+        "energy": float(sum(r.energy for r in results)),
+        "sha256": digest.hexdigest()[:16],
+        "proven": sum(bool(r.info.get("proven_optimal")) for r in results),
+    }
 
 
 def warm_up(sampler) -> None:
     """Load the solver's compiled kernels in this process: a tiny window layer from its
     round-to-nearest start (what a pool's first layer would otherwise pay for)."""
     rng = np.random.default_rng(0)
-    lq = LayerProblem.of_arrays(rng.normal(size=(2, 6)), rng.normal(size=2),
-                                rng.normal(size=(20, 6)), bits=2, window_bits=2).qubo
+    lq = LayerProblem.of_arrays(
+        rng.normal(size=(2, 6)), rng.normal(size=2), rng.normal(size=(20, 6)), bits=2, window_bits=2
+    ).qubo
     starts = [lq.rtn_sample(i) for i in range(2)]
     if isinstance(sampler, LayerSampler):
         sampler.sample_layer(lq, initial_states=starts)
@@ -110,19 +113,25 @@ def overhead(lq, starts) -> dict:
     solver that does nothing (:class:`Echo`: Dask's round trip, the starts and results
     pickled) and for one-sweep batch-sa (the solver's own per-call cost added)."""
     n, out = lq.n_neurons, {}
-    for name, sampler in (("echo", Echo()), ("batch-sa-1-sweep",
-                                              get_sampler("batch-sa", num_sweeps=1))):
+    for name, sampler in (
+        ("echo", Echo()),
+        ("batch-sa-1-sweep", get_sampler("batch-sa", num_sweeps=1)),
+    ):
         executor, _ = pool(1, sampler)
         with executor:
             walls = {}
             for size in (n, 1):
                 executor.chunk_size = size
                 run(lq, starts, sampler, executor, {})  # warm
-                walls[size] = min(run(lq, starts, sampler, executor, {})["wall_seconds"]
-                                  for _ in range(3))
+                walls[size] = min(
+                    run(lq, starts, sampler, executor, {})["wall_seconds"] for _ in range(3)
+                )
             stats = executor.stats()
-        out[name] = {"one_task_seconds": walls[n], "per_neuron_tasks_seconds": walls[1],
-                     "per_task_seconds": round((walls[1] - walls[n]) / (n - 1), 4)}
+        out[name] = {
+            "one_task_seconds": walls[n],
+            "per_neuron_tasks_seconds": walls[1],
+            "per_task_seconds": round((walls[1] - walls[n]) / (n - 1), 4),
+        }
     out["scatter_seconds_per_layer"] = round(stats["scatter_seconds"] / stats["layers"], 3)
     return out
 
@@ -162,16 +171,21 @@ def smallest_layer(row: dict, workers: int = 2) -> dict:
     if saved <= 0:
         return {"per_layer": None, "per_run": None}
     fixed = spread["scatter_seconds"] + 4 * workers * row["overhead"]["echo"]["per_task_seconds"]
-    return {"per_layer": int(np.ceil(fixed / saved)),
-            "per_run": int(np.ceil((fixed + spread["start_seconds"]) / saved))}
+    return {
+        "per_layer": int(np.ceil(fixed / saved)),
+        "per_run": int(np.ceil((fixed + spread["start_seconds"]) / saved)),
+    }
 
 
 def tables(rows: list) -> str:
     """SCALE.md's measured and projected tables from the JSON rows."""
-    lines = ["| layer | solver | in process | 1 worker | 2 workers | speed-up 2 vs 1 | "
-             "2-worker efficiency | CPU estimate of the speed-up (as scheduled / balanced) | "
-             "same integers | scatter (s) | "
-             "pool start (s) | load |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| layer | solver | in process | 1 worker | 2 workers | speed-up 2 vs 1 | "
+        "2-worker efficiency | CPU estimate of the speed-up (as scheduled / balanced) | "
+        "same integers | scatter (s) | "
+        "pool start (s) | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         runs = row["runs"]
         one, two = runs["1"], runs["2"]
@@ -185,20 +199,30 @@ def tables(rows: list) -> str:
             f"| {sum(one['cpu_seconds']) / max(two['cpu_seconds']):.2f}x / "
             f"{2 * sum(one['cpu_seconds']) / sum(two['cpu_seconds']):.2f}x | "
             f"{'yes' if same else 'NO'} | {two['scatter_seconds']} | {two['start_seconds']} "
-            f"| {row['load']:.1f}–{row['load_after']:.1f} |")
-    lines += ["", "| layer | solver | per task (echo) | per task (1-sweep batch-sa) | "
-              "projected 8 machines (s) | projected 64 machines (s) | pays from (neurons, "
-              "per layer / with the pool's start) |", "|---|---|---|---|---|---|---|"]
+            f"| {row['load']:.1f}–{row['load_after']:.1f} |"
+        )
+    lines += [
+        "",
+        "| layer | solver | per task (echo) | per task (1-sweep batch-sa) | "
+        "projected 8 machines (s) | projected 64 machines (s) | pays from (neurons, "
+        "per layer / with the pool's start) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     measured = {row["dataset"]: row["overhead"] for row in rows if "overhead" in row}
     for row in rows:
         if row["dataset"] not in measured:
             continue
         row = {**row, "overhead": measured[row["dataset"]]}
-        o, p, least = row["overhead"], projection(row), smallest_layer(row) \
-            if "inline" in row["runs"] else {"per_layer": "–", "per_run": "–"}
-        lines.append(f"| {row['dataset']} | {row['solver']} | {o['echo']['per_task_seconds']} "
-                     f"| {o['batch-sa-1-sweep']['per_task_seconds']} | {p[8]} | {p[64]} | "
-                     f"{least['per_layer']} / {least['per_run']} |")
+        o, p, least = (
+            row["overhead"],
+            projection(row),
+            smallest_layer(row) if "inline" in row["runs"] else {"per_layer": "–", "per_run": "–"},
+        )
+        lines.append(
+            f"| {row['dataset']} | {row['solver']} | {o['echo']['per_task_seconds']} "
+            f"| {o['batch-sa-1-sweep']['per_task_seconds']} | {p[8]} | {p[64]} | "
+            f"{least['per_layer']} / {least['per_run']} |"
+        )
     return "\n".join(lines)
 
 
@@ -214,8 +238,9 @@ def main():
     parser.add_argument("--inline", action="store_true", help="also solve in this process")
     parser.add_argument("--overhead", action="store_true", help="measure per-task overhead")
     parser.add_argument("--json", help="append the results to this JSON file")
-    parser.add_argument("--tables", action="store_true",
-                        help="print SCALE.md's tables from --json and stop")
+    parser.add_argument(
+        "--tables", action="store_true", help="print SCALE.md's tables from --json and stop"
+    )
     args = parser.parse_args()
     if args.tables:
         print(tables(json.load(open(args.json))))
@@ -225,9 +250,17 @@ def main():
     options = {"time_limit": args.time_limit} if args.time_limit else {}
     sampler = get_sampler(args.solver, **options)
     parameters = {"seed": 0} if "seed" in sampler.parameters else {}
-    row = {"dataset": args.dataset, "solver": args.solver, "bits": args.bits,
-           "neurons": lq.n_neurons, "inputs": lq.n_inputs, "variables": lq.gram.shape[0],
-           "options": options, "load": os.getloadavg()[0], "runs": {}}
+    row = {
+        "dataset": args.dataset,
+        "solver": args.solver,
+        "bits": args.bits,
+        "neurons": lq.n_neurons,
+        "inputs": lq.n_inputs,
+        "variables": lq.gram.shape[0],
+        "options": options,
+        "load": os.getloadavg()[0],
+        "runs": {},
+    }
     if args.inline:
         warm_up(sampler)
         row["runs"]["inline"] = run(lq, starts, sampler, InlineExecutor(), parameters)
@@ -237,8 +270,9 @@ def main():
         with executor:
             result = run(lq, starts, sampler, executor, parameters)
             stats = executor.stats()
-        result.update(start_seconds=started, tasks=stats["tasks"],
-                      scatter_seconds=stats["scatter_seconds"])
+        result.update(
+            start_seconds=started, tasks=stats["tasks"], scatter_seconds=stats["scatter_seconds"]
+        )
         row["runs"][str(workers)] = result
         print(workers, "workers", result, flush=True)
     if args.overhead:

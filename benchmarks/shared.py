@@ -19,8 +19,10 @@ def cpu_count() -> int:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {cpu_count()} cores, {platform.python_version()}, " \
-           f"{time.strftime('%Y-%m-%d')}"
+    return (
+        f"{platform.machine()}, {cpu_count()} cores, {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
 def write_json(path: Path, data) -> None:

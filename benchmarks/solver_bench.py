@@ -45,9 +45,17 @@ from benchmarks.solver_tables import (
 from solvers.exact_bb.sphere import solve_dense
 
 
-def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int = 1000,
-                  data_dir=None, seed: int = 0, window_bits: int = 1,
-                  start: str | None = None) -> tuple[LayerQUBO, str, np.ndarray | None, float]:
+def layer_problem(
+    dataset_name: str,
+    layer: int,
+    bits: int,
+    *,
+    calibration: int = 1000,
+    data_dir=None,
+    seed: int = 0,
+    window_bits: int = 1,
+    start: str | None = None,
+) -> tuple[LayerQUBO, str, np.ndarray | None, float]:
     """The QUBO of layer ``layer`` of the dataset's reference MLP, a description, and the
     warm start's integers ``(n, f+1)`` with the seconds they took (``start`` ``"gptq"``
     or ``"rtn"``; ``None`` and 0 without). With a start the windows are centred on it."""
@@ -57,8 +65,9 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
     model, _ = reference_model(data, seed=seed)
     x = data.calibration(calibration, seed=seed)
     # GPTQ tuned per layer centres the windows, as the pipeline's start="gptq"
-    config = QuantizeConfig(bits=bits, window_bits=window_bits,
-                            start="gptq" if start == "gptq" else None)
+    config = QuantizeConfig(
+        bits=bits, window_bits=window_bits, start="gptq" if start == "gptq" else None
+    )
     problems = LayerProblems(model, x, config, sequential=False, layers=[layer])
     [problem] = problems
     lq, start_integers, start_seconds = problem.qubo, problem.start, problem.seconds
@@ -68,37 +77,57 @@ def layer_problem(dataset_name: str, layer: int, bits: int, *, calibration: int 
         lq = problem.formulate(center=start_integers)
         start_seconds = time.perf_counter() - begin
     layers, (name, module), X = problems.all_layers, (problem.name, problem.layer), problem.inputs
-    shape = "-".join(str(n) for n in [layers[0][1].in_features]
-                     + [m.out_features for _, m in layers])
-    window = "" if window_bits == 1 else (
-        f"; {lq.window_bits}-bit windows per weight ({lq.bias_window_bits} for the bias)"
-        + (f" centred on {start.upper()}'s integers" if start else ""))
-    description = (f"{dataset_name} reference MLP {shape}, layer {layer} ({name}: "
-                   f"{module.in_features}→{module.out_features}), {len(X)} calibration images"
-                   + window)
+    shape = "-".join(
+        str(n) for n in [layers[0][1].in_features] + [m.out_features for _, m in layers]
+    )
+    window = (
+        ""
+        if window_bits == 1
+        else (
+            f"; {lq.window_bits}-bit windows per weight ({lq.bias_window_bits} for the bias)"
+            + (f" centred on {start.upper()}'s integers" if start else "")
+        )
+    )
+    description = (
+        f"{dataset_name} reference MLP {shape}, layer {layer} ({name}: "
+        f"{module.in_features}→{module.out_features}), {len(X)} calibration images" + window
+    )
     return lq, description, start_integers, start_seconds
 
 
-def run_solvers(lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS,
-                warm: list[dict] | None = None) -> list[SolverRun]:
+def run_solvers(
+    lq: LayerQUBO, neurons: np.ndarray, rows=SOLVER_ROWS, warm: list[dict] | None = None
+) -> list[SolverRun]:
     """Solve ``neurons`` of ``lq`` with every row's solver; energies per neuron. Rows whose
     start is ``"rtn"`` start from RTN, ``"warm"`` from ``warm`` (one sample per neuron)."""
     sub = LayerQUBO.select(lq, neurons)
     runs = []
     for label, name, params, start in rows:
         sampler = get_sampler(name, **params)
-        starts = ([sub.rtn_sample(i) for i in range(sub.n_neurons)] if start == "rtn"
-                  else warm if start == "warm" else None)
+        starts = (
+            [sub.rtn_sample(i) for i in range(sub.n_neurons)]
+            if start == "rtn"
+            else warm
+            if start == "warm"
+            else None
+        )
         # untimed warm-up on one neuron: compiled kernels load, caches fill, for every row
-        solve_layer(LayerQUBO.select(sub, [0]), sampler,
-                    initial_states=None if starts is None else starts[:1])
+        solve_layer(
+            LayerQUBO.select(sub, [0]),
+            sampler,
+            initial_states=None if starts is None else starts[:1],
+        )
         begin = time.perf_counter()
         results = solve_layer(sub, sampler, initial_states=starts)
-        runs.append(SolverRun(label, time.perf_counter() - begin,
-                              np.array([r.energy for r in results]),
-                              [r.sample for r in results],
-                              np.array([bool(r.info.get("proven_optimal", False))
-                                        for r in results])))
+        runs.append(
+            SolverRun(
+                label,
+                time.perf_counter() - begin,
+                np.array([r.energy for r in results]),
+                [r.sample for r in results],
+                np.array([bool(r.info.get("proven_optimal", False)) for r in results]),
+            )
+        )
     return runs
 
 
@@ -115,7 +144,8 @@ def run_exact(lq: LayerQUBO, neurons, best_samples, time_limit: float) -> list[E
         if not whole.proven:
             u = whole.u.astype(np.float64)
             run.largest_subproblem, run.subproblem_seconds = _largest_subproblem(
-                h, G, c, u, time_limit)
+                h, G, c, u, time_limit
+            )
         out.append(run)
     return out
 
@@ -132,8 +162,12 @@ def _largest_subproblem(h, G, c, u, time_limit):
             break
         S, rest = order[:k], order[k:]
         h_S = h[S] + 2 * G[np.ix_(S, rest)] @ u[rest]
-        c_S = c + h[rest] @ u[rest] + u[rest] @ G[np.ix_(rest, rest)] @ u[rest] \
+        c_S = (
+            c
+            + h[rest] @ u[rest]
+            + u[rest] @ G[np.ix_(rest, rest)] @ u[rest]
             - np.diag(G)[rest] @ u[rest]
+        )
         result = solve_dense(h_S, G[np.ix_(S, S)], c_S, incumbent=u[S], time_limit=time_limit)
         if not result.proven:
             break
@@ -142,17 +176,35 @@ def _largest_subproblem(h, G, c, u, time_limit):
     return largest, seconds
 
 
-def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | None = None,
-                  exact_neurons: int = 2, exact_time: float = 60.0, calibration: int = 1000,
-                  data_dir=None, out: str | Path = "benchmarks/SOLVERS.md",
-                  command: str = "", skip_slow: bool = False, window_bits: int = 1,
-                  start: str | None = None, progress=print) -> str:
+def bench_solvers(
+    dataset: str,
+    bits_list,
+    *,
+    layer: int = 0,
+    neurons: int | None = None,
+    exact_neurons: int = 2,
+    exact_time: float = 60.0,
+    calibration: int = 1000,
+    data_dir=None,
+    out: str | Path = "benchmarks/SOLVERS.md",
+    command: str = "",
+    skip_slow: bool = False,
+    window_bits: int = 1,
+    start: str | None = None,
+    progress=print,
+) -> str:
     """Run the benchmark and write its section of ``out``; return the section."""
     results, description = [], ""
     for bits in bits_list:
         lq, description, start_integers, start_seconds = layer_problem(
-            dataset, layer, bits, calibration=calibration, data_dir=data_dir,
-            window_bits=window_bits, start=start)
+            dataset,
+            layer,
+            bits,
+            calibration=calibration,
+            data_dir=data_dir,
+            window_bits=window_bits,
+            start=start,
+        )
         chosen = np.arange(lq.n_neurons if neurons is None else min(neurons, lq.n_neurons))
         warm = None
         if start is None:
@@ -161,14 +213,29 @@ def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | Non
         else:
             states = lq.states(start_integers[chosen], chosen)
             labels = lq.labels()
-            warm = [{labels[k]: int(s[k]) for k in np.flatnonzero(lq.free[i])}
-                    for i, s in zip(chosen, states)]
-            result = BitsResult(bits, None, (start.upper(), np.array(
-                [lq.energy(i, w) for i, w in zip(chosen, warm)]), start_seconds))
+            warm = [
+                {labels[k]: int(s[k]) for k in np.flatnonzero(lq.free[i])}
+                for i, s in zip(chosen, states)
+            ]
+            result = BitsResult(
+                bits,
+                None,
+                (
+                    start.upper(),
+                    np.array([lq.energy(i, w) for i, w in zip(chosen, warm)]),
+                    start_seconds,
+                ),
+            )
             rows = list(WINDOW_ROWS)
         if lq.n_inputs + 1 <= EXACT_ROW_MAX_VARIABLES:  # entries: integers with windows
-            rows.append((f"exact-bb (proves each neuron, {exact_time:g} s limit)", "exact-bb",
-                         {"time_limit": exact_time}, None))
+            rows.append(
+                (
+                    f"exact-bb (proves each neuron, {exact_time:g} s limit)",
+                    "exact-bb",
+                    {"time_limit": exact_time},
+                    None,
+                )
+            )
         result.runs = run_solvers(lq, chosen, rows, warm)
         for run in result.runs:
             progress(f"int{bits} {run.label}: {run.seconds:.2f} s, energy {run.energies.sum():.6g}")
@@ -178,7 +245,15 @@ def bench_solvers(dataset: str, bits_list, *, layer: int = 0, neurons: int | Non
         best_samples = [result.runs[best_row[k]].samples[k] for k in range(len(exact_ids))]
         result.exact = run_exact(lq, exact_ids, best_samples, exact_time)
         results.append(result)
-    section = solver_markdown(dataset, layer, description, results, neurons, exact_time, command,
-                        section_key(dataset, layer, window_bits, start))
+    section = solver_markdown(
+        dataset,
+        layer,
+        description,
+        results,
+        neurons,
+        exact_time,
+        command,
+        section_key(dataset, layer, window_bits, start),
+    )
     write_section(Path(out), section_key(dataset, layer, window_bits, start), section)
     return section

@@ -14,11 +14,19 @@ calibration = data.calibration(500)
 lq = layer_problem(model, calibration, QuantizeConfig(bits=4), 0).qubo
 bqm = lq.bqm(0)
 rtn = lq.energy(0, lq.rtn_sample(0))
-print(f"neuron 0 of digits layer 1: {bqm.num_variables} variables, "
-      f"{bqm.num_interactions} couplers, RTN energy {rtn:.4f}")
-for name, params in [("neal", {"seed": 0}), ("tabu", {"seed": 0, "timeout": 100}),
-                     ("steepest", {}), ("qpu-mock", {"num_reads": 100}), ("exact", {}),
-                     ("batch-sa", {}), ("exact-bb", {"time_limit": 10})]:
+print(
+    f"neuron 0 of digits layer 1: {bqm.num_variables} variables, "
+    f"{bqm.num_interactions} couplers, RTN energy {rtn:.4f}"
+)
+for name, params in [
+    ("neal", {"seed": 0}),
+    ("tabu", {"seed": 0, "timeout": 100}),
+    ("steepest", {}),
+    ("qpu-mock", {"num_reads": 100}),
+    ("exact", {}),
+    ("batch-sa", {}),
+    ("exact-bb", {"time_limit": 10}),
+]:
     start = time.perf_counter()
     try:
         sampler = get_sampler(name, **params)
@@ -31,8 +39,12 @@ for name, params in [("neal", {"seed": 0}), ("tabu", {"seed": 0, "timeout": 100}
     if "proven_optimal" in result.info:
         extra = f", proven optimal: {result.info['proven_optimal']}"
     if "chain_break_fraction" in result.info:
-        extra = (f", chain-break fraction {result.info['chain_break_fraction']:.3f}, "
-                 f"max chain length {result.info['chain_length']['max']}, "
-                 f"{result.info['note']}")
-    print(f"{name:<9} {params}: energy {result.energy:.4f}, sample {result.wall_seconds:.3f} s "
-          f"(sampler construction {built:.2f} s){extra}")
+        extra = (
+            f", chain-break fraction {result.info['chain_break_fraction']:.3f}, "
+            f"max chain length {result.info['chain_length']['max']}, "
+            f"{result.info['note']}"
+        )
+    print(
+        f"{name:<9} {params}: energy {result.energy:.4f}, sample {result.wall_seconds:.3f} s "
+        f"(sampler construction {built:.2f} s){extra}"
+    )

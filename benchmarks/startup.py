@@ -37,8 +37,11 @@ def _annealq() -> str:
 
 
 def _load() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if os.path.exists(
-        "/proc/loadavg") else "unknown"
+    return (
+        " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        if os.path.exists("/proc/loadavg")
+        else "unknown"
+    )
 
 
 def main(argv=None) -> int:
@@ -50,10 +53,13 @@ def main(argv=None) -> int:
     rows = []
     for command in COMMANDS:
         times = [cpu_seconds([script, *command]) for _ in range(args.repeats)]
-        rows.append((" ".join(["annealq", *command]), statistics.median(times), min(times),
-                     max(times)))
-    print(f"load average before: {load_before}; after: {_load()}; {os.cpu_count()} CPUs; "
-          f"{args.repeats} runs each")
+        rows.append(
+            (" ".join(["annealq", *command]), statistics.median(times), min(times), max(times))
+        )
+    print(
+        f"load average before: {load_before}; after: {_load()}; {os.cpu_count()} CPUs; "
+        f"{args.repeats} runs each"
+    )
     print("\n| command | median CPU s | min | max |\n|---|---|---|---|")
     for name, median, low, high in rows:
         print(f"| `{name}` | {median:.2f} | {low:.2f} | {high:.2f} |")

@@ -17,5 +17,6 @@ data = load_dataset(sys.argv[1] if len(sys.argv) > 1 else "cifar10")
 start = time.time()
 model, path = reference_cnn(data, seed=0)
 seconds = time.time() - start
-print("trained", seconds, "s", path, "test acc", accuracy(model, data.x_test, data.y_test),
-      flush=True)
+print(
+    "trained", seconds, "s", path, "test acc", accuracy(model, data.x_test, data.y_test), flush=True
+)

@@ -24,15 +24,19 @@ from annealq.data.text import load_text
 from annealq.data.transformer import reference_lm
 from annealq.language import language_metrics
 
-METHODS = {"RTN": {"method": "rtn"}, "GPTQ (tuned)": {"method": "gptq"},
-           "kbest": {"solver": "kbest"}}
+METHODS = {
+    "RTN": {"method": "rtn"},
+    "GPTQ (tuned)": {"method": "gptq"},
+    "kbest": {"solver": "kbest"},
+}
 
 
 def run(bits_list, groups, windows: int, out: Path, progress=print) -> dict:
     table = json.loads(out.read_text()) if out.is_file() else {"cells": {}}
-    table["commands"] = [*table.get("commands", []), shlex.join(["python", "-m",
-                                                                 "benchmarks.transformer",
-                                                                 *sys.argv[1:]])]
+    table["commands"] = [
+        *table.get("commands", []),
+        shlex.join(["python", "-m", "benchmarks.transformer", *sys.argv[1:]]),
+    ]
     table["machine"] = f"{platform.machine()}, {platform.python_version()}"
     data = load_text()
     model, path = reference_lm(data)
@@ -48,40 +52,60 @@ def run(bits_list, groups, windows: int, out: Path, progress=print) -> dict:
                 if key in table["cells"]:
                     continue
                 began = time.perf_counter()
-                result = annealq.quantize(model, calibration, bits=bits, per_channel=True,
-                                          group_size=group or None, cache=False, quiet=True,
-                                          **options)
+                result = annealq.quantize(
+                    model,
+                    calibration,
+                    bits=bits,
+                    per_channel=True,
+                    group_size=group or None,
+                    cache=False,
+                    quiet=True,
+                    **options,
+                )
                 seconds = time.perf_counter() - began
                 metrics = language_metrics(model, {"q": result.model}, test)
                 table["cells"][key] = {
-                    "float_perplexity": metrics["float"]["perplexity"], **metrics["q"],
+                    "float_perplexity": metrics["float"]["perplexity"],
+                    **metrics["q"],
                     "layer_error": sum(layer.energy for layer in result.layers),
-                    "seconds": seconds, "windows": metrics["windows"]}
+                    "seconds": seconds,
+                    "windows": metrics["windows"],
+                }
                 out.write_text(json.dumps(table, indent=1))
                 progress(f"{key}: perplexity {metrics['q']['perplexity']:.4f}, {seconds:.0f} s")
     return table
 
 
 def markdown(table: dict) -> str:
-    lines = ["| bits | steps | method | perplexity | ratio to float [95 %] | KL | top-1 | "
-             "layer error / GPTQ's | seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| bits | steps | method | perplexity | ratio to float [95 %] | KL | top-1 | "
+        "layer error / GPTQ's | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, cell in table["cells"].items():
         bits, steps, name = key.split("|")
         gptq = table["cells"].get(f"{bits}|{steps}|GPTQ (tuned)", {}).get("layer_error")
         low, high = cell["perplexity_ratio_interval"]
         relative = f"{cell['layer_error'] / gptq:.3f}" if gptq else "-"
-        lines.append(f"| {bits} | {steps} | {name} | {cell['perplexity']:.4f} | "
-                     f"{cell['perplexity_ratio']:.4f} [{low:.4f}, {high:.4f}] | "
-                     f"{cell['kl']:.5f} | {cell['top1']:.2%} | {relative} | "
-                     f"{cell['seconds']:.0f} |")
+        lines.append(
+            f"| {bits} | {steps} | {name} | {cell['perplexity']:.4f} | "
+            f"{cell['perplexity_ratio']:.4f} [{low:.4f}, {high:.4f}] | "
+            f"{cell['kl']:.5f} | {cell['top1']:.2%} | {relative} | "
+            f"{cell['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 3])
-    parser.add_argument("--groups", type=int, nargs="+", default=[0, 128],
-                        help="0: one step per output channel; g: groups of g inputs")
+    parser.add_argument(
+        "--groups",
+        type=int,
+        nargs="+",
+        default=[0, 128],
+        help="0: one step per output channel; g: groups of g inputs",
+    )
     parser.add_argument("--windows", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("transformer.json"))
     args = parser.parse_args(argv)

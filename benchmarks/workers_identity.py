@@ -27,8 +27,12 @@ def digest(result) -> str:
     return h.hexdigest()[:16]
 
 
-def main(out: str, datasets=("digits", "mnist"), solvers=("neal", "batch-sa", "lns"),
-         workers=(None, 1, 2, 4)):
+def main(
+    out: str,
+    datasets=("digits", "mnist"),
+    solvers=("neal", "batch-sa", "lns"),
+    workers=(None, 1, 2, 4),
+):
     rows = []
     for name in datasets:
         data = annealq.load_dataset(name)
@@ -38,8 +42,9 @@ def main(out: str, datasets=("digits", "mnist"), solvers=("neal", "batch-sa", "l
             for n in workers:
                 began = time.perf_counter()
                 options = {} if n is None else {"workers": n}
-                result = annealq.quantize(model, data, bits=2, solver=solver, cache=False,
-                                          seed=0, quiet=True, **options)
+                result = annealq.quantize(
+                    model, data, bits=2, solver=solver, cache=False, seed=0, quiet=True, **options
+                )
                 key = "inline" if n is None else str(n)
                 row["sha256"][key] = digest(result)
                 row["seconds"][key] = round(time.perf_counter() - began, 1)

@@ -39,14 +39,24 @@ def classify(exc: BaseException) -> tuple[str, float | None]:
         return "failed", None
     if getattr(exc, "error_code", None) in TRANSIENT_CODES:
         return "transient", _retry_after(exc)
-    if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                        cloud.Timeout, cloud.PollingTimeout, cloud.SolverFailureError,
-                        cloud.ProblemUploadError,
-                        # a malformed answer (a read racing the client's decoding is
-                        # read again first: see resolve)
-                        cloud.InvalidAPIResponseError,
-                        cloud.SolverOfflineError, api.InternalServerError, TimeoutError,
-                        ConnectionError)):
+    if isinstance(
+        exc,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            cloud.Timeout,
+            cloud.PollingTimeout,
+            cloud.SolverFailureError,
+            cloud.ProblemUploadError,
+            # a malformed answer (a read racing the client's decoding is
+            # read again first: see resolve)
+            cloud.InvalidAPIResponseError,
+            cloud.SolverOfflineError,
+            api.InternalServerError,
+            TimeoutError,
+            ConnectionError,
+        ),
+    ):
         return "transient", None
     if isinstance(exc, (TypeError, ValueError, KeyError, AttributeError)):
         return "fatal", None
@@ -132,8 +142,11 @@ def combine(bqms) -> tuple[dimod.BinaryQuadraticModel, list[list[int]]]:
         labels.append(list(range(start, start + bqm.num_variables)))
         start += bqm.num_variables
     packed = dimod.BinaryQuadraticModel.from_numpy_vectors(
-        np.concatenate(linear), (np.concatenate(rows), np.concatenate(cols),
-                                 np.concatenate(values)), offset, bqms[0].vartype)
+        np.concatenate(linear),
+        (np.concatenate(rows), np.concatenate(cols), np.concatenate(values)),
+        offset,
+        bqms[0].vartype,
+    )
     return packed, labels
 
 

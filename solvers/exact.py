@@ -48,13 +48,15 @@ class ExactMinimumSolver(dimod.Sampler):
             raise ProblemTooLargeError(
                 f"exact enumeration refuses a BQM of {n} variables: 2^{n} assignments exceed "
                 f"the limit of {limit} variables (max_variables, at most {HARD_MAX_VARIABLES}); "
-                f"use neal, tabu or another heuristic solver for this size")
+                f"use neal, tabu or another heuristic solver for this size"
+            )
         order, h, Q, offset = dense_qubo(bqm)
         begin = time.perf_counter()
         best_u, _ = _enumerate(h, 2.0 * Q, offset, n)
         info = timing({"proven_optimal": True}, time.perf_counter() - begin)
         return dimod.SampleSet.from_samples_bqm(
-            (as_vartype(best_u, bqm.vartype)[None, :], order), bqm, info=info)
+            (as_vartype(best_u, bqm.vartype)[None, :], order), bqm, info=info
+        )
 
 
 def _enumerate(h, J_sym, offset, n):
@@ -72,13 +74,19 @@ def _enumerate(h, J_sym, offset, n):
 
 
 def _validate_limit(limit) -> int:
-    if (isinstance(limit, bool) or not isinstance(limit, int)
-            or not 0 <= limit <= HARD_MAX_VARIABLES):
-        raise ValueError(f"max_variables must be an integer from 0 to {HARD_MAX_VARIABLES}, "
-                         f"got {limit!r}")
+    if (
+        isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 0 <= limit <= HARD_MAX_VARIABLES
+    ):
+        raise ValueError(
+            f"max_variables must be an integer from 0 to {HARD_MAX_VARIABLES}, got {limit!r}"
+        )
     return limit
 
 
-SPEC = SolverSpec(ExactMinimumSolver,
-                  description=f"exact enumeration, proves the ground state "
-                              f"(up to {DEFAULT_MAX_VARIABLES} variables by default)")
+SPEC = SolverSpec(
+    ExactMinimumSolver,
+    description=f"exact enumeration, proves the ground state "
+    f"(up to {DEFAULT_MAX_VARIABLES} variables by default)",
+)

@@ -102,10 +102,14 @@ class HybridSampler(dimod.Sampler, CloudSampler):
 
     def submit(self, bqms, calls) -> PendingProblem:
         packed, labels = combine(bqms) if len(bqms) > 1 else (bqms[0], [list(bqms[0].variables)])
-        call = {**self.defaults, **calls[0],
-                "time_limit": self._time_limit(packed.num_variables, calls[0])}
-        return _Pending(self._hybrid.sample(packed, **call), bqms, labels,
-                        call["time_limit"], file_size(packed))
+        call = {
+            **self.defaults,
+            **calls[0],
+            "time_limit": self._time_limit(packed.num_variables, calls[0]),
+        }
+        return _Pending(
+            self._hybrid.sample(packed, **call), bqms, labels, call["time_limit"], file_size(packed)
+        )
 
     def classify(self, exc):
         return classify(exc)
@@ -125,14 +129,19 @@ class _Pending(PendingProblem):
     def results(self) -> list:
         resolve(self.sampleset)
         info = self.sampleset.info
-        shared = {key: info[key] for key in ("problem_id", "run_time", "charge_time",
-                                             "qpu_access_time", "emulation") if key in info}
+        shared = {
+            key: info[key]
+            for key in ("problem_id", "run_time", "charge_time", "qpu_access_time", "emulation")
+            if key in info
+        }
         shared["packed_neurons"] = len(self.bqms)
         shared["uploaded_bytes"] = self.size
         seconds = info.get("run_time", 0) / 1e6 / len(self.bqms)
         own = self.sampleset if len(self.bqms) == 1 else None
-        return [(SolveResult(sample, energy, timing(dict(shared), seconds), seconds), own)
-                for sample, energy in split(self.sampleset, self.bqms, self.labels)]
+        return [
+            (SolveResult(sample, energy, timing(dict(shared), seconds), seconds), own)
+            for sample, energy in split(self.sampleset, self.bqms, self.labels)
+        ]
 
     def cancel(self) -> None:
         _cancel(self.sampleset)
@@ -148,8 +157,9 @@ def make_sampler(*, solver=None, **defaults):
     try:
         # an explicit solver, so that a DWAVE_API_SOLVER meant for the QPU (it applies to
         # both samplers) does not select a QPU here
-        hybrid = LeapHybridSampler(solver=solver or LeapHybridSampler.default_solver,
-                                   **cloud_options())
+        hybrid = LeapHybridSampler(
+            solver=solver or LeapHybridSampler.default_solver, **cloud_options()
+        )
     except Exception as exc:
         if classify(exc)[0] == "auth":
             raise TokenRejectedError(auth_message("connecting to Leap")) from None
@@ -159,5 +169,4 @@ def make_sampler(*, solver=None, **defaults):
     return HybridSampler(hybrid, **defaults)
 
 
-SPEC = SolverSpec(make_sampler, leap_unavailable,
-                  "Leap hybrid BQM solver (needs a Leap token)")
+SPEC = SolverSpec(make_sampler, leap_unavailable, "Leap hybrid BQM solver (needs a Leap token)")

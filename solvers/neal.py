@@ -15,5 +15,8 @@ def make_sampler(**params):
     return DefaultsComposite(SimulatedAnnealingSampler(), **params)
 
 
-SPEC = SolverSpec(make_sampler, lambda: missing_package("dwave.samplers", "dwave-samplers"),
-                  "simulated annealing (dwave-samplers); defaults 1 read, 1,000 sweeps")
+SPEC = SolverSpec(
+    make_sampler,
+    lambda: missing_package("dwave.samplers", "dwave-samplers"),
+    "simulated annealing (dwave-samplers); defaults 1 read, 1,000 sweeps",
+)

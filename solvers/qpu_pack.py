@@ -57,8 +57,8 @@ def plan_tiles(tiles: CliqueTiles, bqms, largest: int) -> list[list[int]]:
     while order:
         n = bqms[order[0]].num_variables
         fits = len(tiles.embeddings(n)) if 0 < n <= largest else 1
-        groups.append(sorted(order[:max(1, fits)]))
-        order = order[max(1, fits):]
+        groups.append(sorted(order[: max(1, fits)]))
+        order = order[max(1, fits) :]
     return groups
 
 
@@ -69,7 +69,7 @@ def submit_packed(qpu, tiles: CliqueTiles, bqms, parameters: dict, starts, emula
     from dwave.embedding.chain_strength import uniform_torque_compensation
 
     n = max(b.num_variables for b in bqms)
-    layout = tiles.embeddings(n)[:len(bqms)]
+    layout = tiles.embeddings(n)[: len(bqms)]
     scaled = []
     for bqm in bqms:
         spin = bqm.change_vartype(dimod.SPIN, inplace=False)
@@ -116,26 +116,43 @@ class _PackedPending(PendingProblem):
         for bqm, spin, own in zip(self.bqms, self.scaled, self.labels):
             chains = {label: self.embedding[label] for label in own}
             local = spin.relabel_variables(dict(zip(spin.variables, own)), inplace=False)
-            mine = unembed_sampleset(self.sampleset, chains, local,
-                                     chain_break_method=majority_vote,
-                                     chain_break_fraction=True)
+            mine = unembed_sampleset(
+                self.sampleset,
+                chains,
+                local,
+                chain_break_method=majority_vote,
+                chain_break_fraction=True,
+            )
             order = {v: c for c, v in enumerate(mine.variables)}
             spins = mine.record.sample[:, [order[label] for label in own]]
             values = spins if bqm.vartype is dimod.SPIN else (spins + 1) // 2
             energies = bqm.energies((values, list(bqm.variables)))
             best = int(np.argmin(energies))
             lengths = [len(chains[label]) for label in own]
-            report = {"packed_neurons": len(self.bqms), "emulation": self.emulation,
-                      "problem_id": info.get("problem_id"),
-                      "qpu_access_time": access / len(self.bqms),
-                      "chain_strength": self.strength[own[0]] if own else None,
-                      "chain_length": {"max": int(max(lengths, default=0)),
-                                       "mean": float(np.mean(lengths)) if lengths else 0.0},
-                      "chain_break_fraction": float(np.mean(mine.record.chain_break_fraction))}
+            report = {
+                "packed_neurons": len(self.bqms),
+                "emulation": self.emulation,
+                "problem_id": info.get("problem_id"),
+                "qpu_access_time": access / len(self.bqms),
+                "chain_strength": self.strength[own[0]] if own else None,
+                "chain_length": {
+                    "max": int(max(lengths, default=0)),
+                    "mean": float(np.mean(lengths)) if lengths else 0.0,
+                },
+                "chain_break_fraction": float(np.mean(mine.record.chain_break_fraction)),
+            }
             seconds = access / 1e6 / len(self.bqms)
-            answers.append((SolveResult(dict(zip(bqm.variables, values[best].tolist())),
-                                        float(energies[best]), timing(report, seconds),
-                                        seconds), None))
+            answers.append(
+                (
+                    SolveResult(
+                        dict(zip(bqm.variables, values[best].tolist())),
+                        float(energies[best]),
+                        timing(report, seconds),
+                        seconds,
+                    ),
+                    None,
+                )
+            )
         return answers
 
     def billed_seconds(self) -> float:

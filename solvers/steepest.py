@@ -12,5 +12,8 @@ def make_sampler(**params):
     return DefaultsComposite(SteepestDescentSolver(), **params)
 
 
-SPEC = SolverSpec(make_sampler, lambda: missing_package("dwave.samplers", "dwave-samplers"),
-                  "steepest descent (dwave-samplers); warm starts accepted")
+SPEC = SolverSpec(
+    make_sampler,
+    lambda: missing_package("dwave.samplers", "dwave-samplers"),
+    "steepest descent (dwave-samplers); warm starts accepted",
+)

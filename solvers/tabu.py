@@ -11,5 +11,8 @@ def make_sampler(**params):
     return DefaultsComposite(TabuSampler(), **params)
 
 
-SPEC = SolverSpec(make_sampler, lambda: missing_package("dwave.samplers", "dwave-samplers"),
-                  "tabu search (dwave-samplers); warm starts accepted")
+SPEC = SolverSpec(
+    make_sampler,
+    lambda: missing_package("dwave.samplers", "dwave-samplers"),
+    "tabu search (dwave-samplers); warm starts accepted",
+)

@@ -53,11 +53,11 @@ def _assert_on_grid(lq, q, q_b):
 
 # --- the exact error ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("separate_float", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_layer_error_is_the_direct_formula_and_the_qubo_energy(per_channel, separate_float,
-                                                               bias):
+def test_layer_error_is_the_direct_formula_and_the_qubo_energy(per_channel, separate_float, bias):
     W, b, X_hat = _correlated_layer(3, n=4, f=5, m=30, bias=bias)
     rng = np.random.default_rng(4)
     X = X_hat + 0.2 * rng.normal(size=X_hat.shape) if separate_float else None
@@ -76,6 +76,7 @@ def test_layer_error_is_the_direct_formula_and_the_qubo_energy(per_channel, sepa
 
     # The Gram form the methods optimise is the same function.
     from annealq.baselines.common import _float_input_terms
+
     p, c = _float_input_terms(lq, X_hat, X) if separate_float else (None, None)
     np.testing.assert_allclose(_gram_error(lq, q, q_b, p, c), errors, rtol=1e-9)
 
@@ -86,7 +87,8 @@ def test_layer_error_is_the_direct_formula_and_the_qubo_energy(per_channel, sepa
         Q, Qb = lq.base[:, :-1].copy(), lq.base[:, -1].copy()
         Q[i], Qb[i] = q_i, qb_i
         assert layer_error(lq, Q, Qb, inputs=X_hat, float_inputs=X)[i] == pytest.approx(
-            lq.bqm(i).energy(u), rel=1e-9)
+            lq.bqm(i).energy(u), rel=1e-9
+        )
 
 
 def test_layer_error_rejects_mismatched_arguments():
@@ -105,8 +107,11 @@ def test_layer_error_rejects_mismatched_arguments():
 
 # --- GPTQ ---------------------------------------------------------------------------------
 
-LAYERS = {"correlated": lambda: _correlated_layer(1), "digits": _digits_layer,
-          "correlated-no-bias": lambda: _correlated_layer(2, bias=False)}
+LAYERS = {
+    "correlated": lambda: _correlated_layer(1),
+    "digits": _digits_layer,
+    "correlated-no-bias": lambda: _correlated_layer(2, bias=False),
+}
 
 
 @pytest.mark.parametrize("act_order", [True, False])
@@ -191,8 +196,12 @@ def _brute_force_optimum(lq, X_hat, X):
         residual = (X @ W[i] + b[i])[:, None] - X_hat @ (s * candidates).T  # (m, K)
         if lq.has_bias:
             real = residual.mean(axis=0) / s_b
-            errors = np.minimum(*(np.sum((residual - s_b * qb) ** 2, axis=0)
-                                  for qb in (np.floor(real), np.ceil(real))))
+            errors = np.minimum(
+                *(
+                    np.sum((residual - s_b * qb) ** 2, axis=0)
+                    for qb in (np.floor(real), np.ceil(real))
+                )
+            )
         else:
             errors = np.sum(residual**2, axis=0)
         best[i] = errors.min()
@@ -200,8 +209,9 @@ def _brute_force_optimum(lq, X_hat, X):
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
-@pytest.mark.parametrize("bits,f,bias", [(2, 4, True), (3, 3, True), (4, 2, True),
-                                         (2, 5, False), (3, 3, False)])
+@pytest.mark.parametrize(
+    "bits,f,bias", [(2, 4, True), (3, 3, True), (4, 2, True), (2, 5, False), (3, 3, False)]
+)
 def test_gptq_and_adaround_against_the_exact_optimum(bits, f, bias, per_channel):
     W, b, X = _correlated_layer(10 * bits + f, n=2, f=f, m=30, bias=bias)
     lq = formulate_layer(W, b, X, bits=bits, per_channel=per_channel)
@@ -227,8 +237,9 @@ def test_gptq_dead_inputs_round_to_nearest_and_do_not_matter():
     np.testing.assert_array_equal(q[:, [2, 7]], lq.rtn_integers()[:, [2, 7]])
     moved = q.copy()
     moved[:, [2, 7]] = lq.weight_grid.q_min
-    np.testing.assert_allclose(layer_error(lq, moved, q_b, inputs=X),
-                               layer_error(lq, q, q_b, inputs=X), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer_error(lq, moved, q_b, inputs=X), layer_error(lq, q, q_b, inputs=X), rtol=1e-12
+    )
     assert _error(lq, q, q_b, X) < _rtn_error(lq, X)
     # Their unit diagonal keeps the Hessian positive definite even without damping.
     q0, q0_b = gptq_layer(W, b, X, bits=2, damp=0.0)
@@ -255,10 +266,16 @@ def test_gptq_with_float_inputs_equal_to_inputs_is_unchanged():
     np.testing.assert_array_equal(same[1], plain[1])
 
 
-@pytest.mark.parametrize("options,error", [
-    ({"damp": -0.1}, ValueError), ({"damp": float("nan")}, ValueError),
-    ({"block_size": 0}, ValueError), ({"block_size": 2.5}, ValueError),
-    ({"act_order": "yes"}, TypeError)])
+@pytest.mark.parametrize(
+    "options,error",
+    [
+        ({"damp": -0.1}, ValueError),
+        ({"damp": float("nan")}, ValueError),
+        ({"block_size": 0}, ValueError),
+        ({"block_size": 2.5}, ValueError),
+        ({"act_order": "yes"}, TypeError),
+    ],
+)
 def test_gptq_rejects_bad_options(options, error):
     W, b, X = _correlated_layer(0)
     with pytest.raises(error, match=next(iter(options))):
@@ -274,6 +291,7 @@ def test_gptq_without_damping_needs_a_positive_definite_hessian():
 
 
 # --- AdaRound -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("bits", BITS)
@@ -328,9 +346,18 @@ def test_adaround_targets_the_float_network_when_inputs_differ():
     assert _error(lq, *aware, X_hat, X) < _rtn_error(lq, X_hat, X)
 
 
-@pytest.mark.parametrize("options", [
-    {"iterations": 0}, {"reg_weight": -1.0}, {"beta": (2, 20)}, {"beta": 3},
-    {"warmup": 1.0}, {"lr": 0.0}, {"seed": 1.5}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"iterations": 0},
+        {"reg_weight": -1.0},
+        {"beta": (2, 20)},
+        {"beta": 3},
+        {"warmup": 1.0},
+        {"lr": 0.0},
+        {"seed": 1.5},
+    ],
+)
 def test_adaround_rejects_bad_options(options):
     W, b, X = _correlated_layer(0)
     with pytest.raises(ValueError, match=next(iter(options))):
@@ -338,10 +365,11 @@ def test_adaround_rejects_bad_options(options):
 
 
 def test_importing_baselines_imports_neither_torch_nor_scipy_linalg():
-    code = ("import sys, annealq.baselines; "
-            "print('torch' in sys.modules or 'scipy.linalg' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, annealq.baselines; "
+        "print('torch' in sys.modules or 'scipy.linalg' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -355,9 +383,11 @@ def test_gptq_sharing_a_dampings_factorisation_changes_no_integer(separate_float
     lq = formulate_layer(W, b, X_hat, bits=3, float_inputs=float_inputs)
     shared = {}
     for damp, act_order in itertools.product((0.01, 0.001), (True, False)):
-        alone = gptq_layer(W, b, X_hat, bits=3, float_inputs=float_inputs, damp=damp,
-                           act_order=act_order)
-        again = gptq_rounding(lq, X_hat, float_inputs, damp=damp, act_order=act_order,
-                              shared=shared)
+        alone = gptq_layer(
+            W, b, X_hat, bits=3, float_inputs=float_inputs, damp=damp, act_order=act_order
+        )
+        again = gptq_rounding(
+            lq, X_hat, float_inputs, damp=damp, act_order=act_order, shared=shared
+        )
         assert all(np.array_equal(a, c) for a, c in zip(alone, again))
     assert sorted(k for k in shared if k != "p") == [0.001, 0.01]

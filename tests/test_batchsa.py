@@ -13,14 +13,21 @@ from solvers.batch_sa.form import BatchSAOptions, LayerForm
 def _layer(seed=0, n=6, f=10, m=40, bits=2, per_channel=False):
     rng = np.random.default_rng(seed)
     W, b, X = rng.normal(size=(n, f)), rng.normal(size=n), rng.normal(size=(m, f))
-    return formulate_layer(W, b, X, bits=bits, per_channel=per_channel,
-                           float_inputs=X + 0.05 * rng.normal(size=X.shape))
+    return formulate_layer(
+        W,
+        b,
+        X,
+        bits=bits,
+        per_channel=per_channel,
+        float_inputs=X + 0.05 * rng.normal(size=X.shape),
+    )
 
 
 def _brute_force(lq, i):
     labels = lq.variables(i)
-    return min(lq.energy(i, dict(zip(labels, u)))
-               for u in itertools.product((0, 1), repeat=len(labels)))
+    return min(
+        lq.energy(i, dict(zip(labels, u))) for u in itertools.product((0, 1), repeat=len(labels))
+    )
 
 
 @pytest.mark.parametrize("per_channel", [False, True])
@@ -56,13 +63,16 @@ def test_never_worse_than_the_warm_start_and_rtn_by_default():
 
 def test_deterministic_for_a_seed_and_seed_matters():
     lq = _layer(seed=4, f=40)
-    run = lambda seed: [r.sample for r in solve_layer(lq, get_sampler("batch-sa", seed=seed,
-                                                                       num_reads=1))]
+    run = lambda seed: [
+        r.sample for r in solve_layer(lq, get_sampler("batch-sa", seed=seed, num_reads=1))
+    ]
     assert run(7) == run(7)
-    states_a, energies_a = anneal(LayerForm.from_layer(lq), np.zeros((6, 41)),
-                                  BatchSAOptions(seed=5))
-    states_b, energies_b = anneal(LayerForm.from_layer(lq), np.zeros((6, 41)),
-                                  BatchSAOptions(seed=5))
+    states_a, energies_a = anneal(
+        LayerForm.from_layer(lq), np.zeros((6, 41)), BatchSAOptions(seed=5)
+    )
+    states_b, energies_b = anneal(
+        LayerForm.from_layer(lq), np.zeros((6, 41)), BatchSAOptions(seed=5)
+    )
     np.testing.assert_array_equal(states_a, states_b)
 
 
@@ -84,8 +94,9 @@ def test_torch_kernel_runs_the_same_algorithm():
     form = LayerForm.from_layer(lq)
     who = np.repeat(np.arange(lq.n_neurons), 4)
     starts = lq.states(lq.rtn_integers())
-    U = _batchsa_torch.run(form, starts, who, BatchSAOptions(num_reads=4, num_sweeps=32,
-                                                             device="cpu"))
+    U = _batchsa_torch.run(
+        form, starts, who, BatchSAOptions(num_reads=4, num_sweeps=32, device="cpu")
+    )
     energies = form.energies(U.astype(float), who).reshape(-1, 4).min(axis=1)
     for i in range(lq.n_neurons):
         assert energies[i] == pytest.approx(_brute_force(lq, i), rel=1e-9)

@@ -8,9 +8,17 @@ from benchmarks.harness import bench_paper, bench_solvers, rewrite_paper_markdow
 def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
     out = tmp_path / "SOLVERS.md"
     out.write_text("# Solver benchmark\n\n## other, layer 0\n\nkept\n")
-    section = bench_solvers("digits", [2], neurons=3, exact_neurons=1, exact_time=5,
-                            out=out, command="annealq bench solvers --dataset digits",
-                            skip_slow=True, progress=lambda line: None)
+    section = bench_solvers(
+        "digits",
+        [2],
+        neurons=3,
+        exact_neurons=1,
+        exact_time=5,
+        out=out,
+        command="annealq bench solvers --dataset digits",
+        skip_slow=True,
+        progress=lambda line: None,
+    )
     text = out.read_text()
     assert "## other, layer 0\n\nkept" in text
     assert text.count("## digits, layer 0") == 1
@@ -18,16 +26,24 @@ def test_solver_benchmark_writes_its_section_and_keeps_others(tmp_path):
         assert label in section
     assert "neal, 10 reads" not in section  # skipped as slow
     assert "| 0 | yes |" in section  # a 65-variable digits neuron is proven optimal
-    bench_solvers("digits", [2], neurons=2, exact_neurons=0, out=out, skip_slow=True,
-                  progress=lambda line: None)
+    bench_solvers(
+        "digits",
+        [2],
+        neurons=2,
+        exact_neurons=0,
+        out=out,
+        skip_slow=True,
+        progress=lambda line: None,
+    )
     assert out.read_text().count("## digits, layer 0") == 1  # replaced, not appended
 
 
 def test_paper_benchmark_resumes_from_its_json(tmp_path):
     pytest.importorskip("torch")
     lines = []
-    bench_paper(["digits"], [4], methods=["RTN", "QUBO, lns"], out_dir=tmp_path,
-                progress=lines.append)
+    bench_paper(
+        ["digits"], [4], methods=["RTN", "QUBO, lns"], out_dir=tmp_path, progress=lines.append
+    )
     cells = json.loads((tmp_path / "results.json").read_text())["cells"]
     assert set(cells) == {"digits|4|RTN", "digits|4|QUBO, lns"}
     rtn, qubo = cells["digits|4|RTN"], cells["digits|4|QUBO, lns"]
@@ -42,13 +58,25 @@ def test_paper_benchmark_resumes_from_its_json(tmp_path):
 def test_paper_benchmark_remembers_skipped_cells_until_unskipped(tmp_path):
     pytest.importorskip("torch")
     lines = []
-    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, skip=["digits:RTN"],
-                progress=lines.append)
+    bench_paper(
+        ["digits"],
+        [4],
+        methods=["RTN"],
+        out_dir=tmp_path,
+        skip=["digits:RTN"],
+        progress=lines.append,
+    )
     bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
     assert lines == []  # the skip was kept in the JSON
     assert json.loads((tmp_path / "results.json").read_text())["skipped"] == ["digits:RTN"]
-    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, unskip=["digits:RTN"],
-                progress=lines.append)
+    bench_paper(
+        ["digits"],
+        [4],
+        methods=["RTN"],
+        out_dir=tmp_path,
+        unskip=["digits:RTN"],
+        progress=lines.append,
+    )
     table = json.loads((tmp_path / "results.json").read_text())
     assert len(lines) == 1 and "digits|4|RTN" in table["cells"] and table["skipped"] == []
 
@@ -60,24 +88,33 @@ def test_paper_benchmark_reruns_cells_of_another_model_and_on_request(tmp_path):
     json_path = tmp_path / "results.json"
     table = json.loads(json_path.read_text())
     cell = table["cells"]["digits|4|RTN"]
-    assert len(cell["model"]) == 16 and "reference model " + cell["model"] in (
-        tmp_path / "RESULTS.md").read_text()
-    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["GPTQ"],
-                progress=lines.append)
+    assert (
+        len(cell["model"]) == 16
+        and "reference model " + cell["model"] in (tmp_path / "RESULTS.md").read_text()
+    )
+    bench_paper(
+        ["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["GPTQ"], progress=lines.append
+    )
     assert len(lines) == 1  # same model, another column named: nothing to do
     # a cell from another training of the model (another fingerprint, or before
     # fingerprints another float accuracy) is run again
     for stale in ({"model": "0" * 16}, {"accuracy": {**cell["accuracy"], "float": 0.5}}):
-        table["cells"]["digits|4|RTN"] = {**{k: v for k, v in cell.items() if k != "model"},
-                                          **stale}
+        table["cells"]["digits|4|RTN"] = {
+            **{k: v for k, v in cell.items() if k != "model"},
+            **stale,
+        }
         json_path.write_text(json.dumps(table))
         bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, progress=lines.append)
         again = json.loads(json_path.read_text())["cells"]["digits|4|RTN"]
         assert (again["model"], again["energy"], again["accuracy"]) == (
-            cell["model"], cell["energy"], cell["accuracy"])
+            cell["model"],
+            cell["energy"],
+            cell["accuracy"],
+        )
     assert len(lines) == 3
-    bench_paper(["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["rtn"],
-                progress=lines.append)
+    bench_paper(
+        ["digits"], [4], methods=["RTN"], out_dir=tmp_path, rerun=["rtn"], progress=lines.append
+    )
     assert len(lines) == 4
 
 
@@ -95,8 +132,16 @@ def test_paper_markdown_flags_cells_of_different_trainings(tmp_path):
 
 def test_solver_benchmark_of_the_window_formulation_from_gptq(tmp_path):
     out = tmp_path / "SOLVERS.md"
-    section = bench_solvers("digits", [3], neurons=4, exact_neurons=0, out=out,
-                            window_bits=2, start="gptq", progress=lambda line: None)
+    section = bench_solvers(
+        "digits",
+        [3],
+        neurons=4,
+        exact_neurons=0,
+        out=out,
+        window_bits=2,
+        start="gptq",
+        progress=lambda line: None,
+    )
     assert "## digits, layer 0, 2-bit windows, from GPTQ" in section
     assert "GPTQ (the warm start) energy" in section
     rows = [line for line in section.splitlines() if line.startswith("| lns from the start")]
@@ -113,12 +158,20 @@ def test_results_markdown_is_rewritten_from_the_json_with_ratios_to_gptq(tmp_pat
     from benchmarks.harness import rewrite_paper_markdown
 
     def cell(first, second):
-        return {"accuracy": {"float": 0.9, "quantized": 0.8}, "energy": first + second,
-                "rtn_energy": 10.0, "seconds": 1.0,
-                "layers": [{"energy": first}, {"energy": second}]}
+        return {
+            "accuracy": {"float": 0.9, "quantized": 0.8},
+            "energy": first + second,
+            "rtn_energy": 10.0,
+            "seconds": 1.0,
+            "layers": [{"energy": first}, {"energy": second}],
+        }
 
-    table = {"machine": "test", "calibration": 10, "skipped": ["digits:QUBO, lns"],
-             "cells": {"digits|2|GPTQ": cell(4.0, 2.0), "digits|2|RTN": cell(8.0, 1.0)}}
+    table = {
+        "machine": "test",
+        "calibration": 10,
+        "skipped": ["digits:QUBO, lns"],
+        "cells": {"digits|2|GPTQ": cell(4.0, 2.0), "digits|2|RTN": cell(8.0, 1.0)},
+    }
     (tmp_path / "results.json").write_text(json.dumps(table))
     text = rewrite_paper_markdown(tmp_path).read_text()
     assert "| int2 | 2.000 / 0.500 |" in text  # RTN's error over GPTQ's, layer by layer
@@ -130,10 +183,13 @@ def test_paper_benchmark_in_worker_processes_gives_the_same_cell_and_says_so(tmp
     column = "QUBO, neal (paper: 1 read, 1,000 sweeps)"
     one, two = tmp_path / "one", tmp_path / "two"
     bench_paper(["digits"], [2], methods=[column], out_dir=one, progress=lambda line: None)
-    bench_paper(["digits"], [2], methods=[column], out_dir=two, workers=2,
-                progress=lambda line: None)
-    cell = {d: json.loads((d / "results.json").read_text())["cells"][f"digits|2|{column}"]
-            for d in (one, two)}
+    bench_paper(
+        ["digits"], [2], methods=[column], out_dir=two, workers=2, progress=lambda line: None
+    )
+    cell = {
+        d: json.loads((d / "results.json").read_text())["cells"][f"digits|2|{column}"]
+        for d in (one, two)
+    }
     assert cell[one]["workers"] == 1 and cell[two]["workers"] == 2
     assert cell[one]["energy"] == cell[two]["energy"]
     assert cell[one]["accuracy"] == cell[two]["accuracy"]

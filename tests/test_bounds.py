@@ -20,8 +20,7 @@ def _brute(H, b, low, high):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_bound_is_below_the_brute_force_minimum_and_equals_it_when_proven(seed,
-                                                                             monkeypatch):
+def test_the_bound_is_below_the_brute_force_minimum_and_equals_it_when_proven(seed, monkeypatch):
     if seed % 2:  # the large-neuron path: the box relaxation by coordinate descent
         monkeypatch.setattr("solvers.exact_bb.bound.BVLS_MAX", 0)
     rng = np.random.default_rng(seed)
@@ -50,17 +49,20 @@ def test_neuron_bounds_are_below_every_method_and_prove_small_neurons():
         _, e, p = lq.integer_form(i)
         base = lq.base[i]
         H, h, low, high, start, live, relaxed = neuron_box(
-            lq.entry_gram, e, p, grid.q_min - base[:-1], grid.q_max - base[:-1],
-            incumbent=np.append(q[i], q_b[i]) - base)
+            lq.entry_gram,
+            e,
+            p,
+            grid.q_min - base[:-1],
+            grid.q_max - base[:-1],
+            incumbent=np.append(q[i], q_b[i]) - base,
+        )
         assert float(lq.offset[i] + start @ H @ start + 2 * h @ start) == pytest.approx(gptq[i])
         full = box_lower_bound(H, h, low, high, incumbent=start, relaxed=relaxed)
-        weak = box_lower_bound(H, h, low, high, incumbent=start, relaxed=relaxed,
-                               max_nodes=50)
+        weak = box_lower_bound(H, h, low, high, incumbent=start, relaxed=relaxed, max_nodes=50)
         assert full.proven and lq.offset[i] + full.bound <= gptq[i] * (1 + 1e-9)
         assert weak.bound <= full.bound + 1e-9
         if i == 0:  # the whole grid by brute force: every weight vector, its best bias
-            weights = np.array(list(itertools.product(range(grid.q_min, grid.q_max + 1),
-                                                      repeat=7)))
+            weights = np.array(list(itertools.product(range(grid.q_min, grid.q_max + 1), repeat=7)))
             residual = (X @ W[0] + bias[0])[:, None] - X @ (weights * grid.step[0]).T
             step_b = lq.bias_grid.step[0]
             q_bias = np.rint(residual.mean(axis=0) / step_b)
@@ -69,10 +71,13 @@ def test_neuron_bounds_are_below_every_method_and_prove_small_neurons():
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4), width=st.integers(1, 3),
-       collinear=st.booleans())
-def test_the_lagrangian_bound_never_exceeds_the_brute_force_minimum(seed, n, width,
-                                                                   collinear):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 4),
+    width=st.integers(1, 3),
+    collinear=st.booleans(),
+)
+def test_the_lagrangian_bound_never_exceeds_the_brute_force_minimum(seed, n, width, collinear):
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(8, n)) * rng.uniform(0.05, 3, n)
     if collinear and n > 1:
@@ -108,8 +113,7 @@ def test_a_neuron_the_plain_budget_leaves_open_is_proven_on_the_reduced_basis():
     low, high = np.full(6, -2), np.full(6, 1)
     start = np.zeros(6, int)
     plain = box_lower_bound(H, b, low, high, incumbent=start, max_nodes=8)
-    both = box_lower_bound(H, b, low, high, incumbent=start, max_nodes=8,
-                           reduced_nodes=1_000_000)
+    both = box_lower_bound(H, b, low, high, incumbent=start, max_nodes=8, reduced_nodes=1_000_000)
     assert not plain.proven
     assert both.proven and both.bound == pytest.approx(_brute(H, b, low, high), abs=1e-9)
 
@@ -129,10 +133,8 @@ def test_reduced_searches_below_a_value_raise_the_certified_bound(monkeypatch):
     optimum = solve_box_reduced(H, b, low, high, incumbent=np.zeros(n, int))
     assert optimum.proven
     plain = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8)
-    raised = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8,
-                             reduced_nodes=300)
-    proved = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8,
-                             reduced_nodes=3000)
+    raised = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8, reduced_nodes=300)
+    proved = box_lower_bound(H, b, low, high, incumbent=optimum.o, max_nodes=8, reduced_nodes=3000)
     assert not plain.proven and not raised.proven
     assert plain.bound + 1 < raised.bound < optimum.value - 1
     assert proved.proven and proved.bound == pytest.approx(optimum.value, abs=1e-9)
@@ -142,8 +144,7 @@ def test_the_bench_rows_keep_each_neurons_bound_and_no_method_is_below_one():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 7)) + 0.05 * rng.normal(size=(80, 7))
     W, b = rng.normal(size=(3, 7)) * 0.3, rng.normal(size=3) * 0.1
-    cell = layer_bounds(LayerProblem.of_arrays(W, b, X, bits=2), nodes=10**5,
-                        small_nodes=10**6)
+    cell = layer_bounds(LayerProblem.of_arrays(W, b, X, bits=2), nodes=10**5, small_nodes=10**6)
     assert cell["proven"] == 3 and cell["violations"] == 0
     bounds = np.array(cell["neuron_bounds"])
     assert cell["bound"] == pytest.approx(bounds.sum())

@@ -44,8 +44,7 @@ def _small_bqm(seed=0, n=5):
     rng = np.random.default_rng(seed)
     labels = [("w", j) for j in range(n - 1)] + [("b",)]
     linear = {v: float(rng.normal()) for v in labels}
-    quadratic = {(u, v): float(rng.normal())
-                 for k, u in enumerate(labels) for v in labels[k + 1:]}
+    quadratic = {(u, v): float(rng.normal()) for k, u in enumerate(labels) for v in labels[k + 1 :]}
     return dimod.BQM(linear, quadratic, float(rng.normal()), "BINARY")
 
 
@@ -53,10 +52,13 @@ def _vectors_bqm(bqm, factor_linear=1.0, factor_quadratic=1.0, factor_offset=1.0
     """The same BQM with every linear / quadratic bias / the offset multiplied."""
     order = list(bqm.variables)
     linear, (row, col, quadratic), offset = bqm.to_numpy_vectors(variable_order=order)
-    return dimod.BQM.from_numpy_vectors(linear * factor_linear,
-                                        (row, col, quadratic * factor_quadratic),
-                                        offset * factor_offset, bqm.vartype,
-                                        variable_order=order)
+    return dimod.BQM.from_numpy_vectors(
+        linear * factor_linear,
+        (row, col, quadratic * factor_quadratic),
+        offset * factor_offset,
+        bqm.vartype,
+        variable_order=order,
+    )
 
 
 def _file_bytes(directory):
@@ -93,8 +95,11 @@ def test_same_layer_in_two_processes_gives_identical_keys():
     runs = []
     for threads in ("1", "2"):
         env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, PYTHONHASHSEED=threads)
-        runs.append(subprocess.Popen([sys.executable, "-c", HASH_SCRIPT], env=env,
-                                     stdout=subprocess.PIPE, text=True))
+        runs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", HASH_SCRIPT], env=env, stdout=subprocess.PIPE, text=True
+            )
+        )
     (first, _), (second, _) = (json.loads(p.communicate(timeout=60)[0]) for p in runs)
     assert all(p.returncode == 0 for p in runs)
     assert len(first) == 6 and len(set(first)) == 6
@@ -139,11 +144,11 @@ def test_hash_ignores_construction_order_and_zero_couplers():
     rebuilt.add_quadratic(("w", 0), ("w", 1), 0.0)
     assert bqm_hash(rebuilt) == bqm_hash(bqm)
     sparse = dimod.BQM({"a": 1.0, 3: -1.0, ("x", 1): 0.5}, {("a", 3): 2.0}, 0.0, "SPIN")
-    sparse_reversed = dimod.BQM({("x", 1): 0.5, 3: -1.0, "a": 1.0}, {(3, "a"): 2.0}, 0.0,
-                                "SPIN")
+    sparse_reversed = dimod.BQM({("x", 1): 0.5, 3: -1.0, "a": 1.0}, {(3, "a"): 2.0}, 0.0, "SPIN")
     assert bqm_hash(sparse) == bqm_hash(sparse_reversed)
-    assert bqm_hash(sparse) != bqm_hash(dimod.BQM({"a": 1.0, "3": -1.0, ("x", 1): 0.5},
-                                                  {("a", "3"): 2.0}, 0.0, "SPIN"))
+    assert bqm_hash(sparse) != bqm_hash(
+        dimod.BQM({"a": 1.0, "3": -1.0, ("x", 1): 0.5}, {("a", "3"): 2.0}, 0.0, "SPIN")
+    )
 
 
 def test_hash_and_key_reject_bad_input():
@@ -177,8 +182,13 @@ def test_default_path_follows_the_environment(monkeypatch, tmp_path):
 
 def test_put_then_get_round_trips_sample_energy_and_info(tmp_path):
     sample = {("w", 0): 1, ("w", 17): 0, ("b",): 1, "plain": 0, 5: 1}
-    info = {"timing": {"qpu_access_time": np.float64(12.5)}, "beta_range": (0.1, 4.0),
-            "problem_id": "abc", "label": ("w", 1), "path": PurePosixPath("/tmp/x")}
+    info = {
+        "timing": {"qpu_access_time": np.float64(12.5)},
+        "beta_range": (0.1, 4.0),
+        "problem_id": "abc",
+        "label": ("w", 1),
+        "path": PurePosixPath("/tmp/x"),
+    }
     with CacheStore(tmp_path / "c.sqlite") as store:
         store.put("k", "neal", SolveResult(sample, -1.25, info, 0.3))
     with CacheStore(tmp_path / "c.sqlite") as store:  # a fresh connection reads it back
@@ -186,8 +196,13 @@ def test_put_then_get_round_trips_sample_energy_and_info(tmp_path):
     assert result.sample == sample
     assert list(result.sample) == list(sample)
     assert result.energy == -1.25 and result.wall_seconds == 0.3
-    assert result.info == {"timing": {"qpu_access_time": 12.5}, "beta_range": [0.1, 4.0],
-                           "problem_id": "abc", "label": ["w", 1], "path": "/tmp/x"}
+    assert result.info == {
+        "timing": {"qpu_access_time": 12.5},
+        "beta_range": [0.1, 4.0],
+        "problem_id": "abc",
+        "label": ["w", 1],
+        "path": "/tmp/x",
+    }
 
 
 def test_put_rejects_bad_input(tmp_path):
@@ -206,11 +221,13 @@ def test_put_rejects_bad_input(tmp_path):
 def test_get_many_reads_a_layer_in_one_query_and_many_keys_in_chunks(tmp_path):
     with CacheStore(tmp_path / "c.sqlite") as store:
         for k in range(2000):
-            store.put(f"key{k}", "neal" if k % 2 else "tabu",
-                      SolveResult({("w", k): k % 2}, float(k)))
+            store.put(
+                f"key{k}", "neal" if k % 2 else "tabu", SolveResult({("w", k): k % 2}, float(k))
+            )
         selects = []
         store._conn.set_trace_callback(
-            lambda sql: selects.append(sql) if sql.startswith("SELECT") else None)
+            lambda sql: selects.append(sql) if sql.startswith("SELECT") else None
+        )
         layer = store.get_many([f"key{k}" for k in range(128)] + ["absent"])
         assert len(selects) == 1
         assert sorted(layer) == sorted(f"key{k}" for k in range(128))
@@ -229,12 +246,16 @@ def test_get_many_reads_a_layer_in_one_query_and_many_keys_in_chunks(tmp_path):
         assert store.clear() == 1000 and store.stats()["entries"] == 0
 
 
-@pytest.mark.parametrize("column, garbage", [("sample", "[[\"w\", 0], 1"),
-                                             ("info", "not json"),
-                                             ("energy", "abc"),
-                                             ("sample", "[[[\"w\", 0], \"x\"]]")])
-def test_corrupted_entry_is_a_miss_warned_once_then_rewritten(tmp_path, caplog, column,
-                                                              garbage):
+@pytest.mark.parametrize(
+    "column, garbage",
+    [
+        ("sample", '[["w", 0], 1'),
+        ("info", "not json"),
+        ("energy", "abc"),
+        ("sample", '[[["w", 0], "x"]]'),
+    ],
+)
+def test_corrupted_entry_is_a_miss_warned_once_then_rewritten(tmp_path, caplog, column, garbage):
     path = tmp_path / "c.sqlite"
     good = SolveResult({("w", 0): 1}, 2.0, {"n": 1}, 0.1)
     with CacheStore(path) as store:
@@ -264,8 +285,12 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
 def test_one_process_writes_while_another_reads(tmp_path):
     path, n = tmp_path / "c.sqlite", 400
     CacheStore(path).close()  # create the schema before both start
-    writer = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(n)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path), str(n)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout.readline().strip() == "ready"
     seen = []
     with CacheStore(path) as store:

@@ -36,8 +36,10 @@ def _state(folder):
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "entries_lookalike", "text"])
-@pytest.mark.parametrize("command", [["cache", "repair"], ["cache", "clear"],
-                                     ["cache", "check"], ["cache", "stats"], QUANTIZE])
+@pytest.mark.parametrize(
+    "command",
+    [["cache", "repair"], ["cache", "clear"], ["cache", "check"], ["cache", "stats"], QUANTIZE],
+)
 def test_a_foreign_file_is_refused_and_keeps_its_bytes(tmp_path, capsys, kind, command):
     path = _foreign(tmp_path, kind)
     before = _state(tmp_path)
@@ -69,10 +71,13 @@ def _nest(path, column, count=3):
     deep = "[" * 200_000 + "]" * 200_000
     with sqlite3.connect(path) as db:
         for key, solver, sample, energy in db.execute(
-                f"SELECT key, solver, sample, energy FROM entries LIMIT {count}").fetchall():
+            f"SELECT key, solver, sample, energy FROM entries LIMIT {count}"
+        ).fetchall():
             sample = deep if column == "sample" else sample
-            db.execute(f"UPDATE entries SET {column} = ?, checksum = ? WHERE key = ?",
-                       (deep, entry_checksum(key, solver, sample, energy), key))
+            db.execute(
+                f"UPDATE entries SET {column} = ?, checksum = ? WHERE key = ?",
+                (deep, entry_checksum(key, solver, sample, energy), key),
+            )
     db.close()
 
 

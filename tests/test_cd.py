@@ -58,6 +58,7 @@ def _assert_one_opt(lq, q, q_b, X_hat, X=None, bias_window=60):
 
 # --- descent from GPTQ on small layers ---------------------------------------------------
 
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 4])
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
@@ -76,11 +77,14 @@ def test_cd_is_no_worse_than_gptq_on_the_grid_and_one_opt(bits, per_channel, bia
     _assert_one_opt(lq, q, q_b, X_hat, X)
     # GPTQ is often 1-opt already on layers this small: from a poor start CD must move
     poor = (np.full_like(q, lq.weight_grid.q_min), np.zeros_like(q_b))
-    q, q_b, info = cd_layer(W, b, X_hat, rule=rule, start=poor, sweeps=50, return_info=True,
-                            **options)
+    q, q_b, info = cd_layer(
+        W, b, X_hat, rule=rule, start=poor, sweeps=50, return_info=True, **options
+    )
     assert info["steps"].sum() >= lq.n_neurons and np.all(info["converged"])
-    assert np.all(layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X)
-                  < layer_error(lq, *poor, inputs=X_hat, float_inputs=X))
+    assert np.all(
+        layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X)
+        < layer_error(lq, *poor, inputs=X_hat, float_inputs=X)
+    )
     _assert_one_opt(lq, q, q_b, X_hat, X)
 
 
@@ -97,10 +101,12 @@ def test_cd_improves_gptq_strictly_on_some_layers():
     for seed in range(10):
         W, b, X_hat, X = _layer(seed, n=8, f=10)
         lq = formulate_layer(W, b, X_hat, bits=2, float_inputs=X)
-        gptq = layer_error(lq, *gptq_layer(W, b, X_hat, bits=2, float_inputs=X),
-                           inputs=X_hat, float_inputs=X).sum()
-        cd = layer_error(lq, *cd_layer(W, b, X_hat, bits=2, float_inputs=X),
-                         inputs=X_hat, float_inputs=X).sum()
+        gptq = layer_error(
+            lq, *gptq_layer(W, b, X_hat, bits=2, float_inputs=X), inputs=X_hat, float_inputs=X
+        ).sum()
+        cd = layer_error(
+            lq, *cd_layer(W, b, X_hat, bits=2, float_inputs=X), inputs=X_hat, float_inputs=X
+        ).sum()
         improved += cd < gptq * (1 - 1e-6)
     assert improved >= 8
 
@@ -113,15 +119,16 @@ def test_incremental_energies_match_layer_error(rule, per_channel):
     lq = formulate_layer(W, b, X_hat, **options)
     # a poor start (every weight at q_min): many moves, so many incremental updates
     start = (np.full((10, 12), lq.weight_grid.q_min), np.zeros(10, dtype=np.int64))
-    q, q_b, info = cd_layer(W, b, X_hat, start=start, sweeps=50, rule=rule, return_info=True,
-                            **options)
+    q, q_b, info = cd_layer(
+        W, b, X_hat, start=start, sweeps=50, rule=rule, return_info=True, **options
+    )
     assert info["steps"].min() >= 5
-    np.testing.assert_allclose(info["start_energy"],
-                               layer_error(lq, *start, inputs=X_hat, float_inputs=X),
-                               rtol=1e-9)
-    np.testing.assert_allclose(info["energy"],
-                               layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        info["start_energy"], layer_error(lq, *start, inputs=X_hat, float_inputs=X), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        info["energy"], layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X), rtol=1e-9
+    )
     assert np.all(info["energy"] < info["start_energy"])
 
 
@@ -131,8 +138,9 @@ def test_affine_scheme_descends_from_rtn_on_the_offset_grid():
     lq = formulate_layer(W, b, X_hat, **options)
     q, q_b, info = cd_layer(W, b, X_hat, return_info=True, **options)
     rtn = lq.rtn_integers()
-    np.testing.assert_allclose(info["start_energy"],
-                               _direct_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X), rtol=1e-9)
+    np.testing.assert_allclose(
+        info["start_energy"], _direct_error(lq, rtn[:, :-1], rtn[:, -1], X_hat, X), rtol=1e-9
+    )
     np.testing.assert_allclose(info["energy"], _direct_error(lq, q, q_b, X_hat, X), rtol=1e-9)
     assert np.all(info["energy"] <= info["start_energy"])
     _assert_one_opt(lq, q, q_b, X_hat, X)
@@ -152,21 +160,24 @@ def test_step_limit_stops_early_and_still_never_worse():
     W, b, X_hat, X = _layer(9, n=5, f=12, m=60)
     lq = formulate_layer(W, b, X_hat, bits=4, float_inputs=X)
     start = (np.full((5, 12), lq.weight_grid.q_max), np.zeros(5, dtype=np.int64))
-    q, q_b, info = cd_layer(W, b, X_hat, bits=4, float_inputs=X, start=start, sweeps=1,
-                            return_info=True)
+    q, q_b, info = cd_layer(
+        W, b, X_hat, bits=4, float_inputs=X, start=start, sweeps=1, return_info=True
+    )
     assert info["steps"].max() <= 13 and not np.all(info["converged"])
-    assert np.all(layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X)
-                  <= layer_error(lq, *start, inputs=X_hat, float_inputs=X))
+    assert np.all(
+        layer_error(lq, q, q_b, inputs=X_hat, float_inputs=X)
+        <= layer_error(lq, *start, inputs=X_hat, float_inputs=X)
+    )
 
 
 # --- the exhaustive optimum of tiny layers -----------------------------------------------
+
 
 def _enumerated_optimum(lq, X_hat, X):
     """The exact per-neuron minimum over all weight integers; the bias at its exact best
     integer for each (the rounded, clipped minimiser of its convex parabola)."""
     grid = lq.weight_grid
-    rows = np.array(list(itertools.product(range(grid.q_min, grid.q_max + 1),
-                                           repeat=lq.n_inputs)))
+    rows = np.array(list(itertools.product(range(grid.q_min, grid.q_max + 1), repeat=lq.n_inputs)))
     best = np.full(lq.n_neurons, np.inf)
     target = X @ lq.values[:, :-1].T + lq.values[:, -1]
     steps = lq.bias_grid.step
@@ -195,6 +206,7 @@ def test_cd_reaches_the_enumerated_optimum_in_most_seeds():
 
 # --- GPTQ at its best setting ------------------------------------------------------------
 
+
 def test_tuned_gptq_picks_the_grids_minimum():
     W, b, X_hat, X = _layer(4, n=8, f=10, m=50)
     options = {"bits": 2, "float_inputs": X}
@@ -208,8 +220,9 @@ def test_tuned_gptq_picks_the_grids_minimum():
     assert (setting["act_order"], setting["damp"]) == best
     assert setting["error"] == pytest.approx(errors[best], rel=1e-12)
     assert [(t["act_order"], t["damp"]) for t in setting["tried"]] == list(errors)
-    np.testing.assert_array_equal(q, gptq_layer(W, b, X_hat, act_order=best[0],
-                                                damp=best[1], **options)[0])
+    np.testing.assert_array_equal(
+        q, gptq_layer(W, b, X_hat, act_order=best[0], damp=best[1], **options)[0]
+    )
     assert setting["error"] <= errors[True, 0.01]  # gptq_layer's default
 
 
@@ -229,6 +242,7 @@ def test_tuned_gptq_respects_fixed_settings_and_skips_singular_ones():
 
 # --- a trained-ish layer: least squares on scikit-learn's digits -------------------------
 
+
 def test_digits_least_squares_layer_cd_beats_gptq_at_int2():
     from sklearn.datasets import load_digits
 
@@ -246,13 +260,16 @@ def test_digits_least_squares_layer_cd_beats_gptq_at_int2():
     q_cd, q_b_cd, info = cd_layer(W, b, X, bits=2, return_info=True)
     cd_time = time.perf_counter() - clock
     cd = layer_error(lq, q_cd, q_b_cd, inputs=X).sum()
-    print(f"\ndigits int2: GPTQ {gptq:.3f} ({gptq_time:.2f} s), tuned GPTQ "
-          f"{setting['error']:.3f} {setting['act_order'], setting['damp']} ({tuned_time:.2f} s),"
-          f" CD {cd:.3f} ({cd_time:.2f} s, {info['steps'].sum()} moves)")
+    print(
+        f"\ndigits int2: GPTQ {gptq:.3f} ({gptq_time:.2f} s), tuned GPTQ "
+        f"{setting['error']:.3f} {setting['act_order'], setting['damp']} ({tuned_time:.2f} s),"
+        f" CD {cd:.3f} ({cd_time:.2f} s, {info['steps'].sum()} moves)"
+    )
     assert cd < gptq and setting["error"] <= gptq and np.all(info["converged"])
 
 
 # --- bad input ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sweeps", [0, -1, 1.5, True, "3"])
 def test_bad_sweeps(sweeps):
@@ -261,13 +278,16 @@ def test_bad_sweeps(sweeps):
         cd_layer(W, b, X_hat, bits=2, sweeps=sweeps)
 
 
-@pytest.mark.parametrize("start, message", [
-    ((np.zeros((6, 6), dtype=int), np.zeros(6, dtype=int)), r"start must have shapes"),
-    ((np.zeros((6, 7), dtype=int), np.zeros(5, dtype=int)), r"start must have shapes"),
-    (np.zeros((6, 7), dtype=int), r"start must be a pair"),
-    ((np.full((6, 7), 0.5), np.zeros(6)), r"start must hold integers"),
-    ((np.full((6, 7), 9), np.zeros(6, dtype=int)), r"start integer 9 .* outside"),
-])
+@pytest.mark.parametrize(
+    "start, message",
+    [
+        ((np.zeros((6, 6), dtype=int), np.zeros(6, dtype=int)), r"start must have shapes"),
+        ((np.zeros((6, 7), dtype=int), np.zeros(5, dtype=int)), r"start must have shapes"),
+        (np.zeros((6, 7), dtype=int), r"start must be a pair"),
+        ((np.full((6, 7), 0.5), np.zeros(6)), r"start must hold integers"),
+        ((np.full((6, 7), 9), np.zeros(6, dtype=int)), r"start integer 9 .* outside"),
+    ],
+)
 def test_bad_start(start, message):
     W, b, X_hat, _ = _layer(0)
     with pytest.raises(ValueError, match=message):

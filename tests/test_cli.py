@@ -9,11 +9,22 @@ from tests.conftest import CANARY_TOKEN
 
 def _annealq(*args, cwd, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DWAVE_")}
-    env.update({"HOME": str(cwd), "XDG_CONFIG_HOME": str(cwd),
-                "DWAVE_CONFIG_FILE": str(cwd / "missing.conf")})
+    env.update(
+        {
+            "HOME": str(cwd),
+            "XDG_CONFIG_HOME": str(cwd),
+            "DWAVE_CONFIG_FILE": str(cwd / "missing.conf"),
+        }
+    )
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "annealq", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "annealq", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _written_text(folder):
@@ -48,18 +59,28 @@ def test_token_from_dotenv_is_used_and_never_shown(tmp_path, env_file):
 def test_cloud_solver_with_unreachable_leap_fails_fast_and_leaks_nothing(tmp_path):
     # The token is set but the network (here: none) cannot reach Leap: a clear error,
     # a non-zero exit within seconds, and the token in no output and no file.
-    out = _annealq("demo", "--bits", "2", "--solver", "qpu", cwd=tmp_path,
-                   env_extra={"DWAVE_API_TOKEN": CANARY_TOKEN})
+    out = _annealq(
+        "demo",
+        "--bits",
+        "2",
+        "--solver",
+        "qpu",
+        cwd=tmp_path,
+        env_extra={"DWAVE_API_TOKEN": CANARY_TOKEN},
+    )
     assert out.returncode != 0
     assert "annealq: error:" in out.stderr and "Traceback" not in out.stderr
     assert CANARY_TOKEN not in out.stdout + out.stderr + _written_text(tmp_path)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["demo", "--bits", "9"], "bits must be from 1 to 8, got 9"),
-    (["demo", "--solver", "nope"], "unknown solver 'nope'"),
-    (["demo", "--solver", "hybrid"], "no D-Wave API token"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["demo", "--bits", "9"], "bits must be from 1 to 8, got 9"),
+        (["demo", "--solver", "nope"], "unknown solver 'nope'"),
+        (["demo", "--solver", "hybrid"], "no D-Wave API token"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(tmp_path, args, message):
     out = _annealq(*args, cwd=tmp_path)
     assert out.returncode == 2
@@ -75,8 +96,9 @@ def test_cache_stats_and_clear(tmp_path):
 
     db = tmp_path / "c.sqlite"
     rng = np.random.default_rng(0)
-    lq = formulate_layer(rng.normal(size=(4, 5)), rng.normal(size=4), rng.normal(size=(9, 5)),
-                         bits=2)
+    lq = formulate_layer(
+        rng.normal(size=(4, 5)), rng.normal(size=4), rng.normal(size=(9, 5)), bits=2
+    )
     with CacheStore(db) as store:
         solve_bqms(lq.bqms(), get_sampler("exact"), cache=store, solver_name="exact")
         solve_bqms(lq.bqms(), get_sampler("steepest"), cache=store, solver_name="steepest")
@@ -113,25 +135,29 @@ def _model_file(folder, kind):
     return path
 
 
-@pytest.mark.parametrize("args, model, message", [
-    (["--bits", "0"], None, "bits must be from 1 to 8, got 0"),
-    (["--bits", "9"], None, "bits must be from 1 to 8, got 9"),
-    (["--dataset", "imagenet"], None, "unknown dataset 'imagenet'"),
-    (["--solver", "nope"], None, "unknown solver 'nope'"),
-    (["--method", "magic"], None, "unknown method 'magic'"),
-    (["--activation-bits", "1"], None, "activation_bits must be from 2 to 16"),
-    (["--method", "gptq", "--damp", "-1"], None, "damp must be a finite number >= 0"),
-    (["--ridge", "-1"], None, "ridge must be a finite number >= 0"),
-    (["--method", "cd", "--ridge", "0.01"], None, "ridge regularises the qubo method"),
-    (["--act-order", "off"], None, "GPTQ's act_order, damp go with start='gptq'"),
-    ([], "missing", "does not exist"),
-    ([], "garbage", "not a torch.save or TorchScript file"),
-    ([], "state_dict", "not a torch.nn.Module"),
-    ([], "nan", "contains NaN or Inf values"),
-    ([], "no_linear", "no nn.Linear layer to quantize"),
-])
-def test_quantize_bad_input_one_line_exit_2_no_traceback_no_files(tmp_path, monkeypatch,
-                                                                   capsys, args, model, message):
+@pytest.mark.parametrize(
+    "args, model, message",
+    [
+        (["--bits", "0"], None, "bits must be from 1 to 8, got 0"),
+        (["--bits", "9"], None, "bits must be from 1 to 8, got 9"),
+        (["--dataset", "imagenet"], None, "unknown dataset 'imagenet'"),
+        (["--solver", "nope"], None, "unknown solver 'nope'"),
+        (["--method", "magic"], None, "unknown method 'magic'"),
+        (["--activation-bits", "1"], None, "activation_bits must be from 2 to 16"),
+        (["--method", "gptq", "--damp", "-1"], None, "damp must be a finite number >= 0"),
+        (["--ridge", "-1"], None, "ridge must be a finite number >= 0"),
+        (["--method", "cd", "--ridge", "0.01"], None, "ridge regularises the qubo method"),
+        (["--act-order", "off"], None, "GPTQ's act_order, damp go with start='gptq'"),
+        ([], "missing", "does not exist"),
+        ([], "garbage", "not a torch.save or TorchScript file"),
+        ([], "state_dict", "not a torch.nn.Module"),
+        ([], "nan", "contains NaN or Inf values"),
+        ([], "no_linear", "no nn.Linear layer to quantize"),
+    ],
+)
+def test_quantize_bad_input_one_line_exit_2_no_traceback_no_files(
+    tmp_path, monkeypatch, capsys, args, model, message
+):
     from annealq.cli import main
 
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -141,8 +167,17 @@ def test_quantize_bad_input_one_line_exit_2_no_traceback_no_files(tmp_path, monk
     defaults = {"--dataset": "digits", "--bits": "2", "--solver": "steepest"}
     for flag, value in zip(args[::2], args[1::2]):
         defaults[flag] = value
-    argv = ["quantize", *[x for pair in defaults.items() for x in pair], *model_args,
-            "--report", "r.json", "--out", "q.pt", "--no-cache", "--quiet"]
+    argv = [
+        "quantize",
+        *[x for pair in defaults.items() for x in pair],
+        *model_args,
+        "--report",
+        "r.json",
+        "--out",
+        "q.pt",
+        "--no-cache",
+        "--quiet",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
@@ -151,23 +186,52 @@ def test_quantize_bad_input_one_line_exit_2_no_traceback_no_files(tmp_path, monk
 
 
 def test_quantize_bad_input_through_the_installed_command(tmp_path):
-    out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--model",
-                   str(tmp_path / "missing.pt"), "--report", "r.json", cwd=tmp_path)
+    out = _annealq(
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "2",
+        "--model",
+        str(tmp_path / "missing.pt"),
+        "--report",
+        "r.json",
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
-        f"annealq: error: model file {tmp_path / 'missing.pt'} does not exist"]
+        f"annealq: error: model file {tmp_path / 'missing.pt'} does not exist"
+    ]
     assert not (tmp_path / "r.json").exists()
 
 
 def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
     import json
 
-    out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
-                   "--report", "r.json", "--out", "q.pt", "--calibration", "300", cwd=tmp_path)
+    out = _annealq(
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "2",
+        "--solver",
+        "neal",
+        "--report",
+        "r.json",
+        "--out",
+        "q.pt",
+        "--calibration",
+        "300",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert (report["dataset"], report["bits"], report["solver"], report["method"]) == \
-        ("digits", 2, "neal", "qubo")
+    assert (report["dataset"], report["bits"], report["solver"], report["method"]) == (
+        "digits",
+        2,
+        "neal",
+        "qubo",
+    )
     assert [(l["in_features"], l["out_features"]) for l in report["layers"]] == [(64, 64), (64, 10)]
     assert all(0 < l["energy"] < l["rtn_energy"] for l in report["layers"])
     assert report["cache"] == {"hits": 0, "misses": 74}
@@ -188,8 +252,20 @@ def test_quantize_digits_with_neal_writes_a_valid_report(tmp_path):
     loaded = annealq.load(tmp_path / "q.pt")
     assert model_accuracy(loaded.model, data.x_test, data.y_test) == accuracy["quantized"]
     # a second run is served by the cache
-    again = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver", "neal",
-                     "--report", "r2.json", "--calibration", "300", cwd=tmp_path)
+    again = _annealq(
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "2",
+        "--solver",
+        "neal",
+        "--report",
+        "r2.json",
+        "--calibration",
+        "300",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "r2.json").read_text())["cache"] == {"hits": 74, "misses": 0}
 
@@ -198,9 +274,23 @@ def test_no_cache_neither_reads_nor_writes_the_default_cache(tmp_path):
     import json
 
     cache = tmp_path / "default.sqlite"
-    out = _annealq("quantize", "--dataset", "digits", "--bits", "2", "--solver",
-                   "batch-sa", "--calibration", "200", "--no-cache", "--report", "a.json",
-                   "--quiet", cwd=tmp_path, env_extra={"ANNEALQ_CACHE": str(cache)})
+    out = _annealq(
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "2",
+        "--solver",
+        "batch-sa",
+        "--calibration",
+        "200",
+        "--no-cache",
+        "--report",
+        "a.json",
+        "--quiet",
+        cwd=tmp_path,
+        env_extra={"ANNEALQ_CACHE": str(cache)},
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "a.json").read_text())["cache"] == {"hits": 0, "misses": 74}
     assert not cache.exists()  # a second run could read nothing: one run shows both

@@ -10,11 +10,26 @@ from hypothesis import strategies as st
 
 from annealq.cli import main
 
-BASE = ["quantize", "--dataset", "digits", "--bits", "2", "--solver", "steepest",
-        "--calibration", "100", "--quiet", "--dry-run", "--no-cache"]
+BASE = [
+    "quantize",
+    "--dataset",
+    "digits",
+    "--bits",
+    "2",
+    "--solver",
+    "steepest",
+    "--calibration",
+    "100",
+    "--quiet",
+    "--dry-run",
+    "--no-cache",
+]
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=12)
-NUMBERS = st.one_of(st.integers(-10, 10**13).map(str), st.floats().map(repr),
-                    st.sampled_from(["abc", "nan", "inf", "1e9", "[1, 2]", "True", ""]))
+NUMBERS = st.one_of(
+    st.integers(-10, 10**13).map(str),
+    st.floats().map(repr),
+    st.sampled_from(["abc", "nan", "inf", "1e9", "[1, 2]", "True", ""]),
+)
 
 
 @st.composite
@@ -32,11 +47,15 @@ def command_lines(draw):
     return argv
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(argv=command_lines())
-def test_random_flag_values_exit_0_or_2_with_one_line(argv, capsys, tmp_path_factory,
-                                                      monkeypatch):
+def test_random_flag_values_exit_0_or_2_with_one_line(argv, capsys, tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ANNEALQ_MODELS", str(tmp_path_factory.getbasetemp() / "models"))
     work = tmp_path_factory.mktemp("fuzz")
     argv = [a.replace("{tmp}", str(work)) for a in argv]

@@ -42,8 +42,17 @@ def leap(monkeypatch, tmp_path):
 
 
 def _run(data, model, solver, **options):
-    return annealq.quantize(model, data, bits=2, solver=solver, cache=False, quiet=True,
-                            seed=0, calibration_size=200, **options)
+    return annealq.quantize(
+        model,
+        data,
+        bits=2,
+        solver=solver,
+        cache=False,
+        quiet=True,
+        seed=0,
+        calibration_size=200,
+        **options,
+    )
 
 
 def test_hybrid_packs_a_layer_into_few_problems_and_bills_less(leap, digits):
@@ -82,25 +91,34 @@ def test_qpu_puts_several_digits_neurons_in_one_anneal(leap, digits):
 @pytest.fixture(scope="module")
 def fault_free(digits, tmp_path_factory):
     data, model = digits
-    with pytest.MonkeyPatch.context() as monkeypatch, \
-            LeapEmulator(time_scale=500.0, slots=8) as clean:
+    with (
+        pytest.MonkeyPatch.context() as monkeypatch,
+        LeapEmulator(time_scale=500.0, slots=8) as clean,
+    ):
         _point_at(monkeypatch, tmp_path_factory.mktemp("clean"), clean)
         return _run(data, model, "hybrid")
 
 
-@pytest.mark.parametrize("faults", [
-    "http429_count=2,retry_after=0", "http5xx_count=2", "drop_count=2", "latency=0.01",
-    "http5xx_count=1,scope=answer", "drop_count=1,scope=answer",
-])
-def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_path, digits,
-                                                             fault_free, faults):
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "http429_count=2,retry_after=0",
+        "http5xx_count=2",
+        "drop_count=2",
+        "latency=0.01",
+        "http5xx_count=1,scope=answer",
+        "drop_count=1,scope=answer",
+    ],
+)
+def test_transient_faults_are_retried_with_identical_results(
+    monkeypatch, tmp_path, digits, fault_free, faults
+):
     data, model = digits
     reference = fault_free
     with LeapEmulator(time_scale=500.0, slots=8, faults=faults) as faulty:
         _point_at(monkeypatch, tmp_path, faulty)
         result = _run(data, model, "hybrid")
-        injected = sum(faulty.stats()["faults"].get(k, 0) for k in
-                       ("http429", "http5xx", "drop"))
+        injected = sum(faulty.stats()["faults"].get(k, 0) for k in ("http429", "http5xx", "drop"))
     for a, b in zip(reference.layers, result.layers):
         assert (a.int_weight == b.int_weight).all() and (a.int_bias == b.int_bias).all()
     cloud = result.report["cloud"]
@@ -121,8 +139,9 @@ def test_a_problem_that_never_finishes_times_out_and_is_retried(monkeypatch, tmp
     assert cloud["fallback_neurons"] == 0
 
 
-def test_persistent_faults_fall_back_per_neuron_and_the_report_says_so(monkeypatch, tmp_path,
-                                                                       digits):
+def test_persistent_faults_fall_back_per_neuron_and_the_report_says_so(
+    monkeypatch, tmp_path, digits
+):
     data, model = digits
     with LeapEmulator(time_scale=500.0, slots=8, faults="http5xx=1.0,scope=submit") as emu:
         _point_at(monkeypatch, tmp_path, emu)
@@ -157,8 +176,9 @@ def test_auto_with_leap_unreachable_falls_back_to_neal(monkeypatch, tmp_path, di
     assert CANARY_TOKEN not in json.dumps(result.report) + caplog.text
     result = _run(data, model, "auto")  # the default: hybrid-nl from kbest, else polished
     assert result.report["solver"] == "polish:neal"
-    assert any("falling back to the offline default" in note
-               for note in result.report["solver_notes"])
+    assert any(
+        "falling back to the offline default" in note for note in result.report["solver_notes"]
+    )
     assert CANARY_TOKEN not in json.dumps(result.report) + caplog.text
 
 
@@ -167,16 +187,36 @@ def test_budget_refuses_a_plan_over_it_and_stops_submitting_when_spent(leap, dig
     with pytest.raises(ValueError, match="over --max-cloud-seconds"):
         _run(data, model, "hybrid", pack=False, max_cloud_seconds=10.0)
     # a plan within budget whose estimate is exceeded in flight is cut by the executor
-    plan = annealq.plan.run_plan(model, data.calibration(200), annealq.get_sampler("hybrid"),
-                                 annealq.config.QuantizeConfig(bits=2), pack=False)
+    plan = annealq.plan.run_plan(
+        model,
+        data.calibration(200),
+        annealq.get_sampler("hybrid"),
+        annealq.config.QuantizeConfig(bits=2),
+        pack=False,
+    )
     assert plan["problems"] == 74 and plan["estimated_billed_seconds"] > 70
 
 
 def test_dry_run_prints_the_plan_and_submits_nothing(leap, capsys):
     from annealq.cli import main
 
-    assert main(["quantize", "--dataset", "digits", "--bits", "2", "--solver", "hybrid",
-                 "--dry-run", "--calibration", "200"]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                "--dataset",
+                "digits",
+                "--bits",
+                "2",
+                "--solver",
+                "hybrid",
+                "--dry-run",
+                "--calibration",
+                "200",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "nothing was submitted" in out and "billed s" in out
     assert leap.stats()["problems_submitted"] == 0
@@ -184,13 +224,31 @@ def test_dry_run_prints_the_plan_and_submits_nothing(leap, capsys):
 
 def test_kill_9_mid_layer_resumes_with_only_the_unfinished_neurons(leap, tmp_path):
     cache = tmp_path / "cache.sqlite"
-    command = [sys.executable, "-m", "annealq", "quantize", "--dataset", "digits", "--bits",
-               "2", "--solver", "hybrid", "--no-pack", "--max-in-flight", "2",
-               "--calibration", "200", "--cache", str(cache), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "annealq",
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "2",
+        "--solver",
+        "hybrid",
+        "--no-pack",
+        "--max-in-flight",
+        "2",
+        "--calibration",
+        "200",
+        "--cache",
+        str(cache),
+        "--quiet",
+    ]
     with LeapEmulator(time_scale=20.0, slots=2) as slow:  # ~50 ms a problem
         env = {**os.environ, "DWAVE_API_ENDPOINT": slow.endpoint}
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and _entries(cache) < 10:
             time.sleep(0.05)
@@ -201,8 +259,13 @@ def test_kill_9_mid_layer_resumes_with_only_the_unfinished_neurons(leap, tmp_pat
     with LeapEmulator(time_scale=500.0, slots=8) as fast:
         env = {**os.environ, "DWAVE_API_ENDPOINT": fast.endpoint}
         report = tmp_path / "r.json"
-        subprocess.run([*command, "--report", str(report)], env=env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*command, "--report", str(report)],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         submitted = fast.stats()["problems_submitted"]
     retried = json.loads(report.read_text())["cloud"]["retries"]
     # one entry per distinct neuron problem (a neuron without variables is not submitted);
@@ -227,8 +290,9 @@ def test_a_neuron_too_large_for_the_qpu_goes_to_the_fallback(no_token):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(400, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
     x = np.random.default_rng(0).normal(size=(64, 400))
-    result = annealq.quantize(model, x, bits=2, solver="qpu-mock", cache=False, quiet=True,
-                              fallback="steepest")
+    result = annealq.quantize(
+        model, x, bits=2, solver="qpu-mock", cache=False, quiet=True, fallback="steepest"
+    )
     first, second = result.report["layers"]
     assert first["solved_by"] == {"steepest": 3}  # ~400 variables > the 180-clique limit
     assert list(second["solved_by"]) == ["MockDWaveSampler:pegasus16"]
@@ -240,6 +304,7 @@ def test_packing_keeps_every_bias_of_every_neuron_whatever_its_label_order():
     import numpy as np
 
     from solvers.cloud import combine
+
     rng = np.random.default_rng(2)
     bqms = []
     for k in range(3):
@@ -254,12 +319,14 @@ def test_packing_keeps_every_bias_of_every_neuron_whatever_its_label_order():
     for bqm, own in zip(bqms, labels):
         at = dict(zip(bqm.variables, own))
         assert all(packed.get_linear(at[v]) == bias for v, bias in bqm.linear.items())
-        assert all(packed.get_quadratic(at[u], at[v]) == bias
-                   for (u, v), bias in bqm.quadratic.items())
+        assert all(
+            packed.get_quadratic(at[u], at[v]) == bias for (u, v), bias in bqm.quadratic.items()
+        )
 
 
 def test_an_answer_read_while_the_client_decodes_it_is_read_again_not_resubmitted(
-        leap, digits, monkeypatch):
+    leap, digits, monkeypatch
+):
     """dwave-cloud-client's poller marks a hybrid problem done, decodes the answer, and only
     then records the decoded sample set: widen that window so that every read lands in it."""
     from dwave.cloud import computation

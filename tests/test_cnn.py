@@ -28,8 +28,9 @@ def test_digits_cnn_is_trained_reproducibly_once_and_then_read_from_the_cache(di
     data, model, path = digits_cnn
     assert path.is_file() and "cnn" in path.name
     cached, _ = reference_cnn(data, models_dir=path.parent)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
-                                                 cached.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), cached.state_dict().values())
+    )
     assert accuracy(model, data.x_test, data.y_test) > 0.93
     assert describe(model) == "CNN conv 1-8-16 linear 256-10"
 
@@ -46,11 +47,23 @@ def test_cifar_cnn_is_a_small_vgg_style_network():
 
 def test_qubo_quantizes_every_layer_of_the_digits_cnn_below_rtn(digits_cnn):
     data, model, _ = digits_cnn
-    result = annealq.quantize(model, data, bits=3, solver="lns", window_bits=3,
-                              start="gptq", calibration_size=100, cache=False, quiet=True)
+    result = annealq.quantize(
+        model,
+        data,
+        bits=3,
+        solver="lns",
+        window_bits=3,
+        start="gptq",
+        calibration_size=100,
+        cache=False,
+        quiet=True,
+    )
     report = result.report
-    assert [layer.get("kernel") for layer in report["layers"]] == [[8, 1, 3, 3],
-                                                                 [16, 8, 3, 3], None]
+    assert [layer.get("kernel") for layer in report["layers"]] == [
+        [8, 1, 3, 3],
+        [16, 8, 3, 3],
+        None,
+    ]
     assert report["layers"][0]["patches"] == 100 * 64
     assert report["not_quantized"] == [] and len(report["folded_batchnorm"]) == 2
     assert all(layer.energy < layer.rtn_energy for layer in result.layers)
@@ -59,12 +72,40 @@ def test_qubo_quantizes_every_layer_of_the_digits_cnn_below_rtn(digits_cnn):
 
 def test_quantize_command_with_the_digits_cnn(tmp_path, digits_cnn):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DWAVE_")}
-    env.update({"HOME": str(tmp_path), "ANNEALQ_MODELS": str(digits_cnn[2].parent),
-                "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    out = subprocess.run([sys.executable, "-m", "annealq", "quantize", "--dataset", "digits",
-                          "--arch", "cnn", "--bits", "4", "--method", "gptq",
-                          "--calibration", "200", "--report", "r.json", "--out", "q.pt"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    env.update(
+        {
+            "HOME": str(tmp_path),
+            "ANNEALQ_MODELS": str(digits_cnn[2].parent),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        }
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "annealq",
+            "quantize",
+            "--dataset",
+            "digits",
+            "--arch",
+            "cnn",
+            "--bits",
+            "4",
+            "--method",
+            "gptq",
+            "--calibration",
+            "200",
+            "--report",
+            "r.json",
+            "--out",
+            "q.pt",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert [layer["name"] for layer in report["layers"]] == ["1", "4", "9"]
@@ -77,4 +118,5 @@ def test_quantize_command_with_the_digits_cnn(tmp_path, digits_cnn):
     loaded = annealq.load(tmp_path / "q.pt", model=model)
     assert [type(m).__name__ for m in loaded.model][2] == "Identity"
     assert accuracy(loaded.model, data.x_test, data.y_test) == pytest.approx(
-        report["accuracy"]["quantized"])
+        report["accuracy"]["quantized"]
+    )

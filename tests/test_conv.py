@@ -39,9 +39,16 @@ def _inputs(shape, seed=0, drift=0.05):
 
 def _torch_error(conv, weight, bias, x_hat, x):
     """Σ over images, channels and positions of (conv(x) − conv_q(x̂))², by torch."""
-    quantized = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                          stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-                          padding_mode=conv.padding_mode, bias=bias is not None).double()
+    quantized = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        padding_mode=conv.padding_mode,
+        bias=bias is not None,
+    ).double()
     with torch.no_grad():
         quantized.weight.copy_(torch.as_tensor(weight).reshape(conv.weight.shape))
         if bias is not None:
@@ -57,20 +64,26 @@ def test_energy_is_the_squared_error_over_all_output_positions(geometry, bits, w
     stats = patch_statistics(conv, x_hat, x, max_rows=37)  # many small chunks
     assert stats.rows == patches(conv, x).shape[0] == 5 * conv(x).shape[2] * conv(x).shape[3]
     weight, bias = dense_parameters(conv)
-    lq = formulate_layer(weight, bias, stats.inputs, float_inputs=stats.float_inputs,
-                         bits=bits, window_bits=window_bits)
+    lq = formulate_layer(
+        weight,
+        bias,
+        stats.inputs,
+        float_inputs=stats.float_inputs,
+        bits=bits,
+        window_bits=window_bits,
+    )
     rng = np.random.default_rng(1)
     for trial in range(3):
-        states = rng.integers(0, 2, size=lq.free.shape) if trial else \
-            lq.states(lq.rtn_integers())
+        states = rng.integers(0, 2, size=lq.free.shape) if trial else lq.states(lq.rtn_integers())
         samples = lq.samples(states)
         w = np.stack([lq.dequantize(i, s)[0] for i, s in enumerate(samples)])
         b = np.array([lq.dequantize(i, s)[1] for i, s in enumerate(samples)])
         expected = _torch_error(conv, w, b if conv.bias is not None else None, x_hat, x)
         energies = [lq.bqm(i).energy(s) for i, s in enumerate(samples)]
         np.testing.assert_allclose(energies, expected, rtol=1e-8, atol=1e-9)
-        np.testing.assert_allclose([lq.energy(i, s) for i, s in enumerate(samples)],
-                                   expected, rtol=1e-8, atol=1e-9)
+        np.testing.assert_allclose(
+            [lq.energy(i, s) for i, s in enumerate(samples)], expected, rtol=1e-8, atol=1e-9
+        )
 
 
 def test_statistics_give_the_formulation_of_the_explicit_patches():
@@ -78,21 +91,25 @@ def test_statistics_give_the_formulation_of_the_explicit_patches():
     x_hat, x = _inputs((4, 3, 7, 7), seed=2)
     weight, bias = dense_parameters(conv)
     stats = patch_statistics(conv, x_hat, x, max_rows=10)
-    from_stats = formulate_layer(weight, bias, stats.inputs, float_inputs=stats.float_inputs,
-                                 bits=3)
-    direct = formulate_layer(weight, bias, patches(conv, x_hat).numpy(),
-                             float_inputs=patches(conv, x).numpy(), bits=3)
+    from_stats = formulate_layer(
+        weight, bias, stats.inputs, float_inputs=stats.float_inputs, bits=3
+    )
+    direct = formulate_layer(
+        weight, bias, patches(conv, x_hat).numpy(), float_inputs=patches(conv, x).numpy(), bits=3
+    )
     for name in ("gram", "linear", "offset", "base", "scales"):
-        np.testing.assert_allclose(getattr(from_stats, name), getattr(direct, name),
-                                   rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(
+            getattr(from_stats, name), getattr(direct, name), rtol=1e-10, atol=1e-9
+        )
 
 
 def test_statistics_reject_sides_that_do_not_belong_together():
     stats = InputStatistics.from_arrays(np.ones((4, 2)), np.zeros((4, 2)))
     other = InputStatistics.from_arrays(np.ones((4, 2)))
     with pytest.raises(ValueError, match="float side of the same"):
-        formulate_layer(np.ones((1, 2)), None, stats.inputs, float_inputs=other.float_inputs,
-                        bits=2)
+        formulate_layer(
+            np.ones((1, 2)), None, stats.inputs, float_inputs=other.float_inputs, bits=2
+        )
     with pytest.raises(ValueError, match="pass their float_inputs side"):
         formulate_layer(np.ones((1, 2)), None, stats.inputs, bits=2)
     with pytest.raises(ValueError, match="3 columns"):
@@ -101,10 +118,15 @@ def test_statistics_reject_sides_that_do_not_belong_together():
 
 def _cnn(seed=0, bias=True):
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, bias=bias),
-                          nn.BatchNorm2d(4), nn.ReLU(),
-                          nn.Conv2d(4, 3, 2, padding=1, dilation=2), nn.ReLU(),
-                          nn.Flatten(), nn.Linear(3 * 4 * 4, 5)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=1, bias=bias),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 3, 2, padding=1, dilation=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5),
+    ).eval()
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.3, 0.3)
         model[1].running_var.uniform_(0.5, 2.0)
@@ -125,21 +147,26 @@ def _check_sequential_errors(model, result, x):
     for layer in result.layers:
         index = int(layer.name)
         with torch.no_grad():
-            target = folded[:index + 1](xt).double()
-            output = result.model[:index + 1](xt).double()
+            target = folded[: index + 1](xt).double()
+            output = result.model[: index + 1](xt).double()
         assert layer.energy == pytest.approx(((target - output) ** 2).sum().item(), rel=1e-4)
 
 
-@pytest.mark.parametrize("method, options", [
-    ("rtn", {}), ("gptq", {}), ("adaround", {"iterations": 200}), ("cd", {}),
-    ("qubo", {"solver": "steepest"}),
-    ("qubo", {"solver": "lns", "window_bits": 3, "start": "gptq"}),
-    ("qubo", {"solver": "batch-sa", "start": "rtn", "solver_params": {"num_sweeps": 50}}),
-])
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("rtn", {}),
+        ("gptq", {}),
+        ("adaround", {"iterations": 200}),
+        ("cd", {}),
+        ("qubo", {"solver": "steepest"}),
+        ("qubo", {"solver": "lns", "window_bits": 3, "start": "gptq"}),
+        ("qubo", {"solver": "batch-sa", "start": "rtn", "solver_params": {"num_sweeps": 50}}),
+    ],
+)
 def test_every_method_quantizes_a_cnn_sequentially_with_exact_errors(method, options):
     model, x = _cnn(), _data()
-    result = quantize(model, x, bits=3, method=method, cache=False, quiet=True, seed=0,
-                      **options)
+    result = quantize(model, x, bits=3, method=method, cache=False, quiet=True, seed=0, **options)
     assert [layer.name for layer in result.layers] == ["0", "3", "6"]
     assert result.report["folded_batchnorm"] == [{"layer": "0", "batchnorm": "1"}]
     assert result.report["not_quantized"] == []
@@ -151,17 +178,18 @@ def test_every_method_quantizes_a_cnn_sequentially_with_exact_errors(method, opt
         assert all(layer.energy <= layer.rtn_energy * (1 + 1e-9) for layer in result.layers)
 
 
-@pytest.mark.parametrize("solver, params", [
-    ("neal", {}), ("tabu", {}), ("exact", {}), ("exact-bb", {}),
-    ("qpu-mock", {})])
+@pytest.mark.parametrize(
+    "solver, params",
+    [("neal", {}), ("tabu", {}), ("exact", {}), ("exact-bb", {}), ("qpu-mock", {})],
+)
 def test_every_solver_solves_conv_neurons(solver, params):
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(1, 2, 2, stride=2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(8, 2))
+    model = nn.Sequential(nn.Conv2d(1, 2, 2, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
     x = np.random.default_rng(3).random((6, 1, 4, 4)).astype(np.float32)
     exact = quantize(model, x, bits=2, solver="exact", cache=False, quiet=True)
-    result = quantize(model, x, bits=2, solver=solver, cache=False, quiet=True, seed=1,
-                      solver_params=params)
+    result = quantize(
+        model, x, bits=2, solver=solver, cache=False, quiet=True, seed=1, solver_params=params
+    )
     _check_sequential_errors(model, result, x)
     if solver in ("exact", "exact-bb"):  # ≤ 5 variables: the proven optimum
         assert result.layers[0].energy == pytest.approx(exact.layers[0].energy, rel=1e-9)
@@ -170,8 +198,9 @@ def test_every_solver_solves_conv_neurons(solver, params):
 
 def test_grouped_convolutions_stay_float_with_the_reason():
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 6 * 6, 3))
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
     result = quantize(model, _data(6), bits=2, method="rtn", cache=False, quiet=True)
     assert [layer.name for layer in result.layers] == ["3"]
     [entry] = result.report["not_quantized"]
@@ -181,8 +210,7 @@ def test_grouped_convolutions_stay_float_with_the_reason():
 
 def test_integer_activations_round_a_conv_input_as_the_formulation_assumed():
     model, x = _cnn(bias=False), _data()
-    result = quantize(model, x, bits=4, method="gptq", activation_bits=8, cache=False,
-                      quiet=True)
+    result = quantize(model, x, bits=4, method="gptq", activation_bits=8, cache=False, quiet=True)
     assert type(result.model[0]).__name__ == "QuantizedInputConv2d"
     _check_sequential_errors(model, result, x)
 
@@ -230,8 +258,11 @@ def test_quantized_cnn_saves_and_reloads(tmp_path):
     conv = loaded.model[0]
     first = loaded.layers[0]
     assert first.kernel == [4, 2, 3, 3]
-    np.testing.assert_allclose(conv.weight.detach().numpy().reshape(4, -1),
-                               first.int_weight * first.weight_step[:, None], rtol=1e-6)
+    np.testing.assert_allclose(
+        conv.weight.detach().numpy().reshape(4, -1),
+        first.int_weight * first.weight_step[:, None],
+        rtol=1e-6,
+    )
     assert first.int_weight.min() >= -2 and first.int_weight.max() <= 1
 
 
@@ -251,9 +282,11 @@ class _Net(nn.Module):
 
 def _outputs(model, names, x):
     found = {}
+
     def keep(name):
         def hook(module, inputs, output):
             found[name] = output.detach().double()  # returns None: the output stays
+
         return hook
 
     hooks = [model.get_submodule(n).register_forward_hook(keep(n)) for n in names]

@@ -20,18 +20,22 @@ SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 def _write_idx(path, array, *, compress=False):
     codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + np.asarray(
-        array.shape, dtype=">u4").tobytes()
+    header = (
+        bytes([0, 0, codes[array.dtype], array.ndim])
+        + np.asarray(array.shape, dtype=">u4").tobytes()
+    )
     data = header + array.tobytes()
     path.write_bytes(gzip.compress(data) if compress else data)
 
 
 def _toy_mnist_idx(folder, *, compress=False, n_train=5, n_test=3):
     rng = np.random.default_rng(0)
-    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-              "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
-              "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-              "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8)}
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in arrays.items():
         _write_idx(folder / (name + (".gz" if compress else "")), array, compress=compress)
@@ -76,8 +80,13 @@ def test_idx_folders_in_flat_dataset_and_torchvision_layouts(tmp_path, layout):
 def test_npz_file_is_preferred_and_scaled_to_unit_interval(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)
-    np.savez(tmp_path / "fashion_mnist.npz", x_train=x, y_train=np.arange(4, dtype=np.uint8),
-             x_test=x[:2], y_test=np.arange(2, dtype=np.uint8))
+    np.savez(
+        tmp_path / "fashion_mnist.npz",
+        x_train=x,
+        y_train=np.arange(4, dtype=np.uint8),
+        x_test=x[:2],
+        y_test=np.arange(2, dtype=np.uint8),
+    )
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     data = load_dataset("fashion_mnist")
     assert data.name == "fashion-mnist" and data.x_train.shape == (4, 784)
@@ -101,9 +110,15 @@ def test_jpeg_npz_is_decoded_once_and_cached(tmp_path, monkeypatch):
         originals.append(image)
     blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
     (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "cifar10_jpeg.npz", jpeg_train=blob, offsets_train=offsets,
-             y_train=np.array([0, 1, 2], np.uint8), jpeg_test=blob,
-             offsets_test=offsets, y_test=np.array([2, 1, 0], np.uint8))
+    np.savez(
+        tmp_path / "data" / "cifar10_jpeg.npz",
+        jpeg_train=blob,
+        offsets_train=offsets,
+        y_train=np.array([0, 1, 2], np.uint8),
+        jpeg_test=blob,
+        offsets_test=offsets,
+        y_test=np.array([2, 1, 0], np.uint8),
+    )
     data = load_dataset("cifar10", data_dir=tmp_path / "data")
     assert data.x_train.shape == (3, 32 * 32 * 3)
     # flat colours survive JPEG almost exactly
@@ -143,9 +158,15 @@ def test_missing_dataset_says_where_it_looked_and_what_to_do(tmp_path, monkeypat
         load_dataset("emnist", data_dir=tmp_path / "nowhere")
     message = str(error.value)
     assert "\n" not in message
-    for part in ("emnist", str(tmp_path / "nowhere"), "does not exist",
-                 "emnist_bymerge_subset.npz", "emnist-bymerge-train-images-idx3-ubyte",
-                 "ANNEALQ_DATA", "torchvision"):
+    for part in (
+        "emnist",
+        str(tmp_path / "nowhere"),
+        "does not exist",
+        "emnist_bymerge_subset.npz",
+        "emnist-bymerge-train-images-idx3-ubyte",
+        "ANNEALQ_DATA",
+        "torchvision",
+    ):
         assert part in message
 
 

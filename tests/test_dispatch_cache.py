@@ -31,7 +31,8 @@ def _forbid_annealing(monkeypatch):
 
 
 def test_second_pipeline_run_is_all_hits_calls_no_solver_and_gives_the_same_model(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from annealq.pipeline import quantize
 
     torch.manual_seed(0)
@@ -57,8 +58,9 @@ def test_second_pipeline_run_is_all_hits_calls_no_solver_and_gives_the_same_mode
 
 def test_no_cache_solves_again(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    lq = formulate_layer(rng.normal(size=(3, 5)), rng.normal(size=3), rng.normal(size=(9, 5)),
-                         bits=2)
+    lq = formulate_layer(
+        rng.normal(size=(3, 5)), rng.normal(size=3), rng.normal(size=(9, 5)), bits=2
+    )
     store = CacheStore(tmp_path / "c.sqlite")
     solve_bqms(lq.bqms(), get_sampler("neal", seed=1), cache=store, solver_name="neal")
     _forbid_annealing(monkeypatch)
@@ -105,15 +107,18 @@ def test_a_run_killed_mid_layer_resumes_solving_only_what_was_not_solved(tmp_pat
     assert killed_after - 1 <= committed <= killed_after  # at most the one in flight is lost
 
     log.unlink()
-    out = subprocess.run([sys.executable, str(script), str(db), str(log)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(script), str(db), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == "finished"
     assert len(log.read_text().split()) == 40 - committed
     assert CacheStore(db).stats()["entries"] == 40
 
 
-def test_qpu_mock_results_are_cached_and_the_second_run_is_all_hits(tmp_path, small_layer,
-                                                                     caplog):
+def test_qpu_mock_results_are_cached_and_the_second_run_is_all_hits(tmp_path, small_layer, caplog):
     from annealq import get_sampler
     from annealq.cache import CacheStore
     from annealq.dispatch import solve_layer
@@ -140,13 +145,15 @@ class _CountingLive(dimod.Sampler):
 
     def sample(self, bqm, **parameters):
         self.seen.append(len(self.live))
-        return dimod.ExactSolver().sample(bqm) if bqm.num_variables <= 8 else \
-            dimod.SampleSet.from_samples_bqm({v: 0 for v in bqm.variables}, bqm)
+        return (
+            dimod.ExactSolver().sample(bqm)
+            if bqm.num_variables <= 8
+            else dimod.SampleSet.from_samples_bqm({v: 0 for v in bqm.variables}, bqm)
+        )
 
 
 @pytest.mark.parametrize("cached, warm", [(False, False), (False, True), (True, True)])
-def test_a_layers_bqms_are_built_one_at_a_time_never_all_held(tmp_path, monkeypatch,
-                                                              cached, warm):
+def test_a_layers_bqms_are_built_one_at_a_time_never_all_held(tmp_path, monkeypatch, cached, warm):
     """A CIFAR-10 first-layer neuron's BQM is ~150 MB: 256 of them at once do not fit."""
     import weakref
 
@@ -167,11 +174,16 @@ def test_a_layers_bqms_are_built_one_at_a_time_never_all_held(tmp_path, monkeypa
     monkeypatch.setattr(LayerQUBO, "bqm", tracked)
     sampler = _CountingLive(live)
     starts = [{v: 0 for v in lq.variables(i)} for i in range(12)] if warm else None
-    results = solve_layer(lq, sampler, initial_states=starts,
-                          cache=CacheStore(tmp_path / "c.sqlite") if cached else None)
+    results = solve_layer(
+        lq,
+        sampler,
+        initial_states=starts,
+        cache=CacheStore(tmp_path / "c.sqlite") if cached else None,
+    )
     assert len(sampler.seen) == 12 and max(sampler.seen) == 1
     assert [r.energy for r in results] == pytest.approx(
-        [lq.energy(i, r.sample) for i, r in enumerate(results)])
+        [lq.energy(i, r.sample) for i, r in enumerate(results)]
+    )
 
 
 def test_the_pool_sends_a_layers_rows_not_its_bqms():
@@ -183,7 +195,8 @@ def test_the_pool_sends_a_layers_rows_not_its_bqms():
     lq = formulate_layer(rng.normal(size=(5, 3)), None, rng.normal(size=(9, 3)), bits=2)
     bqms = LayerBQMs(lq, [4, 0, 2])
     sampler = get_sampler("neal")
-    kind, shared, payload = _split(BQMWork(sampler, bqms, lazy_calls(bqms, sampler,
-                                                                     [None] * 3, {})))
+    kind, shared, payload = _split(
+        BQMWork(sampler, bqms, lazy_calls(bqms, sampler, [None] * 3, {}))
+    )
     assert kind == "LayerBQMs" and shared == (sampler, lq)
     assert payload([0, 2]) == ([4, 2], [{}, {}])

@@ -33,8 +33,14 @@ print(sorted(m for m in sys.modules if m in ("torch", "annealq.commands")
 
 def test_help_and_solvers_load_neither_torch_nor_the_emulator(tmp_path):
     for command in (["--help"], ["solvers"]):
-        out = subprocess.run([sys.executable, "-c", _LOADED, *command], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=120, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _LOADED, *command],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
         assert out.splitlines()[-1] == "[]", (command, out)
 
 
@@ -47,11 +53,15 @@ def test_bench_outside_a_checkout_says_where_to_run_it(monkeypatch, capsys, tmp_
 
 def test_bench_in_a_checkout_runs_the_harness_module(monkeypatch):
     calls = []
-    monkeypatch.setattr(cli.subprocess, "run",
-                        lambda command, env: calls.append((command, env)) or
-                        subprocess.CompletedProcess(command, 0))
+    monkeypatch.setattr(
+        cli.subprocess,
+        "run",
+        lambda command, env: (
+            calls.append((command, env)) or subprocess.CompletedProcess(command, 0)
+        ),
+    )
     assert cli.main(["bench", "bounds", "--datasets", "digits"]) == 0
-    (command, env), = calls
+    ((command, env),) = calls
     assert command == [sys.executable, "-m", "benchmarks", "bounds", "--datasets", "digits"]
     assert str(ROOT) in env["PYTHONPATH"].split(":")
 

@@ -6,13 +6,22 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = sorted([*ROOT.glob("annealq/**/*.py"), *ROOT.glob("solvers/**/*.py"),
-               *ROOT.glob("benchmarks/**/*.py"), ROOT / "pyproject.toml"])
+CODE = sorted(
+    [
+        *ROOT.glob("annealq/**/*.py"),
+        *ROOT.glob("solvers/**/*.py"),
+        *ROOT.glob("benchmarks/**/*.py"),
+        ROOT / "pyproject.toml",
+    ]
+)
 # a document named by its path (``docs/design.md``) or by its name alone (``REACH.md``)
 CITATION = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.md)\b")
 # what a lab measurement looks like in prose
-TIMING = re.compile(r"median of|at load \d|load average|\d-core machine|this (project's )?machine"
-                    r"|\btook \d|\d\s?(ms|µs|s)\s\(", re.I)
+TIMING = re.compile(
+    r"median of|at load \d|load average|\d-core machine|this (project's )?machine"
+    r"|\btook \d|\d\s?(ms|µs|s)\s\(",
+    re.I,
+)
 
 
 def _documents() -> set[str]:
@@ -26,14 +35,20 @@ def citations(text: str) -> list[str]:
 
 def test_the_code_cites_only_documents_in_the_repository():
     documents = _documents()
-    missing = [f"{path.relative_to(ROOT)}: {name}" for path in CODE
-               for name in citations(path.read_text()) if name not in documents]
+    missing = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in CODE
+        for name in citations(path.read_text())
+        if name not in documents
+    ]
     assert missing == []
 
 
 def test_a_citation_outside_the_repository_is_caught():
     assert citations("the formulation (DESIGN.md §1), see docs/design.md") == [
-        "DESIGN.md", "docs/design.md"]
+        "DESIGN.md",
+        "docs/design.md",
+    ]
     assert "DESIGN.md" not in _documents()
 
 
@@ -47,9 +62,13 @@ def _docstrings(path):
 
 
 def test_no_docstring_carries_a_measurement():
-    found = [f"{path.relative_to(ROOT)}:{name}: {match.group(0)!r}"
-             for path in CODE if path.suffix == ".py" and "benchmarks" not in path.parts
-             for name, text in _docstrings(path) for match in TIMING.finditer(text)]
+    found = [
+        f"{path.relative_to(ROOT)}:{name}: {match.group(0)!r}"
+        for path in CODE
+        if path.suffix == ".py" and "benchmarks" not in path.parts
+        for name, text in _docstrings(path)
+        for match in TIMING.finditer(text)
+    ]
     assert found == []
 
 

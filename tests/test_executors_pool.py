@@ -29,8 +29,11 @@ from annealq.executors.pool import PoolExecutor  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # cheap settings: the property under test (the chunking changes nothing) does not need
 # the solvers' full effort
-SOLVERS = {"neal": {"seed": 3, "num_sweeps": 20}, "batch-sa": {"seed": 3, "num_sweeps": 200},
-           "lns": {"seed": 3, "rounds": 10, "num_sweeps": 100}}
+SOLVERS = {
+    "neal": {"seed": 3, "num_sweeps": 20},
+    "batch-sa": {"seed": 3, "num_sweeps": 200},
+    "lns": {"seed": 3, "rounds": 10, "num_sweeps": 100},
+}
 MNIST_NEURONS = [0, 17, 42, 77, 126, 127]
 
 
@@ -47,8 +50,10 @@ def layers():
     """The first layers of the digits (all 64 neurons) and MNIST (8 of 128) models."""
     if not (Path(os.environ.get("ANNEALQ_DATA", "")) / "mnist.npz").exists():
         pytest.skip("MNIST is not in $ANNEALQ_DATA")
-    return {"digits": (_first_layer("digits"), list(range(64))),
-            "mnist": (_first_layer("mnist"), MNIST_NEURONS)}
+    return {
+        "digits": (_first_layer("digits"), list(range(64))),
+        "mnist": (_first_layer("mnist"), MNIST_NEURONS),
+    }
 
 
 def _work(solver, lq, rows):
@@ -60,23 +65,32 @@ def _work(solver, lq, rows):
 
 def _integers(executor, solver, lq, rows):
     """``(len(rows), f+1)`` integers of ``rows`` solved through ``executor``."""
-    answers = dict((k, r.sample) for k, r, _ in
-                   executor.solve(_work(solver, lq, rows), range(len(rows))))
+    answers = dict(
+        (k, r.sample) for k, r, _ in executor.solve(_work(solver, lq, rows), range(len(rows)))
+    )
     assert sorted(answers) == list(range(len(rows)))
     return np.stack([lq.integers(i, lq.assignment(i, answers[k])) for k, i in enumerate(rows)])
 
 
 @pytest.fixture(scope="module")
 def inline(layers):
-    return {(model, solver): _integers(InlineExecutor(), solver, *layers[model])
-            for model in layers for solver in SOLVERS}
+    return {
+        (model, solver): _integers(InlineExecutor(), solver, *layers[model])
+        for model in layers
+        for solver in SOLVERS
+    }
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                  silence_logs=50) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=50,
+    ) as cluster:
         yield cluster
 
 
@@ -102,12 +116,23 @@ def test_workers_give_the_integers_of_one_process(cluster, layers, inline, worke
 def test_quantize_on_a_dask_scheduler_gives_the_integers_of_one_process(cluster, tmp_path):
     data = annealq.load_dataset("digits")
     model, _ = annealq.reference_model(data)
-    options = {"bits": 2, "solver": "neal", "seed": 0, "quiet": True, "calibration_size": 300,
-               "solver_params": {"num_sweeps": 100}}
+    options = {
+        "bits": 2,
+        "solver": "neal",
+        "seed": 0,
+        "quiet": True,
+        "calibration_size": 300,
+        "solver_params": {"num_sweeps": 100},
+    }
     here = annealq.quantize(model, data, cache=False, **options)
     cluster.scale(2)
-    there = annealq.quantize(model, data, cache=tmp_path / "cache.sqlite",
-                             dask_scheduler=cluster.scheduler_address, **options)
+    there = annealq.quantize(
+        model,
+        data,
+        cache=tmp_path / "cache.sqlite",
+        dask_scheduler=cluster.scheduler_address,
+        **options,
+    )
     for a, b in zip(here.layers, there.layers):
         assert np.array_equal(a.int_weight, b.int_weight)
         assert np.array_equal(a.int_bias, b.int_bias)
@@ -118,10 +143,11 @@ def test_quantize_on_a_dask_scheduler_gives_the_integers_of_one_process(cluster,
 def test_cache_hits_are_not_sent(cluster, layers, tmp_path):
     lq, rows = layers["digits"]
     sampler, params = get_sampler("batch-sa"), SOLVERS["batch-sa"]
-    with CacheStore(tmp_path / "cache.sqlite") as store, \
-            PoolExecutor("dask", scheduler=cluster.scheduler_address) as pool:
-        CachedSampler(sampler, store, executor=pool).sample_layer(lq, neurons=rows[:40],
-                                                                  **params)
+    with (
+        CacheStore(tmp_path / "cache.sqlite") as store,
+        PoolExecutor("dask", scheduler=cluster.scheduler_address) as pool,
+    ):
+        CachedSampler(sampler, store, executor=pool).sample_layer(lq, neurons=rows[:40], **params)
         sent = pool.stats()["tasks"]
         again = CachedSampler(sampler, store, executor=pool)
         again.sample_layer(lq, **params)
@@ -147,44 +173,58 @@ def test_a_worker_killed_mid_layer_changes_nothing(cluster, layers, inline):
         assert set(pool.client.run(os.getpid).values()) != set(pids.values())
 
 
-def test_a_solver_the_workers_cannot_import_is_one_clear_error(cluster, layers, tmp_path,
-                                                              monkeypatch):
+def test_a_solver_the_workers_cannot_import_is_one_clear_error(
+    cluster, layers, tmp_path, monkeypatch
+):
     (tmp_path / "only_here.py").write_text(
         "from solvers.batch_sa.sampler import BatchSASampler\n"
-        "class OnlyHere(BatchSASampler):\n    pass\n")
+        "class OnlyHere(BatchSASampler):\n    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))  # here, not on the running workers
     from only_here import OnlyHere
 
     lq, rows = layers["digits"]
     with PoolExecutor("dask", scheduler=cluster.scheduler_address) as pool:
-        with pytest.raises(ClusterError, match=r"could not load the layer \(ModuleNotFound"
-                                               r"Error.*only_here.*install annealq"):
+        with pytest.raises(
+            ClusterError,
+            match=r"could not load the layer \(ModuleNotFound"
+            r"Error.*only_here.*install annealq",
+        ):
             list(pool.solve(LayerWork(OnlyHere(), lq, rows, None, {}), range(len(rows))))
 
 
 def test_importing_the_pool_executor_does_not_load_dask():
-    code = ("import sys, annealq, annealq.executors.pool; "
-            "print([m for m in sys.modules if m.startswith(('distributed', 'dask'))])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT).stdout.strip()
+    code = (
+        "import sys, annealq, annealq.executors.pool; "
+        "print([m for m in sys.modules if m.startswith(('distributed', 'dask'))])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_an_unreachable_scheduler_is_one_clear_error():
     began = time.perf_counter()
-    with pytest.raises(ClusterError, match=r"could not reach the Dask scheduler at "
-                                           r"tcp://127\.0\.0\.1:9 within 1 s"):
+    with pytest.raises(
+        ClusterError,
+        match=r"could not reach the Dask scheduler at "
+        r"tcp://127\.0\.0\.1:9 within 1 s",
+    ):
         PoolExecutor("dask", scheduler="tcp://127.0.0.1:9", timeout=1)
     assert time.perf_counter() - began < 10
 
 
-@pytest.mark.parametrize("kind, options, message", [
-    ("threads", {}, "kind must be one of processes, dask"),
-    ("processes", {"scheduler": "tcp://127.0.0.1:8786"}, "needs executor='dask'"),
-    ("dask", {"scheduler": "tcp://127.0.0.1:8786", "workers": 2}, "not both"),
-    ("processes", {"workers": 0}, "workers must be a positive integer, got 0"),
-    ("processes", {"chunk_size": 1.5}, "chunk_size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kind, options, message",
+    [
+        ("threads", {}, "kind must be one of processes, dask"),
+        ("processes", {"scheduler": "tcp://127.0.0.1:8786"}, "needs executor='dask'"),
+        ("dask", {"scheduler": "tcp://127.0.0.1:8786", "workers": 2}, "not both"),
+        ("processes", {"workers": 0}, "workers must be a positive integer, got 0"),
+        ("processes", {"chunk_size": 1.5}, "chunk_size must be a positive integer"),
+    ],
+)
 def test_bad_settings_are_named(kind, options, message):
     with pytest.raises(ValueError, match=message):
         PoolExecutor(kind, **options)
@@ -197,10 +237,24 @@ def scheduler(tmp_path):
     file = tmp_path / "scheduler.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
-                                   "--host", "127.0.0.1", "--port", "0",
-                                   "--dashboard-address", "127.0.0.1:0",
-                                   "--scheduler-file", str(file)], **quiet)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(file),
+            ],
+            **quiet,
+        )
+    ]
     try:
         deadline, address = time.monotonic() + 30, None
         while address is None:
@@ -208,10 +262,26 @@ def scheduler(tmp_path):
             time.sleep(0.1)
             with contextlib.suppress(OSError, ValueError):  # not yet (fully) written
                 address = json.loads(file.read_text())["address"]
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-             "--no-nanny", "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0",
-             "--death-timeout", "5"], **quiet))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                    "--death-timeout",
+                    "5",
+                ],
+                **quiet,
+            )
+        )
         yield address, processes[0]
     finally:
         for process in processes:
@@ -224,8 +294,9 @@ def scheduler(tmp_path):
                 process.wait(timeout=5)
 
 
-def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(scheduler, layers, inline,
-                                                                   tmp_path):
+def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(
+    scheduler, layers, inline, tmp_path
+):
     address, process = scheduler
     lq, rows = layers["digits"]
     sampler = get_sampler("lns")
@@ -242,8 +313,14 @@ def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(scheduler, laye
             pool.client.wait_for_workers(1, timeout=120)  # minutes on a loaded machine
             pool.chunk_size = 4
             with pytest.raises(ClusterError) as error:
-                solve_layer(lq, sampler, cache=store, executor=pool,
-                            progress=kill_after_the_first, **SOLVERS["lns"])
+                solve_layer(
+                    lq,
+                    sampler,
+                    cache=store,
+                    executor=pool,
+                    progress=kill_after_the_first,
+                    **SOLVERS["lns"],
+                )
             assert time.perf_counter() - killed[0] < 20  # noticed at once, not at a timeout
         message = str(error.value)
         assert "\n" not in message and f"lost the Dask scheduler at {address}" in message
@@ -253,6 +330,5 @@ def test_a_vanished_scheduler_is_one_error_and_the_rerun_resumes(scheduler, laye
         rerun = CachedSampler(sampler, store, executor=InlineExecutor())
         results = rerun.sample_layer(lq, **SOLVERS["lns"])
         assert (rerun.hits, rerun.misses) == (solved, len(rows) - solved)
-        got = np.stack([lq.integers(i, lq.assignment(i, r.sample))
-                        for i, r in enumerate(results)])
+        got = np.stack([lq.integers(i, lq.assignment(i, r.sample)) for i, r in enumerate(results)])
         assert np.array_equal(got, inline["digits", "lns"])

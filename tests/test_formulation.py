@@ -24,18 +24,33 @@ def _squared_error(W, b, X_hat, X, i, w_row, bias):
     return float(np.sum((X @ W[i] + b[i] - X_hat @ w_row - bias) ** 2))
 
 
-CASES = [dict(bits=bits, per_channel=pc, separate_float=sf, edge=edge, scheme=scheme)
-         for bits in (1, 2, 3, 8) for pc in (False, True) for sf in (False, True)
-         for edge in (False, True) for scheme in ("reference", "symmetric", "affine")
-         if not (scheme == "symmetric" and bits == 1)]
+CASES = [
+    dict(bits=bits, per_channel=pc, separate_float=sf, edge=edge, scheme=scheme)
+    for bits in (1, 2, 3, 8)
+    for pc in (False, True)
+    for sf in (False, True)
+    for edge in (False, True)
+    for scheme in ("reference", "symmetric", "affine")
+    if not (scheme == "symmetric" and bits == 1)
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
 def test_every_assignment_energy_equals_squared_error(case):
-    W, b, X_hat, X = _layer(case["bits"] * 7 + case["per_channel"], edge=case["edge"],
-                            separate_float=case["separate_float"])
-    lq = formulate_layer(W, b, X_hat, bits=case["bits"], float_inputs=X,
-                         per_channel=case["per_channel"], scheme=case["scheme"])
+    W, b, X_hat, X = _layer(
+        case["bits"] * 7 + case["per_channel"],
+        edge=case["edge"],
+        separate_float=case["separate_float"],
+    )
+    lq = formulate_layer(
+        W,
+        b,
+        X_hat,
+        bits=case["bits"],
+        float_inputs=X,
+        per_channel=case["per_channel"],
+        scheme=case["scheme"],
+    )
     for i in range(lq.n_neurons):
         bqm = lq.bqm(i)
         assert bqm.vartype is dimod.BINARY
@@ -67,8 +82,11 @@ def test_quantized_integers_are_admissible_down_or_up_choices():
         for value in (0, 1):
             q, _ = lq.quantize(i, {v: value for v in lq.variables(i)})
             assert q.min() >= -2 and q.max() <= 1
-            assert np.all((q == np.floor(W[i] / s[i])) | (q == np.floor(W[i] / s[i]) + 1)
-                          | (q == np.clip(np.rint(W[i] / s[i]), -2, 1)))
+            assert np.all(
+                (q == np.floor(W[i] / s[i]))
+                | (q == np.floor(W[i] / s[i]) + 1)
+                | (q == np.clip(np.rint(W[i] / s[i]), -2, 1))
+            )
     # the largest positive weight sits at 2^(B-1), beyond q_max: it is fixed, not a variable
     assert ("w", 0) not in lq.variables(0)
 
@@ -118,22 +136,29 @@ def test_quantized_inputs_give_bias_step_input_step_times_weight_step():
 def test_accepts_torch_tensors():
     torch = pytest.importorskip("torch")
     W, b, X_hat, _ = _layer(6)
-    lq = formulate_layer(torch.tensor(W, requires_grad=True), torch.tensor(b),
-                         torch.tensor(X_hat, dtype=torch.float32), bits=2)
+    lq = formulate_layer(
+        torch.tensor(W, requires_grad=True),
+        torch.tensor(b),
+        torch.tensor(X_hat, dtype=torch.float32),
+        bits=2,
+    )
     assert lq.n_neurons == 3
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(weight=np.ones(3)), "weight must be a non-empty 2-D"),
-    (dict(bias=np.ones(2)), r"bias must have shape \(3,\)"),
-    (dict(inputs=np.ones((5, 2))), "inputs has 2 features"),
-    (dict(inputs=np.ones((0, 4))), "calibration set"),
-    (dict(weight=np.full((3, 4), np.nan)), "weight contains NaN"),
-    (dict(inputs=np.full((5, 4), np.inf)), "inputs contains NaN or Inf"),
-    (dict(float_inputs=np.ones((6, 4))), "float_inputs has 6 rows"),
-    (dict(bits=0), "bits"),
-    (dict(bits=9), "bits"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weight=np.ones(3)), "weight must be a non-empty 2-D"),
+        (dict(bias=np.ones(2)), r"bias must have shape \(3,\)"),
+        (dict(inputs=np.ones((5, 2))), "inputs has 2 features"),
+        (dict(inputs=np.ones((0, 4))), "calibration set"),
+        (dict(weight=np.full((3, 4), np.nan)), "weight contains NaN"),
+        (dict(inputs=np.full((5, 4), np.inf)), "inputs contains NaN or Inf"),
+        (dict(float_inputs=np.ones((6, 4))), "float_inputs has 6 rows"),
+        (dict(bits=0), "bits"),
+        (dict(bits=9), "bits"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(kwargs, message):
     args = dict(weight=np.ones((3, 4)), bias=np.ones(3), inputs=np.ones((5, 4)), bits=2)
     args.update(kwargs)
@@ -150,21 +175,34 @@ def test_sample_missing_a_variable_is_a_clear_error():
         lq.dequantize(0, sample)
 
 
-WINDOW_CASES = [dict(bits=bits, window_bits=k, per_channel=pc, separate_float=sf, bias=bias)
-                for bits in (2, 3, 4) for k in (2, 3) for pc in (False, True)
-                for sf in (False, True) for bias in (True, False)]
+WINDOW_CASES = [
+    dict(bits=bits, window_bits=k, per_channel=pc, separate_float=sf, bias=bias)
+    for bits in (2, 3, 4)
+    for k in (2, 3)
+    for pc in (False, True)
+    for sf in (False, True)
+    for bias in (True, False)
+]
 
 
-@pytest.mark.parametrize("case", WINDOW_CASES,
-                         ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize(
+    "case", WINDOW_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items())
+)
 def test_window_formulation_is_exact_for_every_assignment(case):
     rng = np.random.default_rng(case["bits"] * 10 + case["window_bits"])
     n, f, m = 2, 2, 10
     W, b, X_hat = rng.normal(size=(n, f)), rng.normal(size=n), rng.normal(size=(m, f))
     X = X_hat + 0.1 * rng.normal(size=X_hat.shape) if case["separate_float"] else None
-    lq = formulate_layer(W, b if case["bias"] else None, X_hat, bits=case["bits"],
-                         float_inputs=X, per_channel=case["per_channel"],
-                         window_bits=case["window_bits"], bias_window_bits=2)
+    lq = formulate_layer(
+        W,
+        b if case["bias"] else None,
+        X_hat,
+        bits=case["bits"],
+        float_inputs=X,
+        per_channel=case["per_channel"],
+        window_bits=case["window_bits"],
+        bias_window_bits=2,
+    )
     k = min(case["window_bits"], case["bits"])
     q_min, q_max = -(2 ** (case["bits"] - 1)), 2 ** (case["bits"] - 1) - 1
     for i in range(n):
@@ -177,8 +215,7 @@ def test_window_formulation_is_exact_for_every_assignment(case):
             assert q.min() >= q_min and q.max() <= q_max  # every state is admissible
             reached.add(int(q[0]))
             w_row, bias = lq.dequantize(i, u)
-            error = _squared_error(W, b if case["bias"] else np.zeros(n), X_hat, X, i,
-                                   w_row, bias)
+            error = _squared_error(W, b if case["bias"] else np.zeros(n), X_hat, X, i, w_row, bias)
             assert lq.bqm(i).energy(u) == pytest.approx(error, rel=1e-9, abs=1e-12)
         assert len(reached) == 2**k  # the window: 2^k consecutive grid values
         if k == case["bits"]:
@@ -207,9 +244,13 @@ def test_wider_windows_never_do_worse_than_down_up():
     W, b, X = rng.normal(size=(2, 4)), rng.normal(size=2), rng.normal(size=(30, 4))
     narrow, wide = (formulate_layer(W, b, X, bits=3, window_bits=k) for k in (1, 2))
     for i in range(2):
-        best = [min(lq.bqm(i).energy(dict(zip(lq.variables(i), u)))
-                    for u in itertools.product((0, 1), repeat=len(lq.variables(i))))
-                for lq in (narrow, wide)]
+        best = [
+            min(
+                lq.bqm(i).energy(dict(zip(lq.variables(i), u)))
+                for u in itertools.product((0, 1), repeat=len(lq.variables(i)))
+            )
+            for lq in (narrow, wide)
+        ]
         assert best[1] <= best[0] + 1e-9
 
 

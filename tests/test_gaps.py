@@ -72,7 +72,8 @@ def test_best_found_only_replaces_unproven_references():
 def test_read_energies_expand_occurrences_and_are_recomputed_from_the_bqm():
     bqm = dimod.BQM({"a": 1.0, "b": -2.0}, {("a", "b"): 3.0}, 2.5, "BINARY")
     sampleset = dimod.SampleSet.from_samples(
-        ([[0, 1], [1, 1]], ["a", "b"]), "BINARY", energy=[99.0, 99.0], num_occurrences=[2, 1])
+        ([[0, 1], [1, 1]], ["a", "b"]), "BINARY", energy=[99.0, 99.0], num_occurrences=[2, 1]
+    )
     assert gaps.read_energies(bqm, sampleset).tolist() == [0.5, 0.5, 4.5]
     # column order of the sampler's record does not matter: labels do
     swapped = dimod.SampleSet.from_samples(([[1, 0]], ["b", "a"]), "BINARY", energy=[0.0])
@@ -113,8 +114,9 @@ def test_time_to_solution():
 
 
 def test_qpu_access_estimate_is_programming_plus_reads():
-    estimate = gaps.qpu_access_estimate(3, 100, annealing_time_us=100.0,
-                                        readout_and_delay_us=50.0, programming_ms=10.0)
+    estimate = gaps.qpu_access_estimate(
+        3, 100, annealing_time_us=100.0, readout_and_delay_us=50.0, programming_ms=10.0
+    )
     assert estimate == pytest.approx(3 * (0.010 + 100 * 150e-6))
     assert gaps.qpu_access_estimate(0, 100) == 0.0
     with pytest.raises(ValueError):

@@ -10,8 +10,9 @@ def test_bits_out_of_range_is_a_value_error(bits):
         validate_bits(bits)
 
 
-@pytest.mark.parametrize("bits, expected", [(1, (-1, 0)), (2, (-2, 1)), (4, (-8, 7)),
-                                            (8, (-128, 127))])
+@pytest.mark.parametrize(
+    "bits, expected", [(1, (-1, 0)), (2, (-2, 1)), (4, (-8, 7)), (8, (-128, 127))]
+)
 def test_integer_range(bits, expected):
     assert integer_range(bits) == expected
 
@@ -47,8 +48,9 @@ def test_rtn_is_nearest_admissible_grid_point():
     q = grid.rtn(W)
     assert q.min() >= -2 and q.max() <= 1
     candidates = np.arange(-2, 2)
-    best = candidates[np.argmin(np.abs(W[..., None] - grid.step[:, None, None] * candidates),
-                                axis=-1)]
+    best = candidates[
+        np.argmin(np.abs(W[..., None] - grid.step[:, None, None] * candidates), axis=-1)
+    ]
     np.testing.assert_array_equal(q, best)
     np.testing.assert_allclose(grid.dequantize(q), grid.step[:, None] * q)
 
@@ -69,8 +71,9 @@ def test_affine_scheme_spans_min_to_max_with_an_offset():
     levels = grid.dequantize(np.array([[-1, 0], [-1, 0]]))
     np.testing.assert_allclose(levels, [[-1.2, 0.9], [-1.2, 0.9]])  # {min, max} at one bit
     per_row = weight_grid(W, bits=2, scheme="affine", per_channel=True)
-    np.testing.assert_allclose(per_row.dequantize(np.array([[-2, 1], [-2, 1]])),
-                               [[-1.2, 0.5], [0.1, 0.9]])
+    np.testing.assert_allclose(
+        per_row.dequantize(np.array([[-2, 1], [-2, 1]])), [[-1.2, 0.5], [0.1, 0.9]]
+    )
     q = per_row.rtn(W)
     assert q.min() >= -2 and q.max() <= 1
     np.testing.assert_allclose(per_row.dequantize(q)[0, 1], -1.2)

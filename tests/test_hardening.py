@@ -19,8 +19,18 @@ from annealq.cli import main
 from annealq.data.datasets import load_dataset
 from annealq.errors import CacheError
 
-QUANTIZE = ["quantize", "--dataset", "digits", "--bits", "2", "--solver", "steepest",
-            "--calibration", "200", "--quiet"]
+QUANTIZE = [
+    "quantize",
+    "--dataset",
+    "digits",
+    "--bits",
+    "2",
+    "--solver",
+    "steepest",
+    "--calibration",
+    "200",
+    "--quiet",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +56,9 @@ def one_error_line(err, *fragments):
 
 def _layer():
     rng = np.random.default_rng(5)
-    return formulate_layer(rng.normal(size=(6, 7)), rng.normal(size=6),
-                           rng.normal(size=(30, 7)), bits=2)
+    return formulate_layer(
+        rng.normal(size=(6, 7)), rng.normal(size=6), rng.normal(size=(30, 7)), bits=2
+    )
 
 
 def _poison(path, keys, *, fix_checksum):
@@ -56,12 +67,16 @@ def _poison(path, keys, *, fix_checksum):
     with sqlite3.connect(path) as db:
         for key in keys:
             solver, sample, energy = db.execute(
-                "SELECT solver, sample, energy FROM entries WHERE key = ?", (key,)).fetchone()
-            flipped = json.dumps([[label, 1 - value] for label, value in json.loads(sample)],
-                                 separators=(",", ":"))
+                "SELECT solver, sample, energy FROM entries WHERE key = ?", (key,)
+            ).fetchone()
+            flipped = json.dumps(
+                [[label, 1 - value] for label, value in json.loads(sample)], separators=(",", ":")
+            )
             checksum = entry_checksum(key, solver, flipped, energy) if fix_checksum else "x"
-            db.execute("UPDATE entries SET sample = ?, checksum = ? WHERE key = ?",
-                       (flipped, checksum, key))
+            db.execute(
+                "UPDATE entries SET sample = ?, checksum = ? WHERE key = ?",
+                (flipped, checksum, key),
+            )
 
 
 def test_poisoned_entries_are_misses_with_one_warning_and_are_replaced(tmp_path, caplog):
@@ -84,8 +99,7 @@ def test_poisoned_entries_are_misses_with_one_warning_and_are_replaced(tmp_path,
     assert report.healthy and report.valid == len(keys)
 
 
-def test_cli_run_on_a_poisoned_cache_gives_the_clean_result_and_a_warning(tmp_path, capsys,
-                                                                          caplog):
+def test_cli_run_on_a_poisoned_cache_gives_the_clean_result_and_a_warning(tmp_path, capsys, caplog):
     cache = tmp_path / "c.sqlite"
     assert run(capsys, *QUANTIZE, "--cache", cache, "--report", tmp_path / "a.json")[0] == 0
     with sqlite3.connect(cache) as db:
@@ -103,12 +117,13 @@ def test_cli_run_on_a_poisoned_cache_gives_the_clean_result_and_a_warning(tmp_pa
 def _damage_middle(path, count=16):
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + count] = b"\xa5" * count
+    data[middle : middle + count] = b"\xa5" * count
     path.write_bytes(bytes(data))
 
 
 def test_damaged_cache_file_is_one_line_then_check_and_repair_keep_the_valid_entries(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     cache = tmp_path / "c.sqlite"
     assert run(capsys, *QUANTIZE, "--cache", cache)[0] == 0
     _damage_middle(cache)
@@ -127,9 +142,12 @@ def test_damaged_cache_file_is_one_line_then_check_and_repair_keep_the_valid_ent
 
 @pytest.mark.parametrize("kind", ["folder", "proc", "missing_folder", "not_sqlite"])
 def test_unusable_cache_paths_are_one_line(tmp_path, capsys, kind):
-    path = {"folder": tmp_path, "proc": "/proc/annealq-c.sqlite",
-            "missing_folder": tmp_path / "nope" / "c.sqlite",
-            "not_sqlite": tmp_path / "c.sqlite"}[kind]
+    path = {
+        "folder": tmp_path,
+        "proc": "/proc/annealq-c.sqlite",
+        "missing_folder": tmp_path / "nope" / "c.sqlite",
+        "not_sqlite": tmp_path / "c.sqlite",
+    }[kind]
     if kind == "not_sqlite":
         path.write_text("not a database at all " * 100)
     code, _, err = run(capsys, *QUANTIZE, "--cache", path)
@@ -154,11 +172,14 @@ def test_a_lock_held_beyond_the_timeout_is_a_cache_error(tmp_path):
 def test_a_cache_written_before_checksums_is_read_and_migrated(tmp_path):
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:  # the schema of the previous release
-        db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, solver TEXT NOT NULL, sample "
-                   "TEXT NOT NULL, energy REAL NOT NULL, info TEXT NOT NULL, wall_seconds "
-                   "REAL NOT NULL, sampleset TEXT, created REAL NOT NULL)")
-        db.execute("INSERT INTO entries VALUES ('k', 'neal', '[[\"a\",1]]', 1.5, '{}', 0.1, "
-                   "NULL, 0)")
+        db.execute(
+            "CREATE TABLE entries (key TEXT PRIMARY KEY, solver TEXT NOT NULL, sample "
+            "TEXT NOT NULL, energy REAL NOT NULL, info TEXT NOT NULL, wall_seconds "
+            "REAL NOT NULL, sampleset TEXT, created REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO entries VALUES ('k', 'neal', '[[\"a\",1]]', 1.5, '{}', 0.1, NULL, 0)"
+        )
     with CacheStore(path) as store:
         assert store.get_many(["k"])["k"].sample == {"a": 1}
     report = check_cache(path)
@@ -183,8 +204,13 @@ def _npz(path, kind):
     elif kind == "float_labels":
         np.savez(path, x_train=x, y_train=y + 0.5, x_test=x, y_test=y)
     elif kind == "corrupted_member":
-        np.savez_compressed(path, x_train=np.arange(6 * 784, dtype=np.uint8).reshape(6, 28, 28),
-                            y_train=y, x_test=x, y_test=y)
+        np.savez_compressed(
+            path,
+            x_train=np.arange(6 * 784, dtype=np.uint8).reshape(6, 28, 28),
+            y_train=y,
+            x_test=x,
+            y_test=y,
+        )
         data = bytearray(path.read_bytes())
         data[80:96] = b"\x00" * 16  # inside x_train's compressed bytes
         path.write_bytes(bytes(data))
@@ -192,11 +218,19 @@ def _npz(path, kind):
         path.mkdir()
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("truncated", "is damaged"), ("text", "is not an .npz (zip) archive"),
-    ("empty", "is empty"), ("wrong_arrays", "lacks the array(s) x_train"),
-    ("label_count", "6 train images but 5 labels"), ("float_labels", "integer label"),
-    ("corrupted_member", "is damaged"), ("folder", "is a folder, not a file")])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated", "is damaged"),
+        ("text", "is not an .npz (zip) archive"),
+        ("empty", "is empty"),
+        ("wrong_arrays", "lacks the array(s) x_train"),
+        ("label_count", "6 train images but 5 labels"),
+        ("float_labels", "integer label"),
+        ("corrupted_member", "is damaged"),
+        ("folder", "is a folder, not a file"),
+    ],
+)
 def test_damaged_or_wrong_dataset_files_are_named_as_such(tmp_path, kind, message):
     _npz(tmp_path / "mnist.npz", kind)
     with pytest.raises(ValueError) as raised:
@@ -221,7 +255,7 @@ def _models(folder):
     torch.save(good, folder / "pickled.pt")  # a torch.save zip, damaged below
     data = bytearray((folder / "pickled.pt").read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 16] = b"\xff" * 16
+    data[middle : middle + 16] = b"\xff" * 16
     (folder / "damaged.pt").write_bytes(bytes(data))
     save_model(good, folder / "good.pt")
     save_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
@@ -229,16 +263,30 @@ def _models(folder):
     (folder / "folder.pt").mkdir()
 
 
-@pytest.mark.parametrize("name, message", [
-    ("damaged.pt", "is damaged"), ("five.pt", "gives 5 outputs per input, but digits has 10"),
-    ("pickled.pt", "is a pickled module"),
-    ("wide.pt", "cannot run on digits's inputs"), ("folder.pt", "is a folder, not a file")])
-def test_bad_model_files_and_models_that_do_not_fit_the_dataset(tmp_path, capsys, name,
-                                                                message):
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("damaged.pt", "is damaged"),
+        ("five.pt", "gives 5 outputs per input, but digits has 10"),
+        ("pickled.pt", "is a pickled module"),
+        ("wide.pt", "cannot run on digits's inputs"),
+        ("folder.pt", "is a folder, not a file"),
+    ],
+)
+def test_bad_model_files_and_models_that_do_not_fit_the_dataset(tmp_path, capsys, name, message):
     _models(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, _, err = run(capsys, *QUANTIZE, "--model", tmp_path / name, "--no-cache",
-                       "--report", tmp_path / "r.json", "--out", tmp_path / "q.pt")
+    code, _, err = run(
+        capsys,
+        *QUANTIZE,
+        "--model",
+        tmp_path / name,
+        "--no-cache",
+        "--report",
+        tmp_path / "r.json",
+        "--out",
+        tmp_path / "q.pt",
+    )
     assert code == 2
     one_error_line(err, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -251,30 +299,42 @@ def test_a_late_write_failure_leaves_no_output(tmp_path, capsys, monkeypatch):
         def write(stream):
             stream.write(b"{")
             raise OSError(28, "No space left on device")
+
         return write
 
     monkeypatch.setattr(commands, "_json_writer", failing)
-    code, _, err = run(capsys, *QUANTIZE, "--method", "rtn", "--report", tmp_path / "r.json",
-                       "--out", tmp_path / "m.pt")
+    code, _, err = run(
+        capsys,
+        *QUANTIZE,
+        "--method",
+        "rtn",
+        "--report",
+        tmp_path / "r.json",
+        "--out",
+        tmp_path / "m.pt",
+    )
     assert code == 2
     one_error_line(err, tmp_path / "r.json", "No space left")
     assert list(tmp_path.iterdir()) == []  # neither output, no temporary
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--report", "/proc/r.json", "--out", "{tmp}/m.pt"], ["--report /proc/r.json"]),
-    (["--report", "{tmp}/x", "--out", "{tmp}/x"], ["--report and --out name the same file"]),
-    (["--out", "{tmp}/missing/m.pt"], ["does not exist"]),
-    (["--calibration", "100000"], ["--calibration 100000", "1348"]),
-    (["--calibration", "0"], ["argument --calibration"]),
-    (["--seed", "-1"], ["argument --seed", "-1"]),
-    (["--seed", "x"], ["argument --seed"]),
-    (["--bits", "two"], ["argument --bits"]),
-    (["--bits", "9"], ["argument --bits", "bits must be from 1 to 8, got 9"]),
-    (["--window-bits", "99"], ["argument --window-bits"]),
-    (["--scheme", "odd"], ["argument --scheme", "invalid choice"]),
-    (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--report", "/proc/r.json", "--out", "{tmp}/m.pt"], ["--report /proc/r.json"]),
+        (["--report", "{tmp}/x", "--out", "{tmp}/x"], ["--report and --out name the same file"]),
+        (["--out", "{tmp}/missing/m.pt"], ["does not exist"]),
+        (["--calibration", "100000"], ["--calibration 100000", "1348"]),
+        (["--calibration", "0"], ["argument --calibration"]),
+        (["--seed", "-1"], ["argument --seed", "-1"]),
+        (["--seed", "x"], ["argument --seed"]),
+        (["--bits", "two"], ["argument --bits"]),
+        (["--bits", "9"], ["argument --bits", "bits must be from 1 to 8, got 9"]),
+        (["--window-bits", "99"], ["argument --window-bits"]),
+        (["--scheme", "odd"], ["argument --scheme", "invalid choice"]),
+        (["--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    ],
+)
 def test_nonsense_arguments_are_one_line_naming_the_flag(tmp_path, capsys, args, fragments):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     code, out, err = run(capsys, *QUANTIZE, "--no-cache", *args)
@@ -285,18 +345,27 @@ def test_nonsense_arguments_are_one_line_naming_the_flag(tmp_path, capsys, args,
 
 def test_a_tiny_calibration_set_is_warned_about_and_reported(tmp_path, capsys, caplog):
     with caplog.at_level(logging.WARNING, logger="annealq"):
-        code, _, _ = run(capsys, *[a if a != "200" else "5" for a in QUANTIZE], "--method",
-                         "rtn", "--report", tmp_path / "r.json")
+        code, _, _ = run(
+            capsys,
+            *[a if a != "200" else "5" for a in QUANTIZE],
+            "--method",
+            "rtn",
+            "--report",
+            tmp_path / "r.json",
+        )
     assert code == 0
     [warning] = [r.getMessage() for r in caplog.records if "calibration" in r.getMessage()]
     assert "only 5 calibration inputs" in warning
     assert json.loads((tmp_path / "r.json").read_text())["warnings"] == [warning]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--cache", "/nonexistent/c.sqlite"], "folder /nonexistent does not exist"),
-    (["--calibration", "5000"], "--calibration 5000 is larger than the training split"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--cache", "/nonexistent/c.sqlite"], "folder /nonexistent does not exist"),
+        (["--calibration", "5000"], "--calibration 5000 is larger than the training split"),
+    ],
+)
 def test_demo_checks_its_cache_and_calibration_before_any_work(capsys, args, fragment):
     code, out, err = run(capsys, "demo", "--bits", "2", *args)
     assert code == 2 and out == ""

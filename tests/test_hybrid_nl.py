@@ -29,19 +29,35 @@ def _output_error(lq, W, b, X, q):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(1, 4), f=st.integers(1, 9), bits=st.integers(1, 4),
-       scheme=st.sampled_from(["reference", "symmetric", "affine"]),
-       per_channel=st.booleans(), grouped=st.booleans(), has_bias=st.booleans(),
-       window=st.integers(1, 4), seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 4),
+    f=st.integers(1, 9),
+    bits=st.integers(1, 4),
+    scheme=st.sampled_from(["reference", "symmetric", "affine"]),
+    per_channel=st.booleans(),
+    grouped=st.booleans(),
+    has_bias=st.booleans(),
+    window=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
 def test_the_models_objective_is_the_layers_squared_output_error(
-        n, f, bits, scheme, per_channel, grouped, has_bias, window, seed):
+    n, f, bits, scheme, per_channel, grouped, has_bias, window, seed
+):
     if scheme == "symmetric" and bits == 1:
         bits = 2
     rng = np.random.default_rng(seed)
     W, X = rng.normal(size=(n, f)), rng.normal(size=(3 * f + 2, f))
     b = rng.normal(size=n) if has_bias else None
-    lq = formulate_layer(W, b, X, bits=bits, scheme=scheme, per_channel=per_channel,
-                         group_size=2 if grouped else None, window_bits=window)
+    lq = formulate_layer(
+        W,
+        b,
+        X,
+        bits=bits,
+        scheme=scheme,
+        per_channel=per_channel,
+        group_size=2 if grouped else None,
+        window_bits=window,
+    )
     form = IntegerForm.of_layer(lq, range(n))
     o = rng.integers(0, form.span + 1)  # any state of the model
     q = lq.base + o
@@ -51,8 +67,9 @@ def test_the_models_objective_is_the_layers_squared_output_error(
     assert model.objective() == pytest.approx(errors.sum(), rel=1e-9, abs=1e-9)
     # and the same state through the binary QUBO
     states = lq.states(q)
-    assert np.allclose([lq.energy(i, s) for i, s in enumerate(lq.samples(states))], errors,
-                       rtol=1e-9, atol=1e-9)
+    assert np.allclose(
+        [lq.energy(i, s) for i, s in enumerate(lq.samples(states))], errors, rtol=1e-9, atol=1e-9
+    )
 
 
 def test_a_bqm_is_a_one_neuron_integer_model():
@@ -109,15 +126,15 @@ def test_a_layer_is_one_problem_answered_with_exact_errors_never_worse_than_rtn(
         assert result.energy == pytest.approx(layer.energy(i, result.sample), rel=1e-9)
         assert result.energy <= layer.energy(i, start) + 1e-9
         assert "emulation" in result.info and result.info["packed_neurons"] == 12
-    assert sum(r.energy for r in results) < 0.9 * sum(layer.energy(i, s)
-                                                       for i, s in enumerate(rtn))
+    assert sum(r.energy for r in results) < 0.9 * sum(layer.energy(i, s) for i, s in enumerate(rtn))
     stats = leap.stats()
     assert stats["problems_completed"] == 1
     assert stats["billed_seconds"][leap.catalog.nl_name] > 0
 
 
-def test_a_layer_over_the_solvers_limits_is_split_into_groups_that_fit(monkeypatch, tmp_path,
-                                                                       layer):
+def test_a_layer_over_the_solvers_limits_is_split_into_groups_that_fit(
+    monkeypatch, tmp_path, layer
+):
     form = IntegerForm.of_layer(layer, range(4))
     limit = LayerModel.build(form, 0).model.state_size()  # room for 4 neurons, not 5
     with LeapEmulator(time_scale=500.0, nl_limits={"maximum_state_size": limit}) as emulator:
@@ -147,31 +164,48 @@ def test_a_neuron_over_the_limits_goes_to_the_fallback(monkeypatch, tmp_path, la
 def undisturbed(layer, tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch, LeapEmulator(time_scale=500.0) as emu:
         _point_at(monkeypatch, tmp_path_factory.mktemp("clean"), emu)
-        return [r.sample for r in annealq.solve_layer(layer, annealq.get_sampler("hybrid-nl"),
-                                                      executor=CloudExecutor())]
+        return [
+            r.sample
+            for r in annealq.solve_layer(
+                layer, annealq.get_sampler("hybrid-nl"), executor=CloudExecutor()
+            )
+        ]
 
 
-@pytest.mark.parametrize("faults", [
-    "http429_count=2,retry_after=0", "http5xx_count=2", "drop_count=2",
-    "http5xx_count=1,scope=upload", "drop_count=1,scope=answer",
-    "http5xx_count=1,scope=answer", "http429_count=1,retry_after=0,scope=answer",
-    "latency=0.01",
-])
-def test_transient_faults_are_retried_with_identical_results(monkeypatch, tmp_path, layer,
-                                                             undisturbed, faults):
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "http429_count=2,retry_after=0",
+        "http5xx_count=2",
+        "drop_count=2",
+        "http5xx_count=1,scope=upload",
+        "drop_count=1,scope=answer",
+        "http5xx_count=1,scope=answer",
+        "http429_count=1,retry_after=0,scope=answer",
+        "latency=0.01",
+    ],
+)
+def test_transient_faults_are_retried_with_identical_results(
+    monkeypatch, tmp_path, layer, undisturbed, faults
+):
     with LeapEmulator(time_scale=500.0, faults=faults) as emulator:
         _point_at(monkeypatch, tmp_path, emulator)
         executor = CloudExecutor(CloudPolicy(backoff=0.01))
-        results = annealq.solve_layer(layer, annealq.get_sampler("hybrid-nl"),
-                                      executor=executor)
+        results = annealq.solve_layer(layer, annealq.get_sampler("hybrid-nl"), executor=executor)
     assert [r.sample for r in results] == undisturbed
     assert executor.stats()["fallback_neurons"] == 0
 
 
-@pytest.mark.parametrize("faults", [
-    "http5xx=1.0,scope=submit", "http429=1.0,retry_after=0,scope=upload",
-    "drop=1.0,scope=answer", "http5xx=1.0,scope=answer", "never_finish=1.0",
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        "http5xx=1.0,scope=submit",
+        "http429=1.0,retry_after=0,scope=upload",
+        "drop=1.0,scope=answer",
+        "http5xx=1.0,scope=answer",
+        "never_finish=1.0",
+    ],
+)
 def test_persistent_faults_fall_back_cleanly(monkeypatch, tmp_path, layer, faults):
     with LeapEmulator(time_scale=500.0, faults=faults) as emulator:
         _point_at(monkeypatch, tmp_path, emulator)
@@ -196,10 +230,26 @@ def digits():
 def test_a_model_runs_end_to_end_one_problem_per_layer_and_caches(leap, digits, tmp_path):
     data, model = digits
     with CacheStore(tmp_path / "cache.sqlite") as store:
-        result = annealq.quantize(model, data, bits=4, solver="hybrid-nl", cache=store,
-                                  quiet=True, seed=0, calibration_size=200)
-        again = annealq.quantize(model, data, bits=4, solver="hybrid-nl", cache=store,
-                                 quiet=True, seed=0, calibration_size=200)
+        result = annealq.quantize(
+            model,
+            data,
+            bits=4,
+            solver="hybrid-nl",
+            cache=store,
+            quiet=True,
+            seed=0,
+            calibration_size=200,
+        )
+        again = annealq.quantize(
+            model,
+            data,
+            bits=4,
+            solver="hybrid-nl",
+            cache=store,
+            quiet=True,
+            seed=0,
+            calibration_size=200,
+        )
     report = result.report
     # the whole grid from GPTQ's integers by default
     assert report["config"]["window_bits"] == 4 and report["config"]["start"] == "gptq"
@@ -220,10 +270,33 @@ def test_budget_and_dry_run_use_the_models_estimates(leap, digits, capsys):
 
     data, model = digits
     with pytest.raises(ValueError, match="over --max-cloud-seconds"):
-        annealq.quantize(model, data, bits=4, solver="hybrid-nl", cache=False, quiet=True,
-                         calibration_size=200, max_cloud_seconds=6.0)
-    assert main(["quantize", "--dataset", "digits", "--bits", "4", "--solver", "hybrid-nl",
-                 "--dry-run", "--calibration", "200"]) == 0
+        annealq.quantize(
+            model,
+            data,
+            bits=4,
+            solver="hybrid-nl",
+            cache=False,
+            quiet=True,
+            calibration_size=200,
+            max_cloud_seconds=6.0,
+        )
+    assert (
+        main(
+            [
+                "quantize",
+                "--dataset",
+                "digits",
+                "--bits",
+                "4",
+                "--solver",
+                "hybrid-nl",
+                "--dry-run",
+                "--calibration",
+                "200",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "-> 1 problems" in out and "nothing was submitted" in out
     assert leap.stats()["problems_submitted"] == 0
@@ -231,8 +304,9 @@ def test_budget_and_dry_run_use_the_models_estimates(leap, digits, capsys):
 
 def test_hybrid_uploads_are_reported_too(leap, digits):
     data, model = digits
-    result = annealq.quantize(model, data, bits=2, solver="hybrid", cache=False, quiet=True,
-                              seed=0, calibration_size=200)
+    result = annealq.quantize(
+        model, data, bits=2, solver="hybrid", cache=False, quiet=True, seed=0, calibration_size=200
+    )
     cloud = result.report["cloud"]
     assert cloud["uploaded_bytes"] > 0
     assert sum(row["uploaded_bytes"] for row in cloud["layers"]) == cloud["uploaded_bytes"]
@@ -245,9 +319,28 @@ def test_the_cli_runs_hybrid_nl_end_to_end(leap, tmp_path):
 
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "annealq", "quantize", "--dataset", "digits", "--bits", "4",
-         "--solver", "hybrid-nl", "--calibration", "200", "--no-cache", "--report",
-         str(report)], env={**os.environ}, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "annealq",
+            "quantize",
+            "--dataset",
+            "digits",
+            "--bits",
+            "4",
+            "--solver",
+            "hybrid-nl",
+            "--calibration",
+            "200",
+            "--no-cache",
+            "--report",
+            str(report),
+        ],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "cloud: 2 problems" in done.stdout and "bytes uploaded" in done.stdout
     cloud = json.loads(report.read_text())["cloud"]

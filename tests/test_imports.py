@@ -15,15 +15,27 @@ PACKAGES = ("annealq", "solvers")
 # lower stages, never on the pipeline or the CLI; the library never on benchmarks)
 FORBIDDEN = {
     "annealq": ("solvers", "benchmarks"),
-    "solvers": ("annealq.pipeline", "annealq.cli", "annealq.commands", "annealq.config",
-                "annealq.quantized", "annealq.report", "annealq.capture", "annealq.data",
-                "annealq.baselines", "annealq.dispatch", "benchmarks"),
+    "solvers": (
+        "annealq.pipeline",
+        "annealq.cli",
+        "annealq.commands",
+        "annealq.config",
+        "annealq.quantized",
+        "annealq.report",
+        "annealq.capture",
+        "annealq.data",
+        "annealq.baselines",
+        "annealq.dispatch",
+        "benchmarks",
+    ),
 }
 # imports kept inside a function on purpose: the console entry's import of the CLI (a
 # Ctrl-C while torch loads is one line), the optional torch kernel of batch-sa (CUDA runs
 # only); the CLI loads a command's module by name when it runs (annealq.cli._runner)
-LAZY_ALLOWED = {("annealq.console", "annealq.cli"),
-                ("solvers.batch_sa.anneal", "solvers.batch_sa.kernel_torch")}
+LAZY_ALLOWED = {
+    ("annealq.console", "annealq.cli"),
+    ("solvers.batch_sa.anneal", "solvers.batch_sa.kernel_torch"),
+}
 
 
 def _modules():
@@ -45,15 +57,19 @@ def _imports(name, path):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            submodules = [f"{node.module}.{a.name}" for a in node.names
-                          if f"{node.module}.{a.name}" in MODULES]
+            submodules = [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if f"{node.module}.{a.name}" in MODULES
+            ]
             # "from package import submodule" depends on the submodule
             targets = submodules if len(submodules) == len(node.names) else [node.module]
         else:
             continue
         for target in targets:
             if target.split(".")[0] in (*PACKAGES, "benchmarks") and (
-                    target in MODULES or target.startswith("benchmarks")):
+                target in MODULES or target.startswith("benchmarks")
+            ):
                 found.append((target, id(node) in top or _under_if(tree, node)))
     return found
 
@@ -74,7 +90,7 @@ def test_no_import_circles():
         state[node] = "open"
         for target in edges.get(node, ()):
             if state.get(target) == "open":
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 pytest.fail("import circle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target, stack + [target])
@@ -99,8 +115,11 @@ def test_imports_go_one_way_and_sit_at_the_top():
 
 def test_no_module_is_over_three_hundred_lines():
     paths = [*MODULES.values(), *sorted((ROOT / "benchmarks").rglob("*.py"))]
-    long = {str(path.relative_to(ROOT)): n for path in paths
-            if (n := len(path.read_text().splitlines())) > 300}
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in paths
+        if (n := len(path.read_text().splitlines())) > 300
+    }
     assert long == {}
 
 
@@ -139,8 +158,13 @@ for name in sys.argv[1:]:
 
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     names = sorted(set(MODULES) - {"annealq.__main__"})  # that one runs the CLI
-    result = subprocess.run([sys.executable, "-c", _FORK_EACH, *names], capture_output=True,
-                            text=True, cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", _FORK_EACH, *names],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     failures = sorted(set(result.stdout.splitlines()))
     assert failures == []
@@ -149,24 +173,35 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
 def test_the_import_check_catches_a_module_that_needs_another_loaded_first(tmp_path):
     # a module that only works when something else has been imported before it
     (tmp_path / "needs_order.py").write_text("import sys\nsys.modules['annealq.cli']\n")
-    result = subprocess.run([sys.executable, "-c", _FORK_EACH, "annealq.grid", "needs_order"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=600,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", _FORK_EACH, "annealq.grid", "needs_order"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert result.stdout.split()[:1] == ["needs_order"], result.stdout + result.stderr
 
 
 def test_import_annealq_pulls_in_neither_torch_nor_the_cloud_client():
-    code = ("import sys, annealq; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'dwave', 'dimod', 'sklearn')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, annealq; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'dwave', 'dimod', 'sklearn')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_formulation_does_not_import_the_cloud_client():
-    code = ("import sys; from annealq import formulate_layer; "
-            "print([m for m in sys.modules if m.startswith(('dwave.cloud', 'torch'))])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys; from annealq import formulate_layer; "
+        "print([m for m in sys.modules if m.startswith(('dwave.cloud', 'torch'))])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"

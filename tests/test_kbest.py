@@ -28,22 +28,30 @@ def _integers(lq, results):
     return np.column_stack([q, q_b])
 
 
-@pytest.mark.parametrize("bits,act_order,damp,separate_float", [
-    (2, True, 0.01, False), (4, True, 1e-4, True), (3, False, 1e-3, False), (2, False, 0.01, True)])
+@pytest.mark.parametrize(
+    "bits,act_order,damp,separate_float",
+    [
+        (2, True, 0.01, False),
+        (4, True, 1e-4, True),
+        (3, False, 1e-3, False),
+        (2, False, 0.01, True),
+    ],
+)
 def test_width_one_is_gptq_to_the_integer(bits, act_order, damp, separate_float):
     W, b, X_hat, X = _layer(bits, separate_float=separate_float)
     q, q_b = gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, act_order=act_order, damp=damp)
     gptq = np.column_stack([q, q_b])
     lq = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits, center=gptq)
-    found = KBestSampler(width=1, damps=damp, order="act" if act_order else "input",
-                         descent=False).sample_layer(lq)
+    found = KBestSampler(
+        width=1, damps=damp, order="act" if act_order else "input", descent=False
+    ).sample_layer(lq)
     assert np.array_equal(_integers(lq, found), gptq)
 
 
 def test_a_width_that_keeps_every_path_is_exact_on_the_down_up_qubo():
     W, b, X_hat, _ = _layer(7, n=4, f=8)
     lq = formulate_layer(W, b, X_hat, bits=3)  # one binary variable per entry
-    found = KBestSampler(width=2 ** 9, descent=False).sample_layer(lq)
+    found = KBestSampler(width=2**9, descent=False).sample_layer(lq)
     for i, result in enumerate(found):
         ground = dimod.ExactSolver().sample(lq.bqm(i)).first.energy
         assert result.energy == pytest.approx(ground, rel=1e-9, abs=1e-9)
@@ -89,8 +97,9 @@ def test_never_worse_than_cdquant_from_the_same_start(seed, bits):
     # a worse basin than the start's (fails without CD from the start as a candidate)
     W, b, X_hat, X = _layer(seed, n=8, f=30, m=120, separate_float=True)
     q, q_b = gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, damp=1e-2)
-    lq = formulate_layer(W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits,
-                         center=np.column_stack([q, q_b]))
+    lq = formulate_layer(
+        W, b, X_hat, bits=bits, float_inputs=X, window_bits=bits, center=np.column_stack([q, q_b])
+    )
     start = lq.samples(lq.states(np.column_stack([q, q_b])))
     found = KBestSampler(width=1, damps=1e-4).sample_layer(lq, initial_states=start)
     cq, cq_b = cd_layer(W, b, X_hat, bits=bits, float_inputs=X, start=(q, q_b))
@@ -111,46 +120,63 @@ def test_vblast_order_is_the_sphere_decoders_decision_order(n, seed):
 def test_the_vblast_order_beats_gptqs_order_on_a_correlated_layer():
     W, b, X_hat, _ = _layer(17, n=8, f=40, m=200)
     lq = formulate_layer(W, b, X_hat, bits=2, window_bits=2)
-    energy = {order: sum(r.energy for r in KBestSampler(width=4, order=order, descent=False)
-                         .sample_layer(lq)) for order in ("vblast", "act")}
+    energy = {
+        order: sum(
+            r.energy for r in KBestSampler(width=4, order=order, descent=False).sample_layer(lq)
+        )
+        for order in ("vblast", "act")
+    }
     assert energy["vblast"] < energy["act"]
 
 
 def test_the_auto_width_widens_the_search_on_neurons_of_few_entries():
     assert [auto_width("auto", k) for k in (10, 65, 129, 257, 785, 3073)] == [
-        8192, 8192, 2370, 598, 64, 64]
+        8192,
+        8192,
+        2370,
+        598,
+        64,
+        64,
+    ]
     # within a 128 × 785 layer's work at 64 paths: a layer of many small neurons gets fewer
-    assert [auto_width("auto", k, n) for k, n in ((129, 10), (129, 47), (65, 64), (785, 128),
-                                                  (65, 4096))] == [2370, 1060, 1545, 64, 64]
+    assert [
+        auto_width("auto", k, n)
+        for k, n in ((129, 10), (129, 47), (65, 64), (785, 128), (65, 4096))
+    ] == [2370, 1060, 1545, 64, 64]
     assert auto_width(8, 65) == 8
     W, b, X_hat, _ = _layer(19, n=4, f=60, m=180)
-    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)   # 61 entries: 8,192 paths
+    lq = formulate_layer(W, b, X_hat, bits=3, window_bits=3)  # 61 entries: 8,192 paths
     auto = [r.energy for r in KBestSampler(descent=False).sample_layer(lq)]
     assert auto == [r.energy for r in KBestSampler(width=8192, descent=False).sample_layer(lq)]
-    assert sum(auto) < sum(r.energy for r in KBestSampler(width=64, descent=False)
-                           .sample_layer(lq))
+    assert sum(auto) < sum(r.energy for r in KBestSampler(width=64, descent=False).sample_layer(lq))
 
 
 @given(n=st.integers(1, 7), seed=st.integers(0, 2**16), spin=st.booleans())
 @settings(max_examples=25, deadline=None)
 def test_on_a_bare_bqm_a_full_width_beam_finds_the_ground_state(n, seed, spin):
     rng = np.random.default_rng(seed)
-    bqm = dimod.BQM({j: rng.normal() for j in range(n)},
-                    {(j, k): rng.normal() for j in range(n) for k in range(j + 1, n)},
-                    0.5, dimod.SPIN if spin else dimod.BINARY)
+    bqm = dimod.BQM(
+        {j: rng.normal() for j in range(n)},
+        {(j, k): rng.normal() for j in range(n) for k in range(j + 1, n)},
+        0.5,
+        dimod.SPIN if spin else dimod.BINARY,
+    )
     found = KBestSampler().sample(bqm, width=2 ** max(n - 1, 0))
     ground = dimod.ExactSolver().sample(bqm).first.energy
     assert found.first.energy == pytest.approx(ground, abs=1e-9)
 
 
-@pytest.mark.parametrize("options,error", [
-    ({"width": 0}, "width must be a positive integer"),
-    ({"width": 2.5}, "width must be a positive integer"),
-    ({"width": True}, "width must be a positive integer"),
-    ({"damps": ()}, "damps must be one or more positive"),
-    ({"damps": (1e-3, -1.0)}, "damps must be one or more positive"),
-    ({"damps": float("nan")}, "damps must be one or more positive"),
-])
+@pytest.mark.parametrize(
+    "options,error",
+    [
+        ({"width": 0}, "width must be a positive integer"),
+        ({"width": 2.5}, "width must be a positive integer"),
+        ({"width": True}, "width must be a positive integer"),
+        ({"damps": ()}, "damps must be one or more positive"),
+        ({"damps": (1e-3, -1.0)}, "damps must be one or more positive"),
+        ({"damps": float("nan")}, "damps must be one or more positive"),
+    ],
+)
 def test_bad_options_are_clear_errors(options, error, small_layer):
     with pytest.raises(ValueError, match=error):
         KBestSampler(**options)
@@ -183,9 +209,12 @@ def test_the_auto_width_is_the_layers_whatever_neurons_a_call_gets(monkeypatch):
     import solvers.kbest.sampler as module
 
     widths, search = [], module._IntegerForm.search
-    monkeypatch.setattr(module._IntegerForm, "search", lambda self, damp, width, order:
-                        widths.append(width) or search(self, damp, width, order))
-    W, b, X_hat, _ = _layer(23, n=40, f=30, m=120)   # 31 entries: 5,186 paths, not 8,192
+    monkeypatch.setattr(
+        module._IntegerForm,
+        "search",
+        lambda self, damp, width, order: widths.append(width) or search(self, damp, width, order),
+    )
+    W, b, X_hat, _ = _layer(23, n=40, f=30, m=120)  # 31 entries: 5,186 paths, not 8,192
     lq = formulate_layer(W, b, X_hat, bits=2, window_bits=2)
     KBestSampler(damps=1e-3, descent=False).sample_layer(lq, neurons=[1, 4])
     KBestSampler(damps=1e-3, width=4, descent=False).sample_layer(lq, neurons=[1])
@@ -202,5 +231,6 @@ def test_the_beams_blas_threads_change_no_path(monkeypatch):
     low, high = np.full((6, 40), -4.0), np.full((6, 40), 3.0)
     one = search.beam_search(U, Z, S, low, high, width=16)
     monkeypatch.setattr(search, "BLAS_THREADS", None)
-    assert all(np.array_equal(a, b) for a, b in zip(one, search.beam_search(
-        U, Z, S, low, high, width=16)))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(one, search.beam_search(U, Z, S, low, high, width=16))
+    )

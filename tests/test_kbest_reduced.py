@@ -38,21 +38,31 @@ def _plain_beam(H, b, span, width):
     inverse = np.linalg.inv(H)
     order = vblast_order(inverse)
     U = np.linalg.cholesky(inverse[np.ix_(order, order)]).T
-    q, _ = beam_search(U, (-inverse @ b)[order][None], np.ones((1, len(H))),
-                       np.zeros((1, len(H))), span[order][None].astype(float), width=width)
+    q, _ = beam_search(
+        U,
+        (-inverse @ b)[order][None],
+        np.ones((1, len(H))),
+        np.zeros((1, len(H))),
+        span[order][None].astype(float),
+        width=width,
+    )
     o = np.empty(len(H), dtype=np.int64)
     o[order] = q[0]
     return o
 
 
-@given(n=st.integers(1, 5), span=st.integers(1, 4), seed=st.integers(0, 2**16),
-       width=st.sampled_from([1, 2, 8]), noise=st.sampled_from([0.01, 0.3, 3.0]))
+@given(
+    n=st.integers(1, 5),
+    span=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    width=st.sampled_from([1, 2, 8]),
+    noise=st.sampled_from([0.01, 0.3, 3.0]),
+)
 @settings(max_examples=60, deadline=None)
-def test_a_path_it_returns_is_in_the_box_and_never_below_the_minimum(n, span, seed, width,
-                                                                     noise):
+def test_a_path_it_returns_is_in_the_box_and_never_below_the_minimum(n, span, seed, width, noise):
     H, b, spans = _neuron(seed, n=n, span=span, noise=noise)
     o = reduced_beam(H, b, spans, width=width)
-    if o is None:   # no final path in the box: the caller keeps its other candidates
+    if o is None:  # no final path in the box: the caller keeps its other candidates
         return
     assert o.dtype == np.int64 and np.all((o >= 0) & (o <= spans))
     assert _f(H, b, o) >= _minimum(H, b, spans) - 1e-9 * max(1.0, abs(_minimum(H, b, spans)))
@@ -80,7 +90,7 @@ def test_on_a_layer_it_is_never_worse_than_the_plain_search(seed, bits):
     plain = KBestSampler(width=4, reduced=False).sample_layer(lq)
     ours = KBestSampler(width=4, reduced=True).sample_layer(lq)
     assert all(o.energy <= p.energy * (1 + 1e-12) + 1e-12 for o, p in zip(ours, plain))
-    for result in ours:   # each neuron says which search it kept
+    for result in ours:  # each neuron says which search it kept
         assert result.info["damp"] in (*module.DEFAULT_DAMPS, "reduced")
 
 
@@ -99,12 +109,15 @@ def test_auto_reduces_neurons_of_at_most_200_entries(monkeypatch):
     assert reduces(True, 785) and not reduces(False, 65)
     calls = []
     search = module._IntegerForm.reduced_search
-    monkeypatch.setattr(module._IntegerForm, "reduced_search",
-                        lambda self, o, width: calls.append(o.shape) or search(self, o, width))
+    monkeypatch.setattr(
+        module._IntegerForm,
+        "reduced_search",
+        lambda self, o, width: calls.append(o.shape) or search(self, o, width),
+    )
     W, b, X = _correlated_layer(7)
-    lq = formulate_layer(W, b, X, bits=2, window_bits=2)   # 13 entries
+    lq = formulate_layer(W, b, X, bits=2, window_bits=2)  # 13 entries
     KBestSampler(width=2, reduced="auto").sample_layer(lq)
-    KBestSampler(width=2).sample_layer(lq)                  # the default: off
+    KBestSampler(width=2).sample_layer(lq)  # the default: off
     assert calls == [(6, 13)] and module.DEFAULT_REDUCED is False
 
 

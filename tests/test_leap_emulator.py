@@ -24,6 +24,7 @@ LABEL = "annealq LeapEmulator: classical answers, not quantum hardware"
 def isolated_dwave_env(monkeypatch, tmp_path):
     """No user D-Wave config or DWAVE_* variable can steer the client."""
     import os
+
     for name in list(os.environ):
         if name.startswith("DWAVE_"):
             monkeypatch.delenv(name)
@@ -36,8 +37,8 @@ def isolated_dwave_env(monkeypatch, tmp_path):
 def _spin_bqm(n, density, seed):
     rng = np.random.default_rng(seed)
     return dimod.generators.gnp_random_bqm(
-        n, density, "SPIN", random_state=seed,
-        bias_generator=lambda k: rng.uniform(-1, 1, k))
+        n, density, "SPIN", random_state=seed, bias_generator=lambda k: rng.uniform(-1, 1, k)
+    )
 
 
 def _path_on_qubits(sampler, length=4):
@@ -52,13 +53,15 @@ def _path_on_qubits(sampler, length=4):
 def _qpu_sample(emu, num_reads=10, **kwargs):
     with DWaveSampler(endpoint=emu.endpoint, token=emu.token) as sampler:
         u, v = sampler.edgelist[0]
-        sampleset = sampler.sample_ising({u: 0.5, v: -0.3}, {(u, v): -1.0},
-                                         num_reads=num_reads, **kwargs)
+        sampleset = sampler.sample_ising(
+            {u: 0.5, v: -0.3}, {(u, v): -1.0}, num_reads=num_reads, **kwargs
+        )
         sampleset.resolve()
         return sampleset
 
 
 # -- server basics ----------------------------------------------------------
+
 
 def test_binds_localhost_and_frees_port_on_close():
     emu = LeapEmulator()
@@ -66,34 +69,44 @@ def test_binds_localhost_and_frees_port_on_close():
     assert host == "127.0.0.1"
     assert emu.endpoint == f"http://127.0.0.1:{port}/sapi/v2/"
     assert emu.token == "emulator-token"
-    r = requests.get(emu.endpoint + "solvers/remote/", headers={"X-Auth-Token": "x"},
-                     timeout=5)
+    r = requests.get(emu.endpoint + "solvers/remote/", headers={"X-Auth-Token": "x"}, timeout=5)
     assert r.status_code == 200 and len(r.json()) == 3  # QPU, hybrid BQM, hybrid NL
     emu.close()
-    emu.close()     # idempotent
+    emu.close()  # idempotent
     with pytest.raises(requests.ConnectionError):
         requests.get(emu.endpoint + "solvers/remote/", timeout=2)
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))     # port is free again
+        s.bind(("127.0.0.1", port))  # port is free again
 
 
 def test_solver_descriptions_come_from_client_mocks():
     with LeapEmulator() as emu:
-        r = requests.get(emu.endpoint + "solvers/remote/hybrid_bqm_solver/",
-                         headers={"X-Auth-Token": emu.token}, timeout=5)
+        r = requests.get(
+            emu.endpoint + "solvers/remote/hybrid_bqm_solver/",
+            headers={"X-Auth-Token": emu.token},
+            timeout=5,
+        )
         props = r.json()["properties"]
         expected = mocks.hybrid_bqm_solver_data()["properties"]
-        for key in ("minimum_time_limit", "maximum_number_of_variables",
-                    "maximum_number_of_biases", "category"):
+        for key in (
+            "minimum_time_limit",
+            "maximum_number_of_variables",
+            "maximum_number_of_biases",
+            "category",
+        ):
             assert props[key] == expected[key]
-        r = requests.get(emu.endpoint + "solvers/remote/",
-                         params={"filter": "none,+identity,+status"},
-                         headers={"X-Auth-Token": emu.token}, timeout=5)
+        r = requests.get(
+            emu.endpoint + "solvers/remote/",
+            params={"filter": "none,+identity,+status"},
+            headers={"X-Auth-Token": emu.token},
+            timeout=5,
+        )
         assert all(set(d) == {"identity", "status"} for d in r.json())
 
 
 # -- QPU --------------------------------------------------------------------
+
 
 def test_dwave_sampler_samples_on_pegasus_qubits():
     with LeapEmulator(time_scale=100) as emu:
@@ -106,8 +119,7 @@ def test_dwave_sampler_samples_on_pegasus_qubits():
             bqm = dimod.BQM.from_ising(h, J, offset=0.25)
             sampleset = sampler.sample(bqm, num_reads=50)
             assert sampleset.record.num_occurrences.sum() == 50
-            np.testing.assert_allclose(sampleset.record.energy,
-                                       bqm.energies(sampleset))
+            np.testing.assert_allclose(sampleset.record.energy, bqm.energies(sampleset))
             timing = sampleset.info["timing"]
             assert timing["emulation"] == LABEL
             assert timing["qpu_access_time"] > timing["qpu_programming_time"] > 0
@@ -117,7 +129,8 @@ def test_dwave_sampler_samples_on_pegasus_qubits():
         assert stats["problems_completed"] == 2
         billed = stats["billed_seconds"][sampler.solver.name]
         assert billed == pytest.approx(
-            (timing["qpu_access_time"] + raw.info["timing"]["qpu_access_time"]) * 1e-6)
+            (timing["qpu_access_time"] + raw.info["timing"]["qpu_access_time"]) * 1e-6
+        )
 
 
 def test_client_pointed_by_environment_variables(monkeypatch):
@@ -150,12 +163,17 @@ def test_clique_sampler_dense_20_variables():
     np.testing.assert_allclose(sampleset.record.energy, bqm.energies(sampleset))
     assert sampleset.info["timing"]["emulation"] == LABEL
     # simulated annealing on a 20-spin problem lands well below a random state
-    assert sampleset.first.energy < np.mean(bqm.energies(
-        dimod.SampleSet.from_samples(np.random.default_rng(0).choice([-1, 1], (50, 20)),
-                                     "SPIN", 0)))
+    assert sampleset.first.energy < np.mean(
+        bqm.energies(
+            dimod.SampleSet.from_samples(
+                np.random.default_rng(0).choice([-1, 1], (50, 20)), "SPIN", 0
+            )
+        )
+    )
 
 
 # -- hybrid -----------------------------------------------------------------
+
 
 def test_hybrid_sampler_upload_billing_and_determinism():
     bqm = _spin_bqm(50, 0.2, seed=5)
@@ -169,7 +187,7 @@ def test_hybrid_sampler_upload_billing_and_determinism():
                 np.testing.assert_allclose(s.record.energy, bqm.energies(s))
             info = first.info
             assert info["emulation"] == LABEL
-            assert "problem_data_id" in info        # went through the upload path
+            assert "problem_data_id" in info  # went through the upload path
             assert info["charge_time"] == round(minimum * 1e6)
             assert info["run_time"] >= round(minimum * 1e6)
             assert info["qpu_access_time"] == 0
@@ -189,7 +207,7 @@ def test_hybrid_slots_bound_concurrency():
     with LeapEmulator(time_scale=minimum / service_wall, slots=slots) as emu:
         with LeapHybridSampler(endpoint=emu.endpoint, token=emu.token) as sampler:
             start = time.monotonic()
-            pending = [sampler.sample(b) for b in bqms]    # futures, unresolved
+            pending = [sampler.sample(b) for b in bqms]  # futures, unresolved
             for s in pending:
                 s.resolve()
             wall = time.monotonic() - start
@@ -202,9 +220,12 @@ def test_hybrid_slots_bound_concurrency():
 
 # -- faults -----------------------------------------------------------------
 
+
 def test_parse_faults_string_and_validation():
-    spec = parse_faults("latency=0.05,http429=0.1,retry_after=2,http5xx=0.1,"
-                        "drop=0.05,never_finish=0.02,seed=7,http429_count=2,scope=submit+poll")
+    spec = parse_faults(
+        "latency=0.05,http429=0.1,retry_after=2,http5xx=0.1,"
+        "drop=0.05,never_finish=0.02,seed=7,http429_count=2,scope=submit+poll"
+    )
     assert spec.latency == 0.05 and spec.retry_after == 2 and spec.seed == 7
     assert spec.http429_count == 2 and spec.scope == ("submit", "poll")
     assert parse_faults("scope=all").scope[-1] == "solvers"
@@ -217,6 +238,7 @@ def test_faults_are_reproducible_from_seed():
     def draws(seed):
         injector = FaultInjector(parse_faults(f"http429=0.3,drop=0.3,seed={seed}"))
         return [injector.http_fault("submit") for _ in range(50)]
+
     assert draws(1) == draws(1)
     assert draws(1) != draws(2)
     counted = FaultInjector(parse_faults("http5xx_count=2"))
@@ -241,14 +263,13 @@ def test_http429_on_submit_is_not_retried_by_client():
         with pytest.raises(SolverError) as excinfo:
             _qpu_sample(emu)
         assert excinfo.value.error_code == 429
-        assert _qpu_sample(emu).info["timing"]["emulation"] == LABEL   # next one passes
+        assert _qpu_sample(emu).info["timing"]["emulation"] == LABEL  # next one passes
         assert emu.stats()["faults"]["http429"] == 1
 
 
 def test_http429_on_poll_honours_retry_after():
     # GETs are retried by urllib3, which sleeps for Retry-After first
-    with LeapEmulator(time_scale=1000,
-                      faults="http429_count=1,retry_after=1,scope=poll") as emu:
+    with LeapEmulator(time_scale=1000, faults="http429_count=1,retry_after=1,scope=poll") as emu:
         start = time.monotonic()
         _qpu_sample(emu)
         assert time.monotonic() - start >= 1.0
@@ -261,7 +282,7 @@ def test_http5xx_on_submit_fails_and_on_poll_is_transient():
             _qpu_sample(emu)
         assert excinfo.value.error_code == 503
     with LeapEmulator(time_scale=1000, faults="http5xx_count=2,scope=poll") as emu:
-        _qpu_sample(emu)        # client treats 5xx on status polls as transient
+        _qpu_sample(emu)  # client treats 5xx on status polls as transient
         assert emu.stats()["faults"]["http5xx"] == 2
 
 
@@ -271,7 +292,7 @@ def test_dropped_connection():
             _qpu_sample(emu)
         assert emu.stats()["faults"]["drop"] == 1
     with LeapEmulator(time_scale=1000, faults="drop_count=1,scope=answer") as emu:
-        _qpu_sample(emu)        # idempotent GET: urllib3 retries it
+        _qpu_sample(emu)  # idempotent GET: urllib3 retries it
         assert emu.stats()["faults"]["drop"] == 1
 
 
@@ -304,27 +325,29 @@ def test_wrong_token_gets_401_without_leaking_it():
             DWaveSampler(endpoint=emu.endpoint, token=wrong)
         for text in (str(excinfo.value), repr(excinfo.value)):
             assert wrong not in text and secret not in text
-        r = requests.get(emu.endpoint + "solvers/remote/",
-                         headers={"X-Auth-Token": wrong}, timeout=5)
+        r = requests.get(
+            emu.endpoint + "solvers/remote/", headers={"X-Auth-Token": wrong}, timeout=5
+        )
         assert r.status_code == 401 and r.json()["error_code"] == 401
         assert emu.stats()["faults"]["http401"] >= 2
-        _qpu_sample(emu)        # the right token works
+        _qpu_sample(emu)  # the right token works
 
 
 def test_cli_prints_endpoint_and_stops_on_interrupt():
-    code = ("from annealq.testing.leap import main; import sys; "
-            "sys.exit(main(['--time-scale', '1000', '--slots', '2']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            text=True)
+    code = (
+        "from annealq.testing.leap import main; import sys; "
+        "sys.exit(main(['--time-scale', '1000', '--slots', '2']))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
-        assert line.startswith("Leap emulator (classical emulation, not quantum hardware)"
-                               " at http://127.0.0.1:")
+        assert line.startswith(
+            "Leap emulator (classical emulation, not quantum hardware) at http://127.0.0.1:"
+        )
         endpoint = line.split(" at ")[1].strip()
-        r = requests.get(endpoint + "solvers/remote/",
-                         headers={"X-Auth-Token": "t"}, timeout=5)
+        r = requests.get(endpoint + "solvers/remote/", headers={"X-Auth-Token": "t"}, timeout=5)
         assert r.status_code == 200
-        proc.send_signal(2)     # SIGINT, as Ctrl-C
+        proc.send_signal(2)  # SIGINT, as Ctrl-C
         assert proc.wait(timeout=10) == 0
         lines = proc.stdout.read().splitlines()
         assert lines[0].startswith("token: ")
@@ -340,10 +363,11 @@ def test_the_emulators_beta_range_is_dwave_samplers_default(vartype):
     from dwave.samplers.sa.sampler import _default_ising_beta_range
 
     from annealq.testing.leap.anneal import beta_range as _beta_range
+
     rng = np.random.default_rng(4)
     Q = np.triu(rng.normal(size=(30, 30)))
     Q[rng.random(Q.shape) < 0.5] = 0.0
-    Q[3, :] = Q[:, 3] = 0.0     # an uncoupled, unbiased variable
+    Q[3, :] = Q[:, 3] = 0.0  # an uncoupled, unbiased variable
     bqm = dimod.BQM(Q, vartype)
     spin = bqm.spin
     expected = _default_ising_beta_range(dict(spin.linear), dict(spin.quadratic))
@@ -355,6 +379,7 @@ def test_an_uploaded_bqm_file_reads_into_the_vectors_dimod_would_build(vartype, 
     import io
 
     from annealq.testing.leap.bqm_file import read_bqm_vectors
+
     rng = np.random.default_rng(5)
     Q = np.triu(rng.normal(size=(40, 40)))
     Q[rng.random(Q.shape) < 0.6] = 0.0
@@ -364,10 +389,15 @@ def test_an_uploaded_bqm_file_reads_into_the_vectors_dimod_would_build(vartype, 
     raw = bqm.to_file().read()
     vectors = read_bqm_vectors(raw)
     rebuilt = dimod.BQM.from_numpy_vectors(
-        vectors.linear, (vectors.rows, vectors.cols, vectors.values), vectors.offset,
-        vectors.vartype, variable_order=vectors.labels)
+        vectors.linear,
+        (vectors.rows, vectors.cols, vectors.values),
+        vectors.offset,
+        vectors.vartype,
+        variable_order=vectors.labels,
+    )
     assert rebuilt == dimod.BQM.from_file(io.BytesIO(raw)) == bqm
     assert vectors.labels == list(bqm.variables)
     state = rng.choice(list(bqm.vartype.value), size=40)
     assert vectors.energy(state) == pytest.approx(
-        float(bqm.energies((state[None, :], vectors.labels))[0]), rel=1e-12)
+        float(bqm.energies((state[None, :], vectors.labels))[0]), rel=1e-12
+    )

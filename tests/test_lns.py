@@ -61,8 +61,9 @@ def _window_layer(seed=0, n=3, f=6, bits=3):
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(60, f // 2))
     X = np.repeat(base, 2, axis=1) + 0.05 * rng.normal(size=(60, f))
-    return formulate_layer(rng.normal(size=(n, f)), rng.normal(size=n), X, bits=bits,
-                           window_bits=2, bias_window_bits=3)
+    return formulate_layer(
+        rng.normal(size=(n, f)), rng.normal(size=n), X, bits=bits, window_bits=2, bias_window_bits=3
+    )
 
 
 def test_integer_windows_reach_the_brute_force_optimum_of_the_window_formulation():
@@ -88,8 +89,7 @@ def test_integer_windows_never_raise_the_energy_and_stop_when_converged():
     few = polish_integers(lq, range(4), start, rounds=5, window=4)
     many = polish_integers(lq, range(4), start, rounds=100_000, window=4)  # stops early
     for i in range(4):
-        e_start, e_few, e_many = (lq.energy(i, dict(zip(labels, s[i])))
-                                  for s in (start, few, many))
+        e_start, e_few, e_many = (lq.energy(i, dict(zip(labels, s[i]))) for s in (start, few, many))
         assert e_many <= e_few + 1e-9 and e_few <= e_start + 1e-9
 
 
@@ -99,8 +99,9 @@ def test_lns_picks_integer_search_for_window_layers_and_checks_its_options(monke
     used = []
     for name in ("polish", "polish_integers"):
         original = getattr(lns_sampler, name)
-        monkeypatch.setattr(lns_sampler, name, lambda *a, _o=original, _n=name, **k:
-                            used.append(_n) or _o(*a, **k))
+        monkeypatch.setattr(
+            lns_sampler, name, lambda *a, _o=original, _n=name, **k: used.append(_n) or _o(*a, **k)
+        )
     lq = _window_layer(seed=4, n=3, f=20)
     starts = [dict(zip(lq.labels(), s)) for s in lq.states(lq.base)]
     auto = solve_layer(lq, get_sampler("lns", rounds=50), initial_states=starts)
@@ -118,8 +119,11 @@ def test_lns_skips_annealing_for_integer_windows_from_a_warm_start(monkeypatch):
 
     calls = []
     original = BatchSASampler.sample_layer
-    monkeypatch.setattr(BatchSASampler, "sample_layer",
-                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(
+        BatchSASampler,
+        "sample_layer",
+        lambda self, *a, **k: calls.append(1) or original(self, *a, **k),
+    )
     lq = _window_layer(seed=5, n=2, f=12)
     starts = [dict(zip(lq.labels(), s)) for s in lq.states(lq.base)]
     warm = solve_layer(lq, get_sampler("lns"), initial_states=starts)
@@ -140,8 +144,7 @@ def test_layer_time_limit_shares_the_time_and_keeps_every_neuron_no_worse():
 
     rng = np.random.default_rng(7)
     X = rng.normal(size=(300, 120)) @ rng.normal(size=(120, 120))
-    lq = formulate_layer(rng.normal(size=(6, 120)), rng.normal(size=6), X, bits=4,
-                         window_bits=4)
+    lq = formulate_layer(rng.normal(size=(6, 120)), rng.normal(size=6), X, bits=4, window_bits=4)
     began = time.perf_counter()
     results = LNSSolver(seed=0).sample_layer(lq, layer_time_limit=0.2)
     assert time.perf_counter() - began < 5

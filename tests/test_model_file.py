@@ -36,8 +36,9 @@ def _same_outputs(a, b, x):
 def test_a_custom_module_loads_with_the_float_model_it_came_from(tmp_path):
     torch.manual_seed(0)
     model, x = _Custom(), _x()
-    result = quantize(model, x, bits=3, solver="steepest", cache=False, quiet=True,
-                      activation_bits=8)
+    result = quantize(
+        model, x, bits=3, solver="steepest", cache=False, quiet=True, activation_bits=8
+    )
     result.save(tmp_path / "q.safetensors")
     with pytest.raises(ValueError, match="records no architecture.*model="):
         annealq.load(tmp_path / "q.safetensors")
@@ -58,7 +59,7 @@ def test_the_file_is_not_a_pickle_and_opening_it_runs_no_code(tmp_path):
     path = tmp_path / "q.pt"
     result.save(path)
     data = path.read_bytes()
-    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     meta = json.loads(header["__metadata__"]["annealq"])
     assert meta["format"] == FORMAT and meta["architecture"]["type"] == "Sequential"
     with pytest.raises(pickle.UnpicklingError):
@@ -75,9 +76,15 @@ def test_the_old_pickle_format_needs_an_explicit_trust_flag(tmp_path):
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
     result = quantize(model, _x(2), bits=2, solver="steepest", cache=False, quiet=True)
-    payload = {"format": FORMAT, "version": 1, "layers": [l.to_dict() for l in result.layers],
-               "report": result.report, "solver": result.solver, "method": result.method,
-               "model": result.model}
+    payload = {
+        "format": FORMAT,
+        "version": 1,
+        "layers": [l.to_dict() for l in result.layers],
+        "report": result.report,
+        "solver": result.solver,
+        "method": result.method,
+        "model": result.model,
+    }
     torch.save(payload, tmp_path / "old.pt")
     with pytest.raises(ValueError, match="old pickle format.*trust_pickle=True"):
         annealq.load(tmp_path / "old.pt")
@@ -105,14 +112,16 @@ def _resave(path, result, edit):
     save_file(tensors, str(path), metadata={"annealq": json.dumps(meta)})
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda meta, t: meta["layers"][0].update(out_features=7), "the file's (7, 6)"),
-    (lambda meta, t: t.pop("layers.1.int_weight"), "layers.1.int_weight"),
-    (lambda meta, t: t.update(extra=torch.zeros(2)), "not described"),
-    (lambda meta, t: meta["layers"][0].update(name="9"), "'0.weight'"),
-])
-def test_metadata_and_tensors_that_disagree_are_an_error_naming_the_file(tmp_path, edit,
-                                                                         message):
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda meta, t: meta["layers"][0].update(out_features=7), "the file's (7, 6)"),
+        (lambda meta, t: t.pop("layers.1.int_weight"), "layers.1.int_weight"),
+        (lambda meta, t: t.update(extra=torch.zeros(2)), "not described"),
+        (lambda meta, t: meta["layers"][0].update(name="9"), "'0.weight'"),
+    ],
+)
+def test_metadata_and_tensors_that_disagree_are_an_error_naming_the_file(tmp_path, edit, message):
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
     result = quantize(model, _x(3), bits=2, solver="steepest", cache=False, quiet=True)
@@ -132,7 +141,7 @@ def test_damaged_and_foreign_files_are_named(tmp_path):
     with open(path, "wb") as stream:
         writer(result)(stream)
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) - 40])  # truncated
+    path.write_bytes(data[: len(data) - 40])  # truncated
     with pytest.raises(ValueError, match="cannot read .*damaged"):
         annealq.load(path)
     (tmp_path / "text.pt").write_text("hello")

@@ -13,9 +13,15 @@ nn = torch.nn
 
 def _sequential():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.GELU(approximate="tanh"),
-                         nn.Dropout(0.1), nn.Linear(5, 4, bias=False), nn.LeakyReLU(0.3),
-                         nn.Linear(4, 2)).eval()
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(6, 5),
+        nn.GELU(approximate="tanh"),
+        nn.Dropout(0.1),
+        nn.Linear(5, 4, bias=False),
+        nn.LeakyReLU(0.3),
+        nn.Linear(4, 2),
+    ).eval()
 
 
 def _outputs(model, x):
@@ -80,12 +86,15 @@ def test_torchscript_with_a_custom_forward_is_refused_clearly(tmp_path):
         load_model(tmp_path / "c.pt", trust_torchscript=True)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "does not exist"),
-    (b"\x00garbage", "not a torch.save or TorchScript file"),
-    ("state_dict", "holds a OrderedDict, not a torch.nn.Module.*state_dict"),
-    ("tensor", "holds a Tensor, not a torch.nn.Module"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "does not exist"),
+        (b"\x00garbage", "not a torch.save or TorchScript file"),
+        ("state_dict", "holds a OrderedDict, not a torch.nn.Module.*state_dict"),
+        ("tensor", "holds a Tensor, not a torch.nn.Module"),
+    ],
+)
 def test_bad_model_files_are_one_line_value_errors(tmp_path, content, message):
     path = tmp_path / "m.pt"
     if isinstance(content, bytes):
@@ -100,7 +109,8 @@ def test_bad_model_files_are_one_line_value_errors(tmp_path, content, message):
 
 
 def test_reference_model_is_trained_reproducibly_once_and_then_read_from_the_cache(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     data = load_digits()
     model, path = reference_model(data, models_dir=tmp_path)
     assert path.parent == tmp_path and path.is_file()

@@ -52,8 +52,12 @@ def offline_small(monkeypatch, tmp_path):
 
 
 def outputs(notebook):
-    return [out for cell in notebook.cells if cell.cell_type == "code"
-            for out in cell.get("outputs", [])]
+    return [
+        out
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    ]
 
 
 def text_of(notebook) -> str:
@@ -69,8 +73,12 @@ def text_of(notebook) -> str:
 @pytest.mark.parametrize("name, limit_s, figures", CASES)
 def test_notebook_runs_offline_in_small_configuration(name, limit_s, figures, offline_small):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     begin = time.monotonic()
     client.execute()  # raises CellExecutionError naming the cell when one fails
     elapsed = time.monotonic() - begin
@@ -89,16 +97,20 @@ def test_notebook_runs_offline_in_small_configuration(name, limit_s, figures, of
 
 
 def test_the_qpu_notebook_runs_through_the_real_client_against_the_leap_emulator(
-        offline_small, monkeypatch):
+    offline_small, monkeypatch
+):
     """The one setting that separates offline from Leap: ANNEALQ_NOTEBOOK_LEAP=emulator
     sends the qpu and hybrid cells through dwave-cloud-client to the local emulator."""
     monkeypatch.delenv("ANNEALQ_NOTEBOOK_OFFLINE")
     monkeypatch.setenv("ANNEALQ_NOTEBOOK_LEAP", "emulator")
     (offline_small / "missing-dwave.conf").write_text("")
     notebook = nbformat.read(NOTEBOOKS / "qpu_vs_sa_energy_gaps.ipynb", as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=3 * CELL_TIMEOUT_S,
-                                     kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=3 * CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     client.execute()
     assert not [out for out in outputs(notebook) if out.output_type == "error"]
     text = text_of(notebook)

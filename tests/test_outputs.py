@@ -30,27 +30,39 @@ def model_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("flag, target, fragment", [
-    ("--out", "{tmp}/./model.safetensors", "is the --model file"),
-    ("--out", "{tmp}/sub/../model.safetensors", "is the --model file"),
-    ("--report", "{tmp}/hard", "is the --model file"),
-    ("--out", "{tmp}/soft", "is a symbolic link"),
-    ("--report", "{tmp}/cache.sqlite", "is the cache file"),
-    ("--out", "{tmp}/cache.sqlite-wal", "is the cache file"),
-    ("--report", "/dev/null", "is a device"),
-    ("--report", "{tmp}/fifo", "is a FIFO"),
-    ("--report", "{tmp}/" + "r" * 245, "is too long"),
-])
-def test_outputs_never_replace_inputs_or_special_files(tmp_path, capsys, model_file, flag,
-                                                       target, fragment):
+@pytest.mark.parametrize(
+    "flag, target, fragment",
+    [
+        ("--out", "{tmp}/./model.safetensors", "is the --model file"),
+        ("--out", "{tmp}/sub/../model.safetensors", "is the --model file"),
+        ("--report", "{tmp}/hard", "is the --model file"),
+        ("--out", "{tmp}/soft", "is a symbolic link"),
+        ("--report", "{tmp}/cache.sqlite", "is the cache file"),
+        ("--out", "{tmp}/cache.sqlite-wal", "is the cache file"),
+        ("--report", "/dev/null", "is a device"),
+        ("--report", "{tmp}/fifo", "is a FIFO"),
+        ("--report", "{tmp}/" + "r" * 245, "is too long"),
+    ],
+)
+def test_outputs_never_replace_inputs_or_special_files(
+    tmp_path, capsys, model_file, flag, target, fragment
+):
     (tmp_path / "sub").mkdir()
     (tmp_path / "cache.sqlite").write_bytes(b"")
     (tmp_path / "cache.sqlite-wal").write_bytes(b"wal")
     os.mkfifo(tmp_path / "fifo")
     before = {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()}
     listing = sorted(os.listdir(tmp_path))
-    code, out, err = run(capsys, *QUANTIZE, "--model", model_file, "--cache",
-                         tmp_path / "cache.sqlite", flag, target.replace("{tmp}", str(tmp_path)))
+    code, out, err = run(
+        capsys,
+        *QUANTIZE,
+        "--model",
+        model_file,
+        "--cache",
+        tmp_path / "cache.sqlite",
+        flag,
+        target.replace("{tmp}", str(tmp_path)),
+    )
     assert code == 2 and out == ""
     one_error_line(err, fragment)
     assert sorted(os.listdir(tmp_path)) == listing
@@ -63,8 +75,9 @@ def test_an_output_onto_a_dataset_file_is_refused(tmp_path, capsys):
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x, y_test=y)
     before = _digest(tmp_path / "mnist.npz")
     argv = [a if a != "digits" else "mnist" for a in QUANTIZE]
-    code, _, err = run(capsys, *argv, "--data-dir", tmp_path, "--no-cache", "--report",
-                       tmp_path / "mnist.npz")
+    code, _, err = run(
+        capsys, *argv, "--data-dir", tmp_path, "--no-cache", "--report", tmp_path / "mnist.npz"
+    )
     assert code == 2
     one_error_line(err, "is a dataset file")
     assert _digest(tmp_path / "mnist.npz") == before

@@ -11,8 +11,9 @@ from annealq.pipeline import quantize, rtn_model  # noqa: E402
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 5), torch.nn.Tanh(),
-                               torch.nn.Linear(5, 3)).double()
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
+    ).double()
 
 
 def test_sequential_calibration_uses_quantized_inputs_and_exact_energies():
@@ -33,8 +34,9 @@ def test_sequential_calibration_uses_quantized_inputs_and_exact_energies():
     assert not torch.allclose(float_hidden, quant_hidden)
     # integers on the int2 grid, and the model computes with them
     assert first.int_weight.min() >= -2 and first.int_weight.max() <= 1
-    np.testing.assert_allclose(result.model[1].weight.detach().numpy(),
-                               first.int_weight * first.weight_step[:, None])
+    np.testing.assert_allclose(
+        result.model[1].weight.detach().numpy(), first.int_weight * first.weight_step[:, None]
+    )
     assert first.energy <= first.rtn_energy and second.energy <= second.rtn_energy
 
 
@@ -47,8 +49,9 @@ def test_original_model_is_untouched_and_rtn_model_rounds_to_nearest():
     rounded = rtn_model(model, x, bits=3)
     w = model[1].weight.detach().numpy()
     s = np.abs(w).max() / 4
-    np.testing.assert_allclose(rounded[1].weight.detach().numpy(),
-                               s * np.clip(np.rint(w / s), -4, 3))
+    np.testing.assert_allclose(
+        rounded[1].weight.detach().numpy(), s * np.clip(np.rint(w / s), -4, 3)
+    )
 
 
 def test_model_without_linear_layers_is_a_clear_error():
@@ -60,8 +63,16 @@ def _mlp(seed=0):
     """Flatten → Linear → tanh → Linear → sigmoid → Linear → GELU → Linear (float32)."""
     torch.manual_seed(seed)
     nn = torch.nn
-    return nn.Sequential(nn.Flatten(), nn.Linear(12, 9), nn.Tanh(), nn.Linear(9, 7),
-                         nn.Sigmoid(), nn.Linear(7, 5), nn.GELU(), nn.Linear(5, 3))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(12, 9),
+        nn.Tanh(),
+        nn.Linear(9, 7),
+        nn.Sigmoid(),
+        nn.Linear(7, 5),
+        nn.GELU(),
+        nn.Linear(5, 3),
+    )
 
 
 def _data(m=60, seed=0):
@@ -83,7 +94,8 @@ def test_multi_layer_mlp_with_tanh_sigmoid_gelu_every_layer_in_order_exact_energ
     for layer, index in zip(result.layers, (1, 3, 5, 7)):
         f, q = model[index], result.model[index]
         assert layer.energy == pytest.approx(
-            _layer_output_error(f, q, float_inputs, quant_inputs), rel=1e-5)
+            _layer_output_error(f, q, float_inputs, quant_inputs), rel=1e-5
+        )
         assert layer.energy <= layer.rtn_energy
         dequantized = (layer.int_weight * layer.weight_step[:, None]).astype(np.float32)
         np.testing.assert_array_equal(q.weight.detach().numpy(), dequantized)
@@ -98,27 +110,40 @@ def test_report_has_the_documented_schema_and_meanings():
     model = _mlp(1)
     x = _data(seed=1)
     y = np.random.default_rng(1).integers(0, 3, size=len(x))
-    result = quantize(model, x, bits=2, solver="exact", cache=False, quiet=True,
-                      evaluation=(x, y))
+    result = quantize(model, x, bits=2, solver="exact", cache=False, quiet=True, evaluation=(x, y))
     report = result.report
-    assert {"dataset", "bits", "solver", "method", "accuracy", "layers", "cache",
-            "timing"} <= set(report)
-    assert (report["dataset"], report["bits"], report["solver"], report["method"]) == \
-        (None, 2, "exact", "qubo")
+    assert {"dataset", "bits", "solver", "method", "accuracy", "layers", "cache", "timing"} <= set(
+        report
+    )
+    assert (report["dataset"], report["bits"], report["solver"], report["method"]) == (
+        None,
+        2,
+        "exact",
+        "qubo",
+    )
     assert set(report["accuracy"]) == {"float", "rtn", "quantized"}
     assert report["accuracy"]["quantized"] == pytest.approx(
-        float((result.model(torch.as_tensor(x)).argmax(1).numpy() == y).mean()))
-    assert report["accuracy"]["rtn"] == pytest.approx(float(
-        (rtn_model(model, x, bits=2)(torch.as_tensor(x)).argmax(1).numpy() == y).mean()))
+        float((result.model(torch.as_tensor(x)).argmax(1).numpy() == y).mean())
+    )
+    assert report["accuracy"]["rtn"] == pytest.approx(
+        float((rtn_model(model, x, bits=2)(torch.as_tensor(x)).argmax(1).numpy() == y).mean())
+    )
     for entry, layer in zip(report["layers"], result.layers):
-        assert {"name", "in_features", "out_features", "energy", "rtn_energy",
-                "solve_seconds"} <= set(entry)
+        assert {
+            "name",
+            "in_features",
+            "out_features",
+            "energy",
+            "rtn_energy",
+            "solve_seconds",
+        } <= set(entry)
         assert (entry["energy"], entry["rtn_energy"]) == (layer.energy, layer.rtn_energy)
         assert entry["in_features"] == layer.int_weight.shape[1]
     assert report["cache"] == {"hits": 0, "misses": 9 + 7 + 5 + 3}
     assert report["timing"]["total_seconds"] >= report["timing"]["solve_seconds"] > 0
     assert report["not_quantized"] == []
     import json
+
     json.dumps(report, allow_nan=False)  # plain JSON
     no_eval = quantize(model, x, bits=2, solver="exact", cache=False, quiet=True).report
     assert "accuracy" not in no_eval
@@ -129,8 +154,15 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
 
     model, x = _mlp(2), _data(seed=2)
     for activation_bits in (None, 8):
-        result = quantize(model, x, bits=2, solver="steepest", cache=False, quiet=True,
-                          activation_bits=activation_bits)
+        result = quantize(
+            model,
+            x,
+            bits=2,
+            solver="steepest",
+            cache=False,
+            quiet=True,
+            activation_bits=activation_bits,
+        )
         path = tmp_path / f"q{activation_bits}.pt"
         result.save(path)
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -152,8 +184,9 @@ def test_activation_bits_8_rounds_each_layers_inputs_to_int8_and_bias_step_is_sx
     from annealq.activations import QuantizedInputLinear
 
     model, x = _mlp(3), _data(seed=3)
-    result = quantize(model, x, bits=4, solver="steepest", cache=False, quiet=True,
-                      activation_bits=8)
+    result = quantize(
+        model, x, bits=4, solver="steepest", cache=False, quiet=True, activation_bits=8
+    )
     inputs = torch.as_tensor(x).flatten(1)
     for layer, index in zip(result.layers, (1, 3, 5, 7)):
         module = result.model[index]
@@ -171,8 +204,8 @@ def test_activation_bits_8_rounds_each_layers_inputs_to_int8_and_bias_step_is_sx
         assert torch.max(torch.abs(rounded - inputs)).item() <= grid.step / 2 + 1e-6
         with torch.no_grad():
             expected = rounded.double() @ torch.as_tensor(
-                layer.int_weight * layer.weight_step[:, None]).T + torch.as_tensor(
-                layer.int_bias * layer.bias_step)
+                layer.int_weight * layer.weight_step[:, None]
+            ).T + torch.as_tensor(layer.int_bias * layer.bias_step)
             out = module(inputs)
             assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-5)
             inputs = result.model[index + 1](out) if index + 1 < len(model) else out
@@ -182,24 +215,33 @@ def test_activation_bits_8_rounds_each_layers_inputs_to_int8_and_bias_step_is_sx
 def test_layers_annealq_does_not_quantize_stay_float_and_are_reported():
     nn = torch.nn
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(28, 4),
-                          nn.ReLU(), nn.Linear(4, 2))
+    model = nn.Sequential(
+        nn.Conv1d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(28, 4), nn.ReLU(), nn.Linear(4, 2)
+    )
     x = np.random.default_rng(4).normal(size=(30, 1, 16)).astype(np.float32)
     result = quantize(model, x, bits=2, solver="steepest", cache=False, quiet=True)
     assert [layer.name for layer in result.layers] == ["3", "5"]
     assert torch.equal(result.model[0].weight, model[0].weight)
     assert result.report["not_quantized"] == [
-        {"name": "0", "type": "Conv1d", "parameters": 8,
-         "reason": "not an nn.Linear or nn.Conv2d: kept in float"}]
+        {
+            "name": "0",
+            "type": "Conv1d",
+            "parameters": 8,
+            "reason": "not an nn.Linear or nn.Conv2d: kept in float",
+        }
+    ]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"bits": 0}, "bits must be from 1 to 8"),
-    ({"method": "round"}, "unknown method 'round'"),
-    ({"activation_bits": 1}, "activation_bits must be from 2 to 16"),
-    ({"per_chanel": True}, "unknown option"),
-    ({"solver": "nope"}, "unknown solver 'nope'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"bits": 0}, "bits must be from 1 to 8"),
+        ({"method": "round"}, "unknown method 'round'"),
+        ({"activation_bits": 1}, "activation_bits must be from 2 to 16"),
+        ({"per_chanel": True}, "unknown option"),
+        ({"solver": "nope"}, "unknown solver 'nope'"),
+    ],
+)
 def test_bad_arguments_are_clear_value_errors(bad, message):
     arguments = {"bits": 2, "solver": "steepest", "cache": False, "quiet": True, **bad}
     with pytest.raises(ValueError, match=message):
@@ -219,13 +261,19 @@ def test_calibration_from_a_dataset_comes_from_the_training_split_only():
 
     rng = np.random.default_rng(5)
     # train inputs positive, test inputs negative: any test row would show
-    data = Dataset("toy", rng.random((50, 12)).astype(np.float32), rng.integers(0, 3, 50),
-                   -rng.random((20, 12)).astype(np.float32), rng.integers(0, 3, 20))
+    data = Dataset(
+        "toy",
+        rng.random((50, 12)).astype(np.float32),
+        rng.integers(0, 3, 50),
+        -rng.random((20, 12)).astype(np.float32),
+        rng.integers(0, 3, 20),
+    )
     model = _mlp(5)
     seen = []
     hook = model[1].register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()))
-    result = quantize(model, data, bits=2, solver="steepest", cache=False, quiet=True,
-                      calibration_size=30, seed=1)
+    result = quantize(
+        model, data, bits=2, solver="steepest", cache=False, quiet=True, calibration_size=30, seed=1
+    )
     hook.remove()
     calibration_batches = [x for x in seen if len(x) == 30]
     assert calibration_batches and all(bool((x >= 0).all()) for x in calibration_batches)
@@ -250,8 +298,9 @@ def test_baseline_methods_go_through_annealq_baselines():
     gptq = quantize(model, x, bits=2, method="gptq", quiet=True)
     first = gptq.layers[0]
     X = torch.as_tensor(x).flatten(1).double().numpy()
-    q, q_b, setting = baselines.tuned_gptq_layer(model[1].weight, model[1].bias, X, bits=2,
-                                                 float_inputs=X)
+    q, q_b, setting = baselines.tuned_gptq_layer(
+        model[1].weight, model[1].bias, X, bits=2, float_inputs=X
+    )
     np.testing.assert_array_equal(first.int_weight, q)
     np.testing.assert_array_equal(first.int_bias, q_b)
     assert gptq.report["layers"][0]["gptq_setting"] == setting
@@ -259,8 +308,9 @@ def test_baseline_methods_go_through_annealq_baselines():
     fixed = quantize(model, x, bits=2, method="gptq", act_order=True, damp=0.01, quiet=True)
     q, q_b = baselines.gptq_layer(model[1].weight, model[1].bias, X, bits=2, float_inputs=X)
     np.testing.assert_array_equal(fixed.layers[0].int_weight, q)
-    assert [(t["act_order"], t["damp"]) for t in fixed.layers[0].gptq_setting["tried"]] \
-        == [(True, 0.01)]
+    assert [(t["act_order"], t["damp"]) for t in fixed.layers[0].gptq_setting["tried"]] == [
+        (True, 0.01)
+    ]
     assert fixed.report["options"] == {"act_order": True, "damp": 0.01}
     adaround = quantize(model, x, bits=2, method="adaround", iterations=20, quiet=True)
     assert adaround.report["options"] == {"iterations": 20}
@@ -281,14 +331,31 @@ def test_tuned_gptq_is_chosen_per_layer_and_shared_by_cd_and_the_qubo_start():
         assert setting["error"] == pytest.approx(layer.energy, rel=1e-9)
     # every fixed setting of the grid is worse or equal on the first layer (same inputs)
     for act_order in (True, False):
-        fixed = quantize(model, x, bits=2, method="gptq", act_order=act_order, damp=0.001,
-                         cache=False, quiet=True)
+        fixed = quantize(
+            model,
+            x,
+            bits=2,
+            method="gptq",
+            act_order=act_order,
+            damp=0.001,
+            cache=False,
+            quiet=True,
+        )
         assert gptq.layers[0].energy <= fixed.layers[0].energy * (1 + 1e-12)
     cd = quantize(model, x, bits=2, method="cd", cache=False, quiet=True)
     assert cd.report["layers"][0]["gptq_setting"] == settings[0]
     assert cd.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-12)
-    qubo = quantize(model, x, bits=2, solver="steepest", window_bits=2, start="gptq",
-                    damp=0.01, cache=False, quiet=True)
+    qubo = quantize(
+        model,
+        x,
+        bits=2,
+        solver="steepest",
+        window_bits=2,
+        start="gptq",
+        damp=0.01,
+        cache=False,
+        quiet=True,
+    )
     assert [t["damp"] for t in qubo.report["layers"][0]["gptq_setting"]["tried"]] == [0.01] * 2
     with pytest.raises(ValueError, match="go with start='gptq'"):
         quantize(model, x, bits=2, solver="steepest", damp=0.01, cache=False, quiet=True)
@@ -305,8 +372,18 @@ def test_gptq_start_is_never_worse_than_gptq(solver):
     x = np.random.default_rng(3).normal(size=(60, 10))
     gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
     params = {"num_sweeps": 10} if solver == "neal" else None
-    qubo = quantize(model, x, bits=3, solver=solver, solver_params=params, window_bits=2,
-                    start="gptq", cache=False, quiet=True, seed=0)
+    qubo = quantize(
+        model,
+        x,
+        bits=3,
+        solver=solver,
+        solver_params=params,
+        window_bits=2,
+        start="gptq",
+        cache=False,
+        quiet=True,
+        seed=0,
+    )
     assert qubo.report["start"] == "gptq"
     # the first layer sees the same inputs in both runs: never worse than GPTQ's solution
     assert qubo.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)
@@ -320,6 +397,7 @@ def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
     from types import SimpleNamespace
 
     from annealq.summary import print_summary
+
     _print_summary = print_summary
 
     torch.manual_seed(0)
@@ -330,8 +408,9 @@ def test_the_command_line_summary_says_when_results_are_an_emulation(capsys):
         data = SimpleNamespace(name="toy", y_test=np.zeros(3))
         print_summary(result, data, model, "test model")
         out = capsys.readouterr().out
-        assert ("NOTE: solver 'qpu-mock' is a classical emulation, not quantum hardware"
-                in out) is labelled
+        assert (
+            "NOTE: solver 'qpu-mock' is a classical emulation, not quantum hardware" in out
+        ) is labelled
 
 
 def test_start_needs_the_qubo_method():
@@ -348,8 +427,9 @@ def test_affine_one_bit_grid_through_the_pipeline_and_save_load(tmp_path):
     torch.manual_seed(5)
     model = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
     x = np.random.default_rng(5).normal(size=(50, 8))
-    result = quantize(model, x, bits=1, scheme="affine", per_channel=True, solver="exact",
-                      cache=False, quiet=True)
+    result = quantize(
+        model, x, bits=1, scheme="affine", per_channel=True, solver="exact", cache=False, quiet=True
+    )
     first = result.layers[0]
     xt = torch.as_tensor(x, dtype=torch.float32)
     with torch.no_grad():
@@ -358,8 +438,9 @@ def test_affine_one_bit_grid_through_the_pipeline_and_save_load(tmp_path):
     assert first.energy == pytest.approx(error, rel=1e-4)
     # two levels per row, the row's min and max
     for row, original in zip(w, model[0].weight.detach().numpy()):
-        np.testing.assert_allclose(sorted(set(np.round(row, 5))),
-                                   np.round([original.min(), original.max()], 5), atol=1e-5)
+        np.testing.assert_allclose(
+            sorted(set(np.round(row, 5))), np.round([original.min(), original.max()], 5), atol=1e-5
+        )
     assert first.energy <= first.rtn_energy
     result.save(tmp_path / "q.pt")
     again = load(tmp_path / "q.pt")
@@ -380,8 +461,18 @@ def test_time_limit_per_layer_is_anytime_and_never_worse_than_the_start(solver):
     x = np.random.default_rng(5).normal(size=(80, 30))
     gptq = quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
     began = time.perf_counter()
-    timed = quantize(model, x, bits=3, solver=solver, window_bits=3, start="gptq",
-                     time_limit=0.05, cache=False, quiet=True, seed=0)
+    timed = quantize(
+        model,
+        x,
+        bits=3,
+        solver=solver,
+        window_bits=3,
+        start="gptq",
+        time_limit=0.05,
+        cache=False,
+        quiet=True,
+        seed=0,
+    )
     assert time.perf_counter() - began < 30
     assert timed.report["config"]["time_limit"] == 0.05
     assert timed.layers[0].energy <= gptq.layers[0].energy * (1 + 1e-9)

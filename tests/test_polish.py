@@ -37,8 +37,7 @@ def _optimum(lq, i):
     state = NeuronState.of(lq, i, np.zeros(lq.n_inputs + 1, dtype=np.int64))
     span, e, p = lq.integer_form(i)
     H = lq.entry_gram * np.outer(e, e)
-    result = solve_box(H, -e * p, np.zeros_like(span), span,
-                       incumbent=np.zeros_like(span))
+    result = solve_box(H, -e * p, np.zeros_like(span), span, incumbent=np.zeros_like(span))
     assert result.proven
     state.move(np.arange(len(span)), result.o)  # (the bias refit keeps the optimum)
     return state
@@ -68,8 +67,9 @@ def test_a_planted_move_inside_one_window_is_recovered_exactly(digits_first_laye
         planted = _planted(best)
         start = lq.samples(lq.states((lq.base[i] + planted)[None, :], [i]), [i])
         assert lq.energy(i, start[0]) > best.energy() * 1.01
-        [result] = PolishComposite(EXACT, window=12).sample_layer(lq, neurons=[i],
-                                                                  initial_states=start)
+        [result] = PolishComposite(EXACT, window=12).sample_layer(
+            lq, neurons=[i], initial_states=start
+        )
         found = lq.integers(i, lq.assignment(i, result.sample)) - lq.base[i]
         assert result.energy == pytest.approx(best.energy(), rel=1e-9)
         assert np.array_equal(found[:-1], best.o[:-1])
@@ -78,8 +78,9 @@ def test_a_planted_move_inside_one_window_is_recovered_exactly(digits_first_laye
 
 def test_a_windows_bqm_is_its_exact_problem_for_every_assignment():
     rng = np.random.default_rng(3)
-    lq = formulate_layer(rng.normal(size=(1, 6)), rng.normal(size=1), rng.normal(size=(30, 6)),
-                         bits=3, window_bits=3)
+    lq = formulate_layer(
+        rng.normal(size=(1, 6)), rng.normal(size=1), rng.normal(size=(30, 6)), bits=3, window_bits=3
+    )
     state = NeuronState.of(lq, 0, lq.rtn_integers()[0] - lq.base[0])
     for move in (1, None):
         window = Window.of(state, np.array([0, 2, 5]), move=move)
@@ -94,11 +95,15 @@ def test_a_windows_bqm_is_its_exact_problem_for_every_assignment():
 
 def test_an_annealer_never_makes_a_neuron_worse_and_the_controls_are_reported():
     rng = np.random.default_rng(5)
-    lq = formulate_layer(rng.normal(size=(4, 20)), rng.normal(size=4), rng.normal(size=(80, 20)),
-                         bits=3, window_bits=3)
+    lq = formulate_layer(
+        rng.normal(size=(4, 20)),
+        rng.normal(size=4),
+        rng.normal(size=(80, 20)),
+        bits=3,
+        window_bits=3,
+    )
     starts = lq.samples(lq.states(lq.rtn_integers()))
-    polisher = annealq.get_sampler("polish", child="neal", window=6, num_reads=2,
-                                   num_sweeps=50)
+    polisher = annealq.get_sampler("polish", child="neal", window=6, num_reads=2, num_sweeps=50)
     results = polisher.sample_layer(lq, initial_states=starts)
     for i, (result, start) in enumerate(zip(results, starts)):
         report = result.info["polish"]
@@ -128,8 +133,9 @@ def test_the_default_run_is_never_worse_than_kbest_neuron_by_neuron(no_token):
         integers = np.column_stack([layer.int_weight, layer.int_bias])
         return lq.energies(lq.states(integers))
 
-    assert np.all(neuron_errors(default.layers[0])
-                  <= neuron_errors(kbest.layers[0]) * (1 + 1e-12) + 1e-12)
+    assert np.all(
+        neuron_errors(default.layers[0]) <= neuron_errors(kbest.layers[0]) * (1 + 1e-12) + 1e-12
+    )
     # every layer: the polished answer is never above kbest's on the run's own inputs
     for layer in default.report["layers"]:
         assert layer["polish"]["final_energy"] <= layer["polish"]["incumbent_energy"] + 1e-9
@@ -140,8 +146,13 @@ def test_the_default_run_is_never_worse_than_kbest_neuron_by_neuron(no_token):
 
 def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
     rng = np.random.default_rng(9)
-    lq = formulate_layer(rng.normal(size=(3, 16)), rng.normal(size=3), rng.normal(size=(60, 16)),
-                         bits=3, window_bits=3)
+    lq = formulate_layer(
+        rng.normal(size=(3, 16)),
+        rng.normal(size=3),
+        rng.normal(size=(60, 16)),
+        bits=3,
+        window_bits=3,
+    )
     starts = lq.samples(lq.states(lq.rtn_integers()))
     calls = []
 
@@ -151,13 +162,15 @@ def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
             return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
 
     with CacheStore(tmp_path / "c.sqlite") as store:
-        first = PolishComposite(Counting(), window=4, store=store, child_name="counting",
-                                whole_first=False)
+        first = PolishComposite(
+            Counting(), window=4, store=store, child_name="counting", whole_first=False
+        )
         one = first.sample_layer(lq, initial_states=starts)
         solved = len(calls)
         # a killed run: the same windows again (a fresh composite, the same store)
-        again = PolishComposite(Counting(), window=4, store=store, child_name="counting",
-                                whole_first=False)
+        again = PolishComposite(
+            Counting(), window=4, store=store, child_name="counting", whole_first=False
+        )
         two = again.sample_layer(lq, initial_states=starts)
     assert solved > 0 and len(calls) == solved  # no window solved twice
     assert [r.energy for r in one] == [r.energy for r in two]
@@ -199,14 +212,22 @@ def test_a_killed_run_resumes_with_no_window_solved_twice(tmp_path):
     import sys
 
     killed_log = tmp_path / "killed.log"
-    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "c.sqlite"),
-                           str(killed_log)], capture_output=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(tmp_path / "c.sqlite"), str(killed_log)],
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == -9, done.stderr.decode()[-500:]
     finished = killed_log.read_text().splitlines()
     assert len(finished) == 5
     rng = np.random.default_rng(9)
-    lq = formulate_layer(rng.normal(size=(3, 16)), rng.normal(size=3), rng.normal(size=(60, 16)),
-                         bits=3, window_bits=3)
+    lq = formulate_layer(
+        rng.normal(size=(3, 16)),
+        rng.normal(size=3),
+        rng.normal(size=(60, 16)),
+        bits=3,
+        window_bits=3,
+    )
     starts = lq.samples(lq.states(lq.rtn_integers()))
     solved = []
 
@@ -216,9 +237,11 @@ def test_a_killed_run_resumes_with_no_window_solved_twice(tmp_path):
             return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
 
     with CacheStore(tmp_path / "c.sqlite") as store:
-        resumed = PolishComposite(Counting(), window=4, store=store, child_name="counting",
-                                  whole_first=False).sample_layer(lq, initial_states=starts)
+        resumed = PolishComposite(
+            Counting(), window=4, store=store, child_name="counting", whole_first=False
+        ).sample_layer(lq, initial_states=starts)
     assert not set(finished) & set(solved)  # none of the killed run's windows again
     fresh = PolishComposite(EXACT, window=4, whole_first=False).sample_layer(
-        lq, initial_states=starts)
+        lq, initial_states=starts
+    )
     assert [r.energy for r in resumed] == pytest.approx([r.energy for r in fresh], rel=1e-12)

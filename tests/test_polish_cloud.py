@@ -25,5 +25,6 @@ def test_the_default_run_with_a_token_is_hybrid_nl_from_kbest_and_never_worse(le
     def neuron_errors(layer):
         return lq.energies(lq.states(np.column_stack([layer.int_weight, layer.int_bias])))
 
-    assert np.all(neuron_errors(default.layers[0])
-                  <= neuron_errors(kbest.layers[0]) * (1 + 1e-12) + 1e-12)
+    assert np.all(
+        neuron_errors(default.layers[0]) <= neuron_errors(kbest.layers[0]) * (1 + 1e-12) + 1e-12
+    )

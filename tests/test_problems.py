@@ -1,4 +1,5 @@
 """annealq.problems: the one builder of layer problems, and that nothing else builds them."""
+
 import re
 from pathlib import Path
 
@@ -16,19 +17,38 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILDERS = {"annealq/capture.py", "annealq/blocks.py", "annealq/problems.py"}
 # the old entry points: capturing a layer's inputs or formulating a model's layer by hand,
 # the pipeline's private names, a solve's side attribute
-OLD = {"benchmarks": (r"\blayer_inputs\(", r"\bformulate_layer\(", r"annealq\.pipeline import",
-                      r"\blinear_layers\("),
-       "notebooks": (r"\blayer_inputs\(", r"\bformulate_layer\(", r"annealq\.pipeline import",
-                     r"\blinear_layers\("),
-       "annealq": (r"\blayer_inputs\(", r"from annealq\.pipeline import _", r"\blayer_execution\b",
-                   r"\b_Run\b")}
+OLD = {
+    "benchmarks": (
+        r"\blayer_inputs\(",
+        r"\bformulate_layer\(",
+        r"annealq\.pipeline import",
+        r"\blinear_layers\(",
+    ),
+    "notebooks": (
+        r"\blayer_inputs\(",
+        r"\bformulate_layer\(",
+        r"annealq\.pipeline import",
+        r"\blinear_layers\(",
+    ),
+    "annealq": (
+        r"\blayer_inputs\(",
+        r"from annealq\.pipeline import _",
+        r"\blayer_execution\b",
+        r"\b_Run\b",
+    ),
+}
 PUBLIC_PIPELINE = re.compile(r"from annealq\.pipeline import (quantize|rtn_model|load)\b")
 
 
 def _model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3),
-                               torch.nn.ReLU(), torch.nn.Linear(3, 2)).double()
+    return torch.nn.Sequential(
+        torch.nn.Linear(5, 4),
+        torch.nn.Tanh(),
+        torch.nn.Linear(4, 3),
+        torch.nn.ReLU(),
+        torch.nn.Linear(3, 2),
+    ).double()
 
 
 def test_no_layer_problem_is_built_outside_the_builder():
@@ -40,8 +60,11 @@ def test_no_layer_problem_is_built_outside_the_builder():
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 if PUBLIC_PIPELINE.search(line) or line.lstrip().startswith((">>>", "...")):
                     continue
-                found += [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-                          for pattern in patterns if re.search(pattern, line)]
+                found += [
+                    f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+                    for pattern in patterns
+                    if re.search(pattern, line)
+                ]
     assert found == []
 
 
@@ -70,8 +93,9 @@ def test_each_layer_costs_one_forward_pass_at_most():
     model.register_forward_pre_hook(lambda m, args: calls.append(len(args[0])))
     float_layers = linear_layers(model, x)
     calls.clear()
-    list(LayerProblems(model, x, QuantizeConfig(bits=2), sequential=False,
-                       float_layers=float_layers))
+    list(
+        LayerProblems(model, x, QuantizeConfig(bits=2), sequential=False, float_layers=float_layers)
+    )
     assert len(calls) == 1  # every layer's float inputs from one pass
     calls.clear()
     problems = LayerProblems(model, x, QuantizeConfig(bits=2), float_layers=float_layers)
@@ -86,8 +110,9 @@ def test_each_layer_costs_one_forward_pass_at_most():
 
 def test_the_integer_form_is_built_once():
     rng = np.random.default_rng(2)
-    problem = LayerProblem.of_arrays(rng.normal(size=(3, 6)), rng.normal(size=3),
-                                     rng.normal(size=(40, 6)), bits=3, window_bits=2)
+    problem = LayerProblem.of_arrays(
+        rng.normal(size=(3, 6)), rng.normal(size=3), rng.normal(size=(40, 6)), bits=3, window_bits=2
+    )
     form = IntegerForm.of_layer(problem.qubo, [2, 0])
     for row, i in enumerate([2, 0]):
         span, e, p = problem.qubo.integer_form(i)

@@ -31,8 +31,11 @@ def layers(draw):
     bias = rng.normal(size=n) if draw(st.booleans()) else None
     inputs = rng.normal(size=(m, f))
     float_inputs = inputs + 0.1 * rng.normal(size=(m, f)) if draw(st.booleans()) else None
-    options = {"scheme": scheme, "per_channel": draw(st.booleans()),
-               "window_bits": draw(st.integers(1, 3))}
+    options = {
+        "scheme": scheme,
+        "per_channel": draw(st.booleans()),
+        "window_bits": draw(st.integers(1, 3)),
+    }
     return weight, bias, inputs, float_inputs, bits, options
 
 
@@ -41,8 +44,12 @@ def neuron_samples(lq, weight, bias, target_inputs, data):
     for i in range(lq.n_neurons):
         bqm = lq.bqm(i)
         labels = list(bqm.variables)
-        sample = dict(zip(labels, data.draw(st.lists(st.integers(0, 1), min_size=len(labels),
-                                                     max_size=len(labels)))))
+        sample = dict(
+            zip(
+                labels,
+                data.draw(st.lists(st.integers(0, 1), min_size=len(labels), max_size=len(labels))),
+            )
+        )
         yield i, bqm, sample, target_inputs @ weight[i] + (0.0 if bias is None else bias[i])
 
 
@@ -55,7 +62,7 @@ def test_bqm_energy_is_the_squared_output_error(layer, data):
     for i, bqm, sample, target in neuron_samples(lq, weight, bias, target_inputs, data):
         w_row, b_value = lq.dequantize(i, sample)
         error = float(np.sum((target - inputs @ w_row - b_value) ** 2))
-        scale = float(np.sum(target ** 2) + np.sum((inputs @ w_row) ** 2) + 1e-300)
+        scale = float(np.sum(target**2) + np.sum((inputs @ w_row) ** 2) + 1e-300)
         assert abs(bqm.energy(sample) - error) <= 1e-9 * scale
         assert abs(lq.energy(i, sample) - error) <= 1e-9 * scale
         q_row, q_bias = lq.quantize(i, sample)
@@ -65,6 +72,7 @@ def test_bqm_energy_is_the_squared_output_error(layer, data):
 
 # ---- the command line over random arguments and damaged files ---------------------------
 
+
 def _files(folder: Path) -> dict:
     """Good, damaged and wrong input files, made once."""
     nn = torch.nn
@@ -73,7 +81,7 @@ def _files(folder: Path) -> dict:
     good = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     torch.save(good, folder / "pickled.pt")  # a torch.save zip, damaged below
     data = bytearray((folder / "pickled.pt").read_bytes())
-    data[len(data) // 2:len(data) // 2 + 16] = b"\xff" * 16
+    data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
     (folder / "damaged.pt").write_bytes(bytes(data))
     save_model(good, folder / "good.pt")
     save_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), folder / "five.pt")
@@ -125,8 +133,9 @@ def command_lines(draw):
     dataset = draw(st.sampled_from(["digits"] * 4 + ["mnist", "imagenet"]))
     argv = ["quantize", "--dataset", dataset, "--quiet"]
     bad = draw(st.sampled_from([None] * 4 + sorted(ARGUMENTS)))
-    chosen = {"--bits", "--calibration"} | draw(st.sets(st.sampled_from(sorted(ARGUMENTS)),
-                                                        max_size=3))
+    chosen = {"--bits", "--calibration"} | draw(
+        st.sets(st.sampled_from(sorted(ARGUMENTS)), max_size=3)
+    )
     if bad is not None:
         chosen.add(bad)
     for flag in sorted(chosen):
@@ -138,9 +147,18 @@ def command_lines(draw):
     model = draw(st.sampled_from([None, None, "good", "damaged", "five", "text"]))
     if model:
         argv += ["--model", f"model:{model}"]
-    argv += draw(st.sampled_from([["--no-cache"], ["--cache", "{tmp}/c.sqlite"],
-                                  ["--cache", "{tmp}/c.sqlite"], ["--cache", "cache:text"],
-                                  ["--cache", "{tmp}"], ["--cache", "{tmp}/missing/c.sqlite"]]))
+    argv += draw(
+        st.sampled_from(
+            [
+                ["--no-cache"],
+                ["--cache", "{tmp}/c.sqlite"],
+                ["--cache", "{tmp}/c.sqlite"],
+                ["--cache", "cache:text"],
+                ["--cache", "{tmp}"],
+                ["--cache", "{tmp}/missing/c.sqlite"],
+            ]
+        )
+    )
     for flag, name in (("--report", "r.json"), ("--out", "q.pt")):
         where = draw(st.sampled_from([None, "{tmp}", "{tmp}", "/proc", "{tmp}/missing"]))
         if where:
@@ -148,11 +166,17 @@ def command_lines(draw):
     return argv
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(argv=command_lines())
 def test_random_command_lines_exit_0_or_2_with_one_line_and_no_partial_output(
-        argv, inputs, capsys, monkeypatch, tmp_path_factory):
+    argv, inputs, capsys, monkeypatch, tmp_path_factory
+):
     monkeypatch.setenv("ANNEALQ_MODELS", str(tmp_path_factory.getbasetemp() / "models"))
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -171,18 +195,26 @@ def test_random_command_lines_exit_0_or_2_with_one_line_and_no_partial_output(
         errors = [line for line in err.splitlines() if line.startswith("annealq: error:")]
         assert code in (0, 2), (argv, code, err)
         assert len(errors) == (1 if code == 2 else 0), (argv, err)
-        made = {p.name for p in work.iterdir()} - before - {"c.sqlite", "c.sqlite-wal",
-                                                           "c.sqlite-shm"}
-        expected = {Path(argv[k + 1]).name for k, a in enumerate(argv)
-                    if a in ("--report", "--out")} if code == 0 else set()
+        made = (
+            {p.name for p in work.iterdir()} - before - {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm"}
+        )
+        expected = (
+            {Path(argv[k + 1]).name for k, a in enumerate(argv) if a in ("--report", "--out")}
+            if code == 0
+            else set()
+        )
         assert made == expected, (argv, made, err)  # no temporary, nothing partial
         if code == 0 and "--report" in argv:
             json.loads((work / "r.json").read_text())
         if code == 0:
-            assert all(Path(argv[k + 1]).parent == work for k, a in enumerate(argv)
-                       if a in ("--report", "--out"))
+            assert all(
+                Path(argv[k + 1]).parent == work
+                for k, a in enumerate(argv)
+                if a in ("--report", "--out")
+            )
         for key in inputs:
             if key.startswith("cache:") and (work / inputs[key].name).exists():
                 with pytest.raises(sqlite3.DatabaseError):  # a foreign file stays as it was
                     sqlite3.connect(work / inputs[key].name).execute(
-                        "SELECT * FROM entries").fetchall()
+                        "SELECT * FROM entries"
+                    ).fetchall()

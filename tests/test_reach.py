@@ -24,10 +24,11 @@ def test_the_ellipsoid_count_matches_the_grid_points_of_a_large_ellipsoid():
         beta = -(H[2, :2] @ o + b[2]) / H[2, 2]
         full = np.append(o, beta)
         count += full @ H @ full + 2 * b @ full < value
-    logs, boxed, inside = ellipsoid_points(H, b, low, high, start, samples=2000,
-                                           rng=np.random.default_rng(0))
+    logs, boxed, inside = ellipsoid_points(
+        H, b, low, high, start, samples=2000, rng=np.random.default_rng(0)
+    )
     assert 10**logs == pytest.approx(count, rel=0.05)
-    assert inside == 2000 and boxed == pytest.approx(logs)   # the box holds it all
+    assert inside == 2000 and boxed == pytest.approx(logs)  # the box holds it all
 
 
 def test_a_layer_cell_and_its_row():
@@ -39,10 +40,14 @@ def test_a_layer_cell_and_its_row():
     rows = cell["neurons"]
     assert len(rows) == 3 and all(r["entries"] == 7 for r in rows)
     assert all(r["lagrangian"] <= r["best"] + 1e-9 for r in rows)
-    assert all(np.isfinite(r["log10_nodes"]["reduced"])
-               and np.isfinite(r["log10_nodes"]["unreduced"]) for r in rows)
-    text = markdown({"command": "python benchmarks/reach.py", "cells": {"toy|0|3": cell}},
-                    {"toy|0|3": {"model": "m", "neurons": 3, "bound": 1.5, "proven": 2}})
+    assert all(
+        np.isfinite(r["log10_nodes"]["reduced"]) and np.isfinite(r["log10_nodes"]["unreduced"])
+        for r in rows
+    )
+    text = markdown(
+        {"command": "python benchmarks/reach.py", "cells": {"toy|0|3": cell}},
+        {"toy|0|3": {"model": "m", "neurons": 3, "bound": 1.5, "proven": 2}},
+    )
     row = text.splitlines()[-1]
     assert row.startswith("| toy 0 | 3 | 7 × 3 |") and "| 1.5 (2/3) |" in row
 
@@ -50,12 +55,26 @@ def test_a_layer_cell_and_its_row():
 def test_markdown_only_rewrites_the_table_from_the_json(tmp_path):
     from benchmarks.reach import main
 
-    row = {"entries": 5, "best": 2.0, "lagrangian": 1.0, "lagrangian_seconds": 0.1,
-           "log10_ellipsoid": 1.0, "log10_in_box": 0.5, "samples_in_box": 3,
-           "log10_nodes": {"unreduced": 4.0, "reduced": 3.0}}
-    (tmp_path / "reach.json").write_text(json.dumps(
-        {"command": "python benchmarks/reach.py", "cells": {
-            "toy|1|2": {"neurons": [row], "samples": 10, "model": "m"}}}))
+    row = {
+        "entries": 5,
+        "best": 2.0,
+        "lagrangian": 1.0,
+        "lagrangian_seconds": 0.1,
+        "log10_ellipsoid": 1.0,
+        "log10_in_box": 0.5,
+        "samples_in_box": 3,
+        "log10_nodes": {"unreduced": 4.0, "reduced": 3.0},
+    }
+    (tmp_path / "reach.json").write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/reach.py",
+                "cells": {"toy|1|2": {"neurons": [row], "samples": 10, "model": "m"}},
+            }
+        )
+    )
     assert main(["--markdown-only", "--out-dir", str(tmp_path)]) == 0
-    assert "| toy 1 | 2 | 5 × 1 | 2 | 1 |  | 10^1.0 / 10^0.5 | 10^4.0 / 10^3.0 |" in \
-        (tmp_path / "REACH.md").read_text()
+    assert (
+        "| toy 1 | 2 | 5 × 1 | 2 | 1 |  | 10^1.0 / 10^0.5 | 10^4.0 / 10^3.0 |"
+        in (tmp_path / "REACH.md").read_text()
+    )

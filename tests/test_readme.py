@@ -34,15 +34,25 @@ def test_runnable_readme_commands_run_as_written(tmp_path, tmp_path_factory):
     bin_dir = Path(sys.executable).parent
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / "bin").symlink_to(bin_dir)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(ROOT), "HOME": str(tmp_path),
-           # the reference MLPs trained once per test session, not once per command
-           "ANNEALQ_MODELS": str(tmp_path_factory.getbasetemp() / "models")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
+        "HOME": str(tmp_path),
+        # the reference MLPs trained once per test session, not once per command
+        "ANNEALQ_MODELS": str(tmp_path_factory.getbasetemp() / "models"),
+    }
     env = {k: v for k, v in env.items() if not k.startswith("DWAVE_")}
     env["DWAVE_CONFIG_FILE"] = str(tmp_path / "missing.conf")
     for command in runnable_commands((ROOT / "README.md").read_text()):
-        out = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert out.returncode == 0, (command, out.stderr[-2000:])
         assert "Traceback" not in out.stderr, command
 

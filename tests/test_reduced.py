@@ -24,8 +24,9 @@ def _correlated(rng, n, samples=40):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), width=st.integers(1, 3),
-       last=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), width=st.integers(1, 3), last=st.booleans()
+)
 def test_the_reduced_search_proves_the_brute_force_minimum(seed, n, width, last):
     rng = np.random.default_rng(seed)
     H = _correlated(rng, n)
@@ -66,7 +67,7 @@ def test_the_reduced_search_agrees_with_the_plain_one_on_a_correlated_neuron():
     rng = np.random.default_rng(4)
     n = 22
     H = _correlated(rng, n, samples=200)
-    b = -H @ rng.uniform(-2, 2, n)   # a real optimum between grid points
+    b = -H @ rng.uniform(-2, 2, n)  # a real optimum between grid points
     low, high = np.full(n, -3), np.full(n, 3)
     start = np.clip(np.rint(np.linalg.solve(H, -b)), low, high).astype(np.int64)
     plain = solve_box(H, b, low, high, incumbent=start)
@@ -96,8 +97,9 @@ def test_exact_bb_hands_a_reachable_neuron_to_the_reduced_search(monkeypatch):
     real, plain = sampler.solve_box_reduced, sampler.solve_box
     # the plain decoder gets one node: the proof must come from the reduced search
     monkeypatch.setattr(sampler, "solve_box", lambda *a, **k: plain(*a, **k, max_nodes=1))
-    monkeypatch.setattr(sampler, "solve_box_reduced",
-                        lambda *a, **k: calls.append(k) or real(*a, **k))
+    monkeypatch.setattr(
+        sampler, "solve_box_reduced", lambda *a, **k: calls.append(k) or real(*a, **k)
+    )
     rng = np.random.default_rng(5)
     H = _correlated(rng, 10, samples=80)
     b = -H @ rng.uniform(0, 3, 10)
@@ -117,24 +119,30 @@ def test_exact_bb_starts_small_whole_grid_neurons_from_kbest(monkeypatch, inputs
 
     calls = []
     real = KBestSampler.sample_layer
-    monkeypatch.setattr(KBestSampler, "sample_layer",
-                        lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(
+        KBestSampler, "sample_layer", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
     rng = np.random.default_rng(0)
     X = np.maximum(rng.normal(size=(120, inputs)), 0)
     W, bias = rng.normal(size=(2, inputs)) * 0.3, rng.normal(size=2)
     lq = formulate_layer(W, bias, X, bits=2, window_bits=2)
     start = lq.samples(lq.states(lq.rtn_integers()))
-    found = sampler.BranchAndBoundSolver(time_limit=0.5).sample_layer(
-        lq, initial_states=start)
+    found = sampler.BranchAndBoundSolver(time_limit=0.5).sample_layer(lq, initial_states=start)
     assert bool(calls) is expected
     assert all(r.energy <= lq.energy(i, s) + 1e-9 for i, (r, s) in enumerate(zip(found, start)))
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), width=st.integers(1, 3),
-       last=st.booleans(), fraction=st.floats(-0.5, 1.5))
-def test_a_search_below_a_ceiling_proves_a_bound_or_finds_the_minimum(seed, n, width, last,
-                                                                      fraction):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 5),
+    width=st.integers(1, 3),
+    last=st.booleans(),
+    fraction=st.floats(-0.5, 1.5),
+)
+def test_a_search_below_a_ceiling_proves_a_bound_or_finds_the_minimum(
+    seed, n, width, last, fraction
+):
     rng = np.random.default_rng(seed)
     H = _correlated(rng, n)
     b = rng.normal(size=n) * np.sqrt(np.diag(H)) * 3
@@ -144,8 +152,9 @@ def test_a_search_below_a_ceiling_proves_a_bound_or_finds_the_minimum(seed, n, w
     start = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
     best = _brute(H, b, low, high)
     ceiling = best + fraction * (start - best)
-    result = solve_box_reduced(H, b, low, high, incumbent=incumbent, eliminate_last=last,
-                               ceiling=ceiling)
+    result = solve_box_reduced(
+        H, b, low, high, incumbent=incumbent, eliminate_last=last, ceiling=ceiling
+    )
     scale = 1e-9 * (1 + abs(best))
     if ceiling < start and best >= ceiling + scale:  # nothing below the ceiling
         assert not result.proven and result.lower_bound == ceiling

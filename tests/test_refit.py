@@ -20,21 +20,35 @@ FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 def _model_and_data(seed=0, f=8, hidden=6, m=80):
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(f, hidden), torch.nn.ReLU(),
-                                torch.nn.Linear(hidden, 3))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(f, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 3)
+    )
     x = np.random.default_rng(seed).normal(size=(m, f)).astype(np.float32)
     return model, x
 
 
-@pytest.mark.parametrize("method, options", [
-    ("gptq", {}), ("cd", {"clip_search": True}), ("rtn", {"group_size": 3}),
-    ("qubo", {"solver": "kbest"}),
-])
-def test_refit_energy_is_the_error_of_the_saved_integers_steps_and_bias(tmp_path, method,
-                                                                          options):
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("gptq", {}),
+        ("cd", {"clip_search": True}),
+        ("rtn", {"group_size": 3}),
+        ("qubo", {"solver": "kbest"}),
+    ],
+)
+def test_refit_energy_is_the_error_of_the_saved_integers_steps_and_bias(tmp_path, method, options):
     model, x = _model_and_data()
-    result = annealq.quantize(model, x, bits=2, method=method, refit_steps=True, cache=False,
-                              quiet=True, seed=0, **options)
+    result = annealq.quantize(
+        model,
+        x,
+        bits=2,
+        method=method,
+        refit_steps=True,
+        cache=False,
+        quiet=True,
+        seed=0,
+        **options,
+    )
     path = tmp_path / "refit.safetensors"
     result.save(path)
     loaded = annealq.load(path)
@@ -42,13 +56,15 @@ def test_refit_energy_is_the_error_of_the_saved_integers_steps_and_bias(tmp_path
         x_t = torch.from_numpy(x)
         float_rows = [x_t, model[1](model[0](x_t))]
         rows = [x_t, loaded.model[1](loaded.model[0](x_t))]
-    for layer, module, inputs, float_inputs in zip(loaded.layers, (model[0], model[2]),
-                                                    rows, float_rows):
+    for layer, module, inputs, float_inputs in zip(
+        loaded.layers, (model[0], model[2]), rows, float_rows
+    ):
         inputs, float_inputs = inputs.double().numpy(), float_inputs.double().numpy()
         W = module.weight.detach().double().numpy()
         b = module.bias.detach().double().numpy()
-        steps = np.repeat(layer.weight_step.reshape(len(W), -1), layer.group_size or W.shape[1],
-                          axis=1)[:, :W.shape[1]]
+        steps = np.repeat(
+            layer.weight_step.reshape(len(W), -1), layer.group_size or W.shape[1], axis=1
+        )[:, : W.shape[1]]
         output = inputs @ (layer.int_weight * steps).T + layer.int_bias * layer.bias_step
         error = np.sum((float_inputs @ W.T + b - output) ** 2)
         assert layer.energy == pytest.approx(error, rel=1e-9)
@@ -64,8 +80,16 @@ def layer_cases(draw):
     bias = rng.normal(size=n) if draw(st.booleans()) else None
     inputs = rng.normal(size=(m, f))
     float_inputs = inputs + 0.1 * rng.normal(size=(m, f)) if draw(st.booleans()) else None
-    grid = draw(st.sampled_from([{}, {"per_channel": True}, {"group_size": 2},
-                                 {"scheme": "symmetric", "clip_search": True}]))
+    grid = draw(
+        st.sampled_from(
+            [
+                {},
+                {"per_channel": True},
+                {"group_size": 2},
+                {"scheme": "symmetric", "clip_search": True},
+            ]
+        )
+    )
     return weight, bias, inputs, float_inputs, draw(st.integers(2, 4)), grid
 
 
@@ -80,25 +104,44 @@ def test_refitting_never_raises_a_layers_error(case, rounding):
     def rechoose(scale, layer, start):
         if rounding == "rtn":
             return layer.rtn_integers()
-        return baseline_rechoose(rounding, W, b, X_hat, bits=bits, start=start,
-                                 setting={"act_order": True, "damp": 0.01}, float_inputs=X,
-                                 step_scale=scale, **grid)
+        return baseline_rechoose(
+            rounding,
+            W,
+            b,
+            X_hat,
+            bits=bits,
+            start=start,
+            setting={"act_order": True, "damp": 0.01},
+            float_inputs=X,
+            step_scale=scale,
+            **grid,
+        )
 
     lq = formulate()
     q = np.column_stack(gptq_layer(W, b, X_hat, bits=bits, float_inputs=X, **grid))
     before = layer_error(lq, q[:, :-1], q[:, -1], inputs=X_hat, float_inputs=X)
     layer, q2, info = refit_layer(lq, q, X_hat, X, formulate=formulate, rechoose=rechoose)
     after = layer_error(layer, q2[:, :-1], q2[:, -1], inputs=X_hat, float_inputs=X)
-    scale = 1e-9 * (before.sum() + np.sum((X_hat if X is None else X) ** 2) * np.sum(W ** 2))
-    assert np.all(after <= before + scale)       # neuron by neuron
+    scale = 1e-9 * (before.sum() + np.sum((X_hat if X is None else X) ** 2) * np.sum(W**2))
+    assert np.all(after <= before + scale)  # neuron by neuron
     assert after.sum() == pytest.approx(info["energy"], rel=1e-9, abs=scale)
     assert np.all((q2[:, :-1] >= layer.weight_grid.q_min) & (q2[:, :-1] <= layer.weight_grid.q_max))
 
 
 @FAST
-@given(seed=st.integers(0, 2**32 - 1), bits=st.integers(1, 6),
-       grid=st.sampled_from([{}, {"per_channel": True}, {"group_size": 3},
-                             {"scheme": "symmetric"}, {"scheme": "affine", "per_channel": True}]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bits=st.integers(1, 6),
+    grid=st.sampled_from(
+        [
+            {},
+            {"per_channel": True},
+            {"group_size": 3},
+            {"scheme": "symmetric"},
+            {"scheme": "affine", "per_channel": True},
+        ]
+    ),
+)
 def test_clip_search_never_raises_the_weights_rounding_error(seed, bits, grid):
     if grid.get("scheme") == "symmetric" and bits == 1:
         bits = 2
@@ -133,11 +176,10 @@ def test_fit_scales_is_the_least_squares_optimum(group_size, has_bias):
     lq = formulate_layer(W, b, X, bits=3, float_inputs=X_float, group_size=group_size)
     q = lq.rtn_integers()
     energy, projection, v = neuron_terms(lq, q, X, X_float)
-    theta, beta = fit_scales(input_gram(X), projection, v, group_size=group_size,
-                             has_bias=has_bias)
+    theta, beta = fit_scales(input_gram(X), projection, v, group_size=group_size, has_bias=has_bias)
     g = group_size or f
     for i in range(n):  # the same fit by numpy's least squares on the rows themselves
-        columns = [X[:, k:k + g] @ v[i, :f][k:k + g] for k in range(0, f, g)]
+        columns = [X[:, k : k + g] @ v[i, :f][k : k + g] for k in range(0, f, g)]
         design = np.column_stack(columns + ([np.ones(m)] if has_bias else []))
         target = X_float @ W[i] + (b[i] if has_bias else 0.0)
         expected = np.linalg.lstsq(design, target, rcond=None)[0]
@@ -148,10 +190,13 @@ def test_fit_scales_is_the_least_squares_optimum(group_size, has_bias):
 def test_refit_options_reach_the_report_and_default_runs_have_none():
     model, x = _model_and_data(seed=1)
     plain = annealq.quantize(model, x, bits=3, method="gptq", cache=False, quiet=True)
-    refit = annealq.quantize(model, x, bits=3, method="gptq", refit_steps=True,
-                             clip_search=True, cache=False, quiet=True)
-    assert all("refit" not in layer and "clip_search" not in layer["gptq_setting"]
-               for layer in plain.report["layers"])
+    refit = annealq.quantize(
+        model, x, bits=3, method="gptq", refit_steps=True, clip_search=True, cache=False, quiet=True
+    )
+    assert all(
+        "refit" not in layer and "clip_search" not in layer["gptq_setting"]
+        for layer in plain.report["layers"]
+    )
     for layer in refit.report["layers"]:
         assert set(layer["refit"]) == {"rounds", "start_energy", "energy", "step_ratio"}
         assert 1 <= layer["refit"]["rounds"] <= 5

@@ -77,29 +77,40 @@ def test_register_in_code_and_availability_check():
 
 def test_third_party_entry_point_is_found_by_name(tmp_path):
     # A tiny installed distribution: a package plus dist-info declaring the entry point.
-    (tmp_path / "thirdparty_solver.py").write_text(textwrap.dedent("""
+    (tmp_path / "thirdparty_solver.py").write_text(
+        textwrap.dedent("""
         import dimod
         def make(**params):
             return dimod.ExactSolver()
-    """))
+    """)
+    )
     dist = tmp_path / "thirdparty_solver-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-solver\n"
-                                   "Version: 1.0\n")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-solver\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[annealq.solvers]\nthird = thirdparty_solver:make\n")
-    code = ("import annealq; s = annealq.get_sampler('third'); print(type(s).__name__); "
-            "print([x.name for x in annealq.available_samplers()])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={"PYTHONPATH": str(tmp_path), "PATH": ""}).stdout
+    code = (
+        "import annealq; s = annealq.get_sampler('third'); print(type(s).__name__); "
+        "print([x.name for x in annealq.available_samplers()])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+    ).stdout
     assert out.splitlines()[0] == "ExactSolver"
     assert "'third'" in out.splitlines()[1]
 
 
 def test_getting_a_local_solver_imports_no_cloud_code():
-    code = ("import sys, annealq; annealq.get_sampler('neal'); annealq.get_sampler('exact'); "
-            "print([m for m in sys.modules if m.startswith('dwave.cloud')])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, annealq; annealq.get_sampler('neal'); annealq.get_sampler('exact'); "
+        "print([m for m in sys.modules if m.startswith('dwave.cloud')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -114,8 +125,9 @@ def test_the_python_api_reads_a_token_and_endpoint_from_dotenv(tmp_path, monkeyp
     monkeypatch.setenv("DWAVE_CACHE_HOME", str(tmp_path / "dwave-cache"))
     monkeypatch.chdir(tmp_path)
     with LeapEmulator(time_scale=1000.0) as emu:
-        (tmp_path / ".env").write_text(f"DWAVE_API_TOKEN={emu.token}\n"
-                                       f"DWAVE_API_ENDPOINT={emu.endpoint}\n")
+        (tmp_path / ".env").write_text(
+            f"DWAVE_API_TOKEN={emu.token}\nDWAVE_API_ENDPOINT={emu.endpoint}\n"
+        )
         sampler = get_sampler("hybrid")
         assert type(sampler).__name__ == "HybridSampler"
         assert emu.stats()["requests"] > 0

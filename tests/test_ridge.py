@@ -25,16 +25,22 @@ def _distance(lq, weight, i, sample):
 @given(layer=layers(), ridge=st.sampled_from([1e-4, 0.01, 1.0, 30.0]), data=st.data())
 def test_energy_is_the_output_error_plus_the_ridge_term(layer, ridge, data):
     weight, bias, inputs, float_inputs, bits, options = layer
-    lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                         ridge=ridge, **options)
+    lq = formulate_layer(
+        weight, bias, inputs, bits=bits, float_inputs=float_inputs, ridge=ridge, **options
+    )
     lam = ridge * np.mean(np.sum(inputs**2, axis=0))
     target_inputs = inputs if float_inputs is None else float_inputs
     for i, bqm, sample, target in neuron_samples(lq, weight, bias, target_inputs, data):
         w_row, b_value = lq.dequantize(i, sample)
-        want = float(np.sum((target - inputs @ w_row - b_value) ** 2)) \
-            + lam * _distance(lq, weight, i, sample)
-        scale = float(np.sum(target**2) + np.sum((inputs @ w_row) ** 2)
-                      + lam * (np.sum(weight[i] ** 2) + np.sum(w_row**2)) + 1e-300)
+        want = float(np.sum((target - inputs @ w_row - b_value) ** 2)) + lam * _distance(
+            lq, weight, i, sample
+        )
+        scale = float(
+            np.sum(target**2)
+            + np.sum((inputs @ w_row) ** 2)
+            + lam * (np.sum(weight[i] ** 2) + np.sum(w_row**2))
+            + 1e-300
+        )
         assert abs(bqm.energy(sample) - want) <= 1e-9 * scale
 
 
@@ -46,11 +52,22 @@ def test_input_statistics_give_the_same_ridge_qubo_as_the_arrays():
     stats = InputStatistics.from_arrays(X_hat, X)
     for window in (1, 2):
         a = formulate_layer(W, b, X_hat, float_inputs=X, bits=3, window_bits=window, ridge=0.05)
-        s = formulate_layer(W, b, stats.inputs, float_inputs=stats.float_inputs, bits=3,
-                            window_bits=window, ridge=0.05)
+        s = formulate_layer(
+            W,
+            b,
+            stats.inputs,
+            float_inputs=stats.float_inputs,
+            bits=3,
+            window_bits=window,
+            ridge=0.05,
+        )
         for name in ("gram", "linear", "offset"):
-            np.testing.assert_allclose(getattr(s, name), getattr(a, name), rtol=1e-9,
-                                       atol=1e-9 * np.abs(getattr(a, name)).max())
+            np.testing.assert_allclose(
+                getattr(s, name),
+                getattr(a, name),
+                rtol=1e-9,
+                atol=1e-9 * np.abs(getattr(a, name)).max(),
+            )
 
 
 def test_ridge_zero_is_the_unregularised_qubo_bit_for_bit():
@@ -99,15 +116,19 @@ def test_pipeline_records_the_ridge_and_reports_the_plain_output_error():
 
     def distance(layer):
         return float(np.sum((weight - layer.int_weight * layer.weight_step[:, None]) ** 2))
+
     assert distance(first_ridged) <= distance(first_plain) + 1e-12
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"ridge": -0.1}, "ridge must be a finite number >= 0, got -0.1"),
-    ({"ridge": float("nan")}, "ridge must be a finite number >= 0"),
-    ({"ridge": True}, "ridge must be a finite number >= 0"),
-    ({"ridge": 0.01, "method": "gptq"}, "ridge regularises the qubo method's objective"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"ridge": -0.1}, "ridge must be a finite number >= 0, got -0.1"),
+        ({"ridge": float("nan")}, "ridge must be a finite number >= 0"),
+        ({"ridge": True}, "ridge must be a finite number >= 0"),
+        ({"ridge": 0.01, "method": "gptq"}, "ridge regularises the qubo method's objective"),
+    ],
+)
 def test_a_bad_ridge_is_a_clear_error(options, message):
     model = torch.nn.Sequential(torch.nn.Linear(4, 2))
     x = np.zeros((5, 4), dtype=np.float32)

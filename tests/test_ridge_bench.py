@@ -16,15 +16,27 @@ def test_mcnemar_is_the_exact_two_sided_binomial_test():
 
 def _result(validation, test):
     """Two models; ``validation[r]`` and ``test[r]``: each ridge's output errors."""
+
     def row(v, t, accuracy=0.97):
-        return {"layer_errors": [10.0, 5.0], "seconds": 1.0, "validation_error": v,
-                "validation_agreement": 0.99, "validation_accuracy": accuracy,
-                "test_error": t, "test_agreement": 0.99, "test_accuracy": accuracy,
-                "discordant": {peer: [3, 4] for peer in CHECK_PEERS}}
+        return {
+            "layer_errors": [10.0, 5.0],
+            "seconds": 1.0,
+            "validation_error": v,
+            "validation_agreement": 0.99,
+            "validation_accuracy": accuracy,
+            "test_error": t,
+            "test_agreement": 0.99,
+            "test_accuracy": accuracy,
+            "discordant": {peer: [3, 4] for peer in CHECK_PEERS},
+        }
+
     runs = {label: row(500.0, 500.0) for label in PEERS}
     runs.update({qubo_label(r): row(validation[r], test[r]) for r in validation})
-    return {"command": "python benchmarks/ridge.py", "ridges": list(validation),
-            "models": [{"seed": s, "fingerprint": "x", "runs": {"4": runs}} for s in (1, 2)]}
+    return {
+        "command": "python benchmarks/ridge.py",
+        "ridges": list(validation),
+        "models": [{"seed": s, "fingerprint": "x", "runs": {"4": runs}} for s in (1, 2)],
+    }
 
 
 def test_the_ridge_is_chosen_on_validation_not_test():

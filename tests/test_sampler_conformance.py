@@ -16,8 +16,18 @@ import annealq
 from annealq.testing import LeapEmulator
 from annealq.testing.conformance import assert_conforms, assert_layer_conforms, random_bqm
 
-LOCAL = ["neal", "tabu", "steepest", "exact", "batch-sa", "exact-bb", "lns", "kbest", "qpu-mock",
-         "polish"]
+LOCAL = [
+    "neal",
+    "tabu",
+    "steepest",
+    "exact",
+    "batch-sa",
+    "exact-bb",
+    "lns",
+    "kbest",
+    "qpu-mock",
+    "polish",
+]
 CLOUD = ["qpu", "hybrid", "hybrid-nl"]
 
 
@@ -66,12 +76,14 @@ def test_registry_entries_are_all_covered():
 
 class _WrongEnergies(dimod.Sampler):
     """Answers with the right samples but energies off by one."""
+
     parameters, properties = {}, {}
 
     def sample(self, bqm, **parameters):
         sampleset = dimod.ExactSolver().sample(bqm)
-        return dimod.SampleSet.from_samples(sampleset.samples(), bqm.vartype,
-                                            sampleset.record.energy + 1.0)
+        return dimod.SampleSet.from_samples(
+            sampleset.samples(), bqm.vartype, sampleset.record.energy + 1.0
+        )
 
 
 class _LayerByName(dimod.ExactSolver):
@@ -79,8 +91,9 @@ class _LayerByName(dimod.ExactSolver):
         return []
 
 
-@pytest.mark.parametrize("check, bad", [(assert_conforms, _WrongEnergies()),
-                                        (assert_layer_conforms, _LayerByName())])
+@pytest.mark.parametrize(
+    "check, bad", [(assert_conforms, _WrongEnergies()), (assert_layer_conforms, _LayerByName())]
+)
 def test_the_checks_catch_a_sampler_that_breaks_them(check, bad):
     with pytest.raises(AssertionError):
         check(bad)

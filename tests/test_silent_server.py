@@ -37,12 +37,35 @@ def silent_endpoint():
 
 def test_a_silent_server_is_one_error_line_within_seconds(tmp_path, silent_endpoint):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DWAVE_")}
-    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), DWAVE_API_TOKEN=TOKEN,
-               DWAVE_API_ENDPOINT=silent_endpoint, ANNEALQ_CLOUD_TIMEOUT="1")
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path),
+        DWAVE_API_TOKEN=TOKEN,
+        DWAVE_API_ENDPOINT=silent_endpoint,
+        ANNEALQ_CLOUD_TIMEOUT="1",
+    )
     began = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "annealq", "quantize", "--dataset", "digits",
-                          "--bits", "1", "--solver", "hybrid", "--no-cache", "--quiet"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "annealq",
+            "quantize",
+            "--dataset",
+            "digits",
+            "--bits",
+            "1",
+            "--solver",
+            "hybrid",
+            "--no-cache",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     seconds = time.monotonic() - began
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("annealq: error: could not reach")

@@ -8,8 +8,9 @@ from annealq import errors, get_sampler, resolve_sampler, solve_bqms
 
 def _brute_force_minimum(bqm):
     labels = list(bqm.variables)
-    return min(bqm.energy(dict(zip(labels, u)))
-               for u in itertools.product((0, 1), repeat=len(labels)))
+    return min(
+        bqm.energy(dict(zip(labels, u))) for u in itertools.product((0, 1), repeat=len(labels))
+    )
 
 
 def _assert_valid(lq, results):
@@ -42,9 +43,9 @@ def test_exact_refuses_problems_too_large_to_enumerate(layer_65):
         get_sampler("exact", max_variables=40)
 
 
-@pytest.mark.parametrize("name, params", [("neal", {"seed": 3}),
-                                          ("tabu", {"seed": 3, "timeout": 20}),
-                                          ("steepest", {})])
+@pytest.mark.parametrize(
+    "name, params", [("neal", {"seed": 3}), ("tabu", {"seed": 3, "timeout": 20}), ("steepest", {})]
+)
 def test_heuristics_return_valid_samples_with_correct_energies(small_layer, name, params):
     results = solve_bqms(small_layer.bqms(), get_sampler(name, **params))
     _assert_valid(small_layer, results)
@@ -94,8 +95,10 @@ def test_qpu_refuses_a_bqm_larger_than_its_largest_clique():
     sampler = get_sampler("qpu-mock")
     limit = sampler.largest_clique_size
     bqm = dimod.BQM({v: 1.0 for v in range(limit + 1)}, {(0, 1): 1.0}, 0.0, "BINARY")
-    with pytest.raises(errors.ProblemTooLargeError,
-                       match=rf"{limit + 1} variables.*\({limit} variables\).*'hybrid'"):
+    with pytest.raises(
+        errors.ProblemTooLargeError,
+        match=rf"{limit + 1} variables.*\({limit} variables\).*'hybrid'",
+    ):
         sampler.sample(bqm)
 
 
@@ -179,7 +182,6 @@ def test_qpu_reverse_anneal_rejects_conflicting_parameters(layer_65):
     with pytest.raises(ValueError, match="annealing_time"):
         get_sampler("qpu-mock", annealing_time=20).sample(bqm, initial_states=start)
     with pytest.raises(ValueError, match="start and end at s = 1"):
-        get_sampler("qpu-mock").sample(bqm, initial_states=start,
-                                       anneal_schedule=[[0, 0], [20, 1]])
+        get_sampler("qpu-mock").sample(bqm, initial_states=start, anneal_schedule=[[0, 0], [20, 1]])
     with pytest.raises(ValueError, match="no value for"):
         get_sampler("qpu-mock").sample(bqm, initial_states=[{("w", 0): 1}])

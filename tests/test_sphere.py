@@ -11,8 +11,10 @@ from solvers.exact_bb.sphere import solve_dense
 
 def _minimum(h, Q, offset):
     off = Q - np.diag(np.diag(Q))
-    return min(offset + h @ u + u @ off @ u
-               for u in map(np.array, itertools.product((0.0, 1.0), repeat=len(h))))
+    return min(
+        offset + h @ u + u @ off @ u
+        for u in map(np.array, itertools.product((0.0, 1.0), repeat=len(h)))
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 5, 9, 13])
@@ -51,8 +53,9 @@ def test_time_limit_gives_a_valid_lower_bound():
 
 def test_layer_solver_matches_exact_enumeration():
     rng = np.random.default_rng(3)
-    lq = formulate_layer(rng.normal(size=(4, 14)), rng.normal(size=4), rng.normal(size=(40, 14)),
-                         bits=2)
+    lq = formulate_layer(
+        rng.normal(size=(4, 14)), rng.normal(size=4), rng.normal(size=(40, 14)), bits=2
+    )
     exact = solve_layer(lq, get_sampler("exact"))
     bb = solve_layer(lq, get_sampler("exact-bb", time_limit=10))
     for e, b in zip(exact, bb):
@@ -67,9 +70,15 @@ def test_layer_solver_proves_the_whole_grid_optimum_of_a_window_layer(bits):
     rng = np.random.default_rng(bits)
     X = rng.random((60, 6))
     X[:, 5] = X[:, 4] + 0.01 * rng.normal(size=60)  # nearly collinear inputs
-    X[:, 3] = 0.0                                      # and a dead one
-    lq = formulate_layer(rng.normal(size=(3, 6)), rng.normal(size=3), X, bits=bits,
-                         window_bits=bits, bias_window_bits=3)
+    X[:, 3] = 0.0  # and a dead one
+    lq = formulate_layer(
+        rng.normal(size=(3, 6)),
+        rng.normal(size=3),
+        X,
+        bits=bits,
+        window_bits=bits,
+        bias_window_bits=3,
+    )
     assert lq.free.shape[1] == 6 * bits + 3  # the whole grid: the unrestricted problem
     exact = solve_layer(lq, get_sampler("exact"))
     bb = solve_layer(lq, get_sampler("exact-bb", time_limit=10))
@@ -101,8 +110,10 @@ def test_box_search_finds_the_brute_force_integer_optimum(seed):
     result = solve_box(H, b, low, high, incumbent=high.copy())
     o = result.o
     energy = lambda x: float(x @ H @ x + 2 * b @ x)
-    best = min(energy(np.array(x)) for x in
-               itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)]))
+    best = min(
+        energy(np.array(x))
+        for x in itertools.product(*[range(lo, hi + 1) for lo, hi in zip(low, high)])
+    )
     assert result.proven and np.all((low <= o) & (o <= high))
     assert energy(o) == pytest.approx(best, rel=1e-7, abs=1e-7)
     assert result.value == pytest.approx(energy(o)) and result.lower_bound == result.value

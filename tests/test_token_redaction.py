@@ -21,8 +21,16 @@ TOKEN = "ZQX-0123456789abcdefCANARY"  # token-shaped: letters, digits, a dash
 def _forms(token: str) -> list[str]:
     """The forms a leaked token takes, computed here independently of annealq."""
     raw = token.encode()
-    return [token, repr(token)[1:-1], json.dumps(token)[1:-1], urllib.parse.quote(token),
-            base64.b64encode(raw).decode().rstrip("="), raw.hex(), token[:10], token[-9:]]
+    return [
+        token,
+        repr(token)[1:-1],
+        json.dumps(token)[1:-1],
+        urllib.parse.quote(token),
+        base64.b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+        token[:10],
+        token[-9:],
+    ]
 
 
 def _leaks(text: str, token: str = TOKEN) -> list[str]:
@@ -58,8 +66,9 @@ def test_a_token_with_a_carriage_return_is_stripped_with_a_warning(token, monkey
 
 
 def test_log_records_are_redacted_by_the_cli_filter(token):
-    record = logging.LogRecord("annealq.x", logging.WARNING, __file__, 1,
-                               "failed with %r", (TOKEN + "\r",), None)
+    record = logging.LogRecord(
+        "annealq.x", logging.WARNING, __file__, 1, "failed with %r", (TOKEN + "\r",), None
+    )
     credentials.RedactingFilter().filter(record)
     assert not _leaks(record.getMessage())
 
@@ -76,13 +85,22 @@ def test_no_file_is_written_with_the_token_inside(token, tmp_path):
 def _annealq(tmp_path, *args, env):
     base = {k: v for k, v in os.environ.items() if not k.startswith("DWAVE_")}
     base.update({"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), **env})
-    return subprocess.run([sys.executable, "-m", "annealq", *args], cwd=tmp_path, env=base,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "annealq", *args],
+        cwd=tmp_path,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _everything_written(folder) -> str:
-    return "".join(p.read_bytes().decode("latin-1") for p in folder.rglob("*")
-                   if p.is_file() and p.name != ".env")
+    return "".join(
+        p.read_bytes().decode("latin-1")
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != ".env"
+    )
 
 
 @pytest.mark.parametrize("solver", ["auto", "hybrid"])
@@ -90,11 +108,29 @@ def test_a_token_with_a_trailing_return_leaks_nowhere_with_leap_unreachable(tmp_
     # A .env saved on Windows; an endpoint where nothing listens: 'auto' falls back to neal
     # (exit 0, report and model written), 'hybrid' is one error line (exit 2).
     (tmp_path / ".env").write_bytes(f"DWAVE_API_TOKEN={TOKEN}\r\n".encode())
-    env = {"DWAVE_API_TOKEN": TOKEN + "\r", "DWAVE_API_ENDPOINT": "http://127.0.0.1:9/sapi/v2/",
-           "ANNEALQ_CLOUD_TIMEOUT": "2"}
-    out = _annealq(tmp_path, "quantize", "--dataset", "digits", "--bits", "1", "--solver",
-                   solver, "--calibration", "200", "--report", "r.json", "--out", "m.pt",
-                   "--quiet", env=env)
+    env = {
+        "DWAVE_API_TOKEN": TOKEN + "\r",
+        "DWAVE_API_ENDPOINT": "http://127.0.0.1:9/sapi/v2/",
+        "ANNEALQ_CLOUD_TIMEOUT": "2",
+    }
+    out = _annealq(
+        tmp_path,
+        "quantize",
+        "--dataset",
+        "digits",
+        "--bits",
+        "1",
+        "--solver",
+        solver,
+        "--calibration",
+        "200",
+        "--report",
+        "r.json",
+        "--out",
+        "m.pt",
+        "--quiet",
+        env=env,
+    )
     assert out.returncode == (0 if solver == "auto" else 2), out.stderr
     assert "Traceback" not in out.stderr
     seen = out.stdout + out.stderr + _everything_written(tmp_path)

@@ -28,8 +28,9 @@ class TinyBlock(nn.Module):
 
     def forward(self, x):
         h = self.norm1(x)
-        x = x + self.o(F.scaled_dot_product_attention(self.q(h), self.k(h), self.v(h),
-                                                      is_causal=True))
+        x = x + self.o(
+            F.scaled_dot_product_attention(self.q(h), self.k(h), self.v(h), is_causal=True)
+        )
         return x + self.down(F.gelu(self.up(self.norm2(x))))
 
 
@@ -58,11 +59,17 @@ def tiny():
 def test_a_users_token_model_quantizes_through_the_api(tiny):
     model, tokens = tiny
     held_out = np.random.default_rng(1).integers(0, 16, size=(5, 12))
-    result = annealq.quantize(model, torch.as_tensor(tokens), bits=3, solver="kbest",
-                              cache=False, quiet=True, evaluation=held_out)
+    result = annealq.quantize(
+        model,
+        torch.as_tensor(tokens),
+        bits=3,
+        solver="kbest",
+        cache=False,
+        quiet=True,
+        evaluation=held_out,
+    )
     names = [layer.name for layer in result.layers]
-    assert names == [f"layers.{b}.{p}" for b in (0, 1)
-                     for p in ("q", "k", "v", "o", "up", "down")]
+    assert names == [f"layers.{b}.{p}" for b in (0, 1) for p in ("q", "k", "v", "o", "up", "down")]
     assert all(layer.energy <= layer.rtn_energy * (1 + 1e-9) for layer in result.layers)
     reasons = {e["name"]: e["reason"] for e in result.report["not_quantized"]}
     assert "tied to embed" in reasons["head"]
@@ -91,8 +98,9 @@ def test_energy_is_the_squared_output_error_over_calibration_tokens(tiny):
         assert np.isclose(layer.energy, direct.sum(), rtol=1e-8)
         # the QUBO built from the moments: every state's energy is that neuron's error
         stats = InputStatistics.from_arrays(X_hat.numpy(), X.numpy())
-        lq = formulate_layer(W.numpy(), b.numpy(), stats.inputs, bits=2,
-                             float_inputs=stats.float_inputs)
+        lq = formulate_layer(
+            W.numpy(), b.numpy(), stats.inputs, bits=2, float_inputs=stats.float_inputs
+        )
         rng = np.random.default_rng(0)
         x, x_hat, w, b_float = X.numpy(), X_hat.numpy(), W.numpy(), b.numpy()
         for i in (0, 3):
@@ -110,8 +118,7 @@ def test_blocks_are_carried_forward_once_and_q_k_v_share_one_gram(tiny):
     assert isinstance(source, BlockInputs)
     calls = []
     model.layers[0].register_forward_hook(lambda *a: calls.append(1))
-    X_hats = [source.rows(layer, *source.inputs(model, name, layer))[0]
-              for name, layer in layers]
+    X_hats = [source.rows(layer, *source.inputs(model, name, layer))[0] for name, layer in layers]
     assert X_hats[0].statistics is X_hats[1].statistics is X_hats[2].statistics  # q, k, v
     assert X_hats[3].statistics is not X_hats[0].statistics
     assert X_hats[0].shape == (8 * 12, 6)  # rows are tokens
@@ -143,7 +150,8 @@ def test_text_loader_checks_the_corpus_and_reads_any_text(tmp_path):
 def _inputs(model, name, tokens):
     captured = []
     handle = model.get_submodule(name).register_forward_hook(
-        lambda m, i, o: captured.append(i[0].detach().reshape(-1, i[0].shape[-1]).double()))
+        lambda m, i, o: captured.append(i[0].detach().reshape(-1, i[0].shape[-1]).double())
+    )
     with torch.no_grad():
         model(torch.as_tensor(tokens))
     handle.remove()
@@ -158,13 +166,35 @@ def test_cli_quantizes_a_text_folders_lm_and_prints_perplexity(tmp_path, monkeyp
     folder.mkdir()
     (folder / "notes.txt").write_bytes(bytes(range(32, 127)) * 40)
     monkeypatch.setenv("ANNEALQ_MODELS", str(tmp_path / "models"))
-    monkeypatch.setitem(transformer.REFERENCE_LMS, "mytext", transformer.LMConfig(
-        width=8, blocks=2, heads=2, context=16, steps=3, batch_size=2))
+    monkeypatch.setitem(
+        transformer.REFERENCE_LMS,
+        "mytext",
+        transformer.LMConfig(width=8, blocks=2, heads=2, context=16, steps=3, batch_size=2),
+    )
     report = tmp_path / "report.json"
-    code = cli.main(["quantize", "--dataset", "mytext", "--data-dir", str(folder), "--arch",
-                     "transformer", "--bits", "4", "--solver", "kbest", "--no-cache",
-                     "--calibration", "6", "--eval-windows", "3", "--quiet",
-                     "--report", str(report)])
+    code = cli.main(
+        [
+            "quantize",
+            "--dataset",
+            "mytext",
+            "--data-dir",
+            str(folder),
+            "--arch",
+            "transformer",
+            "--bits",
+            "4",
+            "--solver",
+            "kbest",
+            "--no-cache",
+            "--calibration",
+            "6",
+            "--eval-windows",
+            "3",
+            "--quiet",
+            "--report",
+            str(report),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "6 calibration windows of 16 tokens" in out

@@ -53,8 +53,9 @@ def test_torchscript_model_files_need_consent(tmp_path, capsys):
     code, out, err = run(capsys, *QUANTIZE, "--method", "rtn", "--model", tmp_path / "s.pt")
     assert code == 2 and out == ""
     one_error_line(err, "is TorchScript", "--trust-torchscript")
-    code, out, _ = run(capsys, *QUANTIZE, "--method", "rtn", "--model", tmp_path / "s.pt",
-                       "--trust-torchscript")
+    code, out, _ = run(
+        capsys, *QUANTIZE, "--method", "rtn", "--model", tmp_path / "s.pt", "--trust-torchscript"
+    )
     assert code == 0 and "accuracy: float" in out
 
 

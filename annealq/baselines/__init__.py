@@ -11,14 +11,24 @@ from annealq.baselines.cd import cd_layer
 from annealq.baselines.common import layer_error
 from annealq.baselines.gptq import gptq_layer
 from annealq.baselines.methods import (
-                                      FIXED_GPTQ_SETTING,
-                                      GPTQ_OPTIONS,
-                                      baseline_rechoose,
-                                      baseline_round,
-                                      tuned_grid,
+    FIXED_GPTQ_SETTING,
+    GPTQ_OPTIONS,
+    baseline_rechoose,
+    baseline_round,
+    tuned_grid,
 )
 from annealq.baselines.tuned import GPTQ_GRID, tuned_gptq_layer
 
-__all__ = ["FIXED_GPTQ_SETTING", "GPTQ_GRID", "GPTQ_OPTIONS", "adaround_layer",
-           "baseline_rechoose", "baseline_round", "cd_layer", "gptq_layer", "layer_error",
-           "tuned_gptq_layer", "tuned_grid"]
+__all__ = [
+    "FIXED_GPTQ_SETTING",
+    "GPTQ_GRID",
+    "GPTQ_OPTIONS",
+    "adaround_layer",
+    "baseline_rechoose",
+    "baseline_round",
+    "cd_layer",
+    "gptq_layer",
+    "layer_error",
+    "tuned_gptq_layer",
+    "tuned_grid",
+]

@@ -17,11 +17,21 @@ from annealq.formulation import LayerQUBO, formulate_layer
 ZETA, GAMMA = 1.1, -0.1
 
 
-
-def adaround_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
-                   iterations: int = 3000, reg_weight: float = 0.01, beta=(20.0, 2.0),
-                   warmup: float = 0.2, lr: float = 0.05, seed: int = 0,
-                   **scheme_options) -> tuple[np.ndarray, np.ndarray]:
+def adaround_layer(
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    iterations: int = 3000,
+    reg_weight: float = 0.01,
+    beta=(20.0, 2.0),
+    warmup: float = 0.2,
+    lr: float = 0.05,
+    seed: int = 0,
+    **scheme_options,
+) -> tuple[np.ndarray, np.ndarray]:
     """AdaRound (Nagel et al. 2020) on the QUBO's objective, grid and calibration set.
 
     What it does, exactly:
@@ -73,8 +83,9 @@ def adaround_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     import torch
 
     _validate_adaround(iterations, reg_weight, beta, warmup, lr, seed)
-    lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                         **scheme_options)
+    lq = formulate_layer(
+        weight, bias, inputs, bits=bits, float_inputs=float_inputs, **scheme_options
+    )
     p = np.zeros_like(lq.values)
     if float_inputs is not None:
         p, _ = _float_input_terms(lq, inputs, float_inputs)
@@ -84,8 +95,9 @@ def adaround_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
     # the result bit for bit the same from run to run.
     torch.set_num_threads(1)
     try:
-        up = _adaround_up(lq, p, iterations=iterations, reg_weight=reg_weight, beta=beta,
-                          warmup=warmup, lr=lr)
+        up = _adaround_up(
+            lq, p, iterations=iterations, reg_weight=reg_weight, beta=beta, warmup=warmup, lr=lr
+        )
     finally:
         torch.set_num_threads(threads)
     Q = lq.base + (lq.free & up)
@@ -134,11 +146,13 @@ def _beta(t: int, start: int, iterations: int, beta) -> float:
 
 
 def _validate_adaround(iterations, reg_weight, beta, warmup, lr, seed) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) \
-            or iterations < 1:
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, numbers.Integral)
+        or iterations < 1
+    ):
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    if not isinstance(reg_weight, numbers.Real) or not np.isfinite(reg_weight) \
-            or reg_weight < 0:
+    if not isinstance(reg_weight, numbers.Real) or not np.isfinite(reg_weight) or reg_weight < 0:
         raise ValueError(f"reg_weight must be a finite number >= 0, got {reg_weight!r}")
     try:
         start, end = (float(x) for x in beta)

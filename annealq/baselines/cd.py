@@ -50,9 +50,19 @@ DEFAULT_SWEEPS = 10
 RELATIVE_TOLERANCE = 1e-12
 
 
-def cd_layer(weight, bias, inputs, *, bits: int, float_inputs=None, start=None,
-             sweeps: int = DEFAULT_SWEEPS, rule: str = "greedy", return_info: bool = False,
-             **scheme_options):
+def cd_layer(
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    start=None,
+    sweeps: int = DEFAULT_SWEEPS,
+    rule: str = "greedy",
+    return_info: bool = False,
+    **scheme_options,
+):
     """CDQuant's coordinate descent on the layer's exact error, from GPTQ's integers.
 
     Each step, for every neuron still improving (all neurons at once, numpy):
@@ -99,25 +109,34 @@ def cd_layer(weight, bias, inputs, *, bits: int, float_inputs=None, start=None,
         ((1, 3), [0], True)
     """
     _validate_cd(sweeps, rule)
-    lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                         **scheme_options)
+    lq = formulate_layer(
+        weight, bias, inputs, bits=bits, float_inputs=float_inputs, **scheme_options
+    )
     if start is None:
         if scheme_options.get("scheme") == "affine":
             rtn = lq.rtn_integers()
             start = rtn[:, :-1], rtn[:, -1]
         else:
-            start = gptq_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                               **scheme_options)
+            start = gptq_layer(
+                weight, bias, inputs, bits=bits, float_inputs=float_inputs, **scheme_options
+            )
     lo, hi = _neuron_bounds(lq)
     q = _validate_start(lq, start, lo, hi)
     energy, gradient = _energy_and_gradient(lq, q, inputs, float_inputs)
     start_energy = energy.copy()
     descend = greedy_descent if rule == "greedy" else cyclic_descent
-    steps, converged = descend(lq.entry_gram, gradient, energy, lq.entry_steps, lo, hi, q,
-                               max_steps=sweeps * (lq.n_inputs + 1),
-                               tol=RELATIVE_TOLERANCE * start_energy)
-    info = {"energy": energy, "start_energy": start_energy, "steps": steps,
-            "converged": converged}
+    steps, converged = descend(
+        lq.entry_gram,
+        gradient,
+        energy,
+        lq.entry_steps,
+        lo,
+        hi,
+        q,
+        max_steps=sweeps * (lq.n_inputs + 1),
+        tol=RELATIVE_TOLERANCE * start_energy,
+    )
+    info = {"energy": energy, "start_energy": start_energy, "steps": steps, "converged": converged}
     return (q[:, :-1].copy(), q[:, -1].copy()) + ((info,) if return_info else ())
 
 
@@ -132,8 +151,11 @@ def _energy_and_gradient(lq: LayerQUBO, q, inputs, float_inputs):
         energy, projection = stats.residual(lq.values, values)
         return energy, -projection
     X_hat = _validate_inputs(lq, inputs, "inputs")
-    X = X_hat if float_inputs is None else _validate_inputs(lq, float_inputs, "float_inputs",
-                                                            check_gram=False)
+    X = (
+        X_hat
+        if float_inputs is None
+        else _validate_inputs(lq, float_inputs, "float_inputs", check_gram=False)
+    )
     residual = X @ (lq.values[:, :f] - values[:, :f]).T + (lq.values[:, f] - values[:, f])
     if X is not X_hat:  # X w − X̂ w_q = X (w − w_q) + (X − X̂) w_q
         residual += (X - X_hat) @ values[:, :f].T
@@ -164,8 +186,10 @@ def _validate_start(lq: LayerQUBO, start, lo, hi) -> np.ndarray:
     weight = np.asarray(start[0])
     bias = np.zeros(n) if start[1] is None else np.asarray(start[1])
     if weight.shape != (n, f) or bias.shape != (n,):
-        raise ValueError(f"start must have shapes ((n, f), (n,)) = (({n}, {f}), ({n},)), "
-                         f"got ({weight.shape}, {bias.shape})")
+        raise ValueError(
+            f"start must have shapes ((n, f), (n,)) = (({n}, {f}), ({n},)), "
+            f"got ({weight.shape}, {bias.shape})"
+        )
     try:
         q = np.column_stack([weight, bias]).astype(np.float64)
     except (TypeError, ValueError):
@@ -175,6 +199,8 @@ def _validate_start(lq: LayerQUBO, start, lo, hi) -> np.ndarray:
     outside = (q < lo) | (q > hi)
     if np.any(outside):
         i, j = np.argwhere(outside)[0]
-        raise ValueError(f"start integer {int(q[i, j])} of neuron {i}, entry {j} is outside "
-                         f"its bounds [{lo[i, j]}, {hi[i, j]}]")
+        raise ValueError(
+            f"start integer {int(q[i, j])} of neuron {i}, entry {j} is outside "
+            f"its bounds [{lo[i, j]}, {hi[i, j]}]"
+        )
     return q.astype(np.int64)

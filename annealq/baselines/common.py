@@ -39,8 +39,9 @@ from annealq.formulation import LayerQUBO
 from annealq.statistics import statistics_of
 
 
-def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
-                float_inputs=None) -> np.ndarray:
+def layer_error(
+    lq: LayerQUBO, int_weight, int_bias=None, *, inputs, float_inputs=None
+) -> np.ndarray:
     """The exact squared output error of each neuron under integer weights and bias.
 
     Direct formula: ``‖X w_i + b_i − X̂ (s_i q_i) − s_b,i q_b,i‖²`` per neuron, with the float
@@ -66,8 +67,11 @@ def layer_error(lq: LayerQUBO, int_weight, int_bias=None, *, inputs,
     if stats is not None:  # the rows' moments (a convolution's patches)
         return stats.residual(lq.values, np.column_stack([Q, q_b]) * lq.entry_steps)[0]
     X_hat = _validate_inputs(lq, inputs, "inputs")
-    X = X_hat if float_inputs is None else _validate_inputs(lq, float_inputs, "float_inputs",
-                                                            check_gram=False)
+    X = (
+        X_hat
+        if float_inputs is None
+        else _validate_inputs(lq, float_inputs, "float_inputs", check_gram=False)
+    )
     W, b = lq.values[:, :f], lq.values[:, f]
     target = X @ W.T + b
     output = X_hat @ (Q * lq.entry_steps[:, :f]).T + q_b * lq.entry_steps[:, f]
@@ -108,8 +112,7 @@ def _validate_integers(lq: LayerQUBO, int_weight, int_bias):
     n, f = lq.n_neurons, lq.n_inputs
     Q = np.asarray(int_weight)
     if Q.shape != (n, f):
-        raise ValueError(f"int_weight must have shape ({n}, {f}) like the layer, "
-                         f"got {Q.shape}")
+        raise ValueError(f"int_weight must have shape ({n}, {f}) like the layer, got {Q.shape}")
     q_b = np.zeros(n) if int_bias is None else np.asarray(int_bias)
     if q_b.shape != (n,):
         raise ValueError(f"int_bias must have shape ({n},) like the layer, got {q_b.shape}")
@@ -122,10 +125,12 @@ def _validate_inputs(lq: LayerQUBO, x, name: str, *, check_gram: bool = True) ->
     array = np.asarray(x, dtype=np.float64)
     m, f = int(round(lq.gram[-1, -1])), lq.n_inputs
     if array.shape != (m, f):
-        raise ValueError(f"{name} must have shape ({m}, {f}) like the layer's calibration "
-                         f"set, got {array.shape}")
+        raise ValueError(
+            f"{name} must have shape ({m}, {f}) like the layer's calibration set, got {array.shape}"
+        )
     # Â's all-ones column makes Âᵀ1 = the column sums of X̂: a cheap fingerprint of X̂.
-    if check_gram and not np.allclose(array.sum(axis=0), lq.gram[-1, :f], rtol=1e-9,
-                                      atol=1e-9 * max(1.0, np.abs(array).max())):
+    if check_gram and not np.allclose(
+        array.sum(axis=0), lq.gram[-1, :f], rtol=1e-9, atol=1e-9 * max(1.0, np.abs(array).max())
+    ):
         raise ValueError(f"{name} are not the inputs the layer's formulation was built from")
     return array

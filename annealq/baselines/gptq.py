@@ -26,9 +26,18 @@ from annealq.baselines.common import _bounds, _float_input_terms
 from annealq.formulation import formulate_layer
 
 
-def gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order: bool = True,
-               damp: float = 0.01, block_size: int = 128,
-               **scheme_options) -> tuple[np.ndarray, np.ndarray]:
+def gptq_layer(
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    act_order: bool = True,
+    damp: float = 0.01,
+    block_size: int = 128,
+    **scheme_options,
+) -> tuple[np.ndarray, np.ndarray]:
     """GPTQ (Frantar et al. 2022) on the QUBO's objective, grid and calibration set.
 
     What it does, exactly:
@@ -87,14 +96,24 @@ def gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order:
         ((1, 3), [0])
     """
     _validate_gptq(act_order, damp, block_size)
-    lq = formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                         **scheme_options)
-    return gptq_rounding(lq, inputs, float_inputs, act_order=act_order, damp=damp,
-                         block_size=block_size)
+    lq = formulate_layer(
+        weight, bias, inputs, bits=bits, float_inputs=float_inputs, **scheme_options
+    )
+    return gptq_rounding(
+        lq, inputs, float_inputs, act_order=act_order, damp=damp, block_size=block_size
+    )
 
 
-def gptq_rounding(lq, inputs, float_inputs=None, *, act_order: bool = True, damp: float = 0.01,
-                  block_size: int = 128, shared: dict | None = None):
+def gptq_rounding(
+    lq,
+    inputs,
+    float_inputs=None,
+    *,
+    act_order: bool = True,
+    damp: float = 0.01,
+    block_size: int = 128,
+    shared: dict | None = None,
+):
     """:func:`gptq_layer` on an already formulated layer ``lq`` (its steps 1–4).
 
     ``shared`` (a dict, empty at first) keeps what does not depend on the column order
@@ -116,8 +135,11 @@ def gptq_rounding(lq, inputs, float_inputs=None, *, act_order: bool = True, damp
             factor = scipy.linalg.cho_factor(H)
         except np.linalg.LinAlgError:
             factor = None
-        shared[damp] = (np.diag(H).copy(), factor, None if factor is None
-                        else scipy.linalg.cho_solve(factor, np.eye(k)))
+        shared[damp] = (
+            np.diag(H).copy(),
+            factor,
+            None if factor is None else scipy.linalg.cho_solve(factor, np.eye(k)),
+        )
     diagonal, factor, H_inv = shared[damp]
     perm = np.argsort(-diagonal, kind="stable") if act_order else np.arange(k)
     try:
@@ -125,8 +147,9 @@ def gptq_rounding(lq, inputs, float_inputs=None, *, act_order: bool = True, damp
             raise np.linalg.LinAlgError
         U = np.linalg.cholesky(H_inv[np.ix_(perm, perm)]).T  # H⁻¹ = UᵀU, U upper
     except np.linalg.LinAlgError:
-        raise ValueError(f"the Hessian ÂᵀÂ is not positive definite with damp={damp}; "
-                         f"use a larger damp") from None
+        raise ValueError(
+            f"the Hessian ÂᵀÂ is not positive definite with damp={damp}; use a larger damp"
+        ) from None
 
     target = lq.values[:, :k].copy()
     if float_inputs is not None:
@@ -136,10 +159,11 @@ def gptq_rounding(lq, inputs, float_inputs=None, *, act_order: bool = True, damp
 
     lo, hi = _bounds(lq)
     Q = np.empty((lq.n_neurons, k), dtype=np.int64)
-    Q[:, perm] = _gptq_columns(target[:, perm], lq.entry_steps[:, perm], lo[perm], hi[perm], U,
-                               block_size)
+    Q[:, perm] = _gptq_columns(
+        target[:, perm], lq.entry_steps[:, perm], lo[perm], hi[perm], U, block_size
+    )
     int_bias = Q[:, lq.n_inputs] if lq.has_bias else np.zeros(lq.n_neurons, dtype=np.int64)
-    return Q[:, :lq.n_inputs], int_bias
+    return Q[:, : lq.n_inputs], int_bias
 
 
 def _gptq_columns(Z, S, lo, hi, U, block_size: int) -> np.ndarray:
@@ -155,7 +179,7 @@ def _gptq_columns(Z, S, lo, hi, U, block_size: int) -> np.ndarray:
             q = np.clip(np.rint(Z1[:, j] / S[:, col]), lo[col], hi[col])
             Q[:, col] = q
             errors[:, j] = (Z1[:, j] - q * S[:, col]) / U1[j, j]
-            Z1[:, j + 1:] -= np.outer(errors[:, j], U1[j, j + 1:])
+            Z1[:, j + 1 :] -= np.outer(errors[:, j], U1[j, j + 1 :])
         Z[:, i2:] -= errors @ U[i1:i2, i2:]
     return Q
 
@@ -165,6 +189,9 @@ def _validate_gptq(act_order, damp, block_size) -> None:
         raise TypeError(f"act_order must be a bool, got {act_order!r}")
     if not isinstance(damp, numbers.Real) or not np.isfinite(damp) or damp < 0:
         raise ValueError(f"damp must be a finite number >= 0, got {damp!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) \
-            or block_size < 1:
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, numbers.Integral)
+        or block_size < 1
+    ):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")

@@ -37,8 +37,17 @@ GPTQ_OPTIONS = ("act_order", "damp")
 FIXED_GPTQ_SETTING = {"act_order": True, "damp": 0.01}  # the benchmarks' setting before tuning
 
 
-def baseline_round(method: str, weight, bias, inputs, *, bits: int, float_inputs=None,
-                   method_options=None, **grid_options):
+def baseline_round(
+    method: str,
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    method_options=None,
+    **grid_options,
+):
     """``(int_weight, int_bias, gptq_setting)`` of the layer by baseline ``method``.
 
     Args:
@@ -69,19 +78,40 @@ def baseline_round(method: str, weight, bias, inputs, *, bits: int, float_inputs
         q, q_b = adaround_layer(weight, bias, inputs, **common, **options)
         return _integers(q), _integers(q_b), None
     if method == "gptq" and options:
-        raise ValueError(f"unknown gptq option(s) {', '.join(sorted(options))}; GPTQ's "
-                         f"setting is {', '.join(GPTQ_OPTIONS)}")
+        raise ValueError(
+            f"unknown gptq option(s) {', '.join(sorted(options))}; GPTQ's "
+            f"setting is {', '.join(GPTQ_OPTIONS)}"
+        )
     clip = common.pop("clip_search", False)  # a tuning axis for GPTQ, not a fixed grid
-    q, q_b, setting = tuned_gptq_layer(weight, bias, inputs, clip_search=clip, **common,
-                                       **gptq_options)
+    q, q_b, setting = tuned_gptq_layer(
+        weight, bias, inputs, clip_search=clip, **common, **gptq_options
+    )
     if method == "cd":
-        q, q_b = cd_layer(weight, bias, inputs, start=(q, q_b),
-                          clip_search=setting.get("clip_search", False), **common, **options)
+        q, q_b = cd_layer(
+            weight,
+            bias,
+            inputs,
+            start=(q, q_b),
+            clip_search=setting.get("clip_search", False),
+            **common,
+            **options,
+        )
     return _integers(q), _integers(q_b), setting
 
 
-def baseline_rechoose(method: str, weight, bias, inputs, *, bits: int, start, setting,
-                      float_inputs=None, method_options=None, **grid_options) -> np.ndarray:
+def baseline_rechoose(
+    method: str,
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    start,
+    setting,
+    float_inputs=None,
+    method_options=None,
+    **grid_options,
+) -> np.ndarray:
     """The baseline's own rounding again, on another grid (``grid_options``, e.g. a
     ``step_scale`` of re-fitted steps): ``cd`` descends from ``start`` ``(n, f+1)``
     (weights, then bias), ``gptq`` runs at the ``setting`` its tuning chose, ``adaround``
@@ -100,12 +130,14 @@ def baseline_rechoose(method: str, weight, bias, inputs, *, bits: int, start, se
     options = {k: v for k, v in dict(method_options or {}).items() if k not in GPTQ_OPTIONS}
     common = {"bits": bits, "float_inputs": float_inputs, **grid_options}
     if method == "gptq":
-        q, q_b = gptq_layer(weight, bias, inputs, act_order=setting["act_order"],
-                            damp=setting["damp"], **common)
+        q, q_b = gptq_layer(
+            weight, bias, inputs, act_order=setting["act_order"], damp=setting["damp"], **common
+        )
     elif method == "cd":
         start = np.asarray(start)
-        q, q_b = cd_layer(weight, bias, inputs, start=(start[:, :-1], start[:, -1]),
-                          **common, **options)
+        q, q_b = cd_layer(
+            weight, bias, inputs, start=(start[:, :-1], start[:, -1]), **common, **options
+        )
     elif method == "adaround":
         q, q_b = adaround_layer(weight, bias, inputs, **common, **options)
     else:
@@ -130,5 +162,12 @@ def _integers(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
 
 
-__all__ = ["FIXED_GPTQ_SETTING", "GPTQ_GRID", "GPTQ_OPTIONS", "METHODS", "baseline_rechoose",
-           "baseline_round", "tuned_grid"]
+__all__ = [
+    "FIXED_GPTQ_SETTING",
+    "GPTQ_GRID",
+    "GPTQ_OPTIONS",
+    "METHODS",
+    "baseline_rechoose",
+    "baseline_round",
+    "tuned_grid",
+]

@@ -29,8 +29,19 @@ from annealq.formulation import formulate_layer
 GPTQ_GRID = MappingProxyType({"act_order": (True, False), "damp": (0.01, 0.001, 0.0001)})
 
 
-def tuned_gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_order=None,
-                     damp=None, grid=GPTQ_GRID, clip_search: bool = False, **scheme_options):
+def tuned_gptq_layer(
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    act_order=None,
+    damp=None,
+    grid=GPTQ_GRID,
+    clip_search: bool = False,
+    **scheme_options,
+):
     """GPTQ at the setting of ``grid`` with the lowest exact error on this layer.
 
     Every combination of ``grid["act_order"]`` × ``grid["damp"]`` (default
@@ -75,26 +86,46 @@ def tuned_gptq_layer(weight, bias, inputs, *, bits: int, float_inputs=None, act_
     if not isinstance(clip_search, (bool, np.bool_)):
         raise ValueError(f"clip_search must be True or False, got {clip_search!r}")
     clips = (False, True) if clip_search else (False,)
-    layers = {clip: formulate_layer(weight, bias, inputs, bits=bits, float_inputs=float_inputs,
-                                    clip_search=clip, **scheme_options) for clip in clips}
+    layers = {
+        clip: formulate_layer(
+            weight,
+            bias,
+            inputs,
+            bits=bits,
+            float_inputs=float_inputs,
+            clip_search=clip,
+            **scheme_options,
+        )
+        for clip in clips
+    }
     best, tried = None, []
     # each grid's factorisations, shared by its settings of one damping
     shared = {clip: {} for clip in clips}
     for clip, order, value in itertools.product(clips, orders, damps):
         try:
-            q, q_b = gptq_rounding(layers[clip], inputs, float_inputs, act_order=order,
-                                   damp=value, shared=shared[clip])
+            q, q_b = gptq_rounding(
+                layers[clip], inputs, float_inputs, act_order=order, damp=value, shared=shared[clip]
+            )
         except ValueError:  # not positive definite at this damping
             continue
-        error = float(layer_error(layers[clip], q, q_b, inputs=inputs,
-                                  float_inputs=float_inputs).sum())
-        tried.append({"act_order": order, "damp": value, "error": error,
-                      **({"clip_search": clip} if clip_search else {})})
+        error = float(
+            layer_error(layers[clip], q, q_b, inputs=inputs, float_inputs=float_inputs).sum()
+        )
+        tried.append(
+            {
+                "act_order": order,
+                "damp": value,
+                "error": error,
+                **({"clip_search": clip} if clip_search else {}),
+            }
+        )
         if best is None or error < best[2]["error"]:
             best = (q, q_b, tried[-1])
     if best is None:
-        raise ValueError(f"GPTQ ran at none of the settings act_order={list(orders)} × "
-                         f"damp={list(damps)}: the Hessian is never positive definite")
+        raise ValueError(
+            f"GPTQ ran at none of the settings act_order={list(orders)} × "
+            f"damp={list(damps)}: the Hessian is never positive definite"
+        )
     q, q_b, chosen = best
     return q, q_b, {**chosen, "tried": tried}
 
@@ -104,16 +135,21 @@ def _validate_grid(grid, act_order, damp) -> tuple[tuple, tuple]:
     try:
         orders, damps = tuple(grid["act_order"]), tuple(grid["damp"])
     except (TypeError, KeyError):
-        raise ValueError(f"grid must map 'act_order' and 'damp' to sequences, "
-                         f"got {grid!r}") from None
+        raise ValueError(
+            f"grid must map 'act_order' and 'damp' to sequences, got {grid!r}"
+        ) from None
     orders = orders if act_order is None else (act_order,)
     damps = damps if damp is None else (damp,)
     for value in orders:
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"act_order must be a bool, got {value!r}")
     for value in damps:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                or not np.isfinite(value) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not np.isfinite(value)
+            or value < 0
+        ):
             raise ValueError(f"damp must be a finite number >= 0, got {value!r}")
     if not orders or not damps:
         raise ValueError(f"grid has no settings to try: {grid!r}")

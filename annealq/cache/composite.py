@@ -61,8 +61,16 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         (1, 1, True, -1.0)
     """
 
-    def __init__(self, child: dimod.Sampler, store: CacheStore, solver_name: str | None = None,
-                 *, executor: Executor | None = None, progress=None, **fixed_parameters):
+    def __init__(
+        self,
+        child: dimod.Sampler,
+        store: CacheStore,
+        solver_name: str | None = None,
+        *,
+        executor: Executor | None = None,
+        progress=None,
+        **fixed_parameters,
+    ):
         if not isinstance(store, CacheStore):
             raise TypeError(f"store must be a CacheStore, got {type(store).__name__}")
         if solver_name is None:
@@ -89,8 +97,7 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
 
     @property
     def properties(self) -> dict:
-        return {"child_properties": self.child.properties.copy(),
-                "solver_name": self.solver_name}
+        return {"child_properties": self.child.properties.copy(), "solver_name": self.solver_name}
 
     @property
     def defaults(self) -> dict:
@@ -111,8 +118,12 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
             samplesets.append(sampleset)
             yield 0, result, sampleset
 
-        [result] = self._answer([self.key(bqm, **parameters)], [set(bqm.variables)],
-                                lambda k, sample: float(bqm.energy(sample)), solve)
+        [result] = self._answer(
+            [self.key(bqm, **parameters)],
+            [set(bqm.variables)],
+            lambda k, sample: float(bqm.energy(sample)),
+            solve,
+        )
         if samplesets and samplesets[0] is not None:
             return samplesets[0]
         return dimod.SampleSet.from_samples_bqm(result.sample, bqm, info=result.info)
@@ -126,30 +137,41 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
         keys = [self.key(bqms[k], **calls[k]) for k in range(len(bqms))]
 
         work = BQMWork(self.child, bqms, calls)
-        return self._answer(keys, OnDemand(len(bqms), lambda k: set(bqms[k].variables)),
-                            lambda k, sample: float(bqms[k].energy(sample)),
-                            lambda misses: self.executor.solve(work, misses))
+        return self._answer(
+            keys,
+            OnDemand(len(bqms), lambda k: set(bqms[k].variables)),
+            lambda k, sample: float(bqms[k].energy(sample)),
+            lambda misses: self.executor.solve(work, misses),
+        )
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **parameters) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **parameters
+    ) -> list[SolveResult]:
         """``neurons`` (default all) of layer ``lq``: a layer-solver child gets all misses
         in one call, keyed by the layer's shared form; another child one BQM per miss."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         starts = None if initial_states is None else list(initial_states)
         if not isinstance(self.child, LayerSampler):
-            return self.sample_bqms(LayerBQMs(lq, rows), initial_states=starts,
-                                    **parameters)
+            return self.sample_bqms(LayerBQMs(lq, rows), initial_states=starts, **parameters)
         parameters = {**self.fixed_parameters, **parameters}
         digests = layer_hashes(lq)
         keyed = {**self.defaults, **parameters}
-        keys = [cache_key(digests[i], self.solver_name,
-                          {**keyed, "initial_state": None if starts is None else starts[k]})
-                for k, i in enumerate(rows)]
+        keys = [
+            cache_key(
+                digests[i],
+                self.solver_name,
+                {**keyed, "initial_state": None if starts is None else starts[k]},
+            )
+            for k, i in enumerate(rows)
+        ]
 
         work = LayerWork(self.child, lq, rows, starts, parameters)
-        return self._answer(keys, [set(lq.variables(i)) for i in rows],
-                            lambda k, sample: lq.energy(rows[k], sample),
-                            lambda misses: self.executor.solve(work, misses))
+        return self._answer(
+            keys,
+            [set(lq.variables(i)) for i in rows],
+            lambda k, sample: lq.energy(rows[k], sample),
+            lambda misses: self.executor.solve(work, misses),
+        )
 
     def _answer(self, keys, variables, energy_of, solve) -> list[SolveResult]:
         """Hits from one lookup, then ``solve(misses)``'s ``(k, result, sampleset)``, each
@@ -161,8 +183,9 @@ class CachedSampler(dimod.ComposedSampler, LayerSampler):
             if hit is not None and set(hit.sample) == variables[k]:
                 energy = energy_of(k, hit.sample)  # a poisoned entry is a miss, replaced
                 if self.store.verify_energy(key, hit.energy, energy):
-                    results[k] = SolveResult(hit.sample, energy, {**hit.info, "cached": True},
-                                             hit.wall_seconds)
+                    results[k] = SolveResult(
+                        hit.sample, energy, {**hit.info, "cached": True}, hit.wall_seconds
+                    )
         misses = [k for k, result in enumerate(results) if result is None]
         self.hits += len(keys) - len(misses)
         self.misses += len(misses)

@@ -41,21 +41,31 @@ def describe(path, exc: Exception, timeout: float | None = None) -> str:
     if os.path.isdir(path):
         return f"cache {path} is a folder, not a file; pass a file such as {path}/cache.sqlite"
     if "not a database" in lower:
-        return (f"cache {path} is not a usable annealq cache ({text}): a damaged or foreign "
-                "file; delete it, or pass another --cache, or run with --no-cache")
+        return (
+            f"cache {path} is not a usable annealq cache ({text}): a damaged or foreign "
+            "file; delete it, or pass another --cache, or run with --no-cache"
+        )
     if "malformed" in lower or "corrupt" in lower:
-        return (f"cache {path} is damaged ({text}); run 'annealq cache repair --cache {path}' "
-                "to keep its valid entries, or delete it, or run with --no-cache")
+        return (
+            f"cache {path} is damaged ({text}); run 'annealq cache repair --cache {path}' "
+            "to keep its valid entries, or delete it, or run with --no-cache"
+        )
     if "locked" in lower or "busy" in lower:
         waited = f" beyond the {timeout:g} s timeout" if timeout is not None else ""
-        return (f"cache {path} is locked by another process{waited}; wait for that run to "
-                "finish, or pass another --cache")
+        return (
+            f"cache {path} is locked by another process{waited}; wait for that run to "
+            "finish, or pass another --cache"
+        )
     if "readonly" in lower or "read-only" in lower:
-        return (f"cache {path} is read-only ({text}); make it writable, or pass another "
-                "--cache, or run with --no-cache")
+        return (
+            f"cache {path} is read-only ({text}); make it writable, or pass another "
+            "--cache, or run with --no-cache"
+        )
     if "unable to open" in lower or "disk i/o" in lower or "full" in lower:
-        return (f"cannot use cache {path} ({text}): check that it and its folder are "
-                "readable and writable with space left, or pass another --cache")
+        return (
+            f"cannot use cache {path} ({text}): check that it and its folder are "
+            "readable and writable with space left, or pass another --cache"
+        )
     return f"cache {path}: SQLite error ({text}); pass another --cache or run with --no-cache"
 
 
@@ -75,19 +85,25 @@ def require_cache(path) -> None:
     except OSError as exc:
         raise CacheError(describe(path, exc)) from None
     if head != _SQLITE_MAGIC:
-        raise CacheError(f"cache {path} is not a usable annealq cache (not an SQLite "
-                         "database): annealq leaves it untouched; pass another --cache, "
-                         "or run with --no-cache")
+        raise CacheError(
+            f"cache {path} is not a usable annealq cache (not an SQLite "
+            "database): annealq leaves it untouched; pass another --cache, "
+            "or run with --no-cache"
+        )
     with sqlite_errors(path):
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")
-                if not row[0].startswith("sqlite_")}
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not row[0].startswith("sqlite_")
+            }
             columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
         finally:
             conn.close()
     if tables and (tables - _TABLES or not _ENTRY_COLUMNS <= columns):
-        raise CacheError(f"cache {path} is not a usable annealq cache (an SQLite database "
-                         f"of tables {', '.join(sorted(tables))[:120]}): annealq leaves it "
-                         "untouched; pass another --cache, or run with --no-cache")
+        raise CacheError(
+            f"cache {path} is not a usable annealq cache (an SQLite database "
+            f"of tables {', '.join(sorted(tables))[:120]}): annealq leaves it "
+            "untouched; pass another --cache, or run with --no-cache"
+        )

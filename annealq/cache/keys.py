@@ -85,10 +85,16 @@ def bqm_hash(bqm: dimod.BinaryQuadraticModel, *, bits: int = HASH_BITS) -> str:
     keep = quadratic != 0
     pair = np.minimum(row, col)[keep] * len(order) + np.maximum(row, col)[keep]
     by_pair = np.argsort(pair)
-    parts = (_HASH_VERSION, bqm.vartype.name.encode(), str(bits).encode(),
-             ("[" + ",".join(texts[k] for k in rank) + "]").encode(),
-             linear.tobytes(), pair[by_pair].astype("<i8").tobytes(),
-             quadratic[keep][by_pair].tobytes(), offset.tobytes())
+    parts = (
+        _HASH_VERSION,
+        bqm.vartype.name.encode(),
+        str(bits).encode(),
+        ("[" + ",".join(texts[k] for k in rank) + "]").encode(),
+        linear.tobytes(),
+        pair[by_pair].astype("<i8").tobytes(),
+        quadratic[keep][by_pair].tobytes(),
+        offset.tobytes(),
+    )
     digest = hashlib.sha256()
     for part in parts:  # length-prefixed, so no two different BQMs give the same stream
         digest.update(len(part).to_bytes(8, "little"))
@@ -111,7 +117,7 @@ def layer_hashes(lq, *, bits: int = HASH_BITS) -> list[str]:
     digests = []
     for i in range(lq.n_neurons):
         neuron = shared.copy()
-        for row in (lq.scales[i], lq.linear[i], lq.offset[i:i + 1]):
+        for row in (lq.scales[i], lq.linear[i], lq.offset[i : i + 1]):
             neuron.update(_round_significant(row, bits).tobytes())
         neuron.update(np.packbits(lq.free[i]).tobytes())
         digests.append(neuron.hexdigest())
@@ -143,8 +149,12 @@ def cache_key(bqm_hash: str, solver_name: str, parameters: Mapping | None = None
     """
     validate_text(bqm_hash, "bqm_hash")
     validate_text(solver_name, "solver_name")
-    payload = {"version": _KEY_VERSION, "bqm": bqm_hash, "solver": solver_name,
-               "parameters": _key_parameters(parameters or {})}
+    payload = {
+        "version": _KEY_VERSION,
+        "bqm": bqm_hash,
+        "solver": solver_name,
+        "parameters": _key_parameters(parameters or {}),
+    }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -162,8 +172,10 @@ def _label_json(label) -> str:
     try:
         return _LABEL_ENCODER.encode(label)
     except (TypeError, ValueError):
-        raise ValueError(f"variable label {label!r} cannot be hashed: labels must be str, "
-                         "int, float, bool, None or tuples of them") from None
+        raise ValueError(
+            f"variable label {label!r} cannot be hashed: labels must be str, "
+            "int, float, bool, None or tuples of them"
+        ) from None
 
 
 def label_from_json(value):
@@ -188,8 +200,11 @@ def is_credential(name) -> bool:
 def _key_parameters(parameters: Mapping) -> dict:
     if not isinstance(parameters, Mapping):
         raise ValueError(f"parameters must be a mapping, got {type(parameters).__name__}")
-    return {str(name): _key_value(value, name) for name, value in parameters.items()
-            if value is not None and not is_credential(name)}
+    return {
+        str(name): _key_value(value, name)
+        for name, value in parameters.items()
+        if value is not None and not is_credential(name)
+    }
 
 
 def _key_value(value, name):
@@ -203,16 +218,23 @@ def _key_value(value, name):
     if isinstance(value, dimod.SampleSet):  # initial_states: samples by label, sorted
         texts = [_label_json(v) for v in value.variables]
         rank = sorted(range(len(texts)), key=texts.__getitem__)
-        return {"variables": [texts[k] for k in rank],
-                "samples": value.record.sample[:, rank].tolist()}
+        return {
+            "variables": [texts[k] for k in rank],
+            "samples": value.record.sample[:, rank].tolist(),
+        }
     if isinstance(value, Mapping):
-        return {_label_json(k): _key_value(v, name)  # JSON text: "1" and 1 stay apart
-                for k, v in value.items() if not is_credential(k)}
+        return {
+            _label_json(k): _key_value(v, name)  # JSON text: "1" and 1 stay apart
+            for k, v in value.items()
+            if not is_credential(k)
+        }
     if isinstance(value, (list, tuple)):
         return [_key_value(v, name) for v in value]
-    raise ValueError(f"parameter {name!r} has a value of type {type(value).__name__}, which "
-                     "cannot be part of a cache key; pass numbers, strings, sequences, "
-                     "mappings, numpy arrays or a SampleSet")
+    raise ValueError(
+        f"parameter {name!r} has a value of type {type(value).__name__}, which "
+        "cannot be part of a cache key; pass numbers, strings, sequences, "
+        "mappings, numpy arrays or a SampleSet"
+    )
 
 
 def entry_checksum(key: str, solver: str, sample: str, energy: float) -> str:

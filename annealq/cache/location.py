@@ -36,8 +36,9 @@ def per_user_folder() -> Path:
 def check_location(path: Path) -> None:
     """A user-given cache's folder must exist (only the per-user folder is created)."""
     if path.is_dir():
-        raise CacheError(f"cache {path} is a folder, not a file; pass a file such as "
-                         f"{path / 'cache.sqlite'}")
+        raise CacheError(
+            f"cache {path} is a folder, not a file; pass a file such as {path / 'cache.sqlite'}"
+        )
     folder = path.parent
     if folder.is_dir():
         return
@@ -46,8 +47,11 @@ def check_location(path: Path) -> None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise CacheError(f"cannot create the cache folder {folder} ({exc.strerror}); "
-                                 "pass --cache PATH or --no-cache") from None
+                raise CacheError(
+                    f"cannot create the cache folder {folder} ({exc.strerror}); "
+                    "pass --cache PATH or --no-cache"
+                ) from None
         return
-    raise CacheError(f"cache {path}: folder {folder} does not exist; create it, or pass "
-                     "another --cache")
+    raise CacheError(
+        f"cache {path}: folder {folder} does not exist; create it, or pass another --cache"
+    )

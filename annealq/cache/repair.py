@@ -59,21 +59,35 @@ class CheckReport:
 
     @property
     def healthy(self) -> bool:
-        return (self.integrity == ["ok"] and not self.bad_checksum and not self.unreadable
-                and not self.lost_rows)
+        return (
+            self.integrity == ["ok"]
+            and not self.bad_checksum
+            and not self.unreadable
+            and not self.lost_rows
+        )
 
     def lines(self) -> list[str]:
-        state = "ok" if self.integrity == ["ok"] else (
-            f"{len(self.integrity)} problem(s), first: {self.integrity[0]}")
-        lines = [f"cache {self.path}: SQLite integrity check {state}",
-                 f"entries: {self.valid} valid, {self.bad_checksum} failing their checksum, "
-                 f"{self.unreadable} unreadable, {self.lost_rows} in damaged pages"]
+        state = (
+            "ok"
+            if self.integrity == ["ok"]
+            else (f"{len(self.integrity)} problem(s), first: {self.integrity[0]}")
+        )
+        lines = [
+            f"cache {self.path}: SQLite integrity check {state}",
+            f"entries: {self.valid} valid, {self.bad_checksum} failing their checksum, "
+            f"{self.unreadable} unreadable, {self.lost_rows} in damaged pages",
+        ]
         if self.unverified:
-            lines.append(f"  ({self.unverified} of the valid entries predate checksums: "
-                         "each hit is still checked against its recomputed energy)")
-        lines.append("healthy" if self.healthy else
-                     f"damaged: 'annealq cache repair --cache {self.path}' keeps the "
-                     f"{self.valid} valid entries")
+            lines.append(
+                f"  ({self.unverified} of the valid entries predate checksums: "
+                "each hit is still checked against its recomputed energy)"
+            )
+        lines.append(
+            "healthy"
+            if self.healthy
+            else f"damaged: 'annealq cache repair --cache {self.path}' keeps the "
+            f"{self.valid} valid entries"
+        )
         return lines
 
 
@@ -106,11 +120,14 @@ def repair_cache(path) -> tuple[CheckReport, int]:
         pass
     check_target("cache", path)  # a link is never replaced by the repaired file
     try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                                 suffix=".repair")
+        descriptor, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".repair"
+        )
     except OSError as exc:
-        raise CacheError(f"cannot repair cache {path}: no fresh file can be written in "
-                         f"{path.parent} ({exc.strerror or exc})") from None
+        raise CacheError(
+            f"cannot repair cache {path}: no fresh file can be written in "
+            f"{path.parent} ({exc.strerror or exc})"
+        ) from None
     os.close(descriptor)
     try:
         with _reader(path) as source, sqlite_errors(path):
@@ -124,12 +141,17 @@ def repair_cache(path) -> tuple[CheckReport, int]:
                     _result, problem = decode_row(*row[1:8])
                     _count(report, row, problem)
                     if problem is None:
-                        target.execute(f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES "
-                                       "(?, ?, ?, ?, ?, ?, ?, ?, ?)", _stored(row))
+                        target.execute(
+                            f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            _stored(row),
+                        )
                         kept += 1
                 with contextlib.suppress(sqlite3.Error):
-                    target.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                       source.execute("SELECT name, value FROM meta"))
+                    target.executemany(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                        source.execute("SELECT name, value FROM meta"),
+                    )
                 target.execute("COMMIT")
             finally:
                 target.close()
@@ -149,8 +171,9 @@ def repair_cache(path) -> tuple[CheckReport, int]:
 def _reader(path):
     path = Path(path)
     if not path.is_file():
-        raise CacheError(f"no cache file at {path}" + (" (it is a folder)" if path.is_dir()
-                                                        else ""))
+        raise CacheError(
+            f"no cache file at {path}" + (" (it is a folder)" if path.is_dir() else "")
+        )
     require_cache(path)
     with sqlite_errors(path):
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -160,8 +183,10 @@ def _reader(path):
         conn.close()
 
 
-_READ = "SELECT rowid, key, solver, sample, energy, info, wall_seconds, checksum, " \
-        "sampleset, created FROM entries"
+_READ = (
+    "SELECT rowid, key, solver, sample, energy, info, wall_seconds, checksum, "
+    "sampleset, created FROM entries"
+)
 
 
 def _scan(conn, report: CheckReport):
@@ -173,8 +198,9 @@ def _scan(conn, report: CheckReport):
         return
     for low in range(1, top + 1, _BATCH):
         try:
-            rows = conn.execute(f"{_READ} WHERE rowid BETWEEN ? AND ?",
-                                (low, low + _BATCH - 1)).fetchall()
+            rows = conn.execute(
+                f"{_READ} WHERE rowid BETWEEN ? AND ?", (low, low + _BATCH - 1)
+            ).fetchall()
         except sqlite3.DatabaseError:
             rows = []
             for rowid in range(low, min(low + _BATCH, top + 1)):

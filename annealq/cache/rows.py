@@ -88,8 +88,11 @@ def _jsonable(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(k): _jsonable(v) for k, v in value.items()
-                if not is_credential(k)}
+        return {
+            k if isinstance(k, str) else str(k): _jsonable(v)
+            for k, v in value.items()
+            if not is_credential(k)
+        }
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return str(value)
@@ -98,8 +101,9 @@ def _jsonable(value):
 def plain_info(sampleset: dimod.SampleSet) -> dimod.SampleSet:
     """``sampleset`` with JSON-safe info: dimod's serializer cannot take tuple-labelled
     mappings (a QPU's ``embedding_context`` keyed by ``("w", j)``)."""
-    return dimod.SampleSet(sampleset.record, sampleset.variables,
-                           _jsonable(dict(sampleset.info)), sampleset.vartype)
+    return dimod.SampleSet(
+        sampleset.record, sampleset.variables, _jsonable(dict(sampleset.info)), sampleset.vartype
+    )
 
 
 def dumps(value) -> str:

@@ -74,8 +74,9 @@ class CNNConfig:
 
 REFERENCE_CNNS = {
     "digits": CNNConfig((1, 8, 8), False, (8, 16), (False, True), epochs=8, batch_size=64),
-    "cifar10": CNNConfig((3, 32, 32), True, (32, 64, 128), (True, True, True), epochs=10,
-                         flip=True),
+    "cifar10": CNNConfig(
+        (3, 32, 32), True, (32, 64, 128), (True, True, True), epochs=10, flip=True
+    ),
 }
 
 
@@ -85,8 +86,11 @@ def build_cnn(dataset_name: str, n_classes: int = 10, config: CNNConfig | None =
     channels, height, width = config.shape
     layers: list = [Images(channels, height, width, config.channels_last)]
     for out, pool in zip(config.blocks, config.pool):
-        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
-                   nn.ReLU()]
+        layers += [
+            nn.Conv2d(channels, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(),
+        ]
         if pool:
             layers.append(nn.MaxPool2d(2))
             height, width = height // 2, width // 2
@@ -105,12 +109,16 @@ def reference_cnn(dataset, *, seed: int = 0, models_dir=None, retrain: bool = Fa
         ValueError: a dataset without a reference CNN.
     """
     if dataset.name not in REFERENCE_CNNS:
-        raise ValueError(f"no reference CNN for dataset {dataset.name!r}; CNNs exist for "
-                         f"{', '.join(REFERENCE_CNNS)}")
+        raise ValueError(
+            f"no reference CNN for dataset {dataset.name!r}; CNNs exist for "
+            f"{', '.join(REFERENCE_CNNS)}"
+        )
     config = REFERENCE_CNNS[dataset.name]
-    path = models_folder(models_dir) / (f"{dataset.name}-{config_tag(config)}"
-                                        f"-d{data_digest(dataset)}-seed{seed}"
-                                        f"-v{_CACHE_VERSION}.pt")
+    path = models_folder(models_dir) / (
+        f"{dataset.name}-{config_tag(config)}"
+        f"-d{data_digest(dataset)}-seed{seed}"
+        f"-v{_CACHE_VERSION}.pt"
+    )
     if path.is_file() and not retrain:
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,8 +130,13 @@ def reference_cnn(dataset, *, seed: int = 0, models_dir=None, retrain: bool = Fa
     log.info("training the %s reference CNN (%s, seed %d)", dataset.name, config, seed)
     model = train_cnn(dataset, seed=seed, config=config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"version": _CACHE_VERSION, "config": asdict(config), "seed": seed,
-               "dataset": dataset.name, "state_dict": model.state_dict()}
+    payload = {
+        "version": _CACHE_VERSION,
+        "config": asdict(config),
+        "seed": seed,
+        "dataset": dataset.name,
+        "state_dict": model.state_dict(),
+    }
     atomic_write(path, lambda stream: torch.save(payload, stream))
     return model, path
 
@@ -142,19 +155,25 @@ def train_cnn(dataset, *, seed: int = 0, config: CNNConfig | None = None, thread
         generator = torch.Generator().manual_seed(seed)
         model = build_cnn(dataset.name, dataset.n_classes, config)
         inputs = Images(*config.shape, config.channels_last)(
-            torch.as_tensor(dataset.x_train, dtype=torch.float32)).contiguous()
+            torch.as_tensor(dataset.x_train, dtype=torch.float32)
+        ).contiguous()
         targets = torch.as_tensor(dataset.y_train)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         # the learning rate drops tenfold for the last quarter of the epochs
         schedule = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, [max(1, (3 * config.epochs) // 4)], gamma=0.1)
+            optimizer, [max(1, (3 * config.epochs) // 4)], gamma=0.1
+        )
         loss_fn = nn.CrossEntropyLoss()
         body = model[1:]  # the batches are already images
-        for epoch in tqdm(range(config.epochs), desc="training the reference CNN",
-                          unit="epoch", disable=None, leave=False):
+        for epoch in tqdm(
+            range(config.epochs),
+            desc="training the reference CNN",
+            unit="epoch",
+            disable=None,
+            leave=False,
+        ):
             model.train()
-            for batch in torch.randperm(len(inputs), generator=generator).split(
-                    config.batch_size):
+            for batch in torch.randperm(len(inputs), generator=generator).split(config.batch_size):
                 x = inputs[batch]
                 if config.flip:
                     flip = torch.rand(len(x), generator=generator) < 0.5
@@ -172,5 +191,7 @@ def train_cnn(dataset, *, seed: int = 0, config: CNNConfig | None = None, thread
 def config_tag(config: CNNConfig) -> str:
     """A file-name tag of a CNN's architecture and training."""
     blocks = "-".join(f"{c}{'p' if p else ''}" for c, p in zip(config.blocks, config.pool))
-    return (f"cnn{blocks}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
-            f"{'-flip' if config.flip else ''}")
+    return (
+        f"cnn{blocks}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
+        f"{'-flip' if config.flip else ''}"
+    )

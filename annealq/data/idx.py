@@ -46,7 +46,9 @@ def read_idx(path) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = header + dtype.itemsize * int(np.prod(shape))
     if len(raw) != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes), the file "
-                         f"has {len(raw)} bytes")
+        raise ValueError(
+            f"{path}: IDX header says shape {shape} ({expected} bytes), the file "
+            f"has {len(raw)} bytes"
+        )
     array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="))

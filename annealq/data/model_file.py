@@ -45,12 +45,19 @@ def save_model(model, path) -> None:
 
     architecture = describe(model)
     if architecture is None:
-        raise ValueError(f"{type(model).__name__} is not an nn.Sequential of standard torch.nn "
-                         f"layers: save it as TorchScript (torch.jit.save) instead")
-    state = {name: tensor.detach().cpu().contiguous()
-             for name, tensor in model.state_dict().items()}
-    meta = {"format": FORMAT, "version": VERSION, "architecture": architecture,
-            "sha256": tensor_digest(state)}
+        raise ValueError(
+            f"{type(model).__name__} is not an nn.Sequential of standard torch.nn "
+            f"layers: save it as TorchScript (torch.jit.save) instead"
+        )
+    state = {
+        name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()
+    }
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": architecture,
+        "sha256": tensor_digest(state),
+    }
     data = save(state, metadata={"annealq_model": json.dumps(meta)})
     atomic_write(Path(path), lambda stream: stream.write(data))
 
@@ -77,21 +84,22 @@ def read_model(path):
             state = {name: archive.get_tensor(name) for name in archive.keys()}
     except Exception as exc:  # safetensors' errors, a missing key, bad JSON
         reason = first_line(exc)
-        raise ValueError(f"cannot read model file {path}: damaged, or not a model saved by "
-                         f"annealq.save_model ({reason})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT \
-            or meta.get("version") != VERSION:
+        raise ValueError(
+            f"cannot read model file {path}: damaged, or not a model saved by "
+            f"annealq.save_model ({reason})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"model file {path} is not a model saved by annealq.save_model")
     if meta.get("sha256") != tensor_digest(state):
-        raise ValueError(f"model file {path} is damaged: its tensors do not match their "
-                         f"checksum")
+        raise ValueError(f"model file {path} is damaged: its tensors do not match their checksum")
     try:
         numbers = sum(tensor.numel() for tensor in state.values())
         model = build_bounded(meta["architecture"], numbers, exact=True)
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"model file {path}: its architecture and tensors disagree "
-                         f"({first_line(exc)})") from None
+        raise ValueError(
+            f"model file {path}: its architecture and tensors disagree ({first_line(exc)})"
+        ) from None
     return model.eval()
 
 
@@ -108,28 +116,40 @@ def torch_load(path: Path, trust_pickle: bool):
                     f"model file {path} is a pickled module (torch.save(model)): reading it "
                     f"can run arbitrary code. If you trust its source, pass --trust-pickle "
                     f"(trust_pickle=True); or save the model without pickle with "
-                    f"annealq.save_model(model, path)") from None
-            raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                             f"file (a module pickled in torch's legacy format needs "
-                             f"--trust-pickle)") from None
+                    f"annealq.save_model(model, path)"
+                ) from None
+            raise ValueError(
+                f"cannot read model file {path}: not a torch.save or TorchScript "
+                f"file (a module pickled in torch's legacy format needs "
+                f"--trust-pickle)"
+            ) from None
     except Exception as exc:
-        raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({first_line(exc)})") from None
+        raise ValueError(
+            f"cannot read model file {path}: not a torch.save or TorchScript "
+            f"file ({first_line(exc)})"
+        ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything; the user needs one line
-        raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({first_line(exc)})") from None
+        raise ValueError(
+            f"cannot read model file {path}: not a torch.save or TorchScript "
+            f"file ({first_line(exc)})"
+        ) from None
     try:
         model = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling raises anything; the user needs one line
-        raise ValueError(f"cannot read model file {path}: not a torch.save or TorchScript "
-                         f"file ({first_line(exc)})") from None
+        raise ValueError(
+            f"cannot read model file {path}: not a torch.save or TorchScript "
+            f"file ({first_line(exc)})"
+        ) from None
     if not isinstance(model, torch.nn.Module):
-        hint = (" (a state_dict does not record the architecture: save the whole module "
-                "with torch.save(model))" if isinstance(model, dict) else "")
-        raise ValueError(f"model file {path} holds a {type(model).__name__}, not a "
-                         f"torch.nn.Module{hint}")
+        hint = (
+            " (a state_dict does not record the architecture: save the whole module "
+            "with torch.save(model))"
+            if isinstance(model, dict)
+            else ""
+        )
+        raise ValueError(
+            f"model file {path} holds a {type(model).__name__}, not a torch.nn.Module{hint}"
+        )
     return model.eval()
-
-

@@ -75,8 +75,17 @@ def build_mlp(in_features: int, hidden: tuple[int, ...], n_classes: int):
     return nn.Sequential(*layers)
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (64,), epochs: int = 30,
-              batch_size: int = 64, lr: float = 1e-3, seed: int = 0, n_classes=None):
+def train_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    hidden: tuple[int, ...] = (64,),
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    n_classes=None,
+):
     """Train an MLP classifier with Adam on ``(x, y)``; same seed, same model."""
     threads = torch.get_num_threads()
     # One thread: reductions then run in one fixed order, so the same seed gives the same
@@ -108,12 +117,24 @@ def reference_model(dataset, *, seed: int = 0, models_dir=None, retrain: bool = 
         except Exception as exc:  # a damaged cache file is trained again
             log.warning("retraining: cannot read cached model %s (%s)", path, exc)
     log.info("training the %s reference MLP (%s, seed %d)", dataset.name, config, seed)
-    model = train_mlp(dataset.x_train, dataset.y_train, hidden=config.hidden,
-                      epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                      seed=seed, n_classes=dataset.n_classes)
+    model = train_mlp(
+        dataset.x_train,
+        dataset.y_train,
+        hidden=config.hidden,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=seed,
+        n_classes=dataset.n_classes,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"version": _CACHE_VERSION, "config": asdict(config), "seed": seed,
-               "dataset": dataset.name, "state_dict": model.state_dict()}
+    payload = {
+        "version": _CACHE_VERSION,
+        "config": asdict(config),
+        "seed": seed,
+        "dataset": dataset.name,
+        "state_dict": model.state_dict(),
+    }
     atomic_write(path, lambda stream: torch.save(payload, stream))
     return model, path
 
@@ -128,8 +149,7 @@ def models_folder(models_dir=None) -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "annealq" / "models"
 
 
-def load_model(path, *, example=None, trust_pickle: bool = False,
-               trust_torchscript: bool = False):
+def load_model(path, *, example=None, trust_pickle: bool = False, trust_torchscript: bool = False):
     """Read a model file: :func:`~annealq.data.model_file.save_model`'s (safetensors and a
     JSON architecture), TorchScript, or — with ``trust_pickle`` — a whole pickled module.
 
@@ -160,17 +180,24 @@ def load_model(path, *, example=None, trust_pickle: bool = False,
         check_zip(path, "model file")  # torch reads damaged tensor bytes without a word
     if is_torchscript(path):
         if not trust_torchscript:
-            raise ValueError(f"model file {path} is TorchScript: loading it runs code the "
-                             f"file carries. If you trust its source, pass "
-                             f"--trust-torchscript (trust_torchscript=True); or save the "
-                             f"model without code with annealq.save_model(model, path)")
+            raise ValueError(
+                f"model file {path} is TorchScript: loading it runs code the "
+                f"file carries. If you trust its source, pass "
+                f"--trust-torchscript (trust_torchscript=True); or save the "
+                f"model without code with annealq.save_model(model, path)"
+            )
         return read_torchscript(path, example)
     model = torch_load(path, trust_pickle)
     if not isinstance(model, torch.nn.Module):
-        hint = (" (a state_dict does not record the architecture: save the model with "
-                "annealq.save_model(model, path))" if isinstance(model, dict) else "")
-        raise ValueError(f"model file {path} holds a {type(model).__name__}, not a "
-                         f"torch.nn.Module{hint}")
+        hint = (
+            " (a state_dict does not record the architecture: save the model with "
+            "annealq.save_model(model, path))"
+            if isinstance(model, dict)
+            else ""
+        )
+        raise ValueError(
+            f"model file {path} holds a {type(model).__name__}, not a torch.nn.Module{hint}"
+        )
     return model.eval()
 
 
@@ -214,8 +241,8 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, *, batch_size: int = 4096) -> 
     correct = 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(torch.as_tensor(x[start:start + batch_size], dtype=dtype))
-            correct += int((logits.argmax(dim=1).numpy() == y[start:start + batch_size]).sum())
+            logits = model(torch.as_tensor(x[start : start + batch_size], dtype=dtype))
+            correct += int((logits.argmax(dim=1).numpy() == y[start : start + batch_size]).sum())
     return correct / len(x)
 
 
@@ -227,11 +254,15 @@ def describe(model) -> str:
         parameters = sum(p.numel() for p in model.parameters())
         return f"{type(model).__name__}, {len(linears)} nn.Linear, {parameters:,} parameters"
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    dense = "-".join(str(n) for n in [linears[0].in_features,
-                                     *(m.out_features for m in linears)]) if linears else ""
+    dense = (
+        "-".join(str(n) for n in [linears[0].in_features, *(m.out_features for m in linears)])
+        if linears
+        else ""
+    )
     if convs:
-        channels = "-".join(str(n) for n in [convs[0].in_channels,
-                                             *(m.out_channels for m in convs)])
+        channels = "-".join(
+            str(n) for n in [convs[0].in_channels, *(m.out_channels for m in convs)]
+        )
         return f"CNN conv {channels}" + (f" linear {dense}" if dense else "")
     return f"MLP {dense}" if dense else type(model).__name__
 
@@ -245,8 +276,9 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
     # a bar on a terminal only (disable=None): training a reference model takes a while
-    for _ in tqdm(range(epochs), desc="training the reference MLP", unit="epoch",
-                  disable=None, leave=False):
+    for _ in tqdm(
+        range(epochs), desc="training the reference MLP", unit="epoch", disable=None, leave=False
+    ):
         for batch in torch.randperm(len(inputs), generator=generator).split(batch_size):
             optimizer.zero_grad()
             loss_fn(model(inputs[batch]), targets[batch]).backward()
@@ -256,6 +288,8 @@ def _train(x, y, hidden, epochs, batch_size, lr, seed, n_classes):
 
 def _reference_path(dataset, config: ReferenceConfig, seed: int, models_dir) -> Path:
     arch = "-".join(str(n) for n in (dataset.n_features, *config.hidden, dataset.n_classes))
-    name = (f"{dataset.name}-mlp{arch}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
-            f"-d{data_digest(dataset)}-seed{seed}-v{_CACHE_VERSION}.pt")
+    name = (
+        f"{dataset.name}-mlp{arch}-e{config.epochs}-b{config.batch_size}-lr{config.lr:g}"
+        f"-d{data_digest(dataset)}-seed{seed}-v{_CACHE_VERSION}.pt"
+    )
     return models_folder(models_dir) / name

@@ -57,8 +57,10 @@ class TextDataset:
         non-overlapping offsets: token ids ``(size, context)`` (int64)."""
         slots = len(self.train) // context
         if not 0 < size <= slots:
-            raise ValueError(f"calibration size must be 1..{slots} windows of {context} "
-                             f"bytes of {self.name}'s training split, got {size}")
+            raise ValueError(
+                f"calibration size must be 1..{slots} windows of {context} "
+                f"bytes of {self.name}'s training split, got {size}"
+            )
         index = np.sort(np.random.default_rng(seed).choice(slots, size=size, replace=False))
         starts = index[:, None] * context + np.arange(context)
         return self.train[starts].astype(np.int64)
@@ -69,9 +71,11 @@ class TextDataset:
         spaced over the split."""
         count = len(self.test) // context
         if count == 0:
-            raise ValueError(f"{self.name}'s test split ({len(self.test)} bytes) is shorter "
-                             f"than one window of {context}")
-        all_windows = self.test[:count * context].reshape(count, context)
+            raise ValueError(
+                f"{self.name}'s test split ({len(self.test)} bytes) is shorter "
+                f"than one window of {context}"
+            )
+        all_windows = self.test[: count * context].reshape(count, context)
         if limit is not None and limit < count:
             all_windows = all_windows[np.linspace(0, count - 1, limit).round().astype(int)]
         return all_windows.astype(np.int64)
@@ -87,19 +91,25 @@ def load_text(name: str = "pystdlib", *, data_dir=None, path=None) -> TextDatase
     if path is not None:
         return _from_path(Path(path).expanduser())
     if name not in TEXT_DATASETS:
-        raise ValueError(f"unknown text dataset {name!r}; choose one of "
-                         f"{', '.join(TEXT_DATASETS)} or pass a path")
+        raise ValueError(
+            f"unknown text dataset {name!r}; choose one of "
+            f"{', '.join(TEXT_DATASETS)} or pass a path"
+        )
     folder, origin = data_folder(data_dir)
     files = [folder / file for file in _PYSTDLIB]
     missing = [str(file) for file in files if not file.is_file()]
     if missing:
-        raise DatasetNotFoundError(f"{name} needs {', '.join(missing)} (data folder from "
-                                   f"{origin}); see the data folder's README for its source")
+        raise DatasetNotFoundError(
+            f"{name} needs {', '.join(missing)} (data folder from "
+            f"{origin}); see the data folder's README for its source"
+        )
     for file, digest in zip(files, _PYSTDLIB.values()):
         actual = hashlib.sha256(file.read_bytes()).hexdigest()
         if actual != digest:
-            raise ValueError(f"{file} is not the recorded {file.name} (SHA-256 {actual[:16]}…, "
-                             f"expected {digest[:16]}…)")
+            raise ValueError(
+                f"{file} is not the recorded {file.name} (SHA-256 {actual[:16]}…, "
+                f"expected {digest[:16]}…)"
+            )
     return TextDataset(name, _read(files[0]), _read(files[1]))
 
 

@@ -59,14 +59,17 @@ def _eager_from_script(script, path):
     """An ordinary module equal to a scripted ``nn.Sequential`` of standard torch.nn layers."""
     name = script.original_name
     if name == "Sequential":
-        return nn.Sequential(*(_eager_from_script(child, path) for _, child in
-                               script.named_children()))
+        return nn.Sequential(
+            *(_eager_from_script(child, path) for _, child in script.named_children())
+        )
     cls = getattr(nn, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)) or name in _CONTAINERS:
-        raise ValueError(f"TorchScript model {path} contains a {name}, which annealq cannot "
-                         f"rebuild (TorchScript runs no forward hooks, so only nn.Sequential "
-                         f"models of standard torch.nn layers are accepted); save the module "
-                         f"itself with torch.save(model)")
+        raise ValueError(
+            f"TorchScript model {path} contains a {name}, which annealq cannot "
+            f"rebuild (TorchScript runs no forward hooks, so only nn.Sequential "
+            f"models of standard torch.nn layers are accepted); save the module "
+            f"itself with torch.save(model)"
+        )
     kwargs = {}
     for parameter in list(inspect.signature(cls.__init__).parameters)[1:]:
         if parameter == "bias":  # a flag in the constructor, a tensor (or None) after it
@@ -77,13 +80,15 @@ def _eager_from_script(script, path):
         module = cls(**kwargs)
         module.load_state_dict(script.state_dict())
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"cannot rebuild the {name} of TorchScript model {path}: "
-                         f"{first_line(exc)}") from None
+        raise ValueError(
+            f"cannot rebuild the {name} of TorchScript model {path}: {first_line(exc)}"
+        ) from None
     return module
 
 
-_CONTAINERS = frozenset({"Module", "ModuleList", "ModuleDict", "ParameterList",
-                         "ParameterDict", "Sequential"})
+_CONTAINERS = frozenset(
+    {"Module", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Sequential"}
+)
 
 
 def _check_same_outputs(model, script, example, path) -> None:
@@ -94,11 +99,16 @@ def _check_same_outputs(model, script, example, path) -> None:
         try:
             expected = script.eval()(x)
         except Exception as exc:
-            raise ValueError(f"TorchScript model {path} cannot run on inputs of shape "
-                             f"{tuple(x.shape)}: {first_line(exc)}") from None
+            raise ValueError(
+                f"TorchScript model {path} cannot run on inputs of shape "
+                f"{tuple(x.shape)}: {first_line(exc)}"
+            ) from None
         rebuilt = model.eval()(x)
-    if rebuilt.shape != expected.shape or not torch.allclose(rebuilt, expected, rtol=1e-5,
-                                                              atol=1e-6):
-        raise ValueError(f"TorchScript model {path} could not be rebuilt faithfully (its "
-                         f"layers' settings are not all recorded, as in traced models); save "
-                         f"the module itself with torch.save(model)")
+    if rebuilt.shape != expected.shape or not torch.allclose(
+        rebuilt, expected, rtol=1e-5, atol=1e-6
+    ):
+        raise ValueError(
+            f"TorchScript model {path} could not be rebuilt faithfully (its "
+            f"layers' settings are not all recorded, as in traced models); save "
+            f"the module itself with torch.save(model)"
+        )

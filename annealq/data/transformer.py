@@ -64,8 +64,10 @@ class Block(nn.Module):
     def forward(self, x):
         n, t, d = x.shape
         h = self.norm1(x)
-        q, k, v = (p(h).reshape(n, t, self.heads, d // self.heads).transpose(1, 2)
-                   for p in (self.q, self.k, self.v))
+        q, k, v = (
+            p(h).reshape(n, t, self.heads, d // self.heads).transpose(1, 2)
+            for p in (self.q, self.k, self.v)
+        )
         attention = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.o(attention.transpose(1, 2).reshape(n, t, d))
         return x + self.down(F.gelu(self.up(self.norm2(x))))
@@ -78,15 +80,13 @@ class CausalLM(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(config.vocabulary, config.width)
         self.position = nn.Embedding(config.context, config.width)
-        self.blocks = nn.ModuleList(Block(config.width, config.heads)
-                                    for _ in range(config.blocks))
+        self.blocks = nn.ModuleList(Block(config.width, config.heads) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, config.vocabulary, bias=False)
         self.head.weight = self.embed.weight  # tied
 
     def forward(self, tokens):
-        x = self.embed(tokens) + self.position(torch.arange(tokens.shape[1],
-                                                            device=tokens.device))
+        x = self.embed(tokens) + self.position(torch.arange(tokens.shape[1], device=tokens.device))
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
@@ -103,8 +103,14 @@ def build_lm(config: LMConfig) -> CausalLM:
     return model
 
 
-def reference_lm(dataset, *, seed: int = 0, models_dir=None, retrain: bool = False,
-                 config: LMConfig | None = None):
+def reference_lm(
+    dataset,
+    *,
+    seed: int = 0,
+    models_dir=None,
+    retrain: bool = False,
+    config: LMConfig | None = None,
+):
     """The reference LM of ``dataset`` (a :class:`~annealq.data.text.TextDataset`), trained
     the first time (with a progress bar on a terminal) and then read from the cache.
 
@@ -112,10 +118,13 @@ def reference_lm(dataset, *, seed: int = 0, models_dir=None, retrain: bool = Fal
         ``(model, path of the cached file)``.
     """
     config = config or REFERENCE_LMS.get(dataset.name, LMConfig())
-    tag = (f"lm-w{config.width}-b{config.blocks}-h{config.heads}-c{config.context}"
-           f"-s{config.steps}-bs{config.batch_size}-lr{config.lr:g}")
-    path = models_folder(models_dir) / (f"{dataset.name}-{tag}-n{len(dataset.train)}"
-                                        f"-seed{seed}-v{_CACHE_VERSION}.pt")
+    tag = (
+        f"lm-w{config.width}-b{config.blocks}-h{config.heads}-c{config.context}"
+        f"-s{config.steps}-bs{config.batch_size}-lr{config.lr:g}"
+    )
+    path = models_folder(models_dir) / (
+        f"{dataset.name}-{tag}-n{len(dataset.train)}-seed{seed}-v{_CACHE_VERSION}.pt"
+    )
     if path.is_file() and not retrain:
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -127,14 +136,20 @@ def reference_lm(dataset, *, seed: int = 0, models_dir=None, retrain: bool = Fal
     log.info("training the %s reference LM (%s, seed %d)", dataset.name, config, seed)
     model = train_lm(dataset.train, config, seed=seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"version": _CACHE_VERSION, "config": asdict(config), "seed": seed,
-               "dataset": dataset.name, "state_dict": model.state_dict()}
+    payload = {
+        "version": _CACHE_VERSION,
+        "config": asdict(config),
+        "seed": seed,
+        "dataset": dataset.name,
+        "state_dict": model.state_dict(),
+    }
     atomic_write(path, lambda stream: torch.save(payload, stream))
     return model, path
 
 
-def train_lm(data: np.ndarray, config: LMConfig, *, seed: int = 0, threads: int = 1,
-             quiet: bool = False) -> CausalLM:
+def train_lm(
+    data: np.ndarray, config: LMConfig, *, seed: int = 0, threads: int = 1, quiet: bool = False
+) -> CausalLM:
     """Train on random windows of the bytes ``data``; same seed, same weights (one thread:
     one fixed reduction order whatever the machine's load)."""
     before = torch.get_num_threads()
@@ -144,21 +159,31 @@ def train_lm(data: np.ndarray, config: LMConfig, *, seed: int = 0, threads: int 
         generator = torch.Generator().manual_seed(seed)
         model = build_lm(config).train()
         tokens = torch.as_tensor(data.astype(np.int64))
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1,
-                                      betas=(0.9, 0.95))
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-            (step + 1) / config.warmup,
-            0.5 * (1 + math.cos(math.pi * step / config.steps))))
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=0.1, betas=(0.9, 0.95)
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: min(
+                (step + 1) / config.warmup, 0.5 * (1 + math.cos(math.pi * step / config.steps))
+            ),
+        )
         offsets = torch.arange(config.context + 1)
-        with tqdm(range(config.steps), desc="training the reference LM", unit="step",
-                  disable=True if quiet else None) as bar:
+        with tqdm(
+            range(config.steps),
+            desc="training the reference LM",
+            unit="step",
+            disable=True if quiet else None,
+        ) as bar:
             for step in bar:
-                starts = torch.randint(len(tokens) - config.context - 1,
-                                       (config.batch_size, 1), generator=generator)
+                starts = torch.randint(
+                    len(tokens) - config.context - 1, (config.batch_size, 1), generator=generator
+                )
                 batch = tokens[starts + offsets]
                 logits = model(batch[:, :-1])
-                loss = F.cross_entropy(logits.reshape(-1, config.vocabulary),
-                                       batch[:, 1:].reshape(-1))
+                loss = F.cross_entropy(
+                    logits.reshape(-1, config.vocabulary), batch[:, 1:].reshape(-1)
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)

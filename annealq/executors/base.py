@@ -67,10 +67,11 @@ class LayerWork:
         """All ``positions`` in one ``sample_layer`` call."""
         positions = list(positions)
         solved = self.sampler.sample_layer(
-            self.lq, neurons=[self.rows[k] for k in positions],
-            initial_states=None if self.starts is None else [self.starts[k]
-                                                             for k in positions],
-            **self.parameters)
+            self.lq,
+            neurons=[self.rows[k] for k in positions],
+            initial_states=None if self.starts is None else [self.starts[k] for k in positions],
+            **self.parameters,
+        )
         for k, result in zip(positions, solved):
             yield k, result, None
 

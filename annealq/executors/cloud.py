@@ -74,20 +74,37 @@ class CloudExecutor(Executor):
         sleep, clock: injected for tests.
     """
 
-    def __init__(self, policy: CloudPolicy = CloudPolicy(), *, fallback=None,
-                 sleep=time.sleep, clock=time.monotonic):
+    def __init__(
+        self,
+        policy: CloudPolicy = CloudPolicy(),
+        *,
+        fallback=None,
+        sleep=time.sleep,
+        clock=time.monotonic,
+    ):
         self.policy = policy
         self.fallback = fallback
         self._sleep, self._clock = sleep, clock
         self.spent = 0.0  # billed seconds of answered problems (the budget's account)
-        self.counts = {"problems": 0, "neurons": 0, "billed_seconds": 0.0,
-                       "estimated_seconds": 0.0, "retries": 0, "failures": 0,
-                       "timeouts": 0, "fallback_neurons": 0, "max_in_flight": 0,
-                       "uploaded_bytes": 0}
+        self.counts = {
+            "problems": 0,
+            "neurons": 0,
+            "billed_seconds": 0.0,
+            "estimated_seconds": 0.0,
+            "retries": 0,
+            "failures": 0,
+            "timeouts": 0,
+            "fallback_neurons": 0,
+            "max_in_flight": 0,
+            "uploaded_bytes": 0,
+        }
 
     def stats(self) -> dict:
-        return {**self.counts, "billed_seconds": round(self.counts["billed_seconds"], 6),
-                "estimated_seconds": round(self.counts["estimated_seconds"], 6)}
+        return {
+            **self.counts,
+            "billed_seconds": round(self.counts["billed_seconds"], 6),
+            "estimated_seconds": round(self.counts["estimated_seconds"], 6),
+        }
 
     def solve(self, work, positions):
         if isinstance(work, LayerWork) and isinstance(work.sampler, CloudLayerSampler):
@@ -105,8 +122,7 @@ class CloudExecutor(Executor):
             return
         waiting = [_Task(group) for group in problems.plan(positions, self.policy.pack)]
         flying: list = []  # (task, pending or its upload's future, deadline, estimate)
-        threads = min(self.policy.max_in_flight,
-                      getattr(problems.sampler, "concurrent_submits", 1))
+        threads = min(self.policy.max_in_flight, getattr(problems.sampler, "concurrent_submits", 1))
         uploads = ThreadPoolExecutor(threads) if threads > 1 else None
         try:
             while waiting or flying:
@@ -125,17 +141,23 @@ class CloudExecutor(Executor):
                     if pending.done():
                         flying.remove(entry)
                         progressed = True
-                        yield from (self._uploaded(problems, task, pending, flying, waiting,
-                                                   estimate) if isinstance(pending, Future)
-                                    else self._collect(problems, task, pending, waiting))
+                        yield from (
+                            self._uploaded(problems, task, pending, flying, waiting, estimate)
+                            if isinstance(pending, Future)
+                            else self._collect(problems, task, pending, waiting)
+                        )
                     elif deadline is not None and self._clock() > deadline:
                         flying.remove(entry)
                         progressed = True
                         pending.cancel()
                         self.counts["timeouts"] += 1
-                        yield from self._failed(problems, task, TimeoutError(
-                            f"no answer within {deadline - task.not_before:.0f} s"),
-                            waiting, transient=True)
+                        yield from self._failed(
+                            problems,
+                            task,
+                            TimeoutError(f"no answer within {deadline - task.not_before:.0f} s"),
+                            waiting,
+                            transient=True,
+                        )
                 if not progressed:
                     self._sleep(POLL_SECONDS)
         finally:  # stopped early (an error, or the caller gave up): nothing left running
@@ -143,8 +165,9 @@ class CloudExecutor(Executor):
                 uploads.shutdown(wait=True, cancel_futures=True)
             for _, pending, _, _ in flying:
                 if isinstance(pending, Future):
-                    pending = None if pending.cancelled() or pending.exception() else \
-                        pending.result()
+                    pending = (
+                        None if pending.cancelled() or pending.exception() else pending.result()
+                    )
                 if pending is not None:
                     pending.cancel()
 
@@ -157,8 +180,7 @@ class CloudExecutor(Executor):
         if budget is not None and self.spent + reserved + estimate > budget:
             return self._fall_back(problems, task, f"the cloud budget of {budget:g} s is spent")
         if uploads is not None:
-            flying.append((task, uploads.submit(problems.submit, task.positions), None,
-                           estimate))
+            flying.append((task, uploads.submit(problems.submit, task.positions), None, estimate))
             return None
         try:
             pending = problems.submit(task.positions)
@@ -208,13 +230,15 @@ class CloudExecutor(Executor):
             raise exc
         task.errors.append(f"{type(exc).__name__}: {exc}")
         if (transient or kind == "transient") and task.attempt < self.policy.retries:
-            delay = wait if wait is not None else min(
-                self.policy.backoff * 2 ** task.attempt, self.policy.max_backoff)
+            delay = (
+                wait
+                if wait is not None
+                else min(self.policy.backoff * 2**task.attempt, self.policy.max_backoff)
+            )
             task.attempt += 1
             task.not_before = self._clock() + delay
             self.counts["retries"] += 1
-            log.debug("cloud problem failed (%s); retry %d in %.2f s", exc, task.attempt,
-                      delay)
+            log.debug("cloud problem failed (%s); retry %d in %.2f s", exc, task.attempt, delay)
             waiting.append(task)
             return
         self.counts["failures"] += 1
@@ -225,14 +249,18 @@ class CloudExecutor(Executor):
             raise SolverUnavailableError(
                 f"a cloud problem of {len(task.positions)} neuron(s) could not be solved "
                 f"({reason}); give a fallback solver (--fallback neal) to solve such "
-                f"neurons locally")
+                f"neurons locally"
+            )
         name, sampler = self.fallback
         if not self.counts["fallback_neurons"]:
             log.warning("%s: solving with %r instead (the report counts them)", reason, name)
         self.counts["fallback_neurons"] += len(task.positions)
         answers = problems.fall_back(task.positions, sampler)
         for _, result, _ in answers:
-            result.info.update(timing({"fallback": True, "solved_by": name,
-                                       "fallback_reason": reason},
-                                      result.info.get("timing", {}).get("solve_seconds", 0.0)))
+            result.info.update(
+                timing(
+                    {"fallback": True, "solved_by": name, "fallback_reason": reason},
+                    result.info.get("timing", {}).get("solve_seconds", 0.0),
+                )
+            )
         return answers

@@ -25,8 +25,10 @@ class BQMProblems:
         """The BQMs and calls of ``positions``, each read when used (a layer's BQMs are
         built then: a group holds only its own, never the whole layer's)."""
         bqms, calls = self.work.bqms, self.work.calls
-        return (OnDemand(len(positions), lambda t: bqms[positions[t]]),
-                OnDemand(len(positions), lambda t: calls[positions[t]]))
+        return (
+            OnDemand(len(positions), lambda t: bqms[positions[t]]),
+            OnDemand(len(positions), lambda t: calls[positions[t]]),
+        )
 
     def plan(self, positions, pack: bool) -> list:
         groups = self.sampler.plan(*self._pick(positions), pack=pack)
@@ -41,8 +43,9 @@ class BQMProblems:
     def fall_back(self, positions, sampler) -> list:
         answers = []
         for k in positions:
-            call = {key: value for key, value in self.work.calls[k].items()
-                    if key in sampler.parameters}
+            call = {
+                key: value for key, value in self.work.calls[k].items() if key in sampler.parameters
+            }
             answers.append((k, *solve_one(self.work.bqms[k], sampler, call)))
         return answers
 
@@ -68,27 +71,28 @@ class LayerRows:
         return [[positions[g] for g in group] for group in groups]
 
     def estimate(self, positions) -> float:
-        return self.sampler.estimate_layer_seconds(self.work.lq, self._rows(positions),
-                                                   self.work.parameters)
+        return self.sampler.estimate_layer_seconds(
+            self.work.lq, self._rows(positions), self.work.parameters
+        )
 
     def submit(self, positions):
-        return self.sampler.submit_layer(self.work.lq, self._rows(positions),
-                                         self._starts(positions), self.work.parameters)
+        return self.sampler.submit_layer(
+            self.work.lq, self._rows(positions), self._starts(positions), self.work.parameters
+        )
 
     def fall_back(self, positions, sampler) -> list:
         """The neurons through ``sampler``: all at once for a layer solver, else one BQM
         each (with the warm starts where it takes them)."""
         lq, rows, starts = self.work.lq, self._rows(positions), self._starts(positions)
-        parameters = {key: value for key, value in self.work.parameters.items()
-                      if key in sampler.parameters}
+        parameters = {
+            key: value for key, value in self.work.parameters.items() if key in sampler.parameters
+        }
         if isinstance(sampler, LayerSampler):
-            solved = sampler.sample_layer(lq, neurons=rows, initial_states=starts,
-                                          **parameters)
+            solved = sampler.sample_layer(lq, neurons=rows, initial_states=starts, **parameters)
             return [(k, result, None) for k, result in zip(positions, solved)]
         answers = []
         for t, (k, i) in enumerate(zip(positions, rows)):
             bqm = lq.bqm(i)
-            call = call_parameters(bqm, sampler, None if starts is None else starts[t],
-                                   parameters)
+            call = call_parameters(bqm, sampler, None if starts is None else starts[t], parameters)
             answers.append((k, *solve_one(bqm, sampler, call)))
         return answers

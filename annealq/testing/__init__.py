@@ -6,4 +6,4 @@ the real Ocean samplers can be pointed at; its answers are classical.
 
 from annealq.testing.leap import FaultSpec, LeapEmulator, parse_faults
 
-__all__ = ['LeapEmulator', 'FaultSpec', 'parse_faults']
+__all__ = ["LeapEmulator", "FaultSpec", "parse_faults"]

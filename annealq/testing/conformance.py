@@ -32,8 +32,12 @@ def random_bqm(vartype, labels, seed: int = 0) -> dimod.BQM:
     rng = np.random.default_rng(seed)
     n = len(labels)
     linear = {v: float(x) for v, x in zip(labels, rng.normal(size=n))}
-    quadratic = {(labels[j], labels[k]): float(rng.normal())
-                 for j in range(n) for k in range(j + 1, n) if rng.random() < 0.6}
+    quadratic = {
+        (labels[j], labels[k]): float(rng.normal())
+        for j in range(n)
+        for k in range(j + 1, n)
+        if rng.random() < 0.6
+    }
     return dimod.BQM(linear, quadratic, 0.25, vartype)
 
 
@@ -48,8 +52,10 @@ def assert_conforms(sampler: dimod.Sampler, *, ground_state_within: float = 1e-9
     dimod.testing.assert_sampler_api(sampler)
     empty = sampler.sample(dimod.BQM("BINARY"))
     assert len(empty.variables) == 0
-    for vartype, labels in ((dimod.SPIN, list(range(7))),
-                            (dimod.BINARY, [("w", j) for j in range(6)] + [("b",)])):
+    for vartype, labels in (
+        (dimod.SPIN, list(range(7))),
+        (dimod.BINARY, [("w", j) for j in range(6)] + [("b",)]),
+    ):
         bqm = random_bqm(vartype, labels)
         sampleset = sampler.sample(bqm)
         assert sampleset.vartype is bqm.vartype

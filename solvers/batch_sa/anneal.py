@@ -36,8 +36,12 @@ from solvers.batch_sa import kernel_numba
 from solvers.batch_sa.form import BatchSAOptions, LayerForm
 
 
-def anneal(form: LayerForm, starts: np.ndarray, options: BatchSAOptions = BatchSAOptions(),
-           ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def anneal(
+    form: LayerForm,
+    starts: np.ndarray,
+    options: BatchSAOptions = BatchSAOptions(),
+    ids: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Anneal every problem of ``form`` from ``starts`` (P, F) 0/1; return the best state
     per problem (P, F) int8 and its energy (P,). ``ids`` (P,) are the problems' indices in
     their layer (default ``0..P-1``): read ``r`` of problem ``p`` uses random stream

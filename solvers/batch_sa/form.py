@@ -37,13 +37,18 @@ class BatchSAOptions:
     def __post_init__(self):
         for name in ("num_reads", "num_sweeps"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
-                    1 if name == "num_reads" else 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < (1 if name == "num_reads" else 0)
+            ):
                 sign = "positive" if name == "num_reads" else "non-negative"
                 raise ValueError(f"{name} must be a {sign} integer, got {value!r}")
         if not (self.t_start > 0 and self.t_stop > 0 and self.t_stop <= self.t_start):
-            raise ValueError(f"temperatures must satisfy 0 < t_stop <= t_start, got "
-                             f"t_start={self.t_start}, t_stop={self.t_stop}")
+            raise ValueError(
+                f"temperatures must satisfy 0 < t_stop <= t_start, got "
+                f"t_start={self.t_start}, t_stop={self.t_stop}"
+            )
         if not 0 <= int(self.seed) < 2**63:
             raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
 
@@ -59,17 +64,22 @@ class LayerForm:
     (the last two terms are ``uᵀ(Q − diag Q)u``); variables with ``free == False`` stay 0.
     """
 
-    H: np.ndarray        # (F, F)
-    scales: np.ndarray   # (P, F)
-    linear: np.ndarray   # (P, F)
-    offset: np.ndarray   # (P,)
-    free: np.ndarray     # (P, F) bool
+    H: np.ndarray  # (F, F)
+    scales: np.ndarray  # (P, F)
+    linear: np.ndarray  # (P, F)
+    offset: np.ndarray  # (P,)
+    free: np.ndarray  # (P, F) bool
 
     @classmethod
     def from_layer(cls, lq, neurons=None) -> LayerForm:
         rows = np.arange(lq.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
-        return cls(np.ascontiguousarray(lq.gram), lq.scales[rows], lq.linear[rows],
-                   lq.offset[rows], lq.free[rows])
+        return cls(
+            np.ascontiguousarray(lq.gram),
+            lq.scales[rows],
+            lq.linear[rows],
+            lq.offset[rows],
+            lq.free[rows],
+        )
 
     @property
     def qdiag(self) -> np.ndarray:
@@ -83,12 +93,15 @@ class LayerForm:
     def energies(self, U: np.ndarray, who: np.ndarray | None = None) -> np.ndarray:
         who = np.arange(len(U)) if who is None else who
         G = self.fields(U, who)
-        return (self.offset[who] + np.sum(self.linear[who] * U, axis=1)
-                + np.sum(U * G, axis=1) - np.sum(self.qdiag[who] * U, axis=1))
+        return (
+            self.offset[who]
+            + np.sum(self.linear[who] * U, axis=1)
+            + np.sum(U * G, axis=1)
+            - np.sum(self.qdiag[who] * U, axis=1)
+        )
 
 
-def temperature_scale(form: LayerForm, U: np.ndarray, who: np.ndarray,
-                      G: np.ndarray) -> np.ndarray:
+def temperature_scale(form: LayerForm, U: np.ndarray, who: np.ndarray, G: np.ndarray) -> np.ndarray:
     """Per problem, the median |ΔE| of a single flip at state ``U`` over free variables."""
     u = U.astype(np.float64)
     delta = np.abs((1 - 2 * u) * (form.linear[who] + 2 * (G - form.qdiag[who] * u)))
@@ -98,12 +111,14 @@ def temperature_scale(form: LayerForm, U: np.ndarray, who: np.ndarray,
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
-def keep_better(form: LayerForm, who: np.ndarray, start: np.ndarray,
-                final: np.ndarray) -> np.ndarray:
+def keep_better(
+    form: LayerForm, who: np.ndarray, start: np.ndarray, final: np.ndarray
+) -> np.ndarray:
     """Per problem, the lower-energy of the descended start and the annealed state, so a
     run never ends above the local minimum its warm start leads to."""
     worse = form.energies(final.astype(np.float64), who) > form.energies(
-        start.astype(np.float64), who)
+        start.astype(np.float64), who
+    )
     return np.where(worse[:, None], start, final)
 
 

@@ -14,8 +14,9 @@ from numba import njit, prange
 from solvers.batch_sa.form import keep_better, schedule, temperature_scale
 
 
-def run(form, starts: np.ndarray, who: np.ndarray, options,
-        streams: np.ndarray | None = None) -> np.ndarray:
+def run(
+    form, starts: np.ndarray, who: np.ndarray, options, streams: np.ndarray | None = None
+) -> np.ndarray:
     """Descend, anneal and descend again from ``starts[who]``; return the states (B, F).
     ``streams`` (B,) numbers each problem's random stream (default: its position)."""
     H = np.ascontiguousarray(form.H, dtype=np.float64)
@@ -31,8 +32,20 @@ def run(form, starts: np.ndarray, who: np.ndarray, options,
         start = U.copy()
         scale = temperature_scale(form, U, who, G)
         streams = np.arange(len(U)) if streams is None else streams
-        _anneal(H, d, h, free, qd, who, U, G, 1.0 / temperatures, 1.0 / scale,
-                np.uint64(options.seed), np.ascontiguousarray(streams, dtype=np.uint64))
+        _anneal(
+            H,
+            d,
+            h,
+            free,
+            qd,
+            who,
+            U,
+            G,
+            1.0 / temperatures,
+            1.0 / scale,
+            np.uint64(options.seed),
+            np.ascontiguousarray(streams, dtype=np.uint64),
+        )
         _descend(H, d, h, free, qd, who, U, G)
         U = keep_better(form, who, start, U)
     return U
@@ -40,7 +53,7 @@ def run(form, starts: np.ndarray, who: np.ndarray, options,
 
 @njit(cache=True, inline="always")
 def _splitmix(x):
-    x = (x + np.uint64(0x9E3779B97F4A7C15))
+    x = x + np.uint64(0x9E3779B97F4A7C15)
     z = x
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

@@ -26,12 +26,16 @@ def run(form, starts: np.ndarray, who: np.ndarray, options, streams=None) -> np.
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {options.device!r} requested but torch sees no CUDA GPU")
-    as_tensor = lambda a, dtype=torch.float64: torch.as_tensor(np.asarray(a), dtype=dtype,
-                                                                device=device)
+    as_tensor = lambda a, dtype=torch.float64: torch.as_tensor(
+        np.asarray(a), dtype=dtype, device=device
+    )
     who_t = as_tensor(who, torch.long)
     H = as_tensor(form.H)
-    d, h, qd = (as_tensor(form.scales)[who_t], as_tensor(form.linear)[who_t],
-                as_tensor(form.qdiag)[who_t])
+    d, h, qd = (
+        as_tensor(form.scales)[who_t],
+        as_tensor(form.linear)[who_t],
+        as_tensor(form.qdiag)[who_t],
+    )
     free = as_tensor(form.free, torch.bool)[who_t]
     U = as_tensor(starts[who])
     G = d * ((d * U) @ H)
@@ -44,8 +48,9 @@ def run(form, starts: np.ndarray, who: np.ndarray, options, streams=None) -> np.
         inverse_scale = as_tensor(1.0 / scale)
         sweep = _graphed_sweep(H, d, h, free, qd, U, G) if device.type == "cuda" else None
         for t in temperatures:
-            threshold = torch.log(torch.rand((H.shape[0], len(U)), generator=generator,
-                                             device=device, dtype=U.dtype))
+            threshold = torch.log(
+                torch.rand((H.shape[0], len(U)), generator=generator, device=device, dtype=U.dtype)
+            )
             if sweep is not None:
                 sweep(inverse_scale / t, threshold)
             else:
@@ -77,7 +82,7 @@ def _sweep(H, d, h, free, qd, U, G, beta, threshold):
     for k in range(H.shape[0]):
         delta = _delta(h[:, k], qd[:, k], U[:, k], G[:, k])
         accept = free[:, k] & (-(beta * delta) > threshold[k])
-        step = accept * (1 - 2 * U[:, k])   # +1, -1 or 0 per problem
+        step = accept * (1 - 2 * U[:, k])  # +1, -1 or 0 per problem
         U[:, k] += step
         G.addcmul_(d, H[k][None, :] * (d[:, k] * step)[:, None])
 

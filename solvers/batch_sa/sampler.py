@@ -38,8 +38,7 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
         -2.0
     """
 
-    parameters = {name: [] for name in BatchSAOptions.__dataclass_fields__} | {
-        "initial_states": []}
+    parameters = {name: [] for name in BatchSAOptions.__dataclass_fields__} | {"initial_states": []}
 
     def __init__(self, **options):
         self.options = BatchSAOptions(**options)
@@ -56,21 +55,23 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
     def sample(self, bqm, initial_states=None, **options):
         order, h, Q, offset = dense_qubo(bqm)
         n = len(order)
-        form = LayerForm(Q, np.ones((1, n)), h[None, :], np.array([offset]),
-                         np.ones((1, n), dtype=bool))
+        form = LayerForm(
+            Q, np.ones((1, n)), h[None, :], np.array([offset]), np.ones((1, n), dtype=bool)
+        )
         start = start_state(initial_states, order, bqm.vartype)
         start = np.zeros((1, n), dtype=np.int8) if start is None else start[None, :]
         run = replace(self.options, **options)
         begin = time.perf_counter()
         states, _ = anneal(form, start, run)
         seconds = time.perf_counter() - begin
-        info = timing({"timing": {"anneal_seconds": seconds}, "options": run.to_dict()},
-                      seconds)
-        return dimod.SampleSet.from_samples_bqm((as_vartype(states, bqm.vartype), order), bqm,
-                                                info=info)
+        info = timing({"timing": {"anneal_seconds": seconds}, "options": run.to_dict()}, seconds)
+        return dimod.SampleSet.from_samples_bqm(
+            (as_vartype(states, bqm.vartype), order), bqm, info=info
+        )
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **options) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **options
+    ) -> list[SolveResult]:
         """Anneal ``neurons`` of layer ``lq`` together; one :class:`SolveResult` each.
 
         Args:
@@ -91,8 +92,10 @@ class BatchSASampler(dimod.Sampler, LayerSampler):
         states, energies = anneal(LayerForm.from_layer(lq, rows), starts, run, ids=rows)
         wall = time.perf_counter() - begin
         info = timing({"options": run.to_dict(), "layer_neurons": len(rows)}, wall)
-        return [SolveResult(sample, float(energy), dict(info), wall / len(rows))
-                for sample, energy in zip(lq.samples(states, rows), energies)]
+        return [
+            SolveResult(sample, float(energy), dict(info), wall / len(rows))
+            for sample, energy in zip(lq.samples(states, rows), energies)
+        ]
 
 
 def rtn_states(lq, rows) -> np.ndarray:
@@ -108,6 +111,9 @@ def make_sampler(**options) -> BatchSASampler:
     return BatchSASampler(**options)
 
 
-SPEC = SolverSpec(make_sampler, lambda: missing_package("numba", "numba"),
-                  "layer-structured simulated annealing from RTN (shared Gram, numba; "
-                  "CUDA through torch with device='cuda')")
+SPEC = SolverSpec(
+    make_sampler,
+    lambda: missing_package("numba", "numba"),
+    "layer-structured simulated annealing from RTN (shared Gram, numba; "
+    "CUDA through torch with device='cuda')",
+)

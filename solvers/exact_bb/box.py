@@ -21,8 +21,9 @@ from numba import njit
 
 from solvers.exact_bb.sphere import CHUNK_NODES
 
-BVLS_MAX = 400    # entries: above, the real box minimum is found by coordinate descent
+BVLS_MAX = 400  # entries: above, the real box minimum is found by coordinate descent
 BOX_SWEEPS = 30
+
 
 @dataclass(frozen=True)
 class BoxResult:
@@ -44,9 +45,16 @@ class BoxResult:
     seconds: float
 
 
-def solve_box(H: np.ndarray, b: np.ndarray, low: np.ndarray, high: np.ndarray, *,
-              incumbent: np.ndarray, max_nodes: int | None = None,
-              time_limit: float | None = None) -> BoxResult:
+def solve_box(
+    H: np.ndarray,
+    b: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    incumbent: np.ndarray,
+    max_nodes: int | None = None,
+    time_limit: float | None = None,
+) -> BoxResult:
     """Minimise ``oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (``H`` symmetric PSD).
 
     The integer-level sphere decoder (Schnorr–Euchner with box constraints): with
@@ -91,9 +99,21 @@ def solve_box(H: np.ndarray, b: np.ndarray, low: np.ndarray, high: np.ndarray, *
     deadline = np.inf if time_limit is None else start + time_limit
     while True:
         chunk = int(min(CHUNK_NODES, budget - nodes))
-        finished, best, visited = _box_search(R, centre, lo, hi, best_o, best, state.o,
-                                              state.centre, state.partial, state.up,
-                                              state.down, state.meta, chunk)
+        finished, best, visited = _box_search(
+            R,
+            centre,
+            lo,
+            hi,
+            best_o,
+            best,
+            state.o,
+            state.centre,
+            state.partial,
+            state.up,
+            state.down,
+            state.meta,
+            chunk,
+        )
         nodes += visited
         if finished or nodes >= budget or time.perf_counter() > deadline:
             break
@@ -104,7 +124,7 @@ def solve_box(H: np.ndarray, b: np.ndarray, low: np.ndarray, high: np.ndarray, *
         return BoxResult(o, value, True, value, nodes, time.perf_counter() - start)
     # ‖R(o − o*)‖² = f_ridged(o) + o*ᵀ(H + ridge)o*, and f ≥ f_ridged − ridge·max‖o‖²
     constant = -float(centre @ ridged @ centre)
-    slack = ridge * float(np.sum(np.maximum(low.astype(float)**2, high.astype(float)**2)))
+    slack = ridge * float(np.sum(np.maximum(low.astype(float) ** 2, high.astype(float) ** 2)))
     bound = min(best, _open_box_bound(R, lo, hi, state)) + constant - slack
     return BoxResult(o, value, False, min(bound, value), nodes, time.perf_counter() - start)
 
@@ -114,9 +134,9 @@ class _BoxState:
 
     def __init__(self, n: int):
         self.o = np.zeros(n, dtype=np.int64)
-        self.centre = np.zeros(n)                # each level's conditional centre
-        self.partial = np.zeros(n + 1)           # partial[k+1]: cost of the levels > k
-        self.up = np.zeros(n, dtype=np.int64)    # next untried candidate above the centre
+        self.centre = np.zeros(n)  # each level's conditional centre
+        self.partial = np.zeros(n + 1)  # partial[k+1]: cost of the levels > k
+        self.up = np.zeros(n, dtype=np.int64)  # next untried candidate above the centre
         self.down = np.zeros(n, dtype=np.int64)  # and below it
         self.meta = np.array([n - 1, 1], dtype=np.int64)  # current level, entering it afresh
 
@@ -170,8 +190,9 @@ def _greedy_order(inverse):
 
 
 @njit(cache=True)
-def _box_search(R, centre, low, high, best_o, best, o, level_centre, partial, up, down,
-                meta, max_nodes):
+def _box_search(
+    R, centre, low, high, best_o, best, o, level_centre, partial, up, down, meta, max_nodes
+):
     """Resume the depth-first Schnorr–Euchner enumeration; (finished, best, nodes)."""
     n = len(centre)
     k = meta[0]
@@ -234,8 +255,7 @@ def box_minimiser(H, b, low, high) -> np.ndarray:
         return _box_descent(H, b, low, high)
     ridge = 1e-9 * max(float(np.mean(np.diag(H))), 1e-300)  # as in solve_box
     R = np.linalg.cholesky(H + ridge * np.eye(len(H))).T
-    solution = lsq_linear(R, -np.linalg.solve(R.T, b), bounds=(low, high), method="bvls",
-                          tol=1e-12)
+    solution = lsq_linear(R, -np.linalg.solve(R.T, b), bounds=(low, high), method="bvls", tol=1e-12)
     return np.clip(solution.x, low, high)
 
 

@@ -39,10 +39,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-BARRIER_STEPS = 12    # barrier weights, each a fifth of the last
-NEWTON_STEPS = 15     # at most, per barrier weight
-ROUNDS = 2            # climbs; each after the first moves k to the floor of the minimiser
-SAFETY = 1e-9         # relative: the returned bound is lowered by this share of its terms
+BARRIER_STEPS = 12  # barrier weights, each a fifth of the last
+NEWTON_STEPS = 15  # at most, per barrier weight
+ROUNDS = 2  # climbs; each after the first moves k to the floor of the minimiser
+SAFETY = 1e-9  # relative: the returned bound is lowered by this share of its terms
 
 
 def lagrangian_bound(H, b, low, high) -> float:
@@ -143,8 +143,9 @@ class _Dual:
                 gradient = self.sign * at**2 + 2 * self.slope * at + self.const
                 hessian = -2 * np.outer(u, u) * inverse
                 gradient += mu * (self.sign * np.diag(inverse) + 1 / theta)
-                hessian -= mu * (np.outer(self.sign, self.sign) * inverse**2
-                                 + np.diag(1 / theta**2))
+                hessian -= mu * (
+                    np.outer(self.sign, self.sign) * inverse**2 + np.diag(1 / theta**2)
+                )
                 step = _newton_step(-hessian, gradient)
                 slope = float(gradient @ step)
                 if slope < 1e-12 * max(abs(phi), 1.0):

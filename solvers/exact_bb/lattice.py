@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 LLL_DELTA = 0.99
-BKZ_BLOCK = 20   # BKZ's block: each block's shortest vector by enumeration
+BKZ_BLOCK = 20  # BKZ's block: each block's shortest vector by enumeration
 BKZ_TOURS = 8
 SHORTEST_NODES = 10_000_000  # per block: the best found by then is used
 
@@ -48,7 +48,7 @@ def reduce_basis(R, y, block: int = BKZ_BLOCK, tours: int = BKZ_TOURS):
                 continue
             j = k + units[-1]
             U[:, j] = U[:, k:end] @ v
-            U[:, k:j + 1] = np.roll(U[:, k:j + 1], 1, axis=1)
+            U[:, k : j + 1] = np.roll(U[:, k : j + 1], 1, axis=1)
             R1 = _triangular(R0 @ U)
             R1, step, _ = _lll(R1, np.zeros(n), LLL_DELTA)
             U = U @ step
@@ -166,6 +166,3 @@ def _lll(R, y, delta):
         else:
             k += 1
     return R, U, y
-
-
-

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-RIDGE = 1e-6        # the ridge δ, relative to the mean |diagonal| of Q (any δ is exact)
+RIDGE = 1e-6  # the ridge δ, relative to the mean |diagonal| of Q (any δ is exact)
 CHUNK_NODES = 2_000_000
 
 
@@ -67,8 +67,14 @@ class SphereResult:
         return self.energy - self.lower_bound
 
 
-def solve_dense(h: np.ndarray, Q: np.ndarray, offset: float = 0.0, *,
-                incumbent: np.ndarray | None = None, time_limit: float = 60.0) -> SphereResult:
+def solve_dense(
+    h: np.ndarray,
+    Q: np.ndarray,
+    offset: float = 0.0,
+    *,
+    incumbent: np.ndarray | None = None,
+    time_limit: float = 60.0,
+) -> SphereResult:
     """Minimise ``offset + h·u + uᵀ(Q − diag Q)u`` over ``u ∈ {0,1}^n`` (``Q`` symmetric PSD).
 
     Args:
@@ -91,14 +97,23 @@ def solve_dense(h: np.ndarray, Q: np.ndarray, offset: float = 0.0, *,
     dead = ~np.any(off_diagonal != 0, axis=1)
     if dead.any() and n > 1:
         live = np.flatnonzero(~dead)
-        inner = solve_dense(h[live], Q[np.ix_(live, live)],
-                            offset + float(np.minimum(h[dead], 0.0).sum()),
-                            incumbent=None if incumbent is None else np.asarray(incumbent)[live],
-                            time_limit=time_limit)
+        inner = solve_dense(
+            h[live],
+            Q[np.ix_(live, live)],
+            offset + float(np.minimum(h[dead], 0.0).sum()),
+            incumbent=None if incumbent is None else np.asarray(incumbent)[live],
+            time_limit=time_limit,
+        )
         u = (h < 0).astype(np.int8)
         u[live] = inner.u
-        return SphereResult(u, inner.energy, inner.proven, inner.lower_bound, inner.nodes,
-                            time.perf_counter() - start)
+        return SphereResult(
+            u,
+            inner.energy,
+            inner.proven,
+            inner.lower_bound,
+            inner.nodes,
+            time.perf_counter() - start,
+        )
     energy_of = lambda u: float(offset + h @ u + u @ Q @ u - np.diag(Q) @ u)
     if n == 0:
         return SphereResult(np.zeros(0, np.int8), float(offset), True, float(offset), 0, 0.0)
@@ -120,17 +135,32 @@ def solve_dense(h: np.ndarray, Q: np.ndarray, offset: float = 0.0, *,
     nodes = 0
     deadline = start + time_limit
     while True:
-        finished, best, visited = _search(R, y, best_u, best, state.u, state.z, state.partial,
-                                          state.tried, state.level, CHUNK_NODES)
+        finished, best, visited = _search(
+            R,
+            y,
+            best_u,
+            best,
+            state.u,
+            state.z,
+            state.partial,
+            state.tried,
+            state.level,
+            CHUNK_NODES,
+        )
         nodes += visited
         if finished or time.perf_counter() > deadline:
             break
     bound = best if finished else min(best, _open_bound(R, state))
     u = np.empty(n, dtype=np.int8)
     u[order] = best_u
-    return SphereResult(u, energy_of(u.astype(np.float64)), bool(finished),
-                        constant + bound if not finished else energy_of(u.astype(np.float64)),
-                        nodes, time.perf_counter() - start)
+    return SphereResult(
+        u,
+        energy_of(u.astype(np.float64)),
+        bool(finished),
+        constant + bound if not finished else energy_of(u.astype(np.float64)),
+        nodes,
+        time.perf_counter() - start,
+    )
 
 
 def _positive_definite(Q: np.ndarray) -> np.ndarray:
@@ -155,8 +185,8 @@ class _SearchState:
 
     def __init__(self, n: int, y: np.ndarray):
         self.u = np.zeros(n, dtype=np.int8)
-        self.z = y.copy()                        # y_i − Σ_{j decided} R_ij u_j
-        self.partial = np.zeros(n + 1)           # partial[k+1]: cost of rows > k
+        self.z = y.copy()  # y_i − Σ_{j decided} R_ij u_j
+        self.partial = np.zeros(n + 1)  # partial[k+1]: cost of rows > k
         self.tried = np.zeros(n, dtype=np.int8)  # children tried at each level (0, 1, 2)
         self.level = np.array([n - 1], dtype=np.int64)
 

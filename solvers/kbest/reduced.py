@@ -34,8 +34,9 @@ from solvers.kbest.search import beam_paths, vblast_order
 RIDGE = 1e-9  # of the mean diagonal: keeps the factor of a semi-definite H defined
 
 
-def reduced_beam(H: np.ndarray, b: np.ndarray, span: np.ndarray, *,
-                 width: int) -> np.ndarray | None:
+def reduced_beam(
+    H: np.ndarray, b: np.ndarray, span: np.ndarray, *, width: int
+) -> np.ndarray | None:
     """The best of ``width`` K-best paths on the reduced basis that lies in the box.
 
     Args:
@@ -61,8 +62,9 @@ def reduced_beam(H: np.ndarray, b: np.ndarray, span: np.ndarray, *,
     order = vblast_order(G_inv)
     U = np.linalg.cholesky(G_inv[np.ix_(order, order)]).T
     unbounded = np.full((1, n), np.inf)
-    paths, cost = beam_paths(U, centre[order][None], np.ones((1, n)), -unbounded,
-                             unbounded, width=width)
+    paths, cost = beam_paths(
+        U, centre[order][None], np.ones((1, n)), -unbounded, unbounded, width=width
+    )
     z = np.empty((paths.shape[1], n), dtype=np.int64)
     z[:, order] = paths[0]
     o = z @ np.rint(M).astype(np.int64).T

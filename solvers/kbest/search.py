@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK = 32           # columns per lazy update
+BLOCK = 32  # columns per lazy update
 CHUNK_ENTRIES = 1 << 22  # paths × columns held at once (32 MiB of float64 per array)
 # The block update is one small matrix product per row (paths × BLOCK by BLOCK × columns
 # left): threaded BLAS gains nothing on products this small, and where the cores are busy
@@ -36,8 +36,9 @@ CHUNK_ENTRIES = 1 << 22  # paths × columns held at once (32 MiB of float64 per 
 BLAS_THREADS = 1
 
 
-def beam_search(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
-                high: np.ndarray, *, width: int) -> tuple[np.ndarray, np.ndarray]:
+def beam_search(
+    U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray, high: np.ndarray, *, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The best of ``width`` paths per row through GPTQ's column loop.
 
     Minimises, per row ``i``, ``(S_i∘q − Z_i)ᵀ H (S_i∘q − Z_i)`` with ``H⁻¹ = UᵀU`` over
@@ -57,20 +58,27 @@ def beam_search(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
     q, cost = np.empty((n, k), dtype=np.int64), np.empty(n)
     for r0 in range(0, n, chunk):
         rows = slice(r0, min(r0 + chunk, n))
-        paths, costs = _beam(U, Z[rows], S[rows], np.asarray(low[rows], float),
-                             np.asarray(high[rows], float), width, every=False)
+        paths, costs = _beam(
+            U,
+            Z[rows],
+            S[rows],
+            np.asarray(low[rows], float),
+            np.asarray(high[rows], float),
+            width,
+            every=False,
+        )
         q[rows], cost[rows] = paths[:, 0], costs[:, 0]
     return q, cost
 
 
-def beam_paths(U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray,
-               high: np.ndarray, *, width: int) -> tuple[np.ndarray, np.ndarray]:
+def beam_paths(
+    U: np.ndarray, Z: np.ndarray, S: np.ndarray, low: np.ndarray, high: np.ndarray, *, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`beam_search`'s ``width`` final paths per row, not only the best: ``(q (n,
     width, k) int64, cost (n, width))``, a slot never filled at cost ``inf``. For a search
     whose constraints the columns' order cannot see (a box on ``Mq`` for the reduced basis's
     unimodular ``M``), the best complete path that meets them."""
-    return _beam(U, Z, S, np.asarray(low, float), np.asarray(high, float), width,
-                 every=True)
+    return _beam(U, Z, S, np.asarray(low, float), np.asarray(high, float), width, every=True)
 
 
 def _beam(U, Z, S, low, high, K, *, every: bool):
@@ -84,13 +92,13 @@ def _beam_paths(U, Z, S, low, high, K, *, every: bool):
     n, k = Z.shape
     rows = np.arange(n)[:, None]
     cost = np.full((n, K), np.inf)
-    cost[:, 0] = 0.0                       # one live path; the other slots fill as it branches
+    cost[:, 0] = 0.0  # one live path; the other slots fill as it branches
     rest = np.repeat(Z[:, None, :], K, axis=1)
     parent = np.empty((k, n, K), dtype=np.int32)
     choice = np.empty((k, n, K))
     for i1 in range(0, k, BLOCK):
         i2 = min(i1 + BLOCK, k)
-        Z1 = rest[:, :, :i2 - i1]            # the block's targets; each column drops off
+        Z1 = rest[:, :, : i2 - i1]  # the block's targets; each column drops off
         errors, came_from = [], []
         for jj in range(i2 - i1):
             j = i1 + jj
@@ -98,16 +106,20 @@ def _beam_paths(U, Z, S, low, high, K, *, every: bool):
             x = Z1[:, :, 0] / s
             lo, hi = low[:, j, None], high[:, j, None]
             near = np.clip(np.rint(x), lo, hi)
-            step = np.where(x >= near, 1.0, -1.0)      # the second nearest admissible integer
-            other = np.clip(np.where((near + step < lo) | (near + step > hi), near - step,
-                                     near + step), lo, hi)
-            C = np.stack([near, other], axis=-1)                     # (n, K, 2)
+            step = np.where(x >= near, 1.0, -1.0)  # the second nearest admissible integer
+            other = np.clip(
+                np.where((near + step < lo) | (near + step > hi), near - step, near + step), lo, hi
+            )
+            C = np.stack([near, other], axis=-1)  # (n, K, 2)
             err = (Z1[:, :, 0, None] - C * s[:, :, None]) / U[j, j]
-            child = cost[:, :, None] + err ** 2
-            child[:, :, 1][other == near] = np.inf                  # a fixed entry
+            child = cost[:, :, None] + err**2
+            child[:, :, 1][other == near] = np.inf  # a fixed entry
             child = child.reshape(n, 2 * K)
-            pick = np.argpartition(child, K - 1, axis=1)[:, :K] if K > 1 \
+            pick = (
+                np.argpartition(child, K - 1, axis=1)[:, :K]
+                if K > 1
                 else np.argmin(child, axis=1)[:, None]
+            )
             came = pick // 2
             cost = np.take_along_axis(child, pick, axis=1)
             parent[j] = came
@@ -116,19 +128,18 @@ def _beam_paths(U, Z, S, low, high, K, *, every: bool):
             errors.append(e)
             came_from.append(came)
             Z1 = Z1[:, :, 1:][rows, came]
-            Z1 -= e[:, :, None] * U[j, j + 1:i2]
+            Z1 -= e[:, :, None] * U[j, j + 1 : i2]
         # each surviving path's errors over the block, walked back through its ancestors
         E1, ancestor = np.empty((n, K, i2 - i1)), np.broadcast_to(np.arange(K), (n, K))
         for jj in range(i2 - i1 - 1, -1, -1):
             E1[:, :, jj] = errors[jj][rows, ancestor]
             ancestor = came_from[jj][rows, ancestor]
-        rest = rest[:, :, i2 - i1:][rows, ancestor]   # only the columns still ahead
+        rest = rest[:, :, i2 - i1 :][rows, ancestor]  # only the columns still ahead
         rest -= E1 @ U[i1:i2, i2:]
-    slot = np.broadcast_to(np.arange(K), (n, K)) if every \
-        else np.argmin(cost, axis=1)[:, None]
+    slot = np.broadcast_to(np.arange(K), (n, K)) if every else np.argmin(cost, axis=1)[:, None]
     best = np.take_along_axis(cost, slot, axis=1)
     q = np.empty((n, slot.shape[1], k), dtype=np.int64)
-    for j in range(k - 1, -1, -1):                                  # walk the paths back
+    for j in range(k - 1, -1, -1):  # walk the paths back
         q[:, :, j] = choice[j][rows, slot]
         slot = parent[j][rows, slot]
     return q, best
@@ -150,14 +161,14 @@ def vblast_order(H_inv: np.ndarray) -> np.ndarray:
     """
     k = len(H_inv)
     variance = np.diag(H_inv).astype(np.float64)
-    rows = np.empty((k, k))            # the factor's columns, stored as rows
+    rows = np.empty((k, k))  # the factor's columns, stored as rows
     order = np.empty(k, dtype=np.int64)
     for t in range(k):
         j = int(np.argmin(variance))
         column = H_inv[j] - rows[:t, j] @ rows[:t] if t else np.array(H_inv[j], dtype=float)
         column /= np.sqrt(variance[j])
         rows[t] = column
-        variance -= column * column    # each variance given column j too
+        variance -= column * column  # each variance given column j too
         variance[j] = np.inf
         order[t] = j
     return order
@@ -177,12 +188,16 @@ def beam_bqm(h: np.ndarray, Q: np.ndarray, *, width: int) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.int8)
     paths = np.zeros((1, 0), dtype=np.int8)
-    energy, field = np.zeros(1), h[None, :].copy()   # field: h + 2 Q u over assigned u
+    energy, field = np.zeros(1), h[None, :].copy()  # field: h + 2 Q u over assigned u
     for j in range(n):
         energy = np.concatenate([energy, energy + field[:, j]])
         field = np.concatenate([field, field + 2.0 * Q[j]])
-        paths = np.concatenate([np.column_stack([paths, np.zeros(len(paths), np.int8)]),
-                                np.column_stack([paths, np.ones(len(paths), np.int8)])])
+        paths = np.concatenate(
+            [
+                np.column_stack([paths, np.zeros(len(paths), np.int8)]),
+                np.column_stack([paths, np.ones(len(paths), np.int8)]),
+            ]
+        )
         if len(energy) > width:
             keep = np.sort(np.argpartition(energy, width - 1)[:width])
             energy, field, paths = energy[keep], field[keep], paths[keep]

@@ -48,18 +48,42 @@ from solvers.lns.search import (
 class LNSSolver(dimod.Sampler, LayerSampler):
     """batch-sa, then exact window search on every neuron (see module docs)."""
 
-    parameters = {"search": [], "anneal": [], "rounds": [], "window": [], "seed": [],
-                  "time_limit": [], "layer_time_limit": [], "num_reads": [],
-                  "num_sweeps": [], "initial_states": []}
+    parameters = {
+        "search": [],
+        "anneal": [],
+        "rounds": [],
+        "window": [],
+        "seed": [],
+        "time_limit": [],
+        "layer_time_limit": [],
+        "num_reads": [],
+        "num_sweeps": [],
+        "initial_states": [],
+    }
 
-    def __init__(self, *, search: str = "auto", anneal: bool | None = None,
-                 rounds: int | None = None,
-                 window: int | None = None, seed: int = 0, time_limit: float | None = None,
-                 layer_time_limit: float | None = None, **batch_sa_options):
+    def __init__(
+        self,
+        *,
+        search: str = "auto",
+        anneal: bool | None = None,
+        rounds: int | None = None,
+        window: int | None = None,
+        seed: int = 0,
+        time_limit: float | None = None,
+        layer_time_limit: float | None = None,
+        **batch_sa_options,
+    ):
         _check(search, rounds, window)
-        self.defaults_ = {"search": search, "anneal": anneal, "rounds": rounds,
-                          "window": window, "seed": seed, "time_limit": time_limit,
-                          "layer_time_limit": layer_time_limit, **batch_sa_options}
+        self.defaults_ = {
+            "search": search,
+            "anneal": anneal,
+            "rounds": rounds,
+            "window": window,
+            "seed": seed,
+            "time_limit": time_limit,
+            "layer_time_limit": layer_time_limit,
+            **batch_sa_options,
+        }
         self._annealer = BatchSASampler(seed=seed, **batch_sa_options)
 
     @property
@@ -70,8 +94,9 @@ class LNSSolver(dimod.Sampler, LayerSampler):
     def properties(self):
         return {"options": self.defaults}
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **overrides) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **overrides
+    ) -> list[SolveResult]:
         """Anneal then polish ``neurons`` of ``lq``; ``overrides`` replace options."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
         if not rows:
@@ -81,18 +106,20 @@ class LNSSolver(dimod.Sampler, LayerSampler):
             raise ValueError(f"unknown lns option(s) {sorted(unknown)}")
         options = {**self.defaults_, **overrides}
         _check(options["search"], options["rounds"], options["window"])
-        annealer_options = {k: options[k] for k in ("seed", "num_reads", "num_sweeps")
-                            if k in options}
+        annealer_options = {
+            k: options[k] for k in ("seed", "num_reads", "num_sweeps") if k in options
+        }
         integers = options["search"] == "integers" or (
-            options["search"] == "auto" and max(lq.window_bits, lq.bias_window_bits) > 1)
+            options["search"] == "auto" and max(lq.window_bits, lq.bias_window_bits) > 1
+        )
         anneal = options["anneal"]
         if anneal is None:
             anneal = not (integers and initial_states is not None)
         begin = time.perf_counter()
         if anneal:  # not interruptible, but counted against layer_time_limit
-            annealed = self._annealer.sample_layer(lq, neurons=rows,
-                                                   initial_states=initial_states,
-                                                   **annealer_options)
+            annealed = self._annealer.sample_layer(
+                lq, neurons=rows, initial_states=initial_states, **annealer_options
+            )
             states = np.stack([lq.assignment(i, r.sample) for i, r in zip(rows, annealed)])
         else:
             if initial_states is None:  # RTN, moved into each entry's window
@@ -103,17 +130,30 @@ class LNSSolver(dimod.Sampler, LayerSampler):
         search_time = _search_time(options, time.perf_counter() - begin)
         if integers:
             states = polish_integers(
-                lq, rows, states, seed=options["seed"], time_limit=search_time,
+                lq,
+                rows,
+                states,
+                seed=options["seed"],
+                time_limit=search_time,
                 rounds=_default(options["rounds"], DEFAULT_INTEGER_ROUNDS),
-                window=_default(options["window"], DEFAULT_ENTRY_WINDOW))
+                window=_default(options["window"], DEFAULT_ENTRY_WINDOW),
+            )
         else:
-            states = polish(lq, rows, states, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
-                            window=options["window"], seed=options["seed"],
-                            time_limit=search_time)
+            states = polish(
+                lq,
+                rows,
+                states,
+                rounds=_default(options["rounds"], DEFAULT_ROUNDS),
+                window=options["window"],
+                seed=options["seed"],
+                time_limit=search_time,
+            )
         wall = time.perf_counter() - begin
         info = timing({"options": options, "layer_neurons": len(rows)}, wall)
-        return [SolveResult(sample, lq.energy(i, sample), dict(info), wall / len(rows))
-                for i, sample in zip(rows, lq.samples(states, rows))]
+        return [
+            SolveResult(sample, lq.energy(i, sample), dict(info), wall / len(rows))
+            for i, sample in zip(rows, lq.samples(states, rows))
+        ]
 
     def sample(self, bqm, initial_states=None, **overrides):
         """Any BQM: batch-sa (or the warm start), then exact windows of its variables
@@ -121,20 +161,35 @@ class LNSSolver(dimod.Sampler, LayerSampler):
         options = {**self.defaults_, **overrides}
         _check(options["search"], options["rounds"], options["window"])
         begin = time.perf_counter()
-        annealed = self._annealer.sample(bqm, initial_states=initial_states, **{
-            k: options[k] for k in ("seed", "num_reads", "num_sweeps") if k in options})
+        annealed = self._annealer.sample(
+            bqm,
+            initial_states=initial_states,
+            **{k: options[k] for k in ("seed", "num_reads", "num_sweeps") if k in options},
+        )
         order, h, Q, offset = dense_qubo(bqm)
         start = annealed.first.sample
-        u = np.array([[(start[v] > 0) if bqm.vartype is dimod.SPIN else start[v]
-                       for v in order]], dtype=np.int8)
+        u = np.array(
+            [[(start[v] > 0) if bqm.vartype is dimod.SPIN else start[v] for v in order]],
+            dtype=np.int8,
+        )
         form = _BQMForm(Q, h, offset)
-        u = polish(form, [0], u, rounds=_default(options["rounds"], DEFAULT_ROUNDS),
-                   window=options["window"], seed=options["seed"],
-                   time_limit=_search_time(options, time.perf_counter() - begin)) \
-            if len(order) else u
+        u = (
+            polish(
+                form,
+                [0],
+                u,
+                rounds=_default(options["rounds"], DEFAULT_ROUNDS),
+                window=options["window"],
+                seed=options["seed"],
+                time_limit=_search_time(options, time.perf_counter() - begin),
+            )
+            if len(order)
+            else u
+        )
         seconds = time.perf_counter() - begin
-        return dimod.SampleSet.from_samples_bqm((as_vartype(u, bqm.vartype), order), bqm,
-                                                info=timing({"options": options}, seconds))
+        return dimod.SampleSet.from_samples_bqm(
+            (as_vartype(u, bqm.vartype), order), bqm, info=timing({"options": options}, seconds)
+        )
 
 
 class _BQMForm:
@@ -178,6 +233,9 @@ def _default(value, default):
     return default if value is None else value
 
 
-SPEC = SolverSpec(LNSSolver, lambda: missing_package("numba", "numba"),
-                  "batch-sa, then exact search over windows of correlated variables "
-                  "(sphere decoder); slower, much closer to the optimum")
+SPEC = SolverSpec(
+    LNSSolver,
+    lambda: missing_package("numba", "numba"),
+    "batch-sa, then exact search over windows of correlated variables "
+    "(sphere decoder); slower, much closer to the optimum",
+)

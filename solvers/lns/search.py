@@ -49,9 +49,17 @@ def neighbours(gram: np.ndarray, window: int) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
-def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
-           window: int | None = None, seed: int = 0, time_limit: float | None = None,
-           window_time: float = DEFAULT_WINDOW_TIME) -> np.ndarray:
+def polish(
+    lq,
+    neurons,
+    states,
+    *,
+    rounds: int = DEFAULT_ROUNDS,
+    window: int | None = None,
+    seed: int = 0,
+    time_limit: float | None = None,
+    window_time: float = DEFAULT_WINDOW_TIME,
+) -> np.ndarray:
     """Run ``rounds`` exact window solves on each of ``neurons`` from ``states``.
 
     Args:
@@ -81,8 +89,16 @@ def polish(lq, neurons, states, *, rounds: int = DEFAULT_ROUNDS,
     out = np.array(states, dtype=np.int8, copy=True)
     for row, i in enumerate(neurons):
         rng = np.random.default_rng((seed, int(i)))
-        out[row] = _polish_neuron(lq, int(i), out[row], table, rounds, rng,
-                                  _share(deadline, len(neurons) - row), window_time)
+        out[row] = _polish_neuron(
+            lq,
+            int(i),
+            out[row],
+            table,
+            rounds,
+            rng,
+            _share(deadline, len(neurons) - row),
+            window_time,
+        )
     return out
 
 
@@ -125,10 +141,17 @@ DEFAULT_INTEGER_ROUNDS = 1000
 DEFAULT_MAX_NODES = 100_000
 
 
-def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS,
-                    window: int = DEFAULT_ENTRY_WINDOW, seed: int = 0,
-                    time_limit: float | None = None,
-                    max_nodes: int = DEFAULT_MAX_NODES) -> np.ndarray:
+def polish_integers(
+    lq,
+    neurons,
+    states,
+    *,
+    rounds: int = DEFAULT_INTEGER_ROUNDS,
+    window: int = DEFAULT_ENTRY_WINDOW,
+    seed: int = 0,
+    time_limit: float | None = None,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> np.ndarray:
     """Like :func:`polish`, but each window is ``window`` *entries* (weights or the bias)
     searched over their whole integer windows ``[base, base + span]`` by the box sphere
     decoder (:func:`solvers.exact_bb.box.solve_box`). With several bits per weight this is the
@@ -149,17 +172,33 @@ def polish_integers(lq, neurons, states, *, rounds: int = DEFAULT_INTEGER_ROUNDS
     for row, i in enumerate(neurons):
         i = int(i)
         offsets = lq.integers(i, out[row]) - lq.base[i]
-        offsets = polish_offsets(*lq.integer_form(i), gram, offsets, table=table,
-                                 rounds=rounds, rng=np.random.default_rng((seed, i)),
-                                 deadline=_share(deadline, len(neurons) - row),
-                                 max_nodes=max_nodes)
+        offsets = polish_offsets(
+            *lq.integer_form(i),
+            gram,
+            offsets,
+            table=table,
+            rounds=rounds,
+            rng=np.random.default_rng((seed, i)),
+            deadline=_share(deadline, len(neurons) - row),
+            max_nodes=max_nodes,
+        )
         out[row] = lq.states((lq.base[i] + offsets)[None, :], [i])[0]
     return out
 
 
-def polish_offsets(span, e, projection, gram, o, *, table, rounds: int, rng,
-                   deadline: float | None = None,
-                   max_nodes: int = DEFAULT_MAX_NODES) -> np.ndarray:
+def polish_offsets(
+    span,
+    e,
+    projection,
+    gram,
+    o,
+    *,
+    table,
+    rounds: int,
+    rng,
+    deadline: float | None = None,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> np.ndarray:
     """One neuron's window search in its integer form (:meth:`LayerQUBO.integer_form`):
     minimise ``−2 Σ_c e_c o_c p_c + (e∘o)ᵀ G (e∘o)`` over ``0 ≤ o ≤ span`` from ``o``.
 
@@ -171,8 +210,7 @@ def polish_offsets(span, e, projection, gram, o, *, table, rounds: int, rng,
         return o
     o = np.asarray(o, dtype=np.int64).copy()
     field = gram @ (e * o)  # G z with z = e ∘ o, kept up to date
-    seeds = np.concatenate([rng.permutation(live)
-                            for _ in range(-(-rounds // len(live)))])[:rounds]
+    seeds = np.concatenate([rng.permutation(live) for _ in range(-(-rounds // len(live)))])[:rounds]
     unchanged = 0
     for seed in seeds:
         if unchanged >= len(live) or (deadline is not None and time.perf_counter() > deadline):
@@ -184,8 +222,9 @@ def polish_offsets(span, e, projection, gram, o, *, table, rounds: int, rng,
         G_SS = gram[np.ix_(S, S)]
         H = G_SS * np.outer(e_S, e_S)
         b = e_S * (field[S] - G_SS @ (e_S * o[S]) - projection[S])
-        new = solve_box(H, b, np.zeros(len(S), np.int64), span[S], incumbent=o[S],
-                        max_nodes=max_nodes).o
+        new = solve_box(
+            H, b, np.zeros(len(S), np.int64), span[S], incumbent=o[S], max_nodes=max_nodes
+        ).o
         delta = new - o[S]
         if np.any(delta) and delta @ H @ delta + 2 * delta @ (H @ o[S] + b) < 0:
             unchanged = 0

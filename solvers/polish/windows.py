@@ -50,8 +50,16 @@ class NeuronState:
         span, e, p = lq.integer_form(i)
         o = np.asarray(offsets, dtype=np.int64).copy()
         gram = lq.entry_gram
-        return cls(gram, span, e, p, float(lq.offset[i]), o, gram @ (e * o),
-                   lq.n_inputs if lq.has_bias and span[-1] > 0 else None)
+        return cls(
+            gram,
+            span,
+            e,
+            p,
+            float(lq.offset[i]),
+            o,
+            gram @ (e * o),
+            lq.n_inputs if lq.has_bias and span[-1] > 0 else None,
+        )
 
     def energy(self, o=None) -> float:
         o = self.o if o is None else o
@@ -88,7 +96,7 @@ class NeuronState:
         """``live`` ordered nearest-to-a-tie first: by the smaller one-step change of the
         energy over the weight's curvature (0: moving it one step costs nothing)."""
         e, G = self.e[live], self.gram[live, live]
-        curvature = G * e ** 2
+        curvature = G * e**2
         gradient = e * (self.field[live] - self.p[live])
         up = np.where(self.o[live] < self.span[live], curvature + 2 * gradient, np.inf)
         down = np.where(self.o[live] > 0, curvature - 2 * gradient, np.inf)

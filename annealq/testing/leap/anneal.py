@@ -20,7 +20,7 @@ from dwave.samplers import SimulatedAnnealingSampler
 
 from annealq.testing.leap.bqm_file import BQMVectors
 
-__all__ = ['problem_seed', 'anneal', 'anneal_components', 'components', 'beta_range']
+__all__ = ["problem_seed", "anneal", "anneal_components", "components", "beta_range"]
 
 # budget of spin updates per QPU problem (reads x sweeps x variables): keeps every
 # emulated answer in the millisecond range whatever the problem size
@@ -44,9 +44,9 @@ def problem_seed(*parts) -> int:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part if isinstance(part, bytes) else str(part).encode())
-        digest.update(b'\0')
+        digest.update(b"\0")
     # dwave-samplers rejects seeds >= 2**31 in practice, so keep 31 bits
-    return int.from_bytes(digest.digest()[:4], 'little') & 0x7FFFFFFF
+    return int.from_bytes(digest.digest()[:4], "little") & 0x7FFFFFFF
 
 
 def anneal(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
@@ -55,14 +55,15 @@ def anneal(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
     n = max(1, bqm.num_variables)
     sweeps = int(max(16, min(1000, _QPU_UPDATE_BUDGET // (n * num_reads))))
     return SimulatedAnnealingSampler().sample(
-        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed)
+        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed
+    )
 
 
 def beta_range(bqm) -> list[float]:
     """dwave-samplers' default beta range for ``bqm``, computed with numpy (its own loop
     over the couplings costs more than the sweeps of a dense neuron)."""
     h, (rows, cols, J), _ = bqm.to_numpy_vectors(range(bqm.num_variables))
-    if bqm.vartype is dimod.BINARY:     # the same problem over spins, as it anneals
+    if bqm.vartype is dimod.BINARY:  # the same problem over spins, as it anneals
         n = len(h)
         h, J = h / 2 + (np.bincount(rows, J, n) + np.bincount(cols, J, n)) / 4, J / 4
     h, J = np.abs(h), np.abs(J)
@@ -83,8 +84,8 @@ def _anneal_visits(bqm, num_reads: int, seed: int) -> dimod.SampleSet:
     visits = num_reads * (bqm.num_variables + bqm.num_interactions)
     sweeps = int(max(16, min(1000, _HYBRID_VISIT_BUDGET // max(1, visits))))
     return SimulatedAnnealingSampler().sample(
-        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed,
-        beta_range=beta_range(bqm))
+        bqm, num_reads=num_reads, num_sweeps=sweeps, seed=seed, beta_range=beta_range(bqm)
+    )
 
 
 def anneal_components(bqm: BQMVectors) -> dict:
@@ -98,8 +99,9 @@ def anneal_components(bqm: BQMVectors) -> dict:
     best = dict(zip(uncoupled, values.tolist()))
     for labels, part in parts:
         linear, (rows, cols, values), _ = part.to_numpy_vectors(range(len(labels)))
-        seed = problem_seed(part.vartype.name, linear.tobytes(), rows.tobytes(),
-                            cols.tobytes(), values.tobytes())
+        seed = problem_seed(
+            part.vartype.name, linear.tobytes(), rows.tobytes(), cols.tobytes(), values.tobytes()
+        )
         found = _anneal_visits(part, _HYBRID_READS, seed).first.sample
         best.update((label, found[k]) for k, label in enumerate(labels))
     return best
@@ -115,20 +117,29 @@ def components(bqm: BQMVectors):
     n = len(order)
     graph = scipy.sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     count, which = scipy.sparse.csgraph.connected_components(graph, directed=False)
-    members = np.argsort(which, kind='stable')      # grouped, variable order kept
+    members = np.argsort(which, kind="stable")  # grouped, variable order kept
     bounds = np.searchsorted(which[members], np.arange(count + 1))
     local = np.empty(n, dtype=np.int64)
     local[members] = np.arange(n) - bounds[which[members]]
-    edges = np.argsort(which[rows], kind='stable')
+    edges = np.argsort(which[rows], kind="stable")
     edge_bounds = np.searchsorted(which[rows][edges], np.arange(count + 1))
     alone = []
     for c in range(count):
-        own, coupled = members[bounds[c]:bounds[c + 1]], edges[edge_bounds[c]:edge_bounds[c + 1]]
+        own, coupled = (
+            members[bounds[c] : bounds[c + 1]],
+            edges[edge_bounds[c] : edge_bounds[c + 1]],
+        )
         if not len(coupled):
             alone.extend(own)
             continue
-        yield [order[k] for k in own], dimod.BinaryQuadraticModel.from_numpy_vectors(
-            linear[own], (local[rows[coupled]], local[cols[coupled]], values[coupled]), 0.0,
-            bqm.vartype)
+        yield (
+            [order[k] for k in own],
+            dimod.BinaryQuadraticModel.from_numpy_vectors(
+                linear[own],
+                (local[rows[coupled]], local[cols[coupled]], values[coupled]),
+                0.0,
+                bqm.vartype,
+            ),
+        )
     low = (0, 1) if bqm.vartype is dimod.BINARY else (-1, 1)
     yield [order[k] for k in alone], np.where(linear[alone] < 0, low[1], low[0])

@@ -30,15 +30,21 @@ from annealq.testing.leap.anneal import anneal, anneal_components, problem_seed
 from annealq.testing.leap.bqm_file import BQMVectors
 from annealq.testing.leap.solvers import EMULATION_LABEL
 
-__all__ = ['problem_seed', 'decode_qp_bqm', 'qpu_answer', 'hybrid_answer',
-           'nl_answer', 'qpu_access_time_us']
+__all__ = [
+    "problem_seed",
+    "decode_qp_bqm",
+    "qpu_answer",
+    "hybrid_answer",
+    "nl_answer",
+    "qpu_access_time_us",
+]
 
 # coordinate-descent moves per entry of a nonlinear layer model, at most
 _NL_DESCENT_STEPS = 10
 
 
 def _doubles(text: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype='<f8')
+    return np.frombuffer(base64.b64decode(text), dtype="<f8")
 
 
 def decode_qp_bqm(solver, data: dict, problem_type: str) -> dimod.BinaryQuadraticModel:
@@ -56,18 +62,16 @@ def decode_qp_bqm(solver, data: dict, problem_type: str) -> dimod.BinaryQuadrati
         The BQM (SPIN for ising, BINARY for qubo), without the offset: SAPI
         energies exclude it and the client adds it back.
     """
-    lin = _doubles(data['lin'])
+    lin = _doubles(data["lin"])
     qubits = solver._encoding_qubits
     active = {q for q, bias in zip(qubits, lin) if not math.isnan(bias)}
     linear = {q: float(b) for q, b in zip(qubits, lin) if q in active}
-    couplers = [(u, v) for u, v in solver._encoding_couplers
-                if u in active and v in active]
-    quad = _doubles(data['quad'])
+    couplers = [(u, v) for u, v in solver._encoding_couplers if u in active and v in active]
+    quad = _doubles(data["quad"])
     if len(quad) != len(couplers):
-        raise ValueError(f"qp data has {len(quad)} couplings for "
-                         f"{len(couplers)} active couplers")
+        raise ValueError(f"qp data has {len(quad)} couplings for {len(couplers)} active couplers")
     quadratic = {edge: float(b) for edge, b in zip(couplers, quad)}
-    vartype = dimod.SPIN if problem_type == 'ising' else dimod.BINARY
+    vartype = dimod.SPIN if problem_type == "ising" else dimod.BINARY
     return dimod.BinaryQuadraticModel(linear, quadratic, 0.0, vartype)
 
 
@@ -85,64 +89,72 @@ def qpu_access_time_us(solver, num_qubits: int, params: dict) -> float:
     ``problem_timing_data``: programming time plus, per read, anneal, readout
     and inter-sample delay.
     """
-    known = ('num_reads', 'annealing_time', 'anneal_schedule', 'initial_state',
-             'reinitialize_state', 'programming_thermalization',
-             'readout_thermalization', 'reduce_intersample_correlation')
+    known = (
+        "num_reads",
+        "annealing_time",
+        "anneal_schedule",
+        "initial_state",
+        "reinitialize_state",
+        "programming_thermalization",
+        "readout_thermalization",
+        "reduce_intersample_correlation",
+    )
     kwargs = {k: params[k] for k in known if params.get(k) is not None}
-    kwargs.setdefault('num_reads', 1)
+    kwargs.setdefault("num_reads", 1)
     return float(solver.estimate_qpu_access_time(num_qubits=max(1, num_qubits), **kwargs))
 
 
 def _qpu_timing(solver, num_qubits: int, params: dict) -> dict:
-    timing_data = solver.properties['problem_timing_data']
+    timing_data = solver.properties["problem_timing_data"]
     access = qpu_access_time_us(solver, num_qubits, params)
-    reads = int(params.get('num_reads') or 1)
-    programming = min(access, timing_data['typical_programming_time'])
+    reads = int(params.get("num_reads") or 1)
+    programming = min(access, timing_data["typical_programming_time"])
     sampling = access - programming
-    anneal = float(params.get('annealing_time') or timing_data['default_annealing_time'])
-    delay = timing_data['qpu_delay_time_per_sample']
+    anneal = float(params.get("annealing_time") or timing_data["default_annealing_time"])
+    delay = timing_data["qpu_delay_time_per_sample"]
     readout = max(0.0, sampling / reads - anneal - delay)
     return {
-        'qpu_access_time': access,
-        'qpu_programming_time': programming,
-        'qpu_sampling_time': sampling,
-        'qpu_anneal_time_per_sample': anneal,
-        'qpu_readout_time_per_sample': readout,
-        'qpu_delay_time_per_sample': delay,
-        'qpu_access_overhead_time': 0.0,
-        'total_post_processing_time': 0.0,
-        'post_processing_overhead_time': 0.0,
+        "qpu_access_time": access,
+        "qpu_programming_time": programming,
+        "qpu_sampling_time": sampling,
+        "qpu_anneal_time_per_sample": anneal,
+        "qpu_readout_time_per_sample": readout,
+        "qpu_delay_time_per_sample": delay,
+        "qpu_access_overhead_time": 0.0,
+        "total_post_processing_time": 0.0,
+        "post_processing_overhead_time": 0.0,
         # the only place a QPU answer can carry a label into SampleSet.info
-        'emulation': EMULATION_LABEL,
+        "emulation": EMULATION_LABEL,
     }
 
 
 def _b64(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode('ascii')
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
 def _encode_qp_answer(sampleset, active, num_variables, answer_mode) -> dict:
     """Encode samples over ``active`` qubits in SAPI's ``qp`` answer format."""
-    if answer_mode != 'raw':
+    if answer_mode != "raw":
         sampleset = sampleset.aggregate()
     sampleset = sampleset.change_vartype(dimod.BINARY) if len(active) else sampleset
     if len(active):
         bits = sampleset.record.sample[:, [sampleset.variables.index(q) for q in active]]
     else:
         bits = np.zeros((len(sampleset), 0), dtype=np.uint8)
-    order = np.argsort(sampleset.record.energy, kind='stable')
+    order = np.argsort(sampleset.record.energy, kind="stable")
     # each solution is padded to whole bytes, most significant bit first
     packed = np.packbits(bits[order].astype(np.uint8), axis=1)
     answer = {
-        'format': 'qp',
-        'num_variables': num_variables,
-        'active_variables': _b64(np.asarray(active, dtype='<i4')),
-        'energies': _b64(np.asarray(sampleset.record.energy[order], dtype='<f8')),
-        'solutions': base64.b64encode(packed.tobytes()).decode('ascii'),
+        "format": "qp",
+        "num_variables": num_variables,
+        "active_variables": _b64(np.asarray(active, dtype="<i4")),
+        "energies": _b64(np.asarray(sampleset.record.energy[order], dtype="<f8")),
+        "solutions": base64.b64encode(packed.tobytes()).decode("ascii"),
     }
-    if answer_mode != 'raw':
-        answer['num_occurrences'] = _b64(
-            np.asarray(sampleset.record.num_occurrences[order], dtype='<i4'))
+    if answer_mode != "raw":
+        answer["num_occurrences"] = _b64(
+            np.asarray(sampleset.record.num_occurrences[order], dtype="<i4")
+        )
     return answer
 
 
@@ -159,19 +171,21 @@ def qpu_answer(solver, data: dict, problem_type: str, params: dict) -> dict:
         The ``answer`` field of the SAPI problem response.
     """
     bqm = decode_qp_bqm(solver, data, problem_type)
-    reads = int(params.get('num_reads') or 1)
-    seed = problem_seed(data['lin'], data['quad'], problem_type, sorted(params.items()))
+    reads = int(params.get("num_reads") or 1)
+    seed = problem_seed(data["lin"], data["quad"], problem_type, sorted(params.items()))
     active = sorted(bqm.variables)
-    if active and params.get('initial_state') is not None:
-        sampleset = _reverse_anneal(bqm, reads, params['initial_state'], active)
+    if active and params.get("initial_state") is not None:
+        sampleset = _reverse_anneal(bqm, reads, params["initial_state"], active)
     elif active:
         sampleset = anneal(bqm, reads, seed)
     else:
         sampleset = dimod.SampleSet.from_samples(
-            ([[]] * reads, []), bqm.vartype, energy=[0.0] * reads)
-    answer = _encode_qp_answer(sampleset, active, solver.properties['num_qubits'],
-                               params.get('answer_mode', 'histogram'))
-    answer['timing'] = _qpu_timing(solver, len(active), params)
+            ([[]] * reads, []), bqm.vartype, energy=[0.0] * reads
+        )
+    answer = _encode_qp_answer(
+        sampleset, active, solver.properties["num_qubits"], params.get("answer_mode", "histogram")
+    )
+    answer["timing"] = _qpu_timing(solver, len(active), params)
     return answer
 
 
@@ -190,19 +204,19 @@ def hybrid_answer(bqm: BQMVectors, time_limit: float, charge_time: float) -> dic
     # disjoint components, each annealed on its own
     best = anneal_components(bqm) if bqm.num_variables else {}
     values = [best[v] for v in bqm.labels]
-    sampleset = dimod.SampleSet.from_samples(([values], bqm.labels), bqm.vartype,
-                                             energy=[bqm.energy(values)])
+    sampleset = dimod.SampleSet.from_samples(
+        ([values], bqm.labels), bqm.vartype, energy=[bqm.energy(values)]
+    )
     # times in microseconds, as Leap's hybrid solvers report them
     info = {
-        'run_time': int(round(time_limit * 1e6)),
-        'charge_time': int(round(charge_time * 1e6)),
+        "run_time": int(round(time_limit * 1e6)),
+        "charge_time": int(round(charge_time * 1e6)),
         # no quantum hardware is involved in an emulated answer
-        'qpu_access_time': 0,
-        'emulation': EMULATION_LABEL,
+        "qpu_access_time": 0,
+        "emulation": EMULATION_LABEL,
     }
-    sampleset = dimod.SampleSet(sampleset.record, sampleset.variables, info,
-                                sampleset.vartype)
-    return {'format': 'bq', 'data': sampleset.to_serializable(use_bytes=False)}
+    sampleset = dimod.SampleSet(sampleset.record, sampleset.variables, info, sampleset.vartype)
+    return {"format": "bq", "data": sampleset.to_serializable(use_bytes=False)}
 
 
 def _search_layer(model) -> str:
@@ -220,8 +234,7 @@ def _search_layer(model) -> str:
     return "greedy coordinate descent (CDQuant) from the initial state"
 
 
-def nl_answer(model, time_limit: float, charge_time: float,
-              url: str) -> tuple[dict, bytes]:
+def nl_answer(model, time_limit: float, charge_time: float, url: str) -> tuple[dict, bytes]:
     """Answer a nonlinear problem classically, in the ``binary-ref`` format.
 
     Args:
@@ -240,14 +253,17 @@ def nl_answer(model, time_limit: float, charge_time: float,
         model.states.resize(1)
     data = model.states.to_file().read()
     answer = {
-        'format': 'binary-ref',
-        'auth_method': 'sapi-token',
-        'url': url,
+        "format": "binary-ref",
+        "auth_method": "sapi-token",
+        "url": url,
         # times in microseconds, as Leap's hybrid solvers report them
-        'timing': {'qpu_access_time': 0, 'warnings': [],
-                   'charge_time': int(round(charge_time * 1e6)),
-                   'run_time': int(round(time_limit * 1e6)),
-                   'emulation': f"{EMULATION_LABEL}; {how}"},
-        'shape': {},
+        "timing": {
+            "qpu_access_time": 0,
+            "warnings": [],
+            "charge_time": int(round(charge_time * 1e6)),
+            "run_time": int(round(time_limit * 1e6)),
+            "emulation": f"{EMULATION_LABEL}; {how}",
+        },
+        "shape": {},
     }
     return answer, data

@@ -24,9 +24,9 @@ import dimod
 import numpy as np
 from dimod.serialization.fileview import VariablesSection, read_header
 
-__all__ = ['BQMVectors', 'read_bqm_vectors']
+__all__ = ["BQMVectors", "read_bqm_vectors"]
 
-_MAGIC = b'DIMODBQM'
+_MAGIC = b"DIMODBQM"
 
 
 @dataclasses.dataclass
@@ -42,7 +42,7 @@ class BQMVectors:
     labels: list
 
     @classmethod
-    def of(cls, bqm: dimod.BinaryQuadraticModel) -> 'BQMVectors':
+    def of(cls, bqm: dimod.BinaryQuadraticModel) -> "BQMVectors":
         labels = list(bqm.variables)
         linear, (rows, cols, values), offset = bqm.to_numpy_vectors(labels)
         return cls(linear, rows, cols, values, float(offset), bqm.vartype, labels)
@@ -66,12 +66,12 @@ def read_bqm_vectors(raw: bytes) -> BQMVectors:
     stream = io.BytesIO(raw)
     header = read_header(stream, _MAGIC)
     data = header.data
-    if header.version != (2, 0) or np.dtype(data['dtype']) == np.dtype('O'):
+    if header.version != (2, 0) or np.dtype(data["dtype"]) == np.dtype("O"):
         return BQMVectors.of(dimod.BinaryQuadraticModel.from_file(io.BytesIO(raw)))
-    n, m = data['shape']
-    dtype, itype, ntype = (np.dtype(data[key]) for key in ('dtype', 'itype', 'ntype'))
-    linear_dtype = np.dtype([('nidx', ntype), ('bias', dtype)], align=False)
-    quadratic_dtype = np.dtype([('outvar', itype), ('bias', dtype)], align=False)
+    n, m = data["shape"]
+    dtype, itype, ntype = (np.dtype(data[key]) for key in ("dtype", "itype", "ntype"))
+    linear_dtype = np.dtype([("nidx", ntype), ("bias", dtype)], align=False)
+    quadratic_dtype = np.dtype([("outvar", itype), ("bias", dtype)], align=False)
     start = stream.tell()
     sizes = (dtype.itemsize, n * linear_dtype.itemsize, 2 * m * quadratic_dtype.itemsize)
     if len(raw) < start + sum(sizes):
@@ -80,13 +80,18 @@ def read_bqm_vectors(raw: bytes) -> BQMVectors:
     linear = np.frombuffer(raw, linear_dtype, n, start + sizes[0])
     quadratic = np.frombuffer(raw, quadratic_dtype, 2 * m, start + sizes[0] + sizes[1])
     # each coupling is stored at both of its ends; keep one (the higher end's entry)
-    owner = np.repeat(np.arange(n), np.diff(np.append(linear['nidx'].astype(np.int64), 2 * m)))
-    lower = quadratic['outvar'] < owner
+    owner = np.repeat(np.arange(n), np.diff(np.append(linear["nidx"].astype(np.int64), 2 * m)))
+    lower = quadratic["outvar"] < owner
     labels = list(range(n))
-    if data['variables']:
+    if data["variables"]:
         stream.seek(start + sum(sizes))
         labels = list(VariablesSection.load(stream))
-    return BQMVectors(linear['bias'].astype(np.float64), owner[lower],
-                      quadratic['outvar'][lower].astype(np.int64),
-                      quadratic['bias'][lower].astype(np.float64), float(offset),
-                      dimod.as_vartype(data['vartype']), labels)
+    return BQMVectors(
+        linear["bias"].astype(np.float64),
+        owner[lower],
+        quadratic["outvar"][lower].astype(np.int64),
+        quadratic["bias"][lower].astype(np.float64),
+        float(offset),
+        dimod.as_vartype(data["vartype"]),
+        labels,
+    )

@@ -15,12 +15,12 @@ from annealq.testing.leap.problems import ProblemStore
 from annealq.testing.leap.server import API_PREFIX, SapiHandler
 from annealq.testing.leap.solvers import EMULATION_LABEL, SolverCatalog, apply_filter
 
-__all__ = ['LeapEmulator', 'main', 'DEFAULT_TOKEN']
+__all__ = ["LeapEmulator", "main", "DEFAULT_TOKEN"]
 
 #: Token handed out when the emulator accepts any token; deliberately not
 #: shaped like a real D-Wave API token.
-DEFAULT_TOKEN = 'emulator-token'
-_HOST = '127.0.0.1'
+DEFAULT_TOKEN = "emulator-token"
+_HOST = "127.0.0.1"
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,15 @@ logger = logging.getLogger(__name__)
 def _normalize_slots(slots: Union[int, Mapping], qpu_slots: int) -> dict:
     # the nonlinear solver ('nl') has as many slots as the hybrid BQM solver by default
     if isinstance(slots, Mapping):
-        result = {'hybrid': 4, 'qpu': qpu_slots}
+        result = {"hybrid": 4, "qpu": qpu_slots}
         result.update({k: int(v) for k, v in slots.items()})
-        result.setdefault('nl', result['hybrid'])
+        result.setdefault("nl", result["hybrid"])
     else:
-        result = {'hybrid': int(slots), 'qpu': int(qpu_slots), 'nl': int(slots)}
-    if set(result) != {'hybrid', 'qpu', 'nl'} or min(result.values()) < 1:
-        raise ValueError(f"slots must be positive counts for 'hybrid', 'qpu' and 'nl', "
-                         f"got {result}")
+        result = {"hybrid": int(slots), "qpu": int(qpu_slots), "nl": int(slots)}
+    if set(result) != {"hybrid", "qpu", "nl"} or min(result.values()) < 1:
+        raise ValueError(
+            f"slots must be positive counts for 'hybrid', 'qpu' and 'nl', got {result}"
+        )
     return result
 
 
@@ -78,28 +79,38 @@ class LeapEmulator:
             make a client split a layer.
     """
 
-    def __init__(self, time_scale: float = 1.0,
-                 faults: Union[None, str, Mapping, FaultSpec] = None,
-                 slots: Union[int, Mapping] = 4, token: Optional[str] = None,
-                 port: int = 0, qpu_slots: int = 1, pegasus_m: int = 16,
-                 nl_limits: Optional[Mapping] = None):
+    def __init__(
+        self,
+        time_scale: float = 1.0,
+        faults: Union[None, str, Mapping, FaultSpec] = None,
+        slots: Union[int, Mapping] = 4,
+        token: Optional[str] = None,
+        port: int = 0,
+        qpu_slots: int = 1,
+        pegasus_m: int = 16,
+        nl_limits: Optional[Mapping] = None,
+    ):
         if not time_scale > 0:
             raise ValueError("time_scale must be positive")
         spec = parse_faults(faults)
         self._required_token = token if token is not None else spec.token
         self.injector = FaultInjector(spec)
         self.catalog = SolverCatalog(pegasus_m, nl_limits=nl_limits)
-        self.store = ProblemStore(self.catalog, self.injector, time_scale,
-                                  _normalize_slots(slots, qpu_slots))
+        self.store = ProblemStore(
+            self.catalog, self.injector, time_scale, _normalize_slots(slots, qpu_slots)
+        )
         self._requests = 0
         self._lock = threading.Lock()
         self._closed = False
         self._server = _Server((_HOST, port), SapiHandler)
         self._server.emulator = self
         self.store.endpoint = self.endpoint  # nonlinear answers are fetched from a URL
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={'poll_interval': 0.05},
-                                        name='leap-emulator-http', daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="leap-emulator-http",
+            daemon=True,
+        )
         self._thread.start()
 
     # -- public API -------------------------------------------------------
@@ -131,9 +142,9 @@ class LeapEmulator:
             counts, 401s included) and ``requests`` (HTTP requests seen).
         """
         stats = self.store.stats()
-        stats['faults'] = self.injector.snapshot()
+        stats["faults"] = self.injector.snapshot()
         with self._lock:
-            stats['requests'] = self._requests
+            stats["requests"] = self._requests
         return stats
 
     def close(self) -> None:
@@ -147,7 +158,7 @@ class LeapEmulator:
         self._server.server_close()
         self._thread.join(timeout=5.0)
 
-    def __enter__(self) -> 'LeapEmulator':
+    def __enter__(self) -> "LeapEmulator":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -173,16 +184,24 @@ class LeapEmulator:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog='annealq leap-emulator',
-        description="Local Leap (SAPI) emulator: classical answers, not quantum hardware.")
-    parser.add_argument('--port', type=int, default=0, help="port on 127.0.0.1 (0: any free)")
-    parser.add_argument('--time-scale', type=float, default=1.0,
-                        help="divide emulated service times by this (default 1)")
-    parser.add_argument('--faults', default=None,
-                        help="fault spec, e.g. 'latency=0.05,http429=0.1,retry_after=1,seed=0'")
-    parser.add_argument('--slots', type=int, default=4, help="hybrid service slots (default 4)")
-    parser.add_argument('--qpu-slots', type=int, default=1, help="QPU service slots (default 1)")
-    parser.add_argument('--token', default=None, help="only accept this API token")
+        prog="annealq leap-emulator",
+        description="Local Leap (SAPI) emulator: classical answers, not quantum hardware.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="divide emulated service times by this (default 1)",
+    )
+    parser.add_argument(
+        "--faults",
+        default=None,
+        help="fault spec, e.g. 'latency=0.05,http429=0.1,retry_after=1,seed=0'",
+    )
+    parser.add_argument("--slots", type=int, default=4, help="hybrid service slots (default 4)")
+    parser.add_argument("--qpu-slots", type=int, default=1, help="QPU service slots (default 1)")
+    parser.add_argument("--token", default=None, help="only accept this API token")
     return parser
 
 
@@ -197,9 +216,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        emulator = LeapEmulator(time_scale=args.time_scale, faults=args.faults,
-                                slots=args.slots, qpu_slots=args.qpu_slots,
-                                token=args.token, port=args.port)
+        emulator = LeapEmulator(
+            time_scale=args.time_scale,
+            faults=args.faults,
+            slots=args.slots,
+            qpu_slots=args.qpu_slots,
+            token=args.token,
+            port=args.port,
+        )
     except (ValueError, OSError) as exc:
         print(f"leap-emulator: {exc}")
         return 2
@@ -209,8 +233,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with emulator:
-            print(f"Leap emulator (classical emulation, not quantum hardware) at "
-                  f"{emulator.endpoint}", flush=True)
+            print(
+                f"Leap emulator (classical emulation, not quantum hardware) at {emulator.endpoint}",
+                flush=True,
+            )
             print(f"token: {emulator.token}", flush=True)
             while not stop.wait(0.2):
                 pass

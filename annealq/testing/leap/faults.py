@@ -22,16 +22,16 @@ import threading
 import time
 from typing import Mapping, Optional, Union
 
-__all__ = ['FaultSpec', 'FaultInjector', 'parse_faults', 'ROUTE_KINDS']
+__all__ = ["FaultSpec", "FaultInjector", "parse_faults", "ROUTE_KINDS"]
 
 #: Request kinds a fault scope can name. ``submit`` is ``POST /problems/``,
 #: ``poll`` the status query ``GET /problems/?id=...``, ``answer`` the
 #: per-problem ``GET /problems/<id>/...`` routes, ``cancel`` the DELETEs,
 #: ``upload`` the ``/bqm/multipart`` routes and ``solvers`` the solver listing.
-ROUTE_KINDS = ('submit', 'poll', 'answer', 'cancel', 'upload', 'solvers')
+ROUTE_KINDS = ("submit", "poll", "answer", "cancel", "upload", "solvers")
 
 # HTTP faults, in the order they are tried on a request
-_HTTP_FAULTS = ('http429', 'http5xx', 'drop')
+_HTTP_FAULTS = ("http429", "http5xx", "drop")
 
 
 @dataclasses.dataclass
@@ -74,7 +74,7 @@ class FaultSpec:
     drop_count: int = 0
     never_finish: float = 0.0
     never_finish_count: int = 0
-    scope: tuple = ('submit',)
+    scope: tuple = ("submit",)
     seed: int = 0
     token: Optional[str] = None
 
@@ -86,7 +86,7 @@ class FaultSpec:
         unknown = set(self.scope) - set(ROUTE_KINDS)
         if unknown:
             raise ValueError(f"unknown fault scope(s): {sorted(unknown)}")
-        for name in ('http429', 'http5xx', 'drop', 'never_finish'):
+        for name in ("http429", "http5xx", "drop", "never_finish"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
@@ -101,19 +101,19 @@ class FaultSpec:
 
 def _parse_scope(text: str) -> tuple:
     """Parse ``"submit+poll"`` (or ``"all"``) into a tuple of route kinds."""
-    parts = [p.strip() for p in text.replace('|', '+').split('+') if p.strip()]
-    if parts == ['all']:
+    parts = [p.strip() for p in text.replace("|", "+").split("+") if p.strip()]
+    if parts == ["all"]:
         return ROUTE_KINDS
     return tuple(parts)
 
 
 def _convert(field: dataclasses.Field, raw: str):
     """Convert one ``key=value`` string value to the field's type."""
-    if field.name == 'scope':
+    if field.name == "scope":
         return _parse_scope(raw)
-    if field.name == 'token':
+    if field.name == "token":
         return raw
-    if field.type in ('int', int):
+    if field.type in ("int", int):
         return int(raw)
     return float(raw)
 
@@ -143,15 +143,16 @@ def parse_faults(spec: Union[None, str, Mapping, FaultSpec]) -> FaultSpec:
             raise ValueError(f"unknown fault key(s): {sorted(unknown)}")
         return FaultSpec(**spec)
     values = {}
-    for item in str(spec).split(','):
+    for item in str(spec).split(","):
         item = item.strip()
         if not item:
             continue
-        key, sep, raw = item.partition('=')
+        key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or key not in fields:
-            raise ValueError(f"bad fault item {item!r}; expected one of "
-                             f"{sorted(fields)} as key=value")
+            raise ValueError(
+                f"bad fault item {item!r}; expected one of {sorted(fields)} as key=value"
+            )
         try:
             values[key] = _convert(fields[key], raw.strip())
         except ValueError as exc:
@@ -172,13 +173,12 @@ class FaultInjector:
         self._lock = threading.Lock()
         # counted faults still to hand out
         self._remaining = {
-            'http429': spec.http429_count,
-            'http5xx': spec.http5xx_count,
-            'drop': spec.drop_count,
-            'never_finish': spec.never_finish_count,
+            "http429": spec.http429_count,
+            "http5xx": spec.http5xx_count,
+            "drop": spec.drop_count,
+            "never_finish": spec.never_finish_count,
         }
-        self.injected = {name: 0 for name in
-                         ('latency', *_HTTP_FAULTS, 'never_finish', 'http401')}
+        self.injected = {name: 0 for name in ("latency", *_HTTP_FAULTS, "never_finish", "http401")}
 
     def _draw(self, name: str) -> bool:
         # caller holds the lock; counts first so count-mode tests never
@@ -210,22 +210,22 @@ class FaultInjector:
     def never_finish(self) -> bool:
         """Decide whether a newly submitted problem never completes."""
         with self._lock:
-            hit = self._draw('never_finish')
+            hit = self._draw("never_finish")
             if hit:
-                self.injected['never_finish'] += 1
+                self.injected["never_finish"] += 1
             return hit
 
     def delay(self) -> None:
         """Sleep the configured latency (if any) and count the delayed response."""
         if self.spec.latency > 0:
             with self._lock:
-                self.injected['latency'] += 1
+                self.injected["latency"] += 1
             time.sleep(self.spec.latency)
 
     def count_auth_failure(self) -> None:
         """Count a request rejected for a wrong token."""
         with self._lock:
-            self.injected['http401'] += 1
+            self.injected["http401"] += 1
 
     def snapshot(self) -> dict:
         """Return a copy of the injected-fault counters."""

@@ -37,7 +37,7 @@ from annealq.testing.leap.records import (
 from annealq.testing.leap.solvers import SolverCatalog
 from annealq.testing.leap.uploads import UploadStore
 
-__all__ = ['ProblemStore']
+__all__ = ["ProblemStore"]
 
 
 class ProblemStore:
@@ -50,8 +50,9 @@ class ProblemStore:
         slots: Worker count per solver kind, e.g. ``{'hybrid': 4, 'qpu': 1}``.
     """
 
-    def __init__(self, catalog: SolverCatalog, injector: FaultInjector,
-                 time_scale: float, slots: dict):
+    def __init__(
+        self, catalog: SolverCatalog, injector: FaultInjector, time_scale: float, slots: dict
+    ):
         self.catalog = catalog
         self.injector = injector
         self.time_scale = float(time_scale)
@@ -61,15 +62,17 @@ class ProblemStore:
         self._closed = False
         self._queues = {kind: queue.Queue() for kind in slots}
         self._in_service = {kind: 0 for kind in slots}
-        self._counts = {'submitted': 0, 'completed': 0, 'cancelled': 0, 'failed': 0}
+        self._counts = {"submitted": 0, "completed": 0, "cancelled": 0, "failed": 0}
         self._max_concurrent = {kind: 0 for kind in slots}
-        self._billed = {catalog.qpu_name: 0.0, catalog.hybrid_name: 0.0,
-                        catalog.nl_name: 0.0}
-        self.endpoint = ''          # set by the emulator once it listens
+        self._billed = {catalog.qpu_name: 0.0, catalog.hybrid_name: 0.0, catalog.nl_name: 0.0}
+        self.endpoint = ""  # set by the emulator once it listens
         self._workers = [
-            threading.Thread(target=self._serve, args=(kind,), daemon=True,
-                             name=f"leap-emulator-{kind}-{i}")
-            for kind, n in slots.items() for i in range(n)]
+            threading.Thread(
+                target=self._serve, args=(kind,), daemon=True, name=f"leap-emulator-{kind}-{i}"
+            )
+            for kind, n in slots.items()
+            for i in range(n)
+        ]
         for worker in self._workers:
             worker.start()
 
@@ -80,11 +83,11 @@ class ProblemStore:
         try:
             problem = self._make_problem(job)
         except SubmitError as exc:
-            return {'error_code': exc.code, 'error_msg': str(exc)}
+            return {"error_code": exc.code, "error_msg": str(exc)}
         problem.never_finish = self.injector.never_finish()
         with self._cond:
             self._problems[problem.id] = problem
-            self._counts['submitted'] += 1
+            self._counts["submitted"] += 1
             message = problem.status_message()
         self._queues[problem.kind].put(problem)
         return message
@@ -92,14 +95,20 @@ class ProblemStore:
     def _make_problem(self, job: dict) -> Problem:
         if not isinstance(job, dict):
             raise SubmitError(400, "each submitted problem must be an object")
-        kind = self.catalog.kind_of(job.get('solver'))
+        kind = self.catalog.kind_of(job.get("solver"))
         if kind is None:
             raise SubmitError(404, f"solver {job.get('solver')!r} not found")
-        params = job.get('params') or {}
-        problem = Problem(id=str(uuid.uuid4()), kind=kind, type=job.get('type'),
-                          solver=job['solver'], params=params,
-                          data=job.get('data') or {}, label=job.get('label'))
-        prepare = {'qpu': prepare_qpu, 'nl': prepare_nl}.get(kind, prepare_hybrid)
+        params = job.get("params") or {}
+        problem = Problem(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            type=job.get("type"),
+            solver=job["solver"],
+            params=params,
+            data=job.get("data") or {},
+            label=job.get("label"),
+        )
+        prepare = {"qpu": prepare_qpu, "nl": prepare_nl}.get(kind, prepare_hybrid)
         prepare(problem, self.catalog, self.uploads)
         return problem
 
@@ -113,7 +122,7 @@ class ProblemStore:
                 return
             with self._cond:
                 if problem.status != PENDING:
-                    continue        # cancelled while queued
+                    continue  # cancelled while queued
                 problem.status = IN_PROGRESS
                 self._in_service[kind] += 1
                 busy = self._in_service[kind]
@@ -129,7 +138,7 @@ class ProblemStore:
         started = time.monotonic()
         try:
             answer = self._compute(problem)
-        except Exception as exc:    # report solver bugs as FAILED, like SAPI
+        except Exception as exc:  # report solver bugs as FAILED, like SAPI
             self._finish(problem, FAILED, error=f"emulator failed: {exc!r}")
             return
         if problem.never_finish:
@@ -142,31 +151,36 @@ class ProblemStore:
         self._finish(problem, COMPLETED, answer=answer)
 
     def _compute(self, problem: Problem) -> dict:
-        if problem.kind == 'nl':
+        if problem.kind == "nl":
             answer, problem.answer_data = answers.nl_answer(
-                problem.model, problem.service_s, problem.billed_s,
-                f"{self.endpoint}problems/{problem.id}/answer/data/")
-            problem.model = None    # the states file is all that is kept
+                problem.model,
+                problem.service_s,
+                problem.billed_s,
+                f"{self.endpoint}problems/{problem.id}/answer/data/",
+            )
+            problem.model = None  # the states file is all that is kept
             return answer
-        if problem.kind == 'qpu':
-            return answers.qpu_answer(self.catalog.qpu_solver, problem.data,
-                                      problem.type, problem.params)
+        if problem.kind == "qpu":
+            return answers.qpu_answer(
+                self.catalog.qpu_solver, problem.data, problem.type, problem.params
+            )
         minimum = self.catalog.hybrid_min_time_limit(problem.bqm.num_variables)
-        return answers.hybrid_answer(problem.bqm, problem.service_s,
-                                     max(problem.service_s, minimum))
+        return answers.hybrid_answer(
+            problem.bqm, problem.service_s, max(problem.service_s, minimum)
+        )
 
     def _finish(self, problem: Problem, status: str, answer=None, error=None) -> None:
         with self._cond:
             if problem.status != IN_PROGRESS or self._closed:
-                return              # cancelled meanwhile: keep CANCELLED
+                return  # cancelled meanwhile: keep CANCELLED
             problem.status, problem.answer = status, answer
             problem.error_message = error
             problem.solved_on = now_iso()
             if status == COMPLETED:
-                self._counts['completed'] += 1
-                self._billed[problem.solver['name']] += problem.billed_s
+                self._counts["completed"] += 1
+                self._billed[problem.solver["name"]] += problem.billed_s
             else:
-                self._counts['failed'] += 1
+                self._counts["failed"] += 1
             self._cond.notify_all()
 
     # -- queries ----------------------------------------------------------
@@ -188,7 +202,8 @@ class ProblemStore:
 
             def changed():
                 return self._closed or any(
-                    p.status != s or p.status in TERMINAL for p, s in zip(known, before))
+                    p.status != s or p.status in TERMINAL for p, s in zip(known, before)
+                )
 
             if wait > 0 and known:
                 self._cond.wait_for(changed, timeout=wait)
@@ -212,13 +227,12 @@ class ProblemStore:
             for problem_id in ids:
                 problem = self._problems.get(problem_id)
                 if problem is None:
-                    results.append({'error_code': 404, 'error_msg': 'Problem not found'})
+                    results.append({"error_code": 404, "error_msg": "Problem not found"})
                 elif problem.status in TERMINAL:
-                    results.append({'error_code': 409,
-                                    'error_msg': f'Problem is {problem.status}'})
+                    results.append({"error_code": 409, "error_msg": f"Problem is {problem.status}"})
                 else:
                     problem.status, problem.solved_on = CANCELLED, now_iso()
-                    self._counts['cancelled'] += 1
+                    self._counts["cancelled"] += 1
                     problem.wake.set()
                     results.append(problem.status_message())
             self._cond.notify_all()
@@ -228,13 +242,13 @@ class ProblemStore:
         """Counters, billed seconds per solver and peak concurrency."""
         with self._cond:
             return {
-                'problems_submitted': self._counts['submitted'],
-                'problems_completed': self._counts['completed'],
-                'problems_cancelled': self._counts['cancelled'],
-                'problems_failed': self._counts['failed'],
-                'billed_seconds': dict(self._billed),
-                'in_service': dict(self._in_service),
-                'max_concurrent': dict(self._max_concurrent),
+                "problems_submitted": self._counts["submitted"],
+                "problems_completed": self._counts["completed"],
+                "problems_cancelled": self._counts["cancelled"],
+                "problems_failed": self._counts["failed"],
+                "billed_seconds": dict(self._billed),
+                "in_service": dict(self._in_service),
+                "max_concurrent": dict(self._max_concurrent),
             }
 
     def close(self) -> None:

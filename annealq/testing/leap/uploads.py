@@ -14,7 +14,7 @@ import threading
 import uuid
 from typing import Optional
 
-__all__ = ['UploadStore', 'UploadError']
+__all__ = ["UploadStore", "UploadError"]
 
 
 class UploadError(Exception):
@@ -32,7 +32,7 @@ class UploadError(Exception):
 class _Upload:
     def __init__(self, size: int):
         self.size = size
-        self.parts: dict = {}       # part number -> (bytes, their MD5 digest)
+        self.parts: dict = {}  # part number -> (bytes, their MD5 digest)
         self.data: Optional[bytes] = None
 
 
@@ -56,10 +56,9 @@ class UploadStore:
         upload_id = str(uuid.uuid4())
         with self._lock:
             self._uploads[upload_id] = _Upload(size)
-        return {'id': upload_id}
+        return {"id": upload_id}
 
-    def put_part(self, upload_id: str, part: int, data: bytes,
-                 content_md5: Optional[str]) -> dict:
+    def put_part(self, upload_id: str, part: int, data: bytes, content_md5: Optional[str]) -> dict:
         """Store one part, checking its ``Content-MD5`` (base64) if given."""
         digest = hashlib.md5(data).digest()
         if content_md5 and base64.b64encode(digest).decode() != content_md5.strip():
@@ -76,10 +75,12 @@ class UploadStore:
         with self._lock:
             upload = self._get(upload_id)
             if upload.data is not None:
-                return {'status': 'UPLOAD_COMPLETED', 'parts': []}
-            parts = [{'part_number': n, 'checksum': digest.hex()}
-                     for n, (_, digest) in sorted(upload.parts.items())]
-        return {'status': 'UPLOAD_IN_PROGRESS', 'parts': parts}
+                return {"status": "UPLOAD_COMPLETED", "parts": []}
+            parts = [
+                {"part_number": n, "checksum": digest.hex()}
+                for n, (_, digest) in sorted(upload.parts.items())
+            ]
+        return {"status": "UPLOAD_IN_PROGRESS", "parts": parts}
 
     def combine(self, upload_id: str, checksum: Optional[str]) -> dict:
         """Join the parts after checking the client's combined checksum."""
@@ -88,13 +89,12 @@ class UploadStore:
             if upload.data is not None:
                 return {}
             ordered = [upload.parts[n][0] for n in sorted(upload.parts)]
-            digests = b''.join(upload.parts[n][1] for n in sorted(upload.parts))
+            digests = b"".join(upload.parts[n][1] for n in sorted(upload.parts))
             if checksum is not None and hashlib.md5(digests).hexdigest() != checksum:
                 raise UploadError(400, "combined checksum mismatch")
-            data = b''.join(ordered)
+            data = b"".join(ordered)
             if len(data) != upload.size:
-                raise UploadError(400, f"uploaded {len(data)} bytes, "
-                                       f"announced {upload.size}")
+                raise UploadError(400, f"uploaded {len(data)} bytes, announced {upload.size}")
             upload.data = data
             upload.parts.clear()
         return {}
