@@ -76,6 +76,28 @@ def test_a_planted_move_inside_one_window_is_recovered_exactly(digits_first_laye
         assert result.info["polish"]["windows_accepted"] >= 1
 
 
+def test_a_move_planted_in_any_window_is_recovered_with_the_best_window_and_the_bias_inside(
+    digits_first_layer,
+):
+    """A ±1 move on three weights of a random window (not the one tried first): the first
+    improving window can lead elsewhere, but each pass's best window, with the bias free to
+    move back with the weights, returns to the proven optimum."""
+    lq = digits_first_layer
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        best = _optimum(lq, i)
+        live = best.live()
+        table = neighbours(best.gram, live, 12)
+        room = [c for c in table[rng.integers(len(live))] if 0 < best.o[c] < best.span[c]]
+        o = best.o.copy()
+        o[rng.choice(room, 3, replace=False)] += rng.choice([-1, 1], 3)
+        start = lq.samples(lq.states((lq.base[i] + o)[None, :], [i]), [i])
+        [result] = PolishComposite(
+            EXACT, window=12, whole_first=False, accept="best", bias_in_windows=True
+        ).sample_layer(lq, neurons=[i], initial_states=start)
+        assert result.energy == pytest.approx(best.energy(), rel=1e-9)
+
+
 def test_a_windows_bqm_is_its_exact_problem_for_every_assignment():
     rng = np.random.default_rng(3)
     lq = formulate_layer(

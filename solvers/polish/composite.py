@@ -71,6 +71,12 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         whole_first: send a neuron of at most ``WHOLE_MAX`` binary variables (its whole
             grid; int1-int2 digits neurons) to the child whole before the windows.
         seed: the child's seed for window ``k`` of neuron ``i`` derives from it.
+        accept: ``"first"`` (each improving window as it is solved) or ``"best"`` (each
+            pass solves every window from the same state and accepts the one that removes
+            most: a window holding only part of a better point is not taken first).
+        bias_in_windows: the bias joins every window as one more integer (it often has to
+            move with the weights: ``benchmarks/POLISH_REACH.md``); else it is fixed in
+            the window and re-chosen in closed form after each accepted one.
         **child_parameters: passed to every ``child.sample`` call.
     """
 
@@ -81,17 +87,21 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
                  max_windows: int = DEFAULT_MAX_WINDOWS, time_limit: float | None = None,
                  relative_budget: float | None = None, store=None,
                  child_name: str | None = None, controls: bool = True, seed: int = 0,
-                 whole_first: bool = True, **child_parameters):
+                 whole_first: bool = True, accept: str = "first",
+                 bias_in_windows: bool = False, **child_parameters):
         if not (isinstance(window, int) and window >= 1):
             raise ValueError(f"window must be a positive number of weights, got {window!r}")
         if move not in (1, None):
             raise ValueError(f"move must be 1 (±1 step) or None (whole grid), got {move!r}")
+        if accept not in ("first", "best"):
+            raise ValueError(f"accept must be 'first' or 'best', got {accept!r}")
         if not (isinstance(max_windows, int) and max_windows >= 0):
             raise ValueError(f"max_windows must be an integer >= 0, got {max_windows!r}")
         self._child = child
         self.window, self.move, self.max_windows = window, move, max_windows
         self.time_limit, self.controls, self.seed = time_limit, controls, seed
         self.relative_budget, self.whole_first = relative_budget, whole_first
+        self.accept, self.bias_in_windows = accept, bool(bias_in_windows)
         self.child_name = child if child == EXACT else (child_name or type(child).__name__)
         self.child_parameters = child_parameters
         self._solve = self._exact if child == EXACT else self._annealed
@@ -104,7 +114,8 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
     @property
     def properties(self) -> dict:
         return {"window": self.window, "move": self.move, "max_windows": self.max_windows,
-                "whole_first": self.whole_first}
+                "whole_first": self.whole_first, "accept": self.accept,
+                "bias_in_windows": self.bias_in_windows}
 
     @property
     def defaults(self) -> dict:
@@ -166,20 +177,28 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
             if window.gain(o) < 0:
                 state.move(live, o)
                 accepted += 1
+        extra = [state.bias] if self.bias_in_windows and state.bias is not None else []
         while len(live) and len(windows) < self.max_windows:
-            improved = False
+            improved, best = False, None
             for seed_entry in state.tie_order(live):
                 if len(windows) >= self.max_windows or (
                         deadline is not None and time.perf_counter() > deadline):
                     break
-                S = np.sort(table[np.searchsorted(live, seed_entry)])
+                S = np.append(np.sort(table[np.searchsorted(live, seed_entry)]), extra)
+                S = S.astype(np.int64)
                 window = Window.of(state, S, move=self.move)
                 o, seconds = self._solve(window, neuron, len(windows))
                 windows.append((S, self.move))
                 billed += seconds
-                if window.gain(o) < 0:
+                gain = window.gain(o)
+                if gain < 0 and self.accept == "first":
                     state.move(S, o)
                     accepted, improved = accepted + 1, True
+                elif gain < 0 and (best is None or gain < best[0]):
+                    best = (gain, S, o)
+            if best is not None:  # accept="best": the pass's largest decrease
+                state.move(best[1], best[2])
+                accepted, improved = accepted + 1, True
             if not improved or (deadline is not None and time.perf_counter() > deadline):
                 break
         wall = time.perf_counter() - began
