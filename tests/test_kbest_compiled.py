@@ -54,3 +54,24 @@ def test_gptq_with_kept_factorisations_gives_the_same_integers():
     fresh = gptq_rounding(lq, X, damp=0.01)
     kept = gptq_rounding(lq, X, damp=0.01)  # the factorisation from the first call
     assert all(np.array_equal(a, c) for a, c in zip(fresh, kept))
+
+
+def test_samples_read_without_look_ups_read_as_with_them():
+    rng = np.random.default_rng(2)
+    lq = formulate_layer(
+        rng.normal(size=(3, 5)), rng.normal(size=3), rng.normal(size=(30, 5)), bits=3, window_bits=2
+    )
+    states = rng.integers(0, 2, size=(3, len(lq.columns))).astype(np.int8)
+    samples = lq.samples(states)
+    assert samples == [lq.sample(i, s) for i, s in enumerate(states)]
+    for i, sample in enumerate(samples):
+        u = lq.assignment(i, sample)
+        shuffled = dict(reversed(sample.items()))  # another key order: the look-ups
+        as_floats = {label: float(v) for label, v in sample.items()}
+        assert np.array_equal(u, lq.assignment(i, shuffled))
+        assert np.array_equal(u, lq.assignment(i, as_floats))
+    label = next(iter(samples[0]))
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        lq.assignment(0, {**samples[0], label: 2})
+    with pytest.raises(ValueError, match="has no value"):
+        lq.assignment(0, {k: v for k, v in samples[0].items() if k != label})
