@@ -75,3 +75,17 @@ def test_samples_read_without_look_ups_read_as_with_them():
         lq.assignment(0, {**samples[0], label: 2})
     with pytest.raises(ValueError, match="has no value"):
         lq.assignment(0, {k: v for k, v in samples[0].items() if k != label})
+
+
+def test_the_rows_chunk_changes_no_path(monkeypatch):
+    import solvers.kbest.search as search
+
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(80, 40))
+    U = np.linalg.cholesky(np.linalg.inv(A.T @ A + np.eye(40))).T
+    Z, S = 3 * rng.normal(size=(7, 40)), np.ones((7, 40))
+    low, high = np.full((7, 40), -4.0), np.full((7, 40), 3.0)
+    whole = search.beam_search(U, Z, S, low, high, width=8)
+    monkeypatch.setattr(search, "CHUNK_ENTRIES", 8 * 40 * 2)  # two rows at a time
+    chunked = search.beam_search(U, Z, S, low, high, width=8)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, chunked))

@@ -31,7 +31,7 @@ import numpy as np
 from solvers.kbest.columns import carry, children, survive
 
 BLOCK = 32  # columns per lazy update
-CHUNK_ENTRIES = 1 << 22  # paths × columns held at once (32 MiB of float64 per array)
+CHUNK_ENTRIES = 1 << 21  # paths × columns held at once (16 MiB of float64 per array)
 # The block update is one small matrix product per row (paths × BLOCK by BLOCK × columns
 # left): threaded BLAS gains nothing on products this small, and where the cores are busy
 # its threads wait on each other for most of the search, so the beam runs on one.
