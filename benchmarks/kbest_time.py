@@ -3,7 +3,7 @@ process: per layer and for the whole run, with the load average beside each run.
 
 Run from the repository root:
 
-    ANNEALQ_DATA=../shared/data python benchmarks/kbest_time.py --datasets mnist cifar10 \\
+    ANNEALQ_DATA=../shared/data python -m benchmarks.kbest_time --datasets mnist cifar10 \\
         --bits 4
 
 "before" re-creates the costs the speed-ups removed, in this process: the beam's block
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
             sep="\n\n",
         )
         return 0
-    command = "python benchmarks/kbest_time.py " + shlex.join(
+    command = "python -m benchmarks.kbest_time " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     rows, profile = [], None
