@@ -16,6 +16,7 @@ import numpy as np
 
 from annealq.grid import Grid
 from annealq.integer_model import integer_terms
+from annealq.samples import free_labels, ordered_values, sample_dict
 
 BIAS_LABEL = ("b",)
 
@@ -136,9 +137,13 @@ class LayerQUBO:
             ValueError: a variable is missing from ``sample`` or is not 0/1.
         """
         i = self._index(i)
-        labels = self._labels
+        labels, free = self._labels, np.flatnonzero(self.free[i])
         u = np.zeros(len(self.columns), dtype=np.int64)
-        for k in np.flatnonzero(self.free[i]):
+        values = ordered_values(sample, free_labels(labels, free))
+        if values is not None:  # keys in the layer's order: no look-ups
+            u[free] = values
+            return u
+        for k in free:
             try:
                 value = sample[labels[k]]
             except KeyError:
@@ -223,7 +228,7 @@ class LayerQUBO:
         """One sample per row of ``states`` ``(len(neurons), V)`` (``neurons`` default all)."""
         rows = range(self.n_neurons) if neurons is None else neurons
         labels = self._labels
-        return [{labels[k]: int(state[k]) for k in np.flatnonzero(self.free[i])}
+        return [sample_dict(labels, state, np.flatnonzero(self.free[i]))
                 for i, state in zip(rows, states)]
 
     def select(self, neurons) -> LayerQUBO:

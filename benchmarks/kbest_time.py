@@ -3,13 +3,15 @@ process: per layer and for the whole run, with the load average beside each run.
 
 Run from the repository root:
 
-    ANNEALQ_DATA=../shared/data python benchmarks/kbest_time.py --datasets mnist cifar10 \\
+    ANNEALQ_DATA=../shared/data python -m benchmarks.kbest_time --datasets mnist cifar10 \\
         --bits 4
 
-"before" re-creates the two costs the speed-ups removed, in this process: the beam's block
-products on as many BLAS threads as OpenBLAS likes (``search.BLAS_THREADS = None``), and
-tuned GPTQ factorising the damped Hessian once per setting instead of once per damping
-(its ``shared`` dict dropped). "after" is the code as committed. The integers must not
+"before" re-creates the costs the speed-ups removed, in this process: the beam's block
+products on as many BLAS threads as OpenBLAS likes (``search.BLAS_THREADS = None``), its
+per-column work in NumPy (``benchmarks/kbest_numpy.py``), tuned GPTQ factorising the damped
+Hessian once per setting instead of once per damping (its ``shared`` dict dropped), and no
+factorisation kept between tuned GPTQ and ``kbest`` (``annealq.damped.KEPT = 0``). "after"
+is the code as committed. Every run starts with no kept factorisation. The integers must not
 change: each row checks that both variants' layer errors are equal. ``--profile`` prints
 the top functions (by own time) of the last "after" ``kbest`` run. It writes
 ``benchmarks/kbest_time.json`` (``--out`` another file) and prints the table of
@@ -29,11 +31,13 @@ import time
 from pathlib import Path
 
 import annealq.baselines.tuned as tuned
+import annealq.damped as damped
 import solvers.kbest.search as search
 from annealq.data.datasets import load_dataset
 from annealq.data.models import reference_model
 from annealq.files import atomic_write
 from annealq.pipeline import quantize
+from benchmarks.kbest_numpy import _beam_paths as numpy_beam
 
 METHODS = (("tuned GPTQ", {"method": "gptq"}), ("kbest", {"solver": "kbest"}))
 
@@ -43,16 +47,19 @@ def unshared(lq, inputs, float_inputs=None, *, shared=None, **options):
     return _gptq_rounding(lq, inputs, float_inputs, **options)
 
 
-_gptq_rounding = tuned.gptq_rounding
+_gptq_rounding, _compiled_beam, _kept = tuned.gptq_rounding, search._beam_paths, damped.KEPT
 
 
 def variant(name: str) -> None:
     """Put this process's kbest beam and tuned GPTQ in the ``name`` state."""
     search.BLAS_THREADS = None if name == "before" else 1
     tuned.gptq_rounding = unshared if name == "before" else _gptq_rounding
+    search._beam_paths = numpy_beam if name == "before" else _compiled_beam
+    damped.KEPT = 0 if name == "before" else _kept
 
 
 def run(model, data, bits: int, arguments: dict, profile=None) -> dict:
+    damped.forget()
     load = os.getloadavg()[0]
     begin = time.perf_counter()
     if profile is not None:
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
             sep="\n\n",
         )
         return 0
-    command = "python benchmarks/kbest_time.py " + shlex.join(
+    command = "python -m benchmarks.kbest_time " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     rows, profile = [], None

@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from annealq.baselines.common import _bounds, _float_input_terms
+from annealq.damped import damped_hessian
 from annealq.formulation import formulate_layer
 
 
@@ -127,19 +128,7 @@ def gptq_rounding(
     shared = {} if shared is None else shared
     k = lq.n_inputs + 1 if lq.has_bias else lq.n_inputs
     if damp not in shared:
-        H = lq.gram[:k, :k].copy()
-        dead = np.diag(H) == 0
-        H[dead, dead] = 1.0
-        H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
-        try:
-            factor = scipy.linalg.cho_factor(H)
-        except np.linalg.LinAlgError:
-            factor = None
-        shared[damp] = (
-            np.diag(H).copy(),
-            factor,
-            None if factor is None else scipy.linalg.cho_solve(factor, np.eye(k)),
-        )
+        shared[damp] = damped_hessian(lq.gram[:k, :k], damp)
     diagonal, factor, H_inv = shared[damp]
     perm = np.argsort(-diagonal, kind="stable") if act_order else np.arange(k)
     try:

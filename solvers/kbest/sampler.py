@@ -41,6 +41,7 @@ import time
 import dimod
 import numpy as np
 
+from annealq.damped import damped_hessian
 from annealq.integer_model import IntegerForm
 from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
@@ -217,17 +218,14 @@ class _IntegerForm:
         import scipy.linalg  # lazily: it costs ~0.4 s to import
 
         k = self.G.shape[0]
-        H = self.G.copy()
-        dead = np.diag(H) == 0
-        H[dead, dead] = 1.0
-        H[np.diag_indices(k)] += damp * np.mean(np.diag(H))
-        factor = scipy.linalg.cho_factor(H)
-        H_inv = scipy.linalg.cho_solve(factor, np.eye(k))
+        diagonal, factor, H_inv = damped_hessian(self.G, damp)  # tuned GPTQ's, when kept
+        if factor is None:
+            raise np.linalg.LinAlgError(f"the damped Hessian is not positive definite ({damp})")
         # the damped least-squares target, centred on the float weights (GPTQ's): the float
         # weights themselves when the layer sees float inputs (then p = G·drift)
         Z = self.drift + scipy.linalg.cho_solve(factor, (self.p - self.drift @ self.G).T).T
         perm = vblast_order(H_inv) if order == "vblast" else \
-            np.argsort(-np.diag(H), kind="stable") if order == "act" else np.arange(k)
+            np.argsort(-diagonal, kind="stable") if order == "act" else np.arange(k)
         U = np.linalg.cholesky(H_inv[np.ix_(perm, perm)]).T
         o = np.empty_like(self.span)
         o[:, perm], _ = beam_search(U, Z[:, perm], self.e[:, perm],

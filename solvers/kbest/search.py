@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from solvers.kbest.columns import carry, children, survive
+
 BLOCK = 32  # columns per lazy update
-CHUNK_ENTRIES = 1 << 22  # paths × columns held at once (32 MiB of float64 per array)
+CHUNK_ENTRIES = 1 << 21  # paths × columns held at once (16 MiB of float64 per array)
 # The block update is one small matrix product per row (paths × BLOCK by BLOCK × columns
 # left): threaded BLAS gains nothing on products this small, and where the cores are busy
 # its threads wait on each other for most of the search, so the beam runs on one.
@@ -93,49 +95,43 @@ def _beam_paths(U, Z, S, low, high, K, *, every: bool):
     rows = np.arange(n)[:, None]
     cost = np.full((n, K), np.inf)
     cost[:, 0] = 0.0  # one live path; the other slots fill as it branches
-    rest = np.repeat(Z[:, None, :], K, axis=1)
+    buffers = tuple(np.empty(n * K * k) for _ in range(3))  # two for the targets, one product
+    rest = _view(buffers[0], (n, K, k))
+    rest[...] = Z[:, None, :]
     parent = np.empty((k, n, K), dtype=np.int32)
     choice = np.empty((k, n, K))
+    child, C, err = np.empty((n, 2 * K)), np.empty((n, 2 * K)), np.empty((n, 2 * K))
     for i1 in range(0, k, BLOCK):
         i2 = min(i1 + BLOCK, k)
         Z1 = rest[:, :, : i2 - i1]  # the block's targets; each column drops off
         errors, came_from = [], []
         for jj in range(i2 - i1):
             j = i1 + jj
-            s = S[:, j, None]
-            x = Z1[:, :, 0] / s
-            lo, hi = low[:, j, None], high[:, j, None]
-            near = np.clip(np.rint(x), lo, hi)
-            step = np.where(x >= near, 1.0, -1.0)  # the second nearest admissible integer
-            other = np.clip(
-                np.where((near + step < lo) | (near + step > hi), near - step, near + step), lo, hi
-            )
-            C = np.stack([near, other], axis=-1)  # (n, K, 2)
-            err = (Z1[:, :, 0, None] - C * s[:, :, None]) / U[j, j]
-            child = cost[:, :, None] + err**2
-            child[:, :, 1][other == near] = np.inf  # a fixed entry
-            child = child.reshape(n, 2 * K)
+            children(Z1[:, :, 0], S[:, j], low[:, j], high[:, j], cost, U[j, j], child, C, err)
             pick = (
                 np.argpartition(child, K - 1, axis=1)[:, :K]
                 if K > 1
                 else np.argmin(child, axis=1)[:, None]
             )
-            came = pick // 2
-            cost = np.take_along_axis(child, pick, axis=1)
+            came, cost, e = np.empty((n, K), np.int64), np.empty((n, K)), np.empty((n, K))
+            ahead = np.empty((n, K, i2 - j - 1))
+            survive(pick, child, C, err, Z1, U[j, j + 1 : i2], cost, choice[j], e, came, ahead)
             parent[j] = came
-            choice[j] = np.take_along_axis(C.reshape(n, 2 * K), pick, axis=1)
-            e = np.take_along_axis(err.reshape(n, 2 * K), pick, axis=1)
             errors.append(e)
             came_from.append(came)
-            Z1 = Z1[:, :, 1:][rows, came]
-            Z1 -= e[:, :, None] * U[j, j + 1 : i2]
+            Z1 = ahead
         # each surviving path's errors over the block, walked back through its ancestors
         E1, ancestor = np.empty((n, K, i2 - i1)), np.broadcast_to(np.arange(K), (n, K))
         for jj in range(i2 - i1 - 1, -1, -1):
             E1[:, :, jj] = errors[jj][rows, ancestor]
             ancestor = came_from[jj][rows, ancestor]
-        rest = rest[:, :, i2 - i1 :][rows, ancestor]  # only the columns still ahead
-        rest -= E1 @ U[i1:i2, i2:]
+        # only the columns still ahead, into the other buffer (fresh arrays would cost
+        # their page faults at every block)
+        shape = (n, K, k - i2)
+        update = np.matmul(E1, U[i1:i2, i2:], out=_view(buffers[2], shape))
+        ahead = _view(buffers[1], shape)
+        carry(rest, ancestor, i2 - i1, update, ahead)
+        rest, buffers = ahead, (buffers[1], buffers[0], buffers[2])
     slot = np.broadcast_to(np.arange(K), (n, K)) if every else np.argmin(cost, axis=1)[:, None]
     best = np.take_along_axis(cost, slot, axis=1)
     q = np.empty((n, slot.shape[1], k), dtype=np.int64)
@@ -143,6 +139,11 @@ def _beam_paths(U, Z, S, low, high, K, *, every: bool):
         q[:, :, j] = choice[j][rows, slot]
         slot = parent[j][rows, slot]
     return q, best
+
+
+def _view(buffer, shape):
+    """A C-contiguous array of ``shape`` on the front of a flat buffer."""
+    return buffer[: int(np.prod(shape))].reshape(shape)
 
 
 def vblast_order(H_inv: np.ndarray) -> np.ndarray:
