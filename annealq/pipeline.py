@@ -26,6 +26,7 @@ import time
 
 from tqdm.auto import tqdm
 
+from annealq import damped
 from annealq.cache import open_cache
 from annealq.calibration import calibration_data, validate_model
 from annealq.capture import (  # noqa: F401 (layer_inputs: re-exported for the notebooks)
@@ -131,6 +132,7 @@ def quantize(
         executor.close()
         if store is not None and store is not cache:
             store.close()
+        damped.forget()  # the run's kept factorisations (hundreds of MB on a wide layer)
 
     evaluate_start = time.perf_counter()
     evaluated = (
