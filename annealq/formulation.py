@@ -34,18 +34,33 @@ import numbers
 
 import numpy as np
 
+from annealq.formulation_inputs import as_inputs, as_matrix, as_vector
 from annealq.grid import Grid, bias_grid, weight_grid
 from annealq.layer import BIAS_LABEL, LayerQUBO, weight_label
 from annealq.statistics import statistics_of
 
 __all__ = ["BIAS_LABEL", "LayerQUBO", "formulate_layer", "weight_label"]
 
-def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
-                    scheme: str = "reference", per_channel: bool = False,
-                    bias_step=None, input_step=None, window_bits: int = 1,
-                    bias_window_bits: int | None = None, center=None,
-                    group_size: int | None = None, ridge: float = 0.0,
-                    clip_search: bool = False, step_scale=None) -> LayerQUBO:
+
+def formulate_layer(
+    weight,
+    bias,
+    inputs,
+    *,
+    bits: int,
+    float_inputs=None,
+    scheme: str = "reference",
+    per_channel: bool = False,
+    bias_step=None,
+    input_step=None,
+    window_bits: int = 1,
+    bias_window_bits: int | None = None,
+    center=None,
+    group_size: int | None = None,
+    ridge: float = 0.0,
+    clip_search: bool = False,
+    step_scale=None,
+) -> LayerQUBO:
     """Build the exact rounding QUBO of a dense layer ``y = W x + b``.
 
     Args:
@@ -94,24 +109,34 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         ValueError: shape mismatch, NaN/Inf, an empty calibration set, bits or window
             bits out of range.
     """
-    W = _as_matrix(weight, "weight")
+    W = as_matrix(weight, "weight")
     n, f = W.shape
-    b = np.zeros(n) if bias is None else _as_vector(bias, "bias", n)
+    b = np.zeros(n) if bias is None else as_vector(bias, "bias", n)
     stats = statistics_of(inputs, float_inputs)
     if stats is None:
-        X_hat = _as_inputs(inputs, "inputs", f)
-        X = X_hat if float_inputs is None else _as_inputs(float_inputs, "float_inputs", f)
+        X_hat = as_inputs(inputs, "inputs", f)
+        X = X_hat if float_inputs is None else as_inputs(float_inputs, "float_inputs", f)
         if X.shape[0] != X_hat.shape[0]:
-            raise ValueError(f"float_inputs has {X.shape[0]} rows but inputs has "
-                             f"{X_hat.shape[0]}: they must be the same calibration samples")
+            raise ValueError(
+                f"float_inputs has {X.shape[0]} rows but inputs has "
+                f"{X_hat.shape[0]}: they must be the same calibration samples"
+            )
     elif stats.features != f or stats.rows == 0:
-        raise ValueError(f"the input statistics have {stats.features} features and "
-                         f"{stats.rows} rows; the weight has {f} columns")
+        raise ValueError(
+            f"the input statistics have {stats.features} features and "
+            f"{stats.rows} rows; the weight has {f} columns"
+        )
     k_w, k_b = _window_sizes(window_bits, bias_window_bits, bits)
     ridge = validate_ridge(ridge)
 
-    w_grid = weight_grid(W, bits, scheme=scheme, per_channel=per_channel, group_size=group_size,
-                         clip_search=clip_search)
+    w_grid = weight_grid(
+        W,
+        bits,
+        scheme=scheme,
+        per_channel=per_channel,
+        group_size=group_size,
+        clip_search=clip_search,
+    )
     if step_scale is not None:
         w_grid = w_grid.scaled(_validate_scale(step_scale, w_grid.step.shape))
     b_grid = bias_grid(w_grid.step, bias_step=bias_step, input_step=input_step)
@@ -137,16 +162,33 @@ def formulate_layer(weight, bias, inputs, *, bits: int, float_inputs=None,
         offset, projection = stats.residual(values, down)
         entry_gram, projection = stats.gram, projection.T
     if ridge:
-        entry_gram, projection, offset = _ridge_terms(entry_gram, projection, offset, ridge,
-                                                      W - w_grid.dequantize(base[:, :-1]))
-    gram = entry_gram if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1)) \
+        entry_gram, projection, offset = _ridge_terms(
+            entry_gram, projection, offset, ridge, W - w_grid.dequantize(base[:, :-1])
+        )
+    gram = (
+        entry_gram
+        if len(columns) == f + 1 and np.array_equal(columns, np.arange(f + 1))
         else entry_gram[np.ix_(columns, columns)]
+    )
     linear = scales**2 * np.diag(gram) - 2.0 * scales * projection[columns].T
     linear[~free] = 0.0
 
-    return LayerQUBO(w_grid, b_grid, base, free, scales, gram, linear, offset, values,
-                     has_bias=bias is not None, columns=columns, weights=weights,
-                     window_bits=k_w, bias_window_bits=k_b)
+    return LayerQUBO(
+        w_grid,
+        b_grid,
+        base,
+        free,
+        scales,
+        gram,
+        linear,
+        offset,
+        values,
+        has_bias=bias is not None,
+        columns=columns,
+        weights=weights,
+        window_bits=k_w,
+        bias_window_bits=k_b,
+    )
 
 
 def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
@@ -166,15 +208,20 @@ def _data_terms(W, b, X_hat, X, w_grid: Grid, b_grid: Grid, base):
 def _validate_scale(step_scale, shape) -> np.ndarray:
     scale = np.asarray(step_scale, dtype=np.float64)
     if scale.shape != shape or not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise ValueError(f"step_scale must hold positive finite factors of shape {shape} "
-                         f"(one per row, or per row and group), got shape {scale.shape}")
+        raise ValueError(
+            f"step_scale must hold positive finite factors of shape {shape} "
+            f"(one per row, or per row and group), got shape {scale.shape}"
+        )
     return scale
 
 
 def validate_ridge(ridge) -> float:
     """``ridge`` as a float, or a ValueError naming it."""
-    if isinstance(ridge, bool) or not isinstance(ridge, numbers.Real) \
-            or not 0 <= ridge < float("inf"):
+    if (
+        isinstance(ridge, bool)
+        or not isinstance(ridge, numbers.Real)
+        or not 0 <= ridge < float("inf")
+    ):
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
     return float(ridge)
 
@@ -193,8 +240,9 @@ def _ridge_terms(entry_gram, projection, offset, ridge: float, distance):
 
 def _window_sizes(window_bits, bias_window_bits, bits) -> tuple[int, int]:
     for name, value in (("window_bits", window_bits), ("bias_window_bits", bias_window_bits)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 1 <= value <= 16):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16
+        ):
             raise ValueError(f"{name} must be an integer from 1 to 16, got {value!r}")
     k_w = min(window_bits, bits)  # a window wider than the grid would leave it
     if bias_window_bits is None:
@@ -208,8 +256,9 @@ def _window_base(values, w_grid: Grid, b_grid: Grid, k_w: int, k_b: int, center)
     floor = np.column_stack([w_grid.floor(values[:, :-1]), b_grid.floor(values[:, -1])])
     centre = floor if center is None else np.asarray(center, dtype=np.int64)
     if centre.shape != floor.shape:
-        raise ValueError(f"center must have shape {floor.shape} (weights, then bias), "
-                         f"got {centre.shape}")
+        raise ValueError(
+            f"center must have shape {floor.shape} (weights, then bias), got {centre.shape}"
+        )
     below = np.array([2 ** (k_w - 1) - 1] * (values.shape[1] - 1) + [2 ** (k_b - 1) - 1])
     width = np.array([2**k_w - 1] * (values.shape[1] - 1) + [2**k_b - 1])
     low = np.array([w_grid.q_min] * (values.shape[1] - 1) + [b_grid.q_min])
@@ -229,42 +278,3 @@ def _round_down(values, w_grid: Grid, b_grid: Grid, *, has_bias: bool):
         free[:, -1] = False
         base[:, -1] = 0
     return base.astype(np.int64), free
-
-
-def _to_numpy(x, name: str) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    try:
-        array = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array: {exc}") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return array
-
-
-def _as_matrix(x, name: str) -> np.ndarray:
-    array = _to_numpy(x, name)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D array (n, f), got shape {array.shape}")
-    return array
-
-
-def _as_vector(x, name: str, length: int) -> np.ndarray:
-    array = _to_numpy(x, name)
-    if array.shape != (length,):
-        raise ValueError(f"{name} must have shape ({length},) to match the weight's "
-                         f"{length} rows, got {array.shape}")
-    return array
-
-
-def _as_inputs(x, name: str, f: int) -> np.ndarray:
-    array = _to_numpy(x, name)
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (m, {f}), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty: the calibration set needs at least one sample")
-    if array.shape[1] != f:
-        raise ValueError(f"{name} has {array.shape[1]} features but the weight has {f} "
-                         f"columns: shapes (m, {f}) expected, got {array.shape}")
-    return array

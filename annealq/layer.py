@@ -16,14 +16,13 @@ import numpy as np
 
 from annealq.grid import Grid
 from annealq.integer_model import integer_terms
-from annealq.samples import free_labels, ordered_values, sample_dict
-
-BIAS_LABEL = ("b",)
-
-
-def weight_label(j: int) -> tuple:
-    """The variable label of input ``j``'s weight: ``("w", j)``."""
-    return ("w", int(j))
+from annealq.labels import (  # noqa: F401 (BIAS_LABEL, weight_label: re-exported)
+    BIAS_LABEL,
+    sample_of,
+    state_of,
+    variable_labels,
+    weight_label,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,8 +82,7 @@ class LayerQUBO:
     @property
     def entry_steps(self) -> np.ndarray:
         """``(n, f+1)``: each entry's grid step (weights, then bias)."""
-        return np.column_stack([self.weight_grid.column_steps(self.n_inputs),
-                                self.bias_grid.step])
+        return np.column_stack([self.weight_grid.column_steps(self.n_inputs), self.bias_grid.step])
 
     def labels(self) -> list:
         """Labels of all variables: ``("w", j)`` and ``("b",)`` with one variable per
@@ -93,15 +91,9 @@ class LayerQUBO:
 
     @cached_property
     def _labels(self) -> tuple:  # built once: a layer has tens of thousands of variables
-        f = self.n_inputs
-        labels = []
-        for column, weight in zip(self.columns, self.weights):
-            bit = int(weight).bit_length() - 1
-            if column < f:
-                labels.append(weight_label(column) + ((bit,) if self.window_bits > 1 else ()))
-            else:
-                labels.append(BIAS_LABEL + ((bit,) if self.bias_window_bits > 1 else ()))
-        return tuple(labels)
+        return variable_labels(
+            self.columns, self.weights, self.n_inputs, self.window_bits, self.bias_window_bits
+        )
 
     def variables(self, i: int) -> list:
         """The labels of neuron ``i``'s binary variables."""
@@ -137,29 +129,16 @@ class LayerQUBO:
             ValueError: a variable is missing from ``sample`` or is not 0/1.
         """
         i = self._index(i)
-        labels, free = self._labels, np.flatnonzero(self.free[i])
-        u = np.zeros(len(self.columns), dtype=np.int64)
-        values = ordered_values(sample, free_labels(labels, free))
-        if values is not None:  # keys in the layer's order: no look-ups
-            u[free] = values
-            return u
-        for k in free:
-            try:
-                value = sample[labels[k]]
-            except KeyError:
-                raise ValueError(f"sample for neuron {i} has no value for variable "
-                                 f"{labels[k]!r}") from None
-            if value not in (0, 1):
-                raise ValueError(f"variable {labels[k]!r} of neuron {i} must be 0 or 1, "
-                                 f"got {value!r}")
-            u[k] = value
-        return u
+        return state_of(self._labels, self.free[i], sample, i)
 
     def integers(self, i: int, u: np.ndarray) -> np.ndarray:
         """Neuron ``i``'s integers ``(f+1,)`` (bias last) for a 0/1 vector over variables."""
         i = self._index(i)
-        moves = np.bincount(self.columns, weights=np.asarray(u) * self.weights * self.free[i],
-                            minlength=self.n_inputs + 1)
+        moves = np.bincount(
+            self.columns,
+            weights=np.asarray(u) * self.weights * self.free[i],
+            minlength=self.n_inputs + 1,
+        )
         return self.base[i] + moves.astype(np.int64)
 
     def states(self, q: np.ndarray, neurons=None) -> np.ndarray:
@@ -175,10 +154,12 @@ class LayerQUBO:
         np.add.at(free_span.T, self.columns, (self.free[rows] * self.weights).T)
         if np.any(offset < 0) or np.any(offset > free_span):
             bad = np.argwhere((offset < 0) | (offset > free_span))[0]
-            raise ValueError(f"integer {int(np.asarray(q)[tuple(bad)])} of neuron "
-                             f"{int(rows[bad[0]])}, entry {int(bad[1])} is outside its window "
-                             f"[{int(self.base[rows[bad[0]], bad[1]])}, "
-                             f"{int(self.base[rows[bad[0]], bad[1]] + free_span[tuple(bad)])}]")
+            raise ValueError(
+                f"integer {int(np.asarray(q)[tuple(bad)])} of neuron "
+                f"{int(rows[bad[0]])}, entry {int(bad[1])} is outside its window "
+                f"[{int(self.base[rows[bad[0]], bad[1]])}, "
+                f"{int(self.base[rows[bad[0]], bad[1]] + free_span[tuple(bad)])}]"
+            )
         bits = (offset[:, self.columns] // self.weights) % 2
         return (bits * self.free[rows]).astype(np.int8)
 
@@ -208,8 +189,9 @@ class LayerQUBO:
         rows = np.arange(self.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
         u = np.asarray(states, dtype=np.float64) * self.free[rows]
         d_u = self.scales[rows] * u
-        quadratic = (np.einsum("iv,iv->i", d_u @ self.gram, d_u)
-                     - (self.scales[rows] ** 2 * np.diag(self.gram) * u).sum(axis=1))
+        quadratic = np.einsum("iv,iv->i", d_u @ self.gram, d_u) - (
+            self.scales[rows] ** 2 * np.diag(self.gram) * u
+        ).sum(axis=1)
         return self.offset[rows] + np.einsum("iv,iv->i", self.linear[rows], u) + quadratic
 
     def rtn_sample(self, i: int) -> dict:
@@ -221,15 +203,12 @@ class LayerQUBO:
         """Neuron ``i``'s sample ``{label: 0/1}`` from a 0/1 vector over all ``V`` variables
         (the inverse of :meth:`assignment`)."""
         i = self._index(i)
-        labels = self._labels
-        return {labels[k]: int(state[k]) for k in np.flatnonzero(self.free[i])}
+        return sample_of(self._labels, self.free[i], state)
 
     def samples(self, states: np.ndarray, neurons=None) -> list[dict]:
         """One sample per row of ``states`` ``(len(neurons), V)`` (``neurons`` default all)."""
         rows = range(self.n_neurons) if neurons is None else neurons
-        labels = self._labels
-        return [sample_dict(labels, state, np.flatnonzero(self.free[i]))
-                for i, state in zip(rows, states)]
+        return [sample_of(self._labels, self.free[i], state) for i, state in zip(rows, states)]
 
     def select(self, neurons) -> LayerQUBO:
         """This layer restricted to ``neurons`` (in that order): the same Gram matrix, grids
@@ -249,13 +228,21 @@ class LayerQUBO:
         if rows.ndim != 1 or len(rows) == 0:
             raise ValueError(f"neurons must be a non-empty list of indices, got {neurons!r}")
         if np.any((rows < 0) | (rows >= self.n_neurons)):
-            raise IndexError(f"neuron indices {rows.tolist()} out of range for a layer of "
-                             f"{self.n_neurons} neurons")
-        return replace(self, base=self.base[rows], free=self.free[rows],
-                       scales=self.scales[rows], linear=self.linear[rows],
-                       offset=self.offset[rows], values=self.values[rows],
-                       weight_grid=self.weight_grid.select(rows),
-                       bias_grid=self.bias_grid.select(rows))
+            raise IndexError(
+                f"neuron indices {rows.tolist()} out of range for a layer of "
+                f"{self.n_neurons} neurons"
+            )
+        return replace(
+            self,
+            base=self.base[rows],
+            free=self.free[rows],
+            scales=self.scales[rows],
+            linear=self.linear[rows],
+            offset=self.offset[rows],
+            values=self.values[rows],
+            weight_grid=self.weight_grid.select(rows),
+            bias_grid=self.bias_grid.select(rows),
+        )
 
     def rtn_integers(self) -> np.ndarray:
         """Round-to-nearest integers of the whole layer, ``(n, f+1)`` (bias last)."""
@@ -286,13 +273,15 @@ class LayerQUBO:
         """Integer weights ``(n, f)`` and bias ``(n,)`` from one sample per neuron."""
         samples = list(samples)
         if len(samples) != self.n_neurons:
-            raise ValueError(f"expected {self.n_neurons} samples (one per neuron), "
-                             f"got {len(samples)}")
+            raise ValueError(
+                f"expected {self.n_neurons} samples (one per neuron), got {len(samples)}"
+            )
         q = np.stack([self.integers(i, self.assignment(i, s)) for i, s in enumerate(samples)])
         return q[:, :-1], q[:, -1]
 
     def _index(self, i) -> int:
         if not 0 <= int(i) < self.n_neurons:
-            raise IndexError(f"neuron index {i} out of range for a layer of "
-                             f"{self.n_neurons} neurons")
+            raise IndexError(
+                f"neuron index {i} out of range for a layer of {self.n_neurons} neurons"
+            )
         return int(i)

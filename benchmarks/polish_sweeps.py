@@ -32,13 +32,19 @@ import numpy as np
 from annealq import get_sampler
 from benchmarks.harness import layer_problem
 from benchmarks.polish import kbest
+from benchmarks.polish_sweeps_markdown import markdown
 from solvers.exact_bb.box import solve_box
 from solvers.polish.windows import NeuronState, Window, neighbours
 
 HERE = Path(__file__).parent
 BASE = {"window": 12, "chain": 1.0, "s": 0.45, "packed": False, "reverse": True}
-SWEEPS = {"window": (4, 8, 12, 16), "chain": (0.5, 1.0, 2.0, 4.0),
-          "s": (0.3, 0.4, 0.5, 0.6, 0.7), "packed": (False, True), "reverse": (False,)}
+SWEEPS = {
+    "window": (4, 8, 12, 16),
+    "chain": (0.5, 1.0, 2.0, 4.0),
+    "s": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "packed": (False, True),
+    "reverse": (False,),
+}
 READS = 20
 STARTS = ("kbest", "rtn")
 
@@ -67,8 +73,9 @@ def windows(lq, samples, size: int, per_neuron: int) -> list[tuple[int, Window]]
 
 
 def optimum(window: Window) -> float:
-    return window.value(solve_box(window.H, window.b, window.low, window.high,
-                                  incumbent=window.incumbent).o)
+    return window.value(
+        solve_box(window.H, window.b, window.low, window.high, incumbent=window.incumbent).o
+    )
 
 
 def chain_strength(factor: float):
@@ -82,8 +89,10 @@ def anneal(sampler, problems, setting: dict, reads: int) -> list[dict]:
     """Each window's answer under ``setting``: one anneal per window, or packed (as many
     windows per anneal as disjoint clique tiles fit, the qpu path's packing)."""
     bqms = [window.bqm() for _, window in problems]
-    starts = [[window.encode(C, window.incumbent)] if setting["reverse"] else None
-              for (_, window), (_, C) in zip(problems, bqms)]
+    starts = [
+        [window.encode(C, window.incumbent)] if setting["reverse"] else None
+        for (_, window), (_, C) in zip(problems, bqms)
+    ]
     parameters = {"num_reads": reads}
     if setting["reverse"]:  # else a forward anneal at the QPU's default annealing time
         parameters["anneal_schedule"] = reverse_schedule(setting["s"])
@@ -95,24 +104,41 @@ def anneal(sampler, problems, setting: dict, reads: int) -> list[dict]:
             pending = sampler.submit([bqms[k][0] for k in group], [calls[k] for k in group])
             for k, (result, _) in zip(group, pending.results()):
                 info = result.info or {}
-                rows.append((k, result.sample, result.energy, info, len(group),
-                             pending.billed_seconds() / len(group)))
+                rows.append(
+                    (
+                        k,
+                        result.sample,
+                        result.energy,
+                        info,
+                        len(group),
+                        pending.billed_seconds() / len(group),
+                    )
+                )
         rows.sort(key=lambda row: row[0])
     else:
         strength = chain_strength(setting["chain"])
         for k, ((bqm, _), start) in enumerate(zip(bqms, starts)):
-            sampleset = sampler.sample(bqm, initial_states=start, chain_strength=strength,
-                                       **parameters)
+            sampleset = sampler.sample(
+                bqm, initial_states=start, chain_strength=strength, **parameters
+            )
             access = (sampleset.info.get("timing") or {}).get("qpu_access_time", 0.0)
-            rows.append((k, sampleset.first.sample, sampleset.first.energy, sampleset.info,
-                         1, access / 1e6))
+            rows.append(
+                (k, sampleset.first.sample, sampleset.first.energy, sampleset.info, 1, access / 1e6)
+            )
     out = []
     for (_, sample, energy, info, per_anneal, billed), (_, window), (_, C) in zip(
-            rows, problems, bqms):
-        out.append({"answer": window.value(window.decode(C, sample)), "raw_energy": energy,
-                    "chain_break_fraction": info.get("chain_break_fraction"),
-                    "chain_length": (info.get("chain_length") or {}).get("max"),
-                    "per_anneal": per_anneal, "billed_seconds": billed})
+        rows, problems, bqms
+    ):
+        out.append(
+            {
+                "answer": window.value(window.decode(C, sample)),
+                "raw_energy": energy,
+                "chain_break_fraction": info.get("chain_break_fraction"),
+                "chain_length": (info.get("chain_length") or {}).get("max"),
+                "per_anneal": per_anneal,
+                "billed_seconds": billed,
+            }
+        )
     return out
 
 
@@ -126,31 +152,42 @@ def score(problems, answers, seconds: float, energy: np.ndarray) -> dict:
     tol = 1e-9 * np.maximum(1.0, np.abs(best))
     room = incumbent - best > tol
     breaks = [a["chain_break_fraction"] for a in answers if a["chain_break_fraction"] is not None]
-    return {"windows": len(problems), "variables_mean": float(np.mean(
-                [w.bqm()[0].num_variables for _, w in problems])),
-            "windows_with_room": int(room.sum()),
-            "optimum_found": float(np.mean(answer <= best + tol)),
-            "improved": int(np.sum(answer < incumbent - tol)),
-            "lost_incumbent": int(np.sum(answer > incumbent + tol)),
-            "room_removed": float((incumbent - answer)[room].sum()
-                                  / max((incumbent - best)[room].sum(), 1e-300)),
-            "excess_over_optimum": float(np.mean((answer - best) / scale)),
-            "raw_energy_mean": float(np.mean([a["raw_energy"] for a in answers])),
-            "chain_break_fraction": float(np.mean(breaks)) if breaks else None,
-            "chain_length_max": max((a["chain_length"] or 0) for a in answers),
-            "anneals": int(round(sum(1 / a["per_anneal"] for a in answers))),
-            "billed_seconds": float(sum(a["billed_seconds"] for a in answers)),
-            "seconds": seconds}
+    return {
+        "windows": len(problems),
+        "variables_mean": float(np.mean([w.bqm()[0].num_variables for _, w in problems])),
+        "windows_with_room": int(room.sum()),
+        "optimum_found": float(np.mean(answer <= best + tol)),
+        "improved": int(np.sum(answer < incumbent - tol)),
+        "lost_incumbent": int(np.sum(answer > incumbent + tol)),
+        "room_removed": float(
+            (incumbent - answer)[room].sum() / max((incumbent - best)[room].sum(), 1e-300)
+        ),
+        "excess_over_optimum": float(np.mean((answer - best) / scale)),
+        "raw_energy_mean": float(np.mean([a["raw_energy"] for a in answers])),
+        "chain_break_fraction": float(np.mean(breaks)) if breaks else None,
+        "chain_length_max": max((a["chain_length"] or 0) for a in answers),
+        "anneals": int(round(sum(1 / a["per_anneal"] for a in answers))),
+        "billed_seconds": float(sum(a["billed_seconds"] for a in answers)),
+        "seconds": seconds,
+    }
 
 
-def run(solver: str = "qpu-mock", bits_list=(2, 3), per_neuron: int = 4, reads: int = READS,
-        sweeps=SWEEPS, layer: int = 1, starts=STARTS) -> dict:
+def run(
+    solver: str = "qpu-mock",
+    bits_list=(2, 3),
+    per_neuron: int = 4,
+    reads: int = READS,
+    sweeps=SWEEPS,
+    layer: int = 1,
+    starts=STARTS,
+) -> dict:
     """Every sweep's rows for digits' ``layer`` at each of ``bits_list`` and ``starts``."""
     sampler = get_sampler(solver)
     cells = {}
     for bits, origin in itertools.product(bits_list, starts):
-        lq, description, start, _ = layer_problem("digits", layer, bits, window_bits=bits,
-                                                  start="gptq")
+        lq, description, start, _ = layer_problem(
+            "digits", layer, bits, window_bits=bits, start="gptq"
+        )
         if origin == "kbest":
             samples, energy, _ = kbest(lq, start)
         else:  # round to nearest: an incumbent with room in its windows
@@ -166,72 +203,32 @@ def run(solver: str = "qpu-mock", bits_list=(2, 3), per_neuron: int = 4, reads: 
                 problems = cache[setting["window"]]
                 began = time.perf_counter()
                 answers = anneal(sampler, problems, setting, reads)
-                rows.append({"sweep": name, **setting,
-                             **score(problems, answers, time.perf_counter() - began, energy)})
-                print(f"int{bits} from {origin}, {name}={value}: optimum found "
-                      f"{rows[-1]['optimum_found']:.0%}", flush=True)
-        cells[f"digits|{layer}|{bits}|{origin}"] = {"description": description, "rows": rows,
-                                                     "start": origin,
-                                                     "start_energy": float(energy.sum())}
-    return {"solver": solver, "emulation": bool(sampler.properties.get("emulation")),
-            "largest_clique_size": sampler.largest_clique_size, "reads": reads,
-            "per_neuron": per_neuron, "cells": cells}
-
-
-def _percent(value) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
-
-
-def markdown(record: dict, command: str, load: str) -> str:
-    mock = record["emulation"]
-    lines = ["# QPU sweeps for window polishing (digits' second layer)", "",
-             f"`{command}` (2-core machine, load average before the run {load}); solver "
-             f"`{record['solver']}`, largest clique {record['largest_clique_size']}, "
-             f"{record['reads']} reads per anneal, the first {record['per_neuron']} windows "
-             "of every neuron (its first polishing pass), from kbest's answer and, for "
-             "windows with room in them, from round-to-nearest's.", ""]
-    if mock:
-        lines += ["**An emulation, no measure of a QPU.** `qpu-mock` is dwave-system's "
-                  "MockDWaveSampler: steepest descent on the clique-embedded problem, "
-                  "started from the incumbent for a reverse anneal. It ignores "
-                  "`anneal_schedule` (so the turning-point rows can only agree) and has no "
-                  "chain physics; its timing is a fixed table. These rows show that the path "
-                  "works (embedding, chains, packing, scoring), not what a QPU would find; "
-                  "`--solver qpu` runs them on Leap. Its one-qubit descent moves cannot flip a "
-                  "chain of several qubits whole, which is a likely reason why, from a warm "
-                  "start, it leaves windows with chains of three or more qubits where they "
-                  "were.", ""]
-    lines += ["Each row changes one setting from the base (window 12 weights, chain strength "
-              "1× dwave-system's default, a reverse anneal from the incumbent turning at s = 0.45, "
-              "one window per anneal; *forward, cold*: no start, the QPU's default anneal). "
-              "*optimum found*: windows whose answer reaches the window's exact optimum (box "
-              "decoder); *room removed*: of the energy between the incumbent and the window "
-              "optima, the net share the answers removed (windows with room only; an answer "
-              "above its incumbent counts against it); *lost*: "
-              "answers above the incumbent (the polisher rejects them); *raw energy*: the "
-              "mean best window-BQM energy returned, before the exact check.", ""]
-    head = ("| sweep | value | windows (with room) | variables | optimum found | room "
-            "removed | improved / lost | raw energy | chain breaks | max chain | anneals | "
-            "billed s | wall s |")
-    for key, cell in record["cells"].items():
-        _, _, bits, origin = key.split("|")
-        lines += [f"## int{bits}, windows of {origin}'s answer: {cell['description']}", "",
-                  head,
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in cell["rows"]:
-            value = {"window": f"{row['window']} weights", "chain": f"{row['chain']:g}×",
-                     "s": f"s = {row['s']:g}", "packed": "packed" if row["packed"] else
-                     "one per anneal", "reverse": "reverse" if row["reverse"] else
-                     "forward, cold"}[row["sweep"]]
-            lines.append(
-                f"| {row['sweep']} | {value} | {row['windows']} ({row['windows_with_room']}) | "
-                f"{row['variables_mean']:.1f} | {_percent(row['optimum_found'])} | "
-                f"{_percent(row['room_removed'])} | {row['improved']} / "
-                f"{row['lost_incumbent']} | {row['raw_energy_mean']:.4g} | "
-                f"{_percent(row['chain_break_fraction'])} | {row['chain_length_max']} | "
-                f"{row['anneals']} | {row['billed_seconds']:.3f} | {row['seconds']:.1f} |")
-        lines.append("")
-    return "\n".join(lines)
+                rows.append(
+                    {
+                        "sweep": name,
+                        **setting,
+                        **score(problems, answers, time.perf_counter() - began, energy),
+                    }
+                )
+                print(
+                    f"int{bits} from {origin}, {name}={value}: optimum found "
+                    f"{rows[-1]['optimum_found']:.0%}",
+                    flush=True,
+                )
+        cells[f"digits|{layer}|{bits}|{origin}"] = {
+            "description": description,
+            "rows": rows,
+            "start": origin,
+            "start_energy": float(energy.sum()),
+        }
+    return {
+        "solver": solver,
+        "emulation": bool(sampler.properties.get("emulation")),
+        "largest_clique_size": sampler.largest_clique_size,
+        "reads": reads,
+        "per_neuron": per_neuron,
+        "cells": cells,
+    }
 
 
 def main(argv=None) -> int:
@@ -243,10 +240,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
     record = run(args.solver, args.bits, args.per_neuron)
-    command = "OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish_sweeps" + (
-        f" --solver {args.solver}" if args.solver != "qpu-mock" else "") + (
-        f" --bits {' '.join(map(str, args.bits))}" if args.bits != [2, 3] else "") + (
-        f" --per-neuron {args.per_neuron}" if args.per_neuron != 4 else "")
+    command = (
+        "OPENBLAS_NUM_THREADS=1 python -m benchmarks.polish_sweeps"
+        + (f" --solver {args.solver}" if args.solver != "qpu-mock" else "")
+        + (f" --bits {' '.join(map(str, args.bits))}" if args.bits != [2, 3] else "")
+        + (f" --per-neuron {args.per_neuron}" if args.per_neuron != 4 else "")
+    )
     record.update(command=command, load=load)
     (args.out_dir / "polish_sweeps.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out_dir / "POLISH_SWEEPS.md").write_text(markdown(record, command, load))

@@ -41,13 +41,15 @@ from annealq.results import best_result
 from solvers import missing_package
 from solvers.cloud import cancel, classify, leap_unavailable, qp_size
 from solvers.qpu_pack import CliqueTiles, embedding_report, plan_tiles, submit_packed
+from solvers.reverse_anneal import (  # noqa: F401 (REVERSE_SCHEDULE: re-exported)
+    REVERSE_SCHEDULE,
+    first_state,
+    reverse_anneal_parameters,
+)
 
 EMULATION_NOTE = "classical emulation of the QPU (dwave.system.testing.MockDWaveSampler)"
 QPU_SOLVER = {"qpu": True, "order_by": "-num_active_qubits"}
 MOCK_TOPOLOGIES = {"pegasus": [16], "zephyr": [12, 4]}
-# s = 1 → 0.45 in 5 µs, 10 µs pause, back to 1 in 5 µs: D-Wave's reverse-annealing
-# examples turn between s ≈ 0.4 and 0.6; lower explores further from the warm start.
-REVERSE_SCHEDULE = ((0.0, 1.0), (5.0, 0.45), (15.0, 0.45), (20.0, 1.0))
 
 
 class CliqueQPUSampler(dimod.Sampler, CloudSampler):
@@ -81,10 +83,13 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
 
     @property
     def properties(self):
-        return {"largest_clique_size": self.largest_clique_size, "emulation": self.emulation,
-                "chip_id": self._clique.child.properties.get("chip_id"),
-                "topology": self._clique.child.properties.get("topology"),
-                "identity": self.identity}
+        return {
+            "largest_clique_size": self.largest_clique_size,
+            "emulation": self.emulation,
+            "chip_id": self._clique.child.properties.get("chip_id"),
+            "topology": self._clique.child.properties.get("topology"),
+            "identity": self.identity,
+        }
 
     @property
     def identity(self) -> str:
@@ -92,7 +97,8 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         topology = properties.get("topology", {})
         shape = "x".join(map(str, topology.get("shape", [])))
         chip = properties.get("chip_id") or getattr(
-            getattr(self._clique.child, "solver", None), "name", None)
+            getattr(self._clique.child, "solver", None), "name", None
+        )
         return f"{chip}:{topology.get('type')}{shape}"
 
     @property
@@ -104,8 +110,10 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         sample is used) a reverse anneal from it."""
         if bqm.num_variables == 0:  # nothing to embed: the one empty sample
             return dimod.SampleSet.from_samples_bqm(
-                (np.zeros((1, 0), dtype=np.int8), []), bqm,
-                info={"emulation": self.emulation, "skipped": "no variables"})
+                (np.zeros((1, 0), dtype=np.int8), []),
+                bqm,
+                info={"emulation": self.emulation, "skipped": "no variables"},
+            )
         sampleset, reverse = self._submit(bqm, initial_states, parameters)
         return self._finish(sampleset, reverse)
 
@@ -120,16 +128,26 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         solver = None if self.emulation else self._clique.child.solver
         if solver is None:  # a mock QPU bills nothing
             return 0.0
-        parameters = {k: v for k, v in {**self.defaults, **calls[0]}.items()
-                      if k in ("num_reads", "annealing_time", "anneal_schedule",
-                               "readout_thermalization", "programming_thermalization")}
+        parameters = {
+            k: v
+            for k, v in {**self.defaults, **calls[0]}.items()
+            if k
+            in (
+                "num_reads",
+                "annealing_time",
+                "anneal_schedule",
+                "readout_thermalization",
+                "programming_thermalization",
+            )
+        }
         qubits = sum(b.num_variables for b in bqms) * max(2, self.largest_clique_size // 16)
         return float(solver.estimate_qpu_access_time(num_qubits=qubits, **parameters)) / 1e6
 
     def submit(self, bqms, calls) -> PendingProblem:
         starts = [call.get("initial_states") for call in calls]
-        parameters = {k: v for k, v in {**self.defaults, **calls[0]}.items()
-                      if k != "initial_states"}
+        parameters = {
+            k: v for k, v in {**self.defaults, **calls[0]}.items() if k != "initial_states"
+        }
         if len(bqms) == 1:
             pending = _Pending(self, bqms[0], *self._submit(bqms[0], starts[0], parameters))
             pending.size = self._qp_bytes(bqms)
@@ -137,14 +155,15 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         if any(b.num_variables > self.largest_clique_size for b in bqms):
             self._check_size(max(bqms, key=lambda b: b.num_variables))
         if any(start is not None for start in starts):
-            parameters = _reverse_anneal(bqms[0], starts[0], parameters)
+            parameters = reverse_anneal_parameters(bqms[0], starts[0], parameters)
             parameters.pop("initial_state")
-            starts = [_first(bqm, start) for bqm, start in zip(bqms, starts)]
+            starts = [first_state(bqm, start) for bqm, start in zip(bqms, starts)]
         else:
             starts = None
         parameters.pop("chain_strength", None)  # each neuron's chains get their own
-        pending = submit_packed(self._clique.child, self._tiles, bqms, parameters, starts,
-                                self.emulation)
+        pending = submit_packed(
+            self._clique.child, self._tiles, bqms, parameters, starts, self.emulation
+        )
         pending.size = self._qp_bytes(bqms)
         return pending
 
@@ -164,7 +183,8 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
             raise ProblemTooLargeError(
                 f"a BQM of {bqm.num_variables} variables does not fit this QPU's largest "
                 f"clique embedding ({limit} variables); use the 'hybrid' solver (or a local "
-                f"one such as 'neal') for neurons of this size")
+                f"one such as 'neal') for neurons of this size"
+            )
 
     def _submit(self, bqm, initial_states, parameters):
         """The clique sampler's (unresolved) sample set and the reverse anneal's settings."""
@@ -172,9 +192,11 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
         parameters = {**self.defaults, **parameters}
         reverse = None
         if initial_states is not None:
-            parameters = _reverse_anneal(bqm, initial_states, parameters)
-            reverse = {"anneal_schedule": [list(p) for p in parameters["anneal_schedule"]],
-                       "reinitialize_state": parameters["reinitialize_state"]}
+            parameters = reverse_anneal_parameters(bqm, initial_states, parameters)
+            reverse = {
+                "anneal_schedule": [list(p) for p in parameters["anneal_schedule"]],
+                "reinitialize_state": parameters["reinitialize_state"],
+            }
         return self._clique.sample(bqm, return_embedding=True, **parameters), reverse
 
     def _finish(self, sampleset, reverse):
@@ -198,8 +220,7 @@ class _Pending(PendingProblem):
 
     def results(self) -> list:
         sampleset = self.sampler._finish(self.sampleset, self.reverse)
-        return [(best_result(self.bqm, sampleset, time.perf_counter() - self.began),
-                 sampleset)]
+        return [(best_result(self.bqm, sampleset, time.perf_counter() - self.began), sampleset)]
 
     def billed_seconds(self) -> float:
         return self.sampleset.info.get("timing", {}).get("qpu_access_time", 0.0) / 1e6
@@ -209,40 +230,6 @@ class _Pending(PendingProblem):
 
     def cancel(self) -> None:
         cancel(self.sampleset)
-
-
-def _first(bqm, initial_states) -> dict | None:
-    """The first warm-start sample as ``{label: value}``, or ``None``."""
-    if initial_states is None:
-        return None
-    array, labels = dimod.as_samples(initial_states, labels_type=dimod.variables.Variables)
-    return dict(zip(labels, array[0].tolist()))
-
-
-def _reverse_anneal(bqm, initial_states, parameters: dict) -> dict:
-    """The QPU parameters of a reverse anneal from the first of ``initial_states``."""
-    if "annealing_time" in parameters:
-        raise ValueError("a warm start runs a reverse anneal, which takes anneal_schedule, "
-                         "not annealing_time; drop annealing_time or give an anneal_schedule")
-    samples = dimod.as_samples(initial_states, labels_type=dimod.variables.Variables)
-    array, labels = samples
-    if len(array) == 0:
-        raise ValueError("initial_states is empty")
-    first = dict(zip(labels, array[0].tolist()))
-    missing = [v for v in bqm.variables if v not in first]
-    if missing:
-        raise ValueError(f"the warm start has no value for {len(missing)} variable(s) of the "
-                         f"BQM, e.g. {missing[0]!r}")
-    # DWaveCliqueSampler embeds the Ising form: initial states are spins there
-    spin = {v: (2 * int(first[v]) - 1) if bqm.vartype is dimod.BINARY else int(first[v])
-            for v in bqm.variables}
-    schedule = parameters.get("anneal_schedule", REVERSE_SCHEDULE)
-    if schedule[0][1] != 1.0 or schedule[-1][1] != 1.0:
-        raise ValueError(f"a reverse anneal's schedule must start and end at s = 1, got "
-                         f"{[list(p) for p in schedule]}")
-    return {**parameters, "initial_state": spin,
-            "anneal_schedule": [list(point) for point in schedule],
-            "reinitialize_state": parameters.get("reinitialize_state", True)}
 
 
 def make_qpu(*, solver=None, **defaults) -> CliqueQPUSampler:
@@ -257,7 +244,8 @@ def make_qpu(*, solver=None, **defaults) -> CliqueQPUSampler:
         if classify(exc)[0] == "auth":
             raise TokenRejectedError(auth_message("connecting to Leap")) from None
         raise SolverUnavailableError(
-            f"could not reach a D-Wave QPU: {redact(f'{type(exc).__name__}: {exc}')}") from None
+            f"could not reach a D-Wave QPU: {redact(f'{type(exc).__name__}: {exc}')}"
+        ) from None
     return CliqueQPUSampler(qpu, emulation=False, **defaults)
 
 
@@ -266,8 +254,10 @@ def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
     from dwave.system.testing import MockDWaveSampler
 
     if topology not in MOCK_TOPOLOGIES:
-        raise ValueError(f"unknown mock topology {topology!r}; choose one of "
-                         f"{sorted(MOCK_TOPOLOGIES)}")
+        raise ValueError(
+            f"unknown mock topology {topology!r}; choose one of {sorted(MOCK_TOPOLOGIES)}"
+        )
+
     class _WarmStartMock(MockDWaveSampler):
         # the classical substitute (steepest descent) starts from ``initial_state`` when a
         # reverse anneal is asked for, rather than from random states
@@ -278,22 +268,28 @@ def make_mock_qpu(*, topology: str = "pegasus", **defaults) -> CliqueQPUSampler:
             if state is not None:
                 order = list(bqm.variables)
                 self.substitute_kwargs = {
-                    **saved, "initial_states_generator": "tile",
-                    "initial_states": (np.array([[state[v] for v in order]]), order)}
+                    **saved,
+                    "initial_states_generator": "tile",
+                    "initial_states": (np.array([[state[v] for v in order]]), order),
+                }
             try:
                 return super().sample(bqm, **kwargs)
             finally:
                 self.substitute_kwargs = saved
 
-    qpu = _WarmStartMock(topology_type=topology, topology_shape=MOCK_TOPOLOGIES[topology],
-                         parameter_warnings=False)
+    qpu = _WarmStartMock(
+        topology_type=topology, topology_shape=MOCK_TOPOLOGIES[topology], parameter_warnings=False
+    )
     return CliqueQPUSampler(qpu, emulation=True, **defaults)
 
 
-SPEC = SolverSpec(make_qpu, leap_unavailable,
-                  "D-Wave QPU, clique embedding (needs a Leap token)")
-MOCK_SPEC = SolverSpec(make_mock_qpu, lambda: missing_package("dwave.system", "dwave-system"),
-                       f"offline QPU path: {EMULATION_NOTE}; its steepest descent on a "
-                       "chained embedding is no measure of a QPU, so it starts from RTN and "
-                       "a neuron it makes worse keeps RTN's rounding", emulation=True,
-                       default_start="rtn")
+SPEC = SolverSpec(make_qpu, leap_unavailable, "D-Wave QPU, clique embedding (needs a Leap token)")
+MOCK_SPEC = SolverSpec(
+    make_mock_qpu,
+    lambda: missing_package("dwave.system", "dwave-system"),
+    f"offline QPU path: {EMULATION_NOTE}; its steepest descent on a "
+    "chained embedding is no measure of a QPU, so it starts from RTN and "
+    "a neuron it makes worse keeps RTN's rounding",
+    emulation=True,
+    default_start="rtn",
+)

@@ -22,7 +22,7 @@ def _brute(H, b, low, high):
 @pytest.mark.parametrize("seed", range(6))
 def test_the_bound_is_below_the_brute_force_minimum_and_equals_it_when_proven(seed, monkeypatch):
     if seed % 2:  # the large-neuron path: the box relaxation by coordinate descent
-        monkeypatch.setattr("solvers.exact_bb.bound.BVLS_MAX", 0)
+        monkeypatch.setattr("solvers.exact_bb.radius.BVLS_MAX", 0)
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(12, 6)) @ np.diag(rng.uniform(0.1, 3, 6))
     A[:, 1] = A[:, 0] + 0.01 * rng.normal(size=12)  # nearly collinear: a hard lattice

@@ -96,7 +96,7 @@ def test_npz_file_is_preferred_and_scaled_to_unit_interval(tmp_path, monkeypatch
 
 def test_jpeg_npz_is_decoded_once_and_cached(tmp_path, monkeypatch):
     Image = pytest.importorskip("PIL.Image")
-    import annealq.data.datasets as datasets
+    import annealq.data.jpeg as jpeg
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     rng = np.random.default_rng(2)
@@ -128,7 +128,7 @@ def test_jpeg_npz_is_decoded_once_and_cached(tmp_path, monkeypatch):
     def must_not_decode(*args):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(datasets, "_decode_jpegs", must_not_decode)
+    monkeypatch.setattr(jpeg, "decode_jpegs", must_not_decode)
     again = load_dataset("cifar10", data_dir=tmp_path / "data")
     np.testing.assert_array_equal(again.x_train, data.x_train)
 

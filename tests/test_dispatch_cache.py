@@ -188,14 +188,14 @@ def test_a_layers_bqms_are_built_one_at_a_time_never_all_held(tmp_path, monkeypa
 
 def test_the_pool_sends_a_layers_rows_not_its_bqms():
     from annealq.executors.base import BQMWork
-    from annealq.executors.pool import _split
+    from annealq.executors.chunks import split_work
     from annealq.solve import LayerBQMs, lazy_calls
 
     rng = np.random.default_rng(2)
     lq = formulate_layer(rng.normal(size=(5, 3)), None, rng.normal(size=(9, 3)), bits=2)
     bqms = LayerBQMs(lq, [4, 0, 2])
     sampler = get_sampler("neal")
-    kind, shared, payload = _split(
+    kind, shared, payload = split_work(
         BQMWork(sampler, bqms, lazy_calls(bqms, sampler, [None] * 3, {}))
     )
     assert kind == "LayerBQMs" and shared == (sampler, lq)

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from annealq.cache.guard import require_cache, sqlite_errors
-from annealq.cache.rows import decode_row
-from annealq.cache.store import _COLUMNS, _SCHEMA
+from annealq.cache.rows import COLUMNS, SCHEMA, decode_row
 from annealq.errors import CacheError
 from annealq.files import check_target
 
@@ -134,7 +133,7 @@ def repair_cache(path) -> tuple[CheckReport, int]:
             _integrity(source, report)
             target = sqlite3.connect(temporary, isolation_level=None)
             try:
-                target.executescript(_SCHEMA)
+                target.executescript(SCHEMA)
                 target.execute("BEGIN")
                 kept = 0
                 for row in _scan(source, report):
@@ -142,7 +141,7 @@ def repair_cache(path) -> tuple[CheckReport, int]:
                     _count(report, row, problem)
                     if problem is None:
                         target.execute(
-                            f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES "
+                            f"INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES "
                             "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             _stored(row),
                         )
@@ -229,6 +228,6 @@ def _count(report: CheckReport, row, problem) -> None:
 
 
 def _stored(row) -> tuple:
-    """The store's column order (``_COLUMNS``) from a ``_READ`` row."""
+    """The store's column order (``COLUMNS``) from a ``_READ`` row."""
     _rowid, key, solver, sample, energy, info, wall, checksum, sampleset, created = row
     return key, solver, sample, energy, info, wall, sampleset, created, checksum

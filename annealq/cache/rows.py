@@ -1,5 +1,6 @@
-"""How a cache entry is written to and read back from its SQLite row: JSON-safe values,
-and a row decoded and checked against its checksum.
+"""How a cache entry is written to and read back from its SQLite row: the tables
+(:data:`SCHEMA`, :data:`COLUMNS`), JSON-safe values, and a row decoded and checked against
+its checksum.
 
 Example:
     >>> from annealq.cache.keys import entry_checksum
@@ -24,6 +25,24 @@ import numpy as np
 
 from annealq.cache.keys import entry_checksum, is_credential, label_from_json
 from annealq.results import SolveResult
+
+# the store's tables (annealq.cache.store): one row per entry, and facts such as the last run
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    solver TEXT NOT NULL,
+    sample TEXT NOT NULL,        -- JSON [[label, value], ...]; tuple labels as lists
+    energy REAL NOT NULL,
+    info TEXT NOT NULL,          -- JSON object
+    wall_seconds REAL NOT NULL,
+    sampleset TEXT,              -- JSON of SampleSet.to_serializable(), or NULL
+    created REAL NOT NULL,       -- Unix time
+    checksum TEXT                -- entry_checksum(key, solver, sample, energy); NULL: old
+);
+CREATE INDEX IF NOT EXISTS entries_by_solver ON entries (solver);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+COLUMNS = "key, solver, sample, energy, info, wall_seconds, sampleset, created, checksum"
 
 
 def decode_row(key, solver, sample, energy, info, wall_seconds, checksum):

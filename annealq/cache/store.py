@@ -25,7 +25,7 @@ import dimod
 from annealq.cache.guard import require_cache, sqlite_errors
 from annealq.cache.keys import entry_checksum, validate_text
 from annealq.cache.location import check_location, default_cache_path
-from annealq.cache.rows import decode_row, dumps, loads, plain_info
+from annealq.cache.rows import COLUMNS, SCHEMA, decode_row, dumps, loads, plain_info
 from annealq.errors import CacheError
 from annealq.results import SolveResult
 
@@ -34,22 +34,6 @@ logger = logging.getLogger(__name__)
 _CHUNK = 900  # keys per query: under SQLite's historical limit of 999 bound variables
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    solver TEXT NOT NULL,
-    sample TEXT NOT NULL,        -- JSON [[label, value], ...]; tuple labels as lists
-    energy REAL NOT NULL,
-    info TEXT NOT NULL,          -- JSON object
-    wall_seconds REAL NOT NULL,
-    sampleset TEXT,              -- JSON of SampleSet.to_serializable(), or NULL
-    created REAL NOT NULL,       -- Unix time
-    checksum TEXT                -- entry_checksum(key, solver, sample, energy); NULL: old
-);
-CREATE INDEX IF NOT EXISTS entries_by_solver ON entries (solver);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-_COLUMNS = "key, solver, sample, energy, info, wall_seconds, sampleset, created, checksum"
 ENERGY_RTOL = 1e-6
 """How far (relative) a hit's stored energy may be from the one recomputed from the problem
 asked about: keys round coefficients to 24 bits, solvers report float64 energies."""
@@ -98,13 +82,14 @@ class CacheStore:
         require_cache(self.path)  # read-only: a foreign file is refused before any write
         # Autocommit: every write below is a single statement, hence its own transaction.
         with self._guard():
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
         try:
             with self._guard():
                 mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.executescript(_SCHEMA)
+                self._conn.executescript(SCHEMA)
                 columns = {row[1] for row in self._conn.execute("PRAGMA table_info(entries)")}
                 if "checksum" not in columns:  # a cache written before entries had checksums
                     self._conn.execute("ALTER TABLE entries ADD COLUMN checksum TEXT")
@@ -112,8 +97,12 @@ class CacheStore:
             self._conn.close()
             raise
         if mode.lower() != "wal":
-            logger.warning("cache %s runs in %s journal mode, not WAL: concurrent readers "
-                           "may wait for writers", self.path, mode)
+            logger.warning(
+                "cache %s runs in %s journal mode, not WAL: concurrent readers "
+                "may wait for writers",
+                self.path,
+                mode,
+            )
 
     def get_many(self, keys: Iterable[str]) -> dict[str, SolveResult]:
         """The stored results of ``keys`` (misses are absent), in one query per 900 keys."""
@@ -123,10 +112,12 @@ class CacheStore:
         found = {}
         with self._guard():
             for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start:start + _CHUNK]
+                chunk = keys[start : start + _CHUNK]
                 rows = self._conn.execute(
                     "SELECT key, solver, sample, energy, info, wall_seconds, checksum "
-                    f"FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                    f"FROM entries WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
                 for row in rows.fetchall():
                     result, problem = decode_row(*row)
                     if problem is None:
@@ -151,16 +142,23 @@ class CacheStore:
         self._warned.add(key)
         self.rejected += 1
         level = logging.WARNING if self.rejected == 1 else logging.INFO
-        logger.log(level, "cache %s: entry %s %s; treating it as a miss: it is solved again "
-                   "and replaced ('annealq cache check --cache %s' lists all such entries)",
-                   self.path, key[:12], problem, self.path)
+        logger.log(
+            level,
+            "cache %s: entry %s %s; treating it as a miss: it is solved again "
+            "and replaced ('annealq cache check --cache %s' lists all such entries)",
+            self.path,
+            key[:12],
+            problem,
+            self.path,
+        )
 
     def get_sampleset(self, key: str) -> dimod.SampleSet | None:
         """The full sample set stored with ``key``, or ``None`` (absent or unreadable)."""
         validate_text(key, "key")
         with self._guard():
-            row = self._conn.execute("SELECT sampleset FROM entries WHERE key = ?",
-                                     (key,)).fetchone()
+            row = self._conn.execute(
+                "SELECT sampleset FROM entries WHERE key = ?", (key,)
+            ).fetchone()
         if row is None or row[0] is None:
             return None
         try:
@@ -169,8 +167,9 @@ class CacheStore:
             self.reject(key, f"has an unreadable sample set ({exc})")
             return None
 
-    def put(self, key: str, solver: str, result: SolveResult,
-            sampleset: dimod.SampleSet | None = None) -> None:
+    def put(
+        self, key: str, solver: str, result: SolveResult, sampleset: dimod.SampleSet | None = None
+    ) -> None:
         """Store (or replace) ``key``'s result, committed before returning.
 
         Args:
@@ -200,10 +199,19 @@ class CacheStore:
         energy = float(result.energy)
         with self._guard():
             self._conn.execute(
-                f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, solver, sample, energy, dumps(dict(result.info)),
-                 float(result.wall_seconds), serialized, time.time(),
-                 entry_checksum(key, solver, sample, energy)))
+                f"INSERT OR REPLACE INTO entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    solver,
+                    sample,
+                    energy,
+                    dumps(dict(result.info)),
+                    float(result.wall_seconds),
+                    serialized,
+                    time.time(),
+                    entry_checksum(key, solver, sample, energy),
+                ),
+            )
         self._warned.discard(key)
 
     def record_run(self, hits: int, misses: int) -> None:
@@ -222,20 +230,26 @@ class CacheStore:
         ``{"hits", "misses", "time"}`` from :meth:`record_run`, or ``None``.
         """
         with self._guard():
-            solvers = dict(self._conn.execute(
-                "SELECT solver, COUNT(*) FROM entries GROUP BY solver ORDER BY solver"))
+            solvers = dict(
+                self._conn.execute(
+                    "SELECT solver, COUNT(*) FROM entries GROUP BY solver ORDER BY solver"
+                )
+            )
             row = self._conn.execute("SELECT value FROM meta WHERE name = 'last_run'").fetchone()
-        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal"))
-                   if p.exists())
+        size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         last_run = None
         if row is not None:
             try:
                 last_run = dict(loads(row[0]))
             except (TypeError, ValueError) as exc:
-                logger.warning("cache %s: unreadable last-run record ignored (%s)",
-                               self.path, exc)
-        return {"path": str(self.path), "entries": sum(solvers.values()), "bytes": size,
-                "solvers": solvers, "last_run": last_run}
+                logger.warning("cache %s: unreadable last-run record ignored (%s)", self.path, exc)
+        return {
+            "path": str(self.path),
+            "entries": sum(solvers.values()),
+            "bytes": size,
+            "solvers": solvers,
+            "last_run": last_run,
+        }
 
     def clear(self, solver: str | None = None) -> int:
         """Delete every entry, or only ``solver``'s; returns how many were deleted."""
@@ -244,8 +258,7 @@ class CacheStore:
         with self._guard():
             if solver is None:
                 return self._conn.execute("DELETE FROM entries").rowcount
-            return self._conn.execute("DELETE FROM entries WHERE solver = ?",
-                                      (solver,)).rowcount
+            return self._conn.execute("DELETE FROM entries WHERE solver = ?", (solver,)).rowcount
 
     def close(self) -> None:
         """Close the connection (the last one to close folds the WAL into the file)."""
@@ -279,5 +292,6 @@ def open_cache(cache) -> CacheStore | None:
         return cache
     if isinstance(cache, (str, os.PathLike)):
         return CacheStore(cache)
-    raise TypeError(f"cache must be None, False, a path or a CacheStore, got "
-                    f"{type(cache).__name__}")
+    raise TypeError(
+        f"cache must be None, False, a path or a CacheStore, got {type(cache).__name__}"
+    )

@@ -17,26 +17,24 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import io
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from annealq.data.checks import DAMAGED, check_archive, check_arrays, check_members, unreadable
 from annealq.data.idx import read_idx  # noqa: F401 (re-exported)
+from annealq.data.jpeg import decoded_jpegs
 from annealq.errors import DatasetNotFoundError, first_line
-from annealq.files import atomic_write
-
-log = logging.getLogger(__name__)
 
 DATA_ENV = "ANNEALQ_DATA"
-_MNIST_IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_IDX = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +60,10 @@ class Dataset:
         if not 0 < size:
             raise ValueError(f"calibration size must be positive, got {size}")
         if size > len(self.x_train):
-            raise ValueError(f"calibration size {size} is larger than the training split of "
-                             f"{self.name} ({len(self.x_train)} inputs)")
+            raise ValueError(
+                f"calibration size {size} is larger than the training split of "
+                f"{self.name} ({len(self.x_train)} inputs)"
+            )
         rng = np.random.default_rng(seed)
         index = rng.choice(len(self.x_train), size=size, replace=False)
         return self.x_train[np.sort(index)]
@@ -83,14 +83,24 @@ class _Source:
 
 _SOURCES = {
     "mnist": _Source("mnist.npz", _MNIST_IDX, ("mnist", "MNIST/raw"), "MNIST"),
-    "fashion-mnist": _Source("fashion_mnist.npz", _MNIST_IDX,
-                             ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw"),
-                             "FashionMNIST"),
-    "emnist": _Source("emnist_bymerge_subset.npz",
-                      tuple(f"emnist-bymerge-{split}-{kind}" for split in ("train", "test")
-                            for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")),
-                      ("emnist", "gzip", "EMNIST/raw"), "EMNIST", (("split", "bymerge"),),
-                      transposed=True),
+    "fashion-mnist": _Source(
+        "fashion_mnist.npz",
+        _MNIST_IDX,
+        ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw"),
+        "FashionMNIST",
+    ),
+    "emnist": _Source(
+        "emnist_bymerge_subset.npz",
+        tuple(
+            f"emnist-bymerge-{split}-{kind}"
+            for split in ("train", "test")
+            for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+        ),
+        ("emnist", "gzip", "EMNIST/raw"),
+        "EMNIST",
+        (("split", "bymerge"),),
+        transposed=True,
+    ),
     "cifar10": _Source("cifar10_jpeg.npz", torchvision="CIFAR10"),
 }
 DATASETS = ("digits", *_SOURCES)
@@ -175,8 +185,13 @@ def _cache_root() -> Path:
 
 
 def _dataset(name: str, x_train, y_train, x_test, y_test) -> Dataset:
-    return Dataset(name, _as_features(x_train), np.asarray(y_train, dtype=np.int64),
-                   _as_features(x_test), np.asarray(y_test, dtype=np.int64))
+    return Dataset(
+        name,
+        _as_features(x_train),
+        np.asarray(y_train, dtype=np.int64),
+        _as_features(x_test),
+        np.asarray(y_test, dtype=np.int64),
+    )
 
 
 def _as_features(images: np.ndarray) -> np.ndarray:
@@ -192,7 +207,10 @@ def _load_npz(name: str, path: Path) -> Dataset:
         with np.load(path) as data:
             check_members(path, name, data.files)
             if "jpeg_train" in data.files:
-                images = {split: _decoded_jpegs(path, data, split) for split in ("train", "test")}
+                images = {
+                    split: decoded_jpegs(path, data, split, _cache_root() / "decoded")
+                    for split in ("train", "test")
+                }
             else:
                 images = {split: data[f"x_{split}"] for split in ("train", "test")}
             labels = {split: data[f"y_{split}"] for split in ("train", "test")}
@@ -200,38 +218,6 @@ def _load_npz(name: str, path: Path) -> Dataset:
         raise unreadable(path, exc) from None
     check_arrays(path, images, labels)
     return _dataset(name, images["train"], labels["train"], images["test"], labels["test"])
-
-
-def _decoded_jpegs(path: Path, data, split: str) -> np.ndarray:
-    """The JPEG images of one split as uint8 ``(N, H, W, 3)``, decoded once and cached as .npy."""
-    stat = path.stat()
-    tag = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    cached = _cache_root() / "decoded" / f"{path.stem}-{tag.hexdigest()[:16]}-{split}.npy"
-    if cached.is_file():
-        try:
-            return np.load(cached)
-        except (OSError, ValueError) as exc:  # a damaged cache file is decoded again
-            log.warning("ignoring unreadable decoded cache %s: %s", cached, exc)
-    log.info("decoding the %s JPEG images of %s (once; cached in %s)", split, path, cached)
-    images = _decode_jpegs(data[f"jpeg_{split}"], data[f"offsets_{split}"])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(cached, lambda stream: np.save(stream, images))
-    return images
-
-
-def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError("decoding CIFAR-10's JPEG file needs Pillow: pip install pillow") from None
-    view = memoryview(np.ascontiguousarray(blob))
-    first = np.asarray(Image.open(io.BytesIO(view[offsets[0]:offsets[1]])).convert("RGB"))
-    images = np.empty((len(offsets) - 1, *first.shape), dtype=np.uint8)
-    for i, (start, end) in enumerate(tqdm(zip(offsets[:-1], offsets[1:]), total=len(images),
-                                          desc="decoding JPEGs", unit="image", disable=None)):
-        with Image.open(io.BytesIO(view[start:end])) as image:
-            images[i] = np.asarray(image.convert("RGB"))
-    return images
 
 
 def _find_idx(folder: Path, source: _Source) -> list[Path] | None:
@@ -255,8 +241,9 @@ def _load_idx(name: str, files: list[Path], *, transposed: bool) -> Dataset:
         x_train, x_test = x_train.transpose(0, 2, 1), x_test.transpose(0, 2, 1)
     for images, labels, path in ((x_train, y_train, files[0]), (x_test, y_test, files[2])):
         if len(images) != len(labels):
-            raise ValueError(f"{path} has {len(images)} images but its label file has "
-                             f"{len(labels)} labels")
+            raise ValueError(
+                f"{path} has {len(images)} images but its label file has {len(labels)} labels"
+            )
     return _dataset(name, x_train, y_train, x_test, y_test)
 
 
@@ -266,14 +253,18 @@ def _download(name: str, folder: Path, origin: str, source: _Source) -> Dataset:
         places = ", ".join(str(p) for p in (folder, *(folder / s for s in source.folders)))
         looked.append(f"IDX files {source.idx[0]}[.gz] and the other three in {places}")
     where = f"{folder} ({origin})" + ("" if folder.is_dir() else ", which does not exist")
-    hint = (f"put the files there (see the README's Datasets section), or point --data-dir "
-            f"or ${DATA_ENV} at a folder holding them")
+    hint = (
+        f"put the files there (see the README's Datasets section), or point --data-dir "
+        f"or ${DATA_ENV} at a folder holding them"
+    )
     try:
         import torchvision.datasets
     except ImportError:
-        raise DatasetNotFoundError(f"dataset {name!r} not found in {where}: looked for "
-                                   f"{' or '.join(looked)}; {hint}, or install torchvision "
-                                   f"to download it") from None
+        raise DatasetNotFoundError(
+            f"dataset {name!r} not found in {where}: looked for "
+            f"{' or '.join(looked)}; {hint}, or install torchvision "
+            f"to download it"
+        ) from None
     cls = getattr(torchvision.datasets, source.torchvision)
     options = dict(source.torchvision_options)
     try:
@@ -281,8 +272,10 @@ def _download(name: str, folder: Path, origin: str, source: _Source) -> Dataset:
         train = cls(str(folder), train=True, download=True, **options)
         test = cls(str(folder), train=False, download=True, **options)
     except Exception as exc:  # torchvision raises anything from URLError to RuntimeError
-        raise DatasetNotFoundError(f"dataset {name!r} not found in {where} and torchvision "
-                                   f"could not download it ({first_line(exc)}); {hint}") from None
+        raise DatasetNotFoundError(
+            f"dataset {name!r} not found in {where} and torchvision "
+            f"could not download it ({first_line(exc)}); {hint}"
+        ) from None
     x_train, x_test = (np.asarray(d.data) for d in (train, test))
     if source.transposed:
         x_train, x_test = x_train.transpose(0, 2, 1), x_test.transpose(0, 2, 1)

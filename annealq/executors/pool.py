@@ -41,17 +41,14 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 
-import dimod
-
 from annealq.errors import ClusterError
 from annealq.executors.base import BQMWork, Executor, LayerWork
+from annealq.executors.chunks import solve_chunk, split_work
 from annealq.executors.dask_cluster import connect, import_distributed, local_cluster
-from annealq.solve import LayerBQMs
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +71,15 @@ class PoolExecutor(Executor):
             first worker.
     """
 
-    def __init__(self, kind: str = "processes", workers: int | None = None,
-                 scheduler: str | None = None, *, chunk_size: int | None = None,
-                 timeout: float = 30.0):
+    def __init__(
+        self,
+        kind: str = "processes",
+        workers: int | None = None,
+        scheduler: str | None = None,
+        *,
+        chunk_size: int | None = None,
+        timeout: float = 30.0,
+    ):
         _validate(kind, workers, scheduler, chunk_size, timeout)
         self.kind, self.chunk_size, self.timeout = kind, chunk_size, float(timeout)
         self._distributed = import_distributed()
@@ -87,11 +90,21 @@ class PoolExecutor(Executor):
             scheduler = self._cluster.scheduler_address
         self.address = scheduler
         self._client = connect(self._distributed, scheduler, self.timeout)
-        self._stats = {"executor": kind, "scheduler": scheduler, "layers": 0, "tasks": 0,
-                       "start_seconds": 0.0, "scatter_seconds": 0.0}
+        self._stats = {
+            "executor": kind,
+            "scheduler": scheduler,
+            "layers": 0,
+            "tasks": 0,
+            "start_seconds": 0.0,
+            "scatter_seconds": 0.0,
+        }
         self._stats["start_seconds"] = round(time.perf_counter() - began, 3)
-        log.info("Dask %s at %s ready in %.1f s", "local cluster" if self._cluster else
-                 "scheduler", scheduler, self._stats["start_seconds"])
+        log.info(
+            "Dask %s at %s ready in %.1f s",
+            "local cluster" if self._cluster else "scheduler",
+            scheduler,
+            self._stats["start_seconds"],
+        )
 
     @property
     def client(self):
@@ -105,17 +118,28 @@ class PoolExecutor(Executor):
 
     def _solve(self, work, positions):
         d = self._distributed
-        kind, shared, payload = _split(work)
+        kind, shared, payload = split_work(work)
         layer = uuid.uuid4().hex[:8]
         futures, scattered = [], None
         try:
-            chunks = _chunks(positions, self.chunk_size or math.ceil(
-                len(positions) / (CHUNKS_PER_WORKER * self._threads())))
+            chunks = _chunks(
+                positions,
+                self.chunk_size
+                or math.ceil(len(positions) / (CHUNKS_PER_WORKER * self._threads())),
+            )
             scattered = self._scatter(shared)
-            futures = [self._client.submit(_solve_chunk, kind, scattered,
-                                           chunk, payload(chunk), pure=False,
-                                           key=f"annealq-{layer}-{n}")
-                       for n, chunk in enumerate(chunks)]
+            futures = [
+                self._client.submit(
+                    solve_chunk,
+                    kind,
+                    scattered,
+                    chunk,
+                    payload(chunk),
+                    pure=False,
+                    key=f"annealq-{layer}-{n}",
+                )
+                for n, chunk in enumerate(chunks)
+            ]
             self._stats["layers"] += 1
             self._stats["tasks"] += len(futures)
             for future in d.as_completed(futures, loop=self._client.loop):
@@ -123,8 +147,10 @@ class PoolExecutor(Executor):
         except (OSError, d.TimeoutError, d.CancelledError) as error:
             if not isinstance(error, d.CancelledError) and self._client.status == "running":
                 raise  # a solver's own error, raised on a worker
-            raise ClusterError(f"lost the Dask scheduler at {self.address} mid-layer "
-                               f"({type(error).__name__}); {RESUME}") from error
+            raise ClusterError(
+                f"lost the Dask scheduler at {self.address} mid-layer "
+                f"({type(error).__name__}); {RESUME}"
+            ) from error
         finally:
             for future in futures:
                 future.release()
@@ -140,9 +166,11 @@ class PoolExecutor(Executor):
         except (OSError, self._distributed.TimeoutError, self._distributed.CancelledError):
             raise
         except Exception as error:  # distributed re-raises the worker's as an Exception
-            raise ClusterError(f"the Dask workers could not load the layer ({error}); "
-                               f"install annealq (this version) and the solver's packages "
-                               f"on every worker") from error
+            raise ClusterError(
+                f"the Dask workers could not load the layer ({error}); "
+                f"install annealq (this version) and the solver's packages "
+                f"on every worker"
+            ) from error
         self._stats["scatter_seconds"] += time.perf_counter() - begin
         return scattered
 
@@ -152,20 +180,26 @@ class PoolExecutor(Executor):
             try:
                 self._client.wait_for_workers(1, timeout=self.timeout)
             except self._distributed.TimeoutError as error:
-                raise ClusterError(f"no Dask worker joined the scheduler at {self.address} "
-                                   f"within {self.timeout:g} s") from error
+                raise ClusterError(
+                    f"no Dask worker joined the scheduler at {self.address} "
+                    f"within {self.timeout:g} s"
+                ) from error
         return sum(self._client.nthreads().values())
 
     def _result(self, future):
         try:
             return future.result()
         except self._distributed.KilledWorker as error:
-            raise ClusterError(f"a chunk of neurons killed {error.last_worker!r} and "
-                               f"other workers (out of memory?); {RESUME}") from error
+            raise ClusterError(
+                f"a chunk of neurons killed {error.last_worker!r} and "
+                f"other workers (out of memory?); {RESUME}"
+            ) from error
         except ImportError as error:  # raised on a worker that lacks the solver's code
-            raise ClusterError(f"a Dask worker could not import {error.name or error}: "
-                               f"install annealq (this version) and the solver's packages "
-                               f"on every worker; {RESUME}") from error
+            raise ClusterError(
+                f"a Dask worker could not import {error.name or error}: "
+                f"install annealq (this version) and the solver's packages "
+                f"on every worker; {RESUME}"
+            ) from error
 
     def stats(self) -> dict:
         """Layers and tasks sent, seconds spent starting the pool and scattering layers."""
@@ -183,66 +217,6 @@ class PoolExecutor(Executor):
                 cluster.close()
 
 
-def _split(work):
-    """``work``'s kind, its shared part (sent once per layer) and a function that gives a
-    chunk's own part (sent with its task). A layer's BQMs travel as the layer and their
-    rows, and are built on the workers."""
-    if isinstance(work, LayerWork):
-        def payload(chunk):
-            return ([work.rows[k] for k in chunk],
-                    None if work.starts is None else [work.starts[k] for k in chunk])
-        return "LayerWork", (work.sampler, work.lq, work.parameters), payload
-    if isinstance(work, BQMWork) and isinstance(work.bqms, LayerBQMs):
-        rows = work.bqms.rows
-        return "LayerBQMs", (work.sampler, work.bqms.lq), lambda chunk: (
-            [rows[k] for k in chunk], [work.calls[k] for k in chunk])
-    if isinstance(work, BQMWork):
-        return "BQMWork", work.sampler, lambda chunk: ([_pack(work.bqms[k]) for k in chunk],
-                                                       [work.calls[k] for k in chunk])
-    raise TypeError(f"work must be a LayerWork or a BQMWork, got {type(work).__name__}")
-
-
-def _pack(bqm) -> tuple:
-    """``bqm`` as arrays in its own variable order: a pickled dimod BQM comes back with its
-    variables reordered, and a seeded sampler's answer depends on their order."""
-    order = list(bqm.variables)
-    return bqm.to_numpy_vectors(variable_order=order), bqm.vartype, order
-
-
-def _unpack(packed) -> dimod.BinaryQuadraticModel:
-    (linear, quadratic, offset), vartype, order = packed
-    return dimod.BQM.from_numpy_vectors(linear, quadratic, offset, vartype,
-                                        variable_order=order)
-
-
-def _solve_chunk(kind: str, shared, positions: list, payload) -> list:
-    """On a worker: one chunk's answers ``(position, SolveResult, SampleSet | None)``."""
-    _one_thread()
-    if kind == "LayerWork":
-        sampler, lq, parameters = shared
-        work = LayerWork(sampler, lq, payload[0], payload[1], parameters)
-    elif kind == "LayerBQMs":
-        sampler, lq = shared
-        work = BQMWork(sampler, LayerBQMs(lq, payload[0]), payload[1])
-    else:
-        work = BQMWork(shared, [_unpack(packed) for packed in payload[0]], payload[1])
-    return [(positions[k], result, sampleset)
-            for k, result, sampleset in work.solve(range(len(positions)))]
-
-
-def _one_thread() -> None:
-    """Numba and BLAS at one thread in this worker thread: parallelism comes from chunks,
-    and a worker process per core (or a thread per core) must not oversubscribe it."""
-    numba = sys.modules.get("numba")  # loaded with the solver, when the solver uses it
-    if numba is not None:
-        numba.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a nanny already sets OMP/MKL/OPENBLAS_NUM_THREADS=1
-        return
-    threadpool_limits(1)
-
-
 @contextlib.contextmanager
 def _silenced(name: str | None):
     logger = logging.getLogger(name) if name else None
@@ -258,7 +232,7 @@ def _silenced(name: str | None):
 
 def _chunks(positions: list, size: int) -> list[list]:
     size = max(1, size)
-    return [positions[k:k + size] for k in range(0, len(positions), size)]
+    return [positions[k : k + size] for k in range(0, len(positions), size)]
 
 
 def _validate(kind, workers, scheduler, chunk_size, timeout) -> None:
@@ -267,11 +241,13 @@ def _validate(kind, workers, scheduler, chunk_size, timeout) -> None:
     if scheduler is not None and kind != "dask":
         raise ValueError(f"dask_scheduler={scheduler!r} needs executor='dask', got {kind!r}")
     if scheduler is not None and workers is not None:
-        raise ValueError("give workers= (a local cluster) or dask_scheduler= (a running "
-                         "one), not both")
+        raise ValueError(
+            "give workers= (a local cluster) or dask_scheduler= (a running one), not both"
+        )
     for name, value in (("workers", workers), ("chunk_size", chunk_size)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")

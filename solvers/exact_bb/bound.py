@@ -43,22 +43,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solvers.exact_bb.box import (
-    BVLS_MAX,
-    _box_descent,
-    _box_search,
-    _BoxState,
-    _decision_order,
-    solve_box,
+from solvers.exact_bb.box import solve_box
+from solvers.exact_bb.radius import (  # noqa: F401 (RIDGE, BISECTION_STEPS: re-exported)
+    BISECTION_STEPS,
+    RIDGE,
+    certified_radius,
+    order_of,
+    relaxation,
 )
 from solvers.exact_bb.reduced import _setup, estimated_nodes, node_count, solve_box_reduced
 
-RIDGE = 1e-9          # relative to the mean diagonal, as in solve_box
-BISECTION_STEPS = 12
 CERTIFICATE_TESTS = 3
-REACH = 10    # a reduced-basis proof is tried where its estimated nodes are within this
-              # factor of its budget (the estimate keeps the start's radius; the search
-              # shrinks it)
+# a reduced-basis proof is tried where its estimated nodes are within this factor of its
+# budget (the estimate keeps the start's radius; the search shrinks it)
+REACH = 10
 
 
 @dataclass(frozen=True)
@@ -67,13 +65,22 @@ class BoundResult:
 
     bound: float
     proven: bool
-    radius: float       # the certified ``r`` (0 when proven or none certified)
+    radius: float  # the certified ``r`` (0 when proven or none certified)
     seconds: float
 
 
-def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
-                    proof_share: float = 0.5, relaxed=None,
-                    reduced_nodes: int = 0) -> BoundResult:
+def box_lower_bound(
+    H,
+    b,
+    low,
+    high,
+    *,
+    incumbent,
+    max_nodes: int = 1_000_000,
+    proof_share: float = 0.5,
+    relaxed=None,
+    reduced_nodes: int = 0,
+) -> BoundResult:
     """A proven lower bound on ``min oᵀHo + 2bᵀo`` over integers in ``[low, high]``.
 
     Args:
@@ -100,8 +107,9 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
     incumbent = np.asarray(incumbent, dtype=np.int64)
     if len(H) == 0:
         return BoundResult(0.0, True, 0.0, 0.0)
-    proof = solve_box(H, b, low, high, incumbent=incumbent,
-                      max_nodes=max(int(max_nodes * proof_share), 1))
+    proof = solve_box(
+        H, b, low, high, incumbent=incumbent, max_nodes=max(int(max_nodes * proof_share), 1)
+    )
     if proof.proven:
         return BoundResult(proof.value, True, 0.0, time.perf_counter() - begin)
     lower = proof.lower_bound
@@ -113,14 +121,14 @@ def box_lower_bound(H, b, low, high, *, incumbent, max_nodes: int = 1_000_000,
     shift = 0.0
     if relaxed is not None:
         H, b, low, high, shift = relaxed
-    base, R, centre, lo, hi = _relaxation(H, b, low, high)
-    upper = float(np.sum((R @ (proof.o[:len(H)][_order_of(H)] - centre)) ** 2))
-    certified = _certified_radius(R, centre, lo, hi, upper,
-                                  max_nodes - int(max_nodes * proof_share))
+    base, R, centre, lo, hi = relaxation(H, b, low, high)
+    upper = float(np.sum((R @ (proof.o[: len(H)][order_of(H)] - centre)) ** 2))
+    certified = certified_radius(R, centre, lo, hi, upper, max_nodes - int(max_nodes * proof_share))
     bound = min(max(lower, base + shift + certified), proof.value)
     if reduced_nodes > 0:
-        bound, proven = _reduced_certificate(*problem, proof.o, bound, reduced_nodes,
-                                             relaxed is not None)
+        bound, proven = _reduced_certificate(
+            *problem, proof.o, bound, reduced_nodes, relaxed is not None
+        )
         if proven:
             return BoundResult(bound, True, 0.0, time.perf_counter() - begin)
     return BoundResult(bound, False, certified, time.perf_counter() - begin)
@@ -132,8 +140,9 @@ def _reduced_proof(H, b, low, high, plain, nodes, bias):
     start = np.asarray(plain.o, dtype=np.int64)
     if estimated_nodes(H, b, low, high, incumbent=start, eliminate_last=bias) > REACH * nodes:
         return plain
-    found = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=nodes,
-                              eliminate_last=bias)
+    found = solve_box_reduced(
+        H, b, low, high, incumbent=start, max_nodes=nodes, eliminate_last=bias
+    )
     return found if found.proven or found.value < plain.value else plain
 
 
@@ -151,8 +160,9 @@ def _reduced_certificate(H, b, low, high, start, lower, nodes, bias) -> tuple[fl
         value = _value_within(basis, shift, lower, best, aim * nodes)
         if nodes <= 0 or value <= lower:
             break
-        test = solve_box_reduced(H, b, low, high, incumbent=start, max_nodes=nodes,
-                                 eliminate_last=bias, ceiling=value)
+        test = solve_box_reduced(
+            H, b, low, high, incumbent=start, max_nodes=nodes, eliminate_last=bias, ceiling=value
+        )
         nodes -= test.nodes
         if test.proven:
             return test.value, True
@@ -170,30 +180,10 @@ def _value_within(basis, shift, lower, upper, nodes) -> float:
         return upper
     for _ in range(40):
         middle = 0.5 * (lower + upper)
-        lower, upper = (middle, upper) if node_count(basis, middle + shift) <= nodes \
-            else (lower, middle)
+        lower, upper = (
+            (middle, upper) if node_count(basis, middle + shift) <= nodes else (lower, middle)
+        )
     return lower
-
-
-def _certified_radius(R, centre, lo, hi, upper, nodes) -> float:
-    """The largest radius shown empty within ``nodes``: doubling from ``upper / 2^10``
-    while the tests succeed, then bisection; each test gets an equal share of what is
-    left."""
-    certified, radius, top = 0.0, upper / 1024, None
-    for step in range(BISECTION_STEPS):
-        if top is not None:
-            radius = 0.5 * (certified + top)
-        budget = nodes // (BISECTION_STEPS - step)
-        empty, used = _no_point_within(R, centre, lo, hi, radius, budget)
-        nodes -= used
-        if empty:
-            certified = radius
-            radius = 2 * radius if top is None else radius
-        else:
-            top = radius
-        if top is None and radius >= upper:
-            top = upper
-    return certified
 
 
 def neuron_box(gram, steps, projection, low, high, *, incumbent, bias: bool = True):
@@ -232,7 +222,7 @@ def neuron_box(gram, steps, projection, low, high, *, incumbent, bias: bool = Tr
         return H, b, low, high, start, live, None
     h, H_bb, b_b = H[:-1, -1], H[-1, -1], b[-1]
     reduced = H[:-1, :-1] - np.outer(h, h) / H_bb  # the bias at its real optimum
-    floor = _relaxation(reduced, b[:-1] - h * b_b / H_bb, low, high)[0] - b_b**2 / H_bb
+    floor = relaxation(reduced, b[:-1] - h * b_b / H_bb, low, high)[0] - b_b**2 / H_bb
     value = float(start @ H @ start + 2 * b @ start)
     radius = np.sqrt(max(value - floor, 0.0) / H_bb)
     # β* = −(h·o_w + b_b) / H_bb over the weights' box
@@ -240,48 +230,5 @@ def neuron_box(gram, steps, projection, low, high, *, incumbent, bias: bool = Tr
     lo_b = int(np.floor(-(reach[1] + b_b) / H_bb - radius)) - 1
     hi_b = int(np.ceil(-(reach[0] + b_b) / H_bb + radius)) + 1
     lo_b, hi_b = min(lo_b, int(start[-1])), max(hi_b, int(start[-1]))
-    relaxed = (reduced, b[:-1] - h * b_b / H_bb, low, high, -b_b**2 / H_bb)
+    relaxed = (reduced, b[:-1] - h * b_b / H_bb, low, high, -(b_b**2) / H_bb)
     return H, b, np.append(low, lo_b), np.append(high, hi_b), start, live, relaxed
-
-
-def _order_of(H) -> np.ndarray:
-    n = len(H)
-    return _decision_order(H + RIDGE * max(float(np.mean(np.diag(H))), 1e-300) * np.eye(n))
-
-
-def _relaxation(H, b, low, high):
-    """``f(o_c) + Σ min(g·δ) − ρ max‖δ‖²`` and the ridged factor around ``o_c``, permuted
-    in the decision order."""
-    from scipy.optimize import lsq_linear  # lazily: scipy.optimize is slow to import
-
-    n = len(H)
-    ridge = RIDGE * max(float(np.mean(np.diag(H))), 1e-300)
-    order = _order_of(H)
-    ridged = (H + ridge * np.eye(n))[np.ix_(order, order)]
-    R = np.linalg.cholesky(ridged).T
-    lo, hi, b_o = low[order], high[order], b[order]
-    # ‖R o + R⁻ᵀ b‖² = oᵀ(H + ρ)o + 2bᵀo + const: a bounded least-squares problem
-    target = -np.linalg.solve(R.T, b_o)
-    H_o = H[np.ix_(order, order)]
-    if n <= BVLS_MAX:
-        solution = lsq_linear(R, target, bounds=(lo.astype(float), hi.astype(float)),
-                              method="bvls", tol=1e-12)
-        centre = np.clip(solution.x, lo, hi)
-    else:  # any point of the box keeps the bound valid; descent makes it a tight one
-        centre = _box_descent(H_o, b_o, lo.astype(float), hi.astype(float))
-    value = float(centre @ H_o @ centre + 2 * b_o @ centre)
-    g = 2 * (H_o @ centre + b_o)
-    linear = float(np.sum(np.minimum(g * (lo - centre), g * (hi - centre))))
-    slack = ridge * float(np.sum(np.maximum((lo - centre) ** 2, (hi - centre) ** 2)))
-    return value + min(linear, 0.0) - slack, R, centre, lo, hi
-
-
-def _no_point_within(R, centre, lo, hi, radius, max_nodes) -> tuple[bool, int]:
-    """Whether the box holds no integer point with ``‖R(o − centre)‖² < radius`` (the whole
-    tree searched within ``max_nodes``), and the nodes used."""
-    n = len(centre)
-    state, found = _BoxState(n), np.zeros(n, dtype=np.int64)
-    finished, best, used = _box_search(R, centre, lo, hi, found, radius, state.o,
-                                       state.centre, state.partial, state.up, state.down,
-                                       state.meta, max(int(max_nodes), 1))
-    return bool(finished and best >= radius), int(used)

@@ -33,18 +33,27 @@ import time
 from math import lgamma
 
 import numpy as np
-from numba import njit
 
 from solvers.exact_bb.box import BoxResult, _decision_order, box_minimiser
-from solvers.exact_bb.lattice import enter_level, next_candidate, reduce_basis
+from solvers.exact_bb.enumeration import SearchState, enumerate_reduced
+from solvers.exact_bb.lattice import reduce_basis
 from solvers.exact_bb.sphere import CHUNK_NODES
 
-RIDGE = 1e-9   # relative to the mean diagonal, as in solve_box
+RIDGE = 1e-9  # relative to the mean diagonal, as in solve_box
 
 
-def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = None,
-                      time_limit: float | None = None, eliminate_last: bool = False,
-                      ceiling: float | None = None) -> BoxResult:
+def solve_box_reduced(
+    H,
+    b,
+    low,
+    high,
+    *,
+    incumbent,
+    max_nodes: int | None = None,
+    time_limit: float | None = None,
+    eliminate_last: bool = False,
+    ceiling: float | None = None,
+) -> BoxResult:
     """Minimise ``oᵀHo + 2bᵀo`` over integers ``low ≤ o ≤ high`` (see the module docs).
 
     Args:
@@ -76,32 +85,58 @@ def solve_box_reduced(H, b, low, high, *, incumbent, max_nodes: int | None = Non
     if n == 0:
         return BoxResult(incumbent, 0.0, True, 0.0, 0, 0.0)
     eliminate_last = bool(eliminate_last and n > 1 and H[-1, -1] > 0)
-    basis, U, target, radius, shift, best = _setup(H, b, low, high, incumbent,
-                                                   eliminate_last, ceiling=ceiling)
+    basis, U, target, radius, shift, best = _setup(
+        H, b, low, high, incumbent, eliminate_last, ceiling=ceiling
+    )
     top = best if ceiling is None else min(best, float(ceiling))
     found = incumbent.copy()
-    state = _State(basis, target, radius, top)
+    state = SearchState(basis, target, radius, top)
     budget = np.inf if max_nodes is None else max_nodes
     deadline = np.inf if time_limit is None else begin + time_limit
     nodes, finished = 0, False
     while not finished and nodes < budget and time.perf_counter() < deadline:
         chunk = int(min(CHUNK_NODES, budget - nodes))
-        finished, visited = _enumerate(basis, target, U, low, high, H, b, eliminate_last,
-                                       shift, found, state.radius, state.best,
-                                       state.z, state.centre, state.partial, state.step,
-                                       state.sign, state.level, chunk)
+        finished, visited = enumerate_reduced(
+            basis,
+            target,
+            U,
+            low,
+            high,
+            H,
+            b,
+            eliminate_last,
+            shift,
+            found,
+            state.radius,
+            state.best,
+            state.z,
+            state.centre,
+            state.partial,
+            state.step,
+            state.sign,
+            state.level,
+            chunk,
+        )
         nodes += visited
     value = value_of(found)
     if value > best:  # numerical noise cannot make the result worse than the start
         found, value = incumbent, best
     proven = finished and (value < top or top == best)
     lower = value if proven else (top if finished else -np.inf)
-    return BoxResult(found, value, bool(proven), lower, int(nodes),
-                     time.perf_counter() - begin)
+    return BoxResult(found, value, bool(proven), lower, int(nodes), time.perf_counter() - begin)
 
 
-def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False,
-                    reduced: bool = True, ceiling: float | None = None) -> float:
+def estimated_nodes(
+    H,
+    b,
+    low,
+    high,
+    *,
+    incumbent,
+    eliminate_last: bool = False,
+    reduced: bool = True,
+    ceiling: float | None = None,
+) -> float:
     """The Gaussian heuristic's count of the nodes :func:`solve_box_reduced` visits from
     ``incumbent`` (its radius, not shrinking): ``Σ_k V_k ρᵏ / Π |R'_ii|`` over the bottom
     ``k`` levels of the reduced basis, ``V_k`` the unit ``k``-ball's volume. Whether a
@@ -111,9 +146,15 @@ def estimated_nodes(H, b, low, high, *, incumbent, eliminate_last: bool = False,
     H = np.asarray(H, dtype=np.float64)
     eliminate_last = bool(eliminate_last and len(H) > 1 and H[-1, -1] > 0)
     basis, _, _, radius, _, _ = _setup(
-        H, np.asarray(b, dtype=np.float64), np.asarray(low, dtype=np.int64),
-        np.asarray(high, dtype=np.int64), np.asarray(incumbent, dtype=np.int64),
-        eliminate_last, reduced=reduced, ceiling=ceiling)
+        H,
+        np.asarray(b, dtype=np.float64),
+        np.asarray(low, dtype=np.int64),
+        np.asarray(high, dtype=np.int64),
+        np.asarray(incumbent, dtype=np.int64),
+        eliminate_last,
+        reduced=reduced,
+        ceiling=ceiling,
+    )
     return node_count(basis, radius)
 
 
@@ -138,7 +179,7 @@ def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True, ceiling=Non
     if eliminate_last:  # f(o) ≥ f_w(o_w) := min over the real last variable
         h = H[:-1, -1]
         S, s = H[:-1, :-1] - np.outer(h, h) / H[-1, -1], b[:-1] - h * b[-1] / H[-1, -1]
-        constant = -b[-1] ** 2 / H[-1, -1]
+        constant = -(b[-1] ** 2) / H[-1, -1]
     else:
         S, s, constant = H, b, 0.0
     # the box's multipliers: f ≥ f + Σ ν_j (o_j − low_j)(o_j − high_j) on the box for ν ≥ 0;
@@ -150,8 +191,9 @@ def _setup(H, b, low, high, incumbent, eliminate_last, reduced=True, ceiling=Non
     centre = -np.linalg.solve(ridged, s)
     floor = float(s @ centre) + constant  # the searched form's minimum over the reals
     # f(o) < f(incumbent) ⇒ f_ridged(o) < f(incumbent) + ρ·max‖o‖² over the box
-    slack = ridge * float(np.sum(np.maximum(low[:m].astype(float) ** 2,
-                                            high[:m].astype(float) ** 2)))
+    slack = ridge * float(
+        np.sum(np.maximum(low[:m].astype(float) ** 2, high[:m].astype(float) ** 2))
+    )
     best = float(incumbent @ H @ incumbent + 2 * b @ incumbent)
     top = best if ceiling is None else min(best, float(ceiling))
     radius = (top + slack - floor) * (1 + 1e-9) + 1e-12 * abs(floor)
@@ -174,86 +216,8 @@ def _box_shift(S, s, constant, low, high):
     at_low, at_high = point <= low + 1e-12 * width, point >= high - 1e-12 * width
     nu = np.where(at_low, gradient, 0.0) - np.where(at_high, gradient, 0.0)
     nu = np.maximum(nu, 0.0) / width
-    return (S + np.diag(nu), s - nu * (low + high) / 2,
-            constant + float(nu @ (low.astype(float) * high)))
-
-
-class _State:
-    """The enumeration's depth-first stack, kept between chunks so it can resume."""
-
-    def __init__(self, basis, target, radius, best):
-        n = len(basis)
-        self.z, self.step = np.zeros(n, np.int64), np.zeros(n, np.int64)
-        self.sign, self.centre = np.ones(n, np.int64), np.zeros(n)
-        self.partial = np.zeros(n + 1)
-        self.radius, self.best = np.array([radius]), np.array([best])
-        self.level = np.array([n - 1])
-        self.centre[n - 1] = target[n - 1] / basis[n - 1, n - 1]
-        self.z[n - 1] = np.rint(self.centre[n - 1])
-        self.sign[n - 1] = 1 if self.centre[n - 1] >= self.z[n - 1] else -1
-
-
-@njit(cache=True)
-def _enumerate(R, y, U, low, high, H, b, last, shift, best_o, radius, best, z, centre,
-               partial, step, sign, level, budget):
-    """Schnorr–Euchner over ``‖Rz − y‖² < radius[0]`` (``R`` upper triangular) for at most
-    ``budget`` nodes, resuming from the stack (``z``, ``centre``, ``partial``, ``step``,
-    ``sign``, ``level``). Each complete ``z`` inside the box (``o = Uz``, then with
-    ``last`` the last variable at its best integer) that beats ``best[0]`` replaces
-    ``best_o`` and shrinks the radius to ``f(o) + shift``. Returns ``(finished, nodes)``."""
-    n = R.shape[0]
-    full = len(b)
-    o = np.zeros(full, dtype=np.int64)
-    k = level[0]
-    nodes = 0
-    while True:
-        if nodes >= budget:
-            level[0] = k
-            return False, nodes
-        nodes += 1
-        d = R[k, k] * (z[k] - centre[k])
-        cost = partial[k + 1] + d * d
-        if cost < radius[0]:
-            if k > 0:
-                partial[k] = cost
-                k -= 1
-                enter_level(R, y, z, centre, sign, step, k)
-                continue
-            if _complete(z, U, low, high, H, b, last, o):
-                value = 0.0
-                for i in range(full):
-                    row = 0.0
-                    for j in range(full):
-                        row += H[i, j] * o[j]
-                    value += o[i] * (row + 2 * b[i])
-                if value < best[0]:
-                    best[0] = value
-                    best_o[:] = o
-                    radius[0] = min(radius[0], value + shift)
-        else:  # this level's remaining candidates are farther: back up
-            k += 1
-            if k >= n:
-                level[0] = k
-                return True, nodes
-        next_candidate(z, centre, sign, step, k)
-
-
-@njit(cache=True)
-def _complete(z, U, low, high, H, b, last, o):
-    """``o = Uz`` (then the last variable at its best integer with ``last``); whether it
-    lies in the box."""
-    n, full = len(z), len(b)
-    for i in range(n):
-        v = 0
-        for j in range(n):
-            v += U[i, j] * z[j]
-        if v < low[i] or v > high[i]:
-            return False
-        o[i] = v
-    if last:
-        vertex = b[full - 1]
-        for j in range(n):
-            vertex += H[full - 1, j] * o[j]
-        vertex = np.rint(-vertex / H[full - 1, full - 1])
-        o[full - 1] = np.int64(min(max(vertex, low[full - 1]), high[full - 1]))
-    return True
+    return (
+        S + np.diag(nu),
+        s - nu * (low + high) / 2,
+        constant + float(nu @ (low.astype(float) * high)),
+    )

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import time
 
 import dimod
 import numpy as np
@@ -34,13 +33,20 @@ from annealq.errors import ProblemTooLargeError, SolverUnavailableError, TokenRe
 from annealq.integer_model import IntegerForm, LayerModel, bqm_form
 from annealq.protocol import CloudLayerSampler, PendingProblem
 from annealq.registry import SolverSpec
-from annealq.results import SolveResult, timing
+from annealq.results import SolveResult
 from solvers.batch_sa.sampler import rtn_states
 from solvers.cloud import classify, leap_unavailable
+from solvers.hybrid_nl.pending import (  # noqa: F401 (AnswerLost: re-exported)
+    AnswerLost,
+    PendingModel,
+)
 
 # the nonlinear solver's documented defaults where a description leaves them out
-_LIMITS = {"maximum_number_of_nodes": math.inf, "maximum_state_size": math.inf,
-           "maximum_decision_state_size": math.inf}
+_LIMITS = {
+    "maximum_number_of_nodes": math.inf,
+    "maximum_state_size": math.inf,
+    "maximum_decision_state_size": math.inf,
+}
 
 
 class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
@@ -61,7 +67,8 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
         self.defaults_ = defaults
         # the client's upload blocks; these threads carry it while the executor goes on
         self._threads = concurrent.futures.ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="annealq-hybrid-nl")
+            max_workers=8, thread_name_prefix="annealq-hybrid-nl"
+        )
 
     @property
     def defaults(self) -> dict:
@@ -86,9 +93,11 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
 
     def fits(self, model) -> bool:
         """Whether a model is within the solver's published limits."""
-        return (model.num_nodes() <= self._limit("maximum_number_of_nodes")
-                and model.state_size() <= self._limit("maximum_state_size")
-                and model.decision_state_size() <= self._limit("maximum_decision_state_size"))
+        return (
+            model.num_nodes() <= self._limit("maximum_number_of_nodes")
+            and model.state_size() <= self._limit("maximum_state_size")
+            and model.decision_state_size() <= self._limit("maximum_decision_state_size")
+        )
 
     def _time_limit(self, model, parameters) -> float:
         asked = {**self.defaults_, **parameters}.get("time_limit")
@@ -105,14 +114,16 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
             return 1
         two = LayerModel.build(IntegerForm.of_layer(lq, rows[:2]), 0).model
         most = len(rows)
-        for size, limit in ((lambda m: m.state_size(), "maximum_state_size"),
-                            (lambda m: m.decision_state_size(),
-                             "maximum_decision_state_size")):
+        for size, limit in (
+            (lambda m: m.state_size(), "maximum_state_size"),
+            (lambda m: m.decision_state_size(), "maximum_decision_state_size"),
+        ):
             per = size(two) - size(one)
             if per > 0:
                 most = min(most, int((self._limit(limit) - size(one)) // per) + 1)
         while most > 1 and not self.fits(
-                LayerModel.build(IntegerForm.of_layer(lq, rows[:most]), 0).model):
+            LayerModel.build(IntegerForm.of_layer(lq, rows[:most]), 0).model
+        ):
             most -= 1
         return max(most, 1)
 
@@ -154,37 +165,48 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
                 f"an integer model of {form.neurons} neuron(s) with {form.span.shape[1]} "
                 f"entries each is over the nonlinear solver's limits (state "
                 f"{layer.model.state_size():,} bytes, at most "
-                f"{self._limit('maximum_state_size'):,})")
-        call = {k: v for k, v in {**self.defaults_, **parameters}.items()
-                if k in self._nl.parameters}
+                f"{self._limit('maximum_state_size'):,})"
+            )
+        call = {
+            k: v for k, v in {**self.defaults_, **parameters}.items() if k in self._nl.parameters
+        }
         call["time_limit"] = self._time_limit(layer.model, parameters)
         if "label" in self._nl.parameters:  # what Leap's dashboard lists the problem as
-            call.setdefault("label", f"annealq layer model: {form.neurons} neuron(s) x "
-                                     f"{form.span.shape[1]} entries")
+            call.setdefault(
+                "label",
+                f"annealq layer model: {form.neurons} neuron(s) x {form.span.shape[1]} entries",
+            )
         size = len(layer.to_bytes())
-        future = self._threads.submit(
-            lambda: self._nl.sample(layer.model, **call).result())
-        return _Pending(future, layer, form, start, decode, call["time_limit"], size)
+        future = self._threads.submit(lambda: self._nl.sample(layer.model, **call).result())
+        return PendingModel(future, layer, form, start, decode, call["time_limit"], size)
 
     # -- dimod and layer entry points ----------------------------------------
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **parameters) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **parameters
+    ) -> list[SolveResult]:
         """Every group of ``neurons`` as one problem, all in flight together, waited for."""
         rows = list(range(lq.n_neurons)) if neurons is None else list(neurons)
-        pending = [self.submit_layer(lq, [rows[k] for k in group],
-                                     None if initial_states is None else
-                                     [initial_states[k] for k in group], parameters)
-                   for group in self.plan_layer(lq, rows, pack=True)]
+        pending = [
+            self.submit_layer(
+                lq,
+                [rows[k] for k in group],
+                None if initial_states is None else [initial_states[k] for k in group],
+                parameters,
+            )
+            for group in self.plan_layer(lq, rows, pack=True)
+        ]
         return [result for p in pending for result, _ in p.results()]
 
     def sample(self, bqm, initial_states=None, **parameters) -> dimod.SampleSet:
         """One BQM as a binary model (a one-neuron integer form)."""
         if bqm.num_variables == 0:  # nothing to send: the one empty sample
-            return dimod.SampleSet.from_samples_bqm((np.zeros((1, 0), dtype=np.int8), []),
-                                                    bqm, info={"skipped": "no variables"})
-        [(result, _)] = self.submit([bqm], [{"initial_states": initial_states,
-                                             **parameters}]).results()
+            return dimod.SampleSet.from_samples_bqm(
+                (np.zeros((1, 0), dtype=np.int8), []), bqm, info={"skipped": "no variables"}
+            )
+        [(result, _)] = self.submit(
+            [bqm], [{"initial_states": initial_states, **parameters}]
+        ).results()
         return dimod.SampleSet.from_samples_bqm(result.sample, bqm, info=result.info)
 
     def plan(self, bqms, calls, *, pack: bool) -> list[list[int]]:
@@ -201,75 +223,26 @@ class HybridNLSampler(dimod.Sampler, CloudLayerSampler):
         form, order = bqm_form(bqm)
         start = np.zeros((1, len(order)), dtype=np.int64)
         if given is not None:
-            first = given.first.sample if isinstance(given, dimod.SampleSet) else (
-                given[0] if isinstance(given, list) else given)
+            first = (
+                given.first.sample
+                if isinstance(given, dimod.SampleSet)
+                else (given[0] if isinstance(given, list) else given)
+            )
             start[0] = [int(first[v] > 0) for v in order]
 
         def decode(offsets):
             u = offsets[0]
-            return [{v: (int(u[t]) if bqm.vartype is dimod.BINARY else 2 * int(u[t]) - 1)
-                     for t, v in enumerate(order)}]
+            return [
+                {
+                    v: (int(u[t]) if bqm.vartype is dimod.BINARY else 2 * int(u[t]) - 1)
+                    for t, v in enumerate(order)
+                }
+            ]
 
         return self._submit(form, start, decode, call)
 
     def classify(self, exc):
         return classify(exc)
-
-
-class AnswerLost(ConnectionError):
-    """The answer of a finished problem could not be read back (transient: retried)."""
-
-
-class _Pending(PendingProblem):
-    """One integer model in flight; its results are the neurons' exact errors."""
-
-    def __init__(self, future, layer, form, start, decode, time_limit, size):
-        self.future, self.layer, self.form, self.start = future, layer, form, start
-        self.decode, self.time_limit, self.size = decode, time_limit, size
-        self.began = time.perf_counter()
-        self.info: dict = {}
-
-    def done(self) -> bool:
-        return self.future.done()
-
-    def results(self) -> list:
-        result = self.future.result()
-        self.info = dict(result.info)
-        try:
-            answer = self.layer.offsets(0)  # reads the states file the client downloaded
-        except ValueError as exc:
-            # the client keeps the body of a failed download (an HTTP error's JSON) as the
-            # states file: the answer is lost, so the problem goes again (a retry)
-            raise AnswerLost(f"the answer's states file is unreadable ({exc})") from None
-        if answer.shape != self.start.shape or np.any(answer < 0) or \
-                np.any(answer > self.form.span):
-            raise ValueError(f"the nonlinear solver's state has shape {answer.shape} or "
-                             f"values outside the model's bounds")
-        # exact errors from the layer's own form, never the solver's objective
-        energies, starts = self.form.energies(answer), self.form.energies(self.start)
-        worse = energies > starts
-        offsets = np.where(worse[:, None], self.start, answer)
-        energies = np.where(worse, starts, energies)
-        t = self.info.get("timing", {})
-        shared = {key: t[key] for key in ("run_time", "charge_time", "qpu_access_time",
-                                          "emulation") if key in t}
-        shared.update(problem_id=self.info.get("problem_id"), packed_neurons=len(energies),
-                      uploaded_bytes=self.size)
-        seconds = t.get("run_time", 0) / 1e6 / len(energies)
-        return [(SolveResult(sample, float(energy),
-                             timing({**shared, "kept_start": bool(kept)}, seconds), seconds),
-                 None)
-                for sample, energy, kept in zip(self.decode(offsets), energies, worse)]
-
-    def billed_seconds(self) -> float:
-        charge = self.info.get("timing", {}).get("charge_time")
-        return self.time_limit if charge is None else charge / 1e6
-
-    def uploaded_bytes(self) -> int:
-        return self.size
-
-    def cancel(self) -> None:
-        self.future.cancel()  # a problem already in Leap's queue runs to its time limit
 
 
 def make_sampler(*, solver=None, **defaults):
@@ -284,11 +257,15 @@ def make_sampler(*, solver=None, **defaults):
         if classify(exc)[0] == "auth":
             raise TokenRejectedError(auth_message("connecting to Leap")) from None
         raise SolverUnavailableError(
-            f"could not reach Leap's nonlinear solver: "
-            f"{redact(f'{type(exc).__name__}: {exc}')}") from None
+            f"could not reach Leap's nonlinear solver: {redact(f'{type(exc).__name__}: {exc}')}"
+        ) from None
     return HybridNLSampler(nl, **defaults)
 
 
-SPEC = SolverSpec(make_sampler, leap_unavailable,
-                  "Leap hybrid nonlinear solver: a layer as one integer model, whole grid "
-                  "(needs a Leap token)", whole_grid=True, default_start="gptq")
+SPEC = SolverSpec(
+    make_sampler,
+    leap_unavailable,
+    "Leap hybrid nonlinear solver: a layer as one integer model, whole grid (needs a Leap token)",
+    whole_grid=True,
+    default_start="gptq",
+)

@@ -11,10 +11,8 @@ deterministic order, so with a cache (``store``) a rerun replays every window so
 before from it and none is solved twice. A pass over the seeds that accepts nothing ends
 a neuron; so do ``max_windows`` and the layer's ``time_limit``.
 
-Every neuron's answer carries matched controls in ``info["polish"]``: the same windows
-solved exactly (the box sphere decoder) and as many random windows of the same size solved
-exactly, each from the same incumbent, so "the annealer removed x %" can be read against
-what the windows held and what window choice is worth.
+Every neuron's answer carries matched controls in ``info["polish"]``, so "the annealer
+removed x %" reads against what the windows held (:mod:`solvers.polish.controls`).
 
 Example:
     >>> import dimod, numpy as np
@@ -23,7 +21,7 @@ Example:
     >>> lq = formulate_layer(rng.normal(size=(2, 10)), rng.normal(size=2),
     ...                      rng.normal(size=(40, 10)), bits=3, window_bits=3)
     >>> start = lq.samples(lq.states(lq.rtn_integers()))
-    >>> results = PolishComposite(dimod.ExactSolver(), window=4).sample_layer(
+    >>> results = PolishComposite(dimod.ExactSolver(), window=4, whole_first=False).sample_layer(
     ...     lq, initial_states=start)
     >>> all(r.energy <= lq.energy(i, s) + 1e-9 for i, (r, s) in enumerate(zip(results, start)))
     True
@@ -31,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import time
 import zlib
 
@@ -42,13 +41,15 @@ from annealq.protocol import PolishingSampler
 from annealq.registry import SolverSpec, get_sampler
 from annealq.results import SolveResult, timing
 from solvers.exact_bb.box import solve_box
+from solvers.polish.controls import matched_controls
 from solvers.polish.windows import NeuronState, Window, neighbours
 
-DEFAULT_WINDOW = 12     # weights per window: 24 binary variables with ±1 moves
+DEFAULT_WINDOW = 12  # weights per window: 24 binary variables with ±1 moves
 DEFAULT_MAX_WINDOWS = 256
 EXACT_MAX_NODES = 200_000
-EXACT = "exact"         # the child name that means: windows solved exactly, no annealer
-WHOLE_MAX = 160         # binary variables: a neuron this small is first sent whole
+EXACT = "exact"  # the child name that means: windows solved exactly, no annealer
+NOT_OWN = {"child", "child_name", "child_parameters"}  # make_polisher's
+WHOLE_MAX = 160  # binary variables: a neuron this small is first sent whole
 
 
 class PolishComposite(dimod.ComposedSampler, PolishingSampler):
@@ -80,15 +81,30 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         **child_parameters: passed to every ``child.sample`` call.
     """
 
-    parameters = {"initial_states": [], "window": [], "move": [], "max_windows": [],
-                  "time_limit": [], "layer_time_limit": [], "seed": []}
+    parameters = {
+        name: []
+        for name in ("initial_states", "window", "move", "max_windows", "time_limit")
+        + ("layer_time_limit", "seed", "accept", "bias_in_windows")
+    }
 
-    def __init__(self, child, *, window: int = DEFAULT_WINDOW, move: int | None = 1,
-                 max_windows: int = DEFAULT_MAX_WINDOWS, time_limit: float | None = None,
-                 relative_budget: float | None = None, store=None,
-                 child_name: str | None = None, controls: bool = True, seed: int = 0,
-                 whole_first: bool = True, accept: str = "first",
-                 bias_in_windows: bool = False, **child_parameters):
+    def __init__(
+        self,
+        child,
+        *,
+        window: int = DEFAULT_WINDOW,
+        move: int | None = 1,
+        max_windows: int = DEFAULT_MAX_WINDOWS,
+        time_limit: float | None = None,
+        relative_budget: float | None = None,
+        store=None,
+        child_name: str | None = None,
+        controls: bool = True,
+        seed: int = 0,
+        whole_first: bool = True,
+        accept: str = "first",
+        bias_in_windows: bool = False,
+        **child_parameters,
+    ):
         if not (isinstance(window, int) and window >= 1):
             raise ValueError(f"window must be a positive number of weights, got {window!r}")
         if move not in (1, None):
@@ -113,9 +129,14 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
 
     @property
     def properties(self) -> dict:
-        return {"window": self.window, "move": self.move, "max_windows": self.max_windows,
-                "whole_first": self.whole_first, "accept": self.accept,
-                "bias_in_windows": self.bias_in_windows}
+        return {
+            "window": self.window,
+            "move": self.move,
+            "max_windows": self.max_windows,
+            "whole_first": self.whole_first,
+            "accept": self.accept,
+            "bias_in_windows": self.bias_in_windows,
+        }
 
     @property
     def defaults(self) -> dict:
@@ -126,38 +147,45 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         ``initial_states`` is kept where the child's answer is worse."""
         child = get_sampler("exact") if self._child == EXACT else self._child
         given = {**self.child_parameters, **parameters}
-        sampleset = child.sample(bqm, **{k: v for k, v in given.items()
-                                         if k in child.parameters})
+        sampleset = child.sample(bqm, **{k: v for k, v in given.items() if k in child.parameters})
         start = parameters.get("initial_states")
         if start is not None and bqm.num_variables:
             start = dimod.as_samples(start)
-            first = dimod.SampleSet.from_samples((start[0][:1], start[1]), bqm.vartype,
-                                                 bqm.energies(start)[:1])
+            first = dimod.SampleSet.from_samples(
+                (start[0][:1], start[1]), bqm.vartype, bqm.energies(start)[:1]
+            )
             if first.first.energy < sampleset.first.energy:
                 return first
         return sampleset
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None, layer_time_limit=None,
-                     **overrides) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, layer_time_limit=None, **overrides
+    ) -> list[SolveResult]:
         """Polish ``neurons`` (default all) of ``lq`` from ``initial_states`` (one sample per
         neuron; default the RTN sample); one :class:`SolveResult` each."""
         rows = list(range(lq.n_neurons)) if neurons is None else [int(i) for i in neurons]
         limit = layer_time_limit if layer_time_limit is not None else self.time_limit
         deadline = None if limit is None else time.perf_counter() + limit
-        starts = (initial_states if initial_states is not None
-                  else [lq.rtn_sample(i) for i in rows])
+        starts = initial_states if initial_states is not None else [lq.rtn_sample(i) for i in rows]
         results = []
         for k, (i, start) in enumerate(zip(rows, starts)):
             began = time.perf_counter()
             offsets = lq.integers(i, lq.assignment(i, start)) - lq.base[i]
-            share = None if deadline is None else (
-                began + max(deadline - began, 0.0) / (len(rows) - k))
+            share = (
+                None if deadline is None else (began + max(deadline - began, 0.0) / (len(rows) - k))
+            )
             state, report = self.polish(NeuronState.of(lq, i, offsets), i, share)
             states = lq.states((lq.base[i] + state.o)[None, :], [i])
             sample = lq.samples(states, [i])[0]
             wall = time.perf_counter() - began
-            results.append(SolveResult(sample, float(lq.energies(states, [i])[0]),
-                                       timing({"polish": report}, wall), wall))
+            results.append(
+                SolveResult(
+                    sample,
+                    float(lq.energies(states, [i])[0]),
+                    timing({"polish": report}, wall),
+                    wall,
+                )
+            )
         return results
 
     def polish(self, state: NeuronState, neuron: int, deadline=None):
@@ -177,15 +205,16 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
             if window.gain(o) < 0:
                 state.move(live, o)
                 accepted += 1
-        extra = [state.bias] if self.bias_in_windows and state.bias is not None else []
+        bias = self.bias_in_windows and state.bias is not None
+        extra = np.array([state.bias] if bias else [], dtype=np.int64)
         while len(live) and len(windows) < self.max_windows:
             improved, best = False, None
             for seed_entry in state.tie_order(live):
                 if len(windows) >= self.max_windows or (
-                        deadline is not None and time.perf_counter() > deadline):
+                    deadline is not None and time.perf_counter() > deadline
+                ):
                     break
                 S = np.append(np.sort(table[np.searchsorted(live, seed_entry)]), extra)
-                S = S.astype(np.int64)
                 window = Window.of(state, S, move=self.move)
                 o, seconds = self._solve(window, neuron, len(windows))
                 windows.append((S, self.move))
@@ -203,11 +232,17 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
                 break
         wall = time.perf_counter() - began
         final = state.energy()
-        report = {"incumbent_energy": start_energy, "final_energy": final,
-                  "improved": bool(final < start_energy), "windows_solved": len(windows),
-                  "windows_accepted": accepted, "seconds": wall, "billed_seconds": billed}
+        report = {
+            "incumbent_energy": start_energy,
+            "final_energy": final,
+            "improved": bool(final < start_energy),
+            "windows_solved": len(windows),
+            "windows_accepted": accepted,
+            "seconds": wall,
+            "billed_seconds": billed,
+        }
         if self.controls:
-            report["controls"] = _controls(state, start_o, windows, neuron)
+            report["controls"] = matched_controls(state, start_o, windows, neuron, EXACT_MAX_NODES)
         return state, report
 
     def _fits_whole(self, state: NeuronState, live) -> bool:
@@ -215,9 +250,10 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
         return self._child != EXACT and variables <= WHOLE_MAX
 
     def _exact(self, window: Window, neuron: int, k: int):
-        result = solve_box(window.H, window.b, window.low, window.high,
-                           incumbent=window.incumbent, max_nodes=EXACT_MAX_NODES)
-        return result.o, 0.0
+        w = window
+        return solve_box(
+            w.H, w.b, w.low, w.high, incumbent=w.incumbent, max_nodes=EXACT_MAX_NODES
+        ).o, 0.0
 
     def _annealed(self, window: Window, neuron: int, k: int):
         bqm, C = window.bqm()
@@ -230,48 +266,33 @@ class PolishComposite(dimod.ComposedSampler, PolishingSampler):
             parameters.setdefault("seed", seed)
         if "initial_states" in accepted:
             parameters["initial_states"] = window.encode(C, window.incumbent)
-        sampler = self._child if self.store is None else CachedSampler(
-            self._child, self.store, f"polish-window:{self.child_name}")
+        sampler = (
+            self._child
+            if self.store is None
+            else CachedSampler(self._child, self.store, f"polish-window:{self.child_name}")
+        )
         sampleset = sampler.sample(bqm, **parameters)
         sample = sampleset.first.sample
-        billed = float((sampleset.info.get("timing") or {}).get("qpu_access_time", 0.0)) * 1e-6 \
+        billed = (
+            float((sampleset.info.get("timing") or {}).get("qpu_access_time", 0.0)) * 1e-6
             or float(sampleset.info.get("charge_time", 0.0)) * 1e-6
+        )
         return window.decode(C, sample), billed
-
-
-def _controls(state: NeuronState, start_o, windows, neuron: int) -> dict:
-    """The matched controls: the same windows, then as many random windows of the same
-    sizes, each solved exactly from the neuron's incumbent."""
-    out = {}
-    rng = np.random.default_rng(zlib.crc32(f"controls:{neuron}".encode()))
-    live = NeuronState(**{**state.__dict__, "o": start_o.copy(),
-                          "field": state.gram @ (state.e * start_o)}).live()
-    for name in ("exact_same_windows", "exact_random_windows"):
-        control = NeuronState(**{**state.__dict__, "o": start_o.copy(),
-                                 "field": state.gram @ (state.e * start_o)})
-        control.refit_bias()
-        for S, move in windows:
-            if name == "exact_random_windows":
-                S = np.sort(rng.choice(live, size=len(S), replace=False))
-            window = Window.of(control, S, move=move)
-            o = solve_box(window.H, window.b, window.low, window.high,
-                          incumbent=window.incumbent, max_nodes=EXACT_MAX_NODES).o
-            if window.gain(o) < 0:
-                control.move(S, o)
-        out[name] = control.energy()
-    return out
 
 
 def make_polisher(child: str = "neal", **params) -> PolishComposite:
     """``polish`` by name: ``child`` a registered solver's name (``"exact"`` for exact
     windows), its sample parameters among ``params``."""
-    own = {k: params.pop(k) for k in list(params)
-           if k in ("window", "move", "max_windows", "time_limit", "relative_budget",
-                    "store", "controls", "seed", "whole_first")}
+    names = inspect.signature(PolishComposite).parameters.keys() - NOT_OWN
+    own = {k: params.pop(k) for k in list(params) if k in names}
     sampler = EXACT if child == EXACT else get_sampler(child)
     return PolishComposite(sampler, child_name=child, **own, **params)
 
 
-SPEC = SolverSpec(make_polisher, description="window polishing of a start's answer by any "
-                  "solver (--start kbest --polish SOLVER)", whole_grid=True,
-                  default_start="kbest")
+SPEC = SolverSpec(
+    make_polisher,
+    description="window polishing of a start's answer by any "
+    "solver (--start kbest --polish SOLVER)",
+    whole_grid=True,
+    default_start="kbest",
+)
