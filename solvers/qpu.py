@@ -38,7 +38,7 @@ from annealq.errors import ProblemTooLargeError, SolverUnavailableError, TokenRe
 from annealq.protocol import CloudSampler, PendingProblem
 from annealq.registry import SolverSpec
 from annealq.results import best_result
-from solvers import missing_package
+from solvers import missing_package, qpu_pack
 from solvers.cloud import cancel, classify, leap_unavailable, qp_size
 from solvers.qpu_pack import CliqueTiles, embedding_report, plan_tiles, submit_packed
 from solvers.reverse_anneal import (  # noqa: F401 (REVERSE_SCHEDULE: re-exported)
@@ -103,7 +103,7 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
 
     @property
     def largest_clique_size(self) -> int:
-        return self._clique.largest_clique_size
+        return qpu_pack.busclique_retry(lambda: self._clique.largest_clique_size)
 
     def sample(self, bqm, initial_states=None, **parameters):
         """Sample ``bqm`` through the clique embedding; with ``initial_states`` (the first
@@ -197,7 +197,10 @@ class CliqueQPUSampler(dimod.Sampler, CloudSampler):
                 "anneal_schedule": [list(p) for p in parameters["anneal_schedule"]],
                 "reinitialize_state": parameters["reinitialize_state"],
             }
-        return self._clique.sample(bqm, return_embedding=True, **parameters), reverse
+        sampleset = qpu_pack.busclique_retry(
+            self._clique.sample, bqm, return_embedding=True, **parameters
+        )
+        return sampleset, reverse
 
     def _finish(self, sampleset, reverse):
         sampleset.resolve()

@@ -16,6 +16,8 @@ size (minorminer's ``busclique`` on what the previous ones left free), and
 
 from __future__ import annotations
 
+import time
+
 import dimod
 import numpy as np
 
@@ -180,3 +182,20 @@ def embedding_report(sampleset, emulation: bool, note: str) -> dict:
     if emulation:
         report["note"] = note
     return report
+
+
+def busclique_retry(call, *args, **kwargs):
+    """``call(*args, **kwargs)``, tried again (twice at most) when minorminer's busclique
+    cache loses a file to another process: the cache renames its temporary ``.lru~`` after
+    releasing its inter-process lock, so two processes filling it at once can see the rename
+    fail (``FileNotFoundError``). Nothing was submitted yet, and the cache is then written."""
+    from minorminer.busclique import busgraph_cache
+
+    root = str(busgraph_cache.cache_rootdir())
+    for attempt in range(3):
+        try:
+            return call(*args, **kwargs)
+        except FileNotFoundError as error:
+            if attempt == 2 or not str(error.filename or "").startswith(root):
+                raise
+            time.sleep(0.05 * (attempt + 1))
