@@ -166,7 +166,9 @@ def test_the_default_run_is_never_worse_than_kbest_neuron_by_neuron(no_token):
     assert paper.report["config"]["start"] is None and paper.report["solver"] == "neal"
 
 
-def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
+def _small_layer():
+    """A random 3-neuron, 16-input layer at int3 (the same one in the killed process) and its
+    RTN samples."""
     rng = np.random.default_rng(9)
     lq = formulate_layer(
         rng.normal(size=(3, 16)),
@@ -175,13 +177,24 @@ def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
         bits=3,
         window_bits=3,
     )
-    starts = lq.samples(lq.states(lq.rtn_integers()))
-    calls = []
+    return lq, lq.samples(lq.states(lq.rtn_integers()))
+
+
+def _counting(seen):
+    """An ExactSolver that calls ``seen(bqm)`` on every window it solves."""
 
     class Counting(dimod.ExactSolver):
         def sample(self, bqm, **kw):
-            calls.append(1)
+            seen(bqm)
             return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
+
+    return Counting
+
+
+def test_a_rerun_replays_every_window_from_the_cache(tmp_path):
+    lq, starts = _small_layer()
+    calls = []
+    Counting = _counting(lambda bqm: calls.append(1))
 
     with CacheStore(tmp_path / "c.sqlite") as store:
         first = PolishComposite(
@@ -242,21 +255,11 @@ def test_a_killed_run_resumes_with_no_window_solved_twice(tmp_path):
     assert done.returncode == -9, done.stderr.decode()[-500:]
     finished = killed_log.read_text().splitlines()
     assert len(finished) == 5
-    rng = np.random.default_rng(9)
-    lq = formulate_layer(
-        rng.normal(size=(3, 16)),
-        rng.normal(size=3),
-        rng.normal(size=(60, 16)),
-        bits=3,
-        window_bits=3,
-    )
-    starts = lq.samples(lq.states(lq.rtn_integers()))
+    lq, starts = _small_layer()
     solved = []
-
-    class Counting(dimod.ExactSolver):
-        def sample(self, bqm, **kw):
-            solved.append(repr(sorted(bqm.to_serializable()["linear_biases"])))
-            return super().sample(bqm, **{k: v for k, v in kw.items() if k in self.parameters})
+    Counting = _counting(
+        lambda bqm: solved.append(repr(sorted(bqm.to_serializable()["linear_biases"])))
+    )
 
     with CacheStore(tmp_path / "c.sqlite") as store:
         resumed = PolishComposite(
