@@ -41,25 +41,21 @@ import time
 import dimod
 import numpy as np
 
-from annealq.damped import damped_hessian
-from annealq.integer_model import IntegerForm
 from annealq.protocol import LayerSampler
 from annealq.registry import SolverSpec
 from annealq.results import SolveResult, timing
 from annealq.states import as_vartype, dense_qubo, start_state
-from solvers.kbest.reduced import reduced_beam
-from solvers.kbest.search import beam_bqm, beam_search, vblast_order
+from solvers.kbest.form import KBestForm as _IntegerForm
+from solvers.kbest.search import beam_bqm
 
 DEFAULT_WIDTH = "auto"
 MIN_WIDTH, MAX_WIDTH = 64, 8192
-WIDTH_WORK = 64 * 785 ** 2   # auto: paths × entries² per neuron (64 paths on a 785-entry row)
+WIDTH_WORK = 64 * 785**2  # auto: paths × entries² per neuron (64 paths on a 785-entry row)
 LAYER_WORK = 64 * 785 * 128  # and at most paths × entries × neurons per layer (a 128 × 785 one)
 DEFAULT_DAMPS = (1e-3, 1e-4)
 DEFAULT_REDUCED = False
 ORDERS = ("vblast", "act", "input")
-DESCENT_SWEEPS = 10          # CD's own: at most 10 moves per entry
-DESCENT_TOLERANCE = 1e-12    # CD's own: a move must gain this fraction of the error
-REDUCED_MAX = 200            # reduced="auto": neurons of at most this many entries
+REDUCED_MAX = 200  # reduced="auto": neurons of at most this many entries
 
 
 class KBestSampler(dimod.Sampler, LayerSampler):
@@ -76,11 +72,23 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         [True, True, True]
     """
 
-    parameters = {"width": [], "damps": [], "order": [], "descent": [], "reduced": [],
-                  "initial_states": []}
+    parameters = {
+        "width": [],
+        "damps": [],
+        "order": [],
+        "descent": [],
+        "reduced": [],
+        "initial_states": [],
+    }
 
-    def __init__(self, width=DEFAULT_WIDTH, damps=DEFAULT_DAMPS, order: str = "vblast",
-                 descent: bool = True, reduced=DEFAULT_REDUCED):
+    def __init__(
+        self,
+        width=DEFAULT_WIDTH,
+        damps=DEFAULT_DAMPS,
+        order: str = "vblast",
+        descent: bool = True,
+        reduced=DEFAULT_REDUCED,
+    ):
         self.options = _validate(width, damps, order, descent, reduced)
 
     @property
@@ -91,8 +99,9 @@ class KBestSampler(dimod.Sampler, LayerSampler):
     def properties(self):
         return {"options": self.defaults}
 
-    def sample_layer(self, lq, *, neurons=None, initial_states=None,
-                     **overrides) -> list[SolveResult]:
+    def sample_layer(
+        self, lq, *, neurons=None, initial_states=None, **overrides
+    ) -> list[SolveResult]:
         """Search ``neurons`` (default all) of ``lq``; one SolveResult each, in order."""
         rows = np.arange(lq.n_neurons) if neurons is None else np.asarray(neurons, dtype=int)
         unknown = set(overrides) - set(self.parameters) - {"initial_states"}
@@ -135,20 +144,38 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         info = {"options": options, "layer_neurons": len(rows)}
         # per neuron: the damping whose search it kept, "reduced" for the reduced basis's,
         # None for the start's (or its descent's)
-        return [SolveResult(sample, float(energy),
-                            timing({**info, "damp": damp}, wall / len(rows)), wall / len(rows))
-                for sample, energy, damp in zip(samples, energies, chosen)]
+        return [
+            SolveResult(
+                sample,
+                float(energy),
+                timing({**info, "damp": damp}, wall / len(rows)),
+                wall / len(rows),
+            )
+            for sample, energy, damp in zip(samples, energies, chosen)
+        ]
 
-    def sample(self, bqm, initial_states=None, width=None, damps=None, order=None,
-               descent=None, reduced=None):
+    def sample(
+        self,
+        bqm,
+        initial_states=None,
+        width=None,
+        damps=None,
+        order=None,
+        descent=None,
+        reduced=None,
+    ):
         """Any BQM: a ``width``-path beam over its binary variables, never worse than the
         first of ``initial_states`` (``damps``, ``order``, ``descent`` and ``reduced`` are
         validated; they only shape the layer search)."""
         begin = time.perf_counter()
-        given = {"width": width, "damps": damps, "order": order, "descent": descent,
-                 "reduced": reduced}
-        options = _validate(**{**self.options,
-                               **{k: v for k, v in given.items() if v is not None}})
+        given = {
+            "width": width,
+            "damps": damps,
+            "order": order,
+            "descent": descent,
+            "reduced": reduced,
+        }
+        options = _validate(**{**self.options, **{k: v for k, v in given.items() if v is not None}})
         width = auto_width(options["width"], len(bqm.variables))
         order, h, Q, offset = dense_qubo(bqm)
         u = beam_bqm(h, Q, width=width)
@@ -156,82 +183,10 @@ class KBestSampler(dimod.Sampler, LayerSampler):
         if start is not None and h @ start + start @ Q @ start < h @ u + u @ Q @ u:
             u = start
         return dimod.SampleSet.from_samples_bqm(
-            (as_vartype(u[None, :], bqm.vartype), order), bqm,
-            info=timing({"options": options},
-                        time.perf_counter() - begin))
-
-
-class _IntegerForm:
-    """Neurons ``rows`` of a layer over integer entry offsets ``o`` (``q = base + o``,
-    ``0 ≤ o ≤ span``): :class:`~annealq.integer_model.IntegerForm`, with the window bases
-    and each entry's float value above its base, which GPTQ's damping is centred on."""
-
-    def __init__(self, lq, rows):
-        self.lq, self.rows = lq, rows
-        self.form = IntegerForm.of_layer(lq, rows)
-        self.span, self.e, self.p = self.form.span, self.form.steps, self.form.projection
-        self.G = self.form.gram
-        self.base = lq.base[rows]
-        weights = lq.weight_grid.select(rows).dequantize(self.base[:, :-1])
-        bias = lq.bias_grid.select(rows).dequantize(self.base[:, -1]) if lq.has_bias \
-            else np.zeros(len(rows))
-        self.drift = lq.values[rows] - np.column_stack([weights, bias])  # float − base value
-
-    def start_integers(self, initial_states) -> np.ndarray:
-        """The start's integers: ``initial_states`` (one sample per neuron), else the window
-        base (every offset 0; the searches beat it)."""
-        if initial_states is None:
-            return self.base.copy()
-        return np.stack([self.lq.integers(i, self.lq.assignment(i, s))
-                         for i, s in zip(self.rows, initial_states)])
-
-    def offsets(self, q) -> np.ndarray:
-        return np.asarray(q, dtype=np.int64) - self.base
-
-    def energies(self, o) -> np.ndarray:
-        return self.form.energies(o)
-
-    def descend(self, o) -> np.ndarray:
-        """CDQuant's greedy descent from the offsets ``o`` (CD's sweeps and tolerance)."""
-        return self.form.descend(o, max_steps=DESCENT_SWEEPS * o.shape[1],
-                                 relative_tolerance=DESCENT_TOLERANCE)
-
-    def reduced_search(self, o, width: int) -> np.ndarray:
-        """Each neuron's K-best on its lattice-reduced basis
-        (:func:`~solvers.kbest.reduced.reduced_beam`) over its live entries (a step to take,
-        an input that is not always 0), the others kept from ``o``; a neuron none of whose
-        final paths lies in its box keeps ``o``'s row."""
-        found = o.copy()
-        live_input = np.diag(self.G) > 0
-        for r in range(len(self.span)):
-            live = np.flatnonzero((self.span[r] > 0) & live_input)
-            e = self.e[r, live]
-            path = reduced_beam(self.G[np.ix_(live, live)] * np.outer(e, e),
-                                -e * self.p[r, live], self.span[r, live], width=width)
-            if path is not None:
-                found[r, live] = path
-        return found
-
-    def search(self, damp: float, width: int, order: str) -> np.ndarray:
-        """One K-best run at ``damp``: GPTQ's damped Hessian and targets, columns in
-        ``order``."""
-        import scipy.linalg  # lazily: it costs ~0.4 s to import
-
-        k = self.G.shape[0]
-        diagonal, factor, H_inv = damped_hessian(self.G, damp)  # tuned GPTQ's, when kept
-        if factor is None:
-            raise np.linalg.LinAlgError(f"the damped Hessian is not positive definite ({damp})")
-        # the damped least-squares target, centred on the float weights (GPTQ's): the float
-        # weights themselves when the layer sees float inputs (then p = G·drift)
-        Z = self.drift + scipy.linalg.cho_solve(factor, (self.p - self.drift @ self.G).T).T
-        perm = vblast_order(H_inv) if order == "vblast" else \
-            np.argsort(-diagonal, kind="stable") if order == "act" else np.arange(k)
-        U = np.linalg.cholesky(H_inv[np.ix_(perm, perm)]).T
-        o = np.empty_like(self.span)
-        o[:, perm], _ = beam_search(U, Z[:, perm], self.e[:, perm],
-                                    np.zeros_like(self.span[:, perm]), self.span[:, perm],
-                                    width=width)
-        return o
+            (as_vartype(u[None, :], bqm.vartype), order),
+            bqm,
+            info=timing({"options": options}, time.perf_counter() - begin),
+        )
 
 
 def auto_width(width, entries: int, neurons: int = 1) -> int:
@@ -249,7 +204,7 @@ def auto_width(width, entries: int, neurons: int = 1) -> int:
     if width != "auto":
         return width
     entries, neurons = max(entries, 1), max(neurons, 1)
-    paths = min(-(-WIDTH_WORK // entries ** 2), LAYER_WORK // (entries * neurons))
+    paths = min(-(-WIDTH_WORK // entries**2), LAYER_WORK // (entries * neurons))
     return int(min(MAX_WIDTH, max(MIN_WIDTH, paths)))
 
 
@@ -261,12 +216,15 @@ def reduces(reduced, entries: int) -> bool:
 
 
 def _validate(width, damps, order, descent, reduced=DEFAULT_REDUCED) -> dict:
-    if width != "auto" and (isinstance(width, bool) or not isinstance(width, numbers.Integral)
-                            or width < 1):
+    if width != "auto" and (
+        isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1
+    ):
         raise ValueError(f"width must be a positive integer or 'auto', got {width!r}")
     damps = tuple(damps) if isinstance(damps, (list, tuple)) else (damps,)
-    if not damps or any(isinstance(d, bool) or not isinstance(d, numbers.Real)
-                        or not np.isfinite(d) or d <= 0 for d in damps):
+    if not damps or any(
+        isinstance(d, bool) or not isinstance(d, numbers.Real) or not np.isfinite(d) or d <= 0
+        for d in damps
+    ):
         raise ValueError(f"damps must be one or more positive finite numbers, got {damps!r}")
     if not isinstance(order, str) or order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
@@ -274,13 +232,21 @@ def _validate(width, damps, order, descent, reduced=DEFAULT_REDUCED) -> dict:
         raise TypeError(f"descent must be a bool, got {descent!r}")
     if not (isinstance(reduced, (bool, np.bool_)) or reduced == "auto"):
         raise ValueError(f"reduced must be True, False or 'auto', got {reduced!r}")
-    return {"width": width if width == "auto" else int(width),
-            "damps": tuple(float(d) for d in damps),
-            "order": order, "descent": bool(descent),
-            "reduced": reduced if reduced == "auto" else bool(reduced)}
+    return {
+        "width": width if width == "auto" else int(width),
+        "damps": tuple(float(d) for d in damps),
+        "order": order,
+        "descent": bool(descent),
+        "reduced": reduced if reduced == "auto" else bool(reduced),
+    }
 
 
-SPEC = SolverSpec(KBestSampler, description="K-best search (breadth-first sphere decoder) "
-                  "through GPTQ's column loop in V-BLAST order: GPTQ widened to `width` paths "
-                  "per neuron, "
-                  "whole grid", whole_grid=True, default_start="gptq")
+SPEC = SolverSpec(
+    KBestSampler,
+    description="K-best search (breadth-first sphere decoder) "
+    "through GPTQ's column loop in V-BLAST order: GPTQ widened to `width` paths "
+    "per neuron, "
+    "whole grid",
+    whole_grid=True,
+    default_start="gptq",
+)
